@@ -1,0 +1,32 @@
+# The two commands of the quick start are `make demo` and `make test`; the rest are for
+# developers. Every target installs what it needs through scripts/deps first.
+
+CARGO ?= cargo
+
+.PHONY: demo test bench deps fmt clippy build
+
+## Runs the appliance's main job on the embedded default: no card, CPU verification.
+demo: deps
+	$(CARGO) run --locked --release -q -p verity-host --bin verity -- demo
+
+## The whole suite: formatting, lints, every test of every crate (optimised test profile).
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) test --locked --workspace
+
+## Criterion benchmarks with a table of ratios against the reference crates.
+bench: deps
+	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
+
+build: deps
+	$(CARGO) build --locked --release --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy: deps
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+deps:
+	@scripts/deps

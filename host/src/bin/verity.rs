@@ -1,0 +1,50 @@
+//! `verity`: the command-line front door of the Verity appliance.
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use verity_host::cli::{demo, keygen, sign, verify};
+
+/// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
+/// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
+///
+/// Every signature check uses one predicate, ZIP-215, on every backend.
+#[derive(Debug, Parser)]
+#[command(name = "verity", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Verify(verify::VerifyArgs),
+    Keygen(keygen::KeygenArgs),
+    Sign(sign::SignArgs),
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("VERITY_LOG"))
+        .with_writer(io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = match &cli.command {
+        Command::Verify(args) => verify::run(args, &mut out).map(drop),
+        Command::Keygen(args) => keygen::run(args, &mut out),
+        Command::Sign(args) => sign::run(args, &mut out),
+        Command::Demo(args) => demo::run(args, &mut out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            drop(out);
+            eprintln!("verity: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
