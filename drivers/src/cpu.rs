@@ -281,3 +281,101 @@ fn count_verdicts(responses: &[Response]) {
             .increment(count);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+    use verity_firmware::{Malformed, Tag, Verdict};
+
+    use super::*;
+
+    fn sized(threads: usize, batch: usize, max_in_flight: usize) -> CpuVerifier {
+        CpuVerifier::new(CpuConfig {
+            threads: NonZeroUsize::new(threads).expect("threads > 0"),
+            batch: NonZeroUsize::new(batch).expect("batch > 0"),
+            max_in_flight: NonZeroUsize::new(max_in_flight).expect("max_in_flight > 0"),
+        })
+    }
+
+    /// Request `i`: valid, except every fifth (message altered: invalid) and every seventh
+    /// (S = 2²⁵⁵ − 1: malformed).
+    fn request(i: u64) -> (Request, Verdict) {
+        let key = SigningKey::from_bytes(&[(i % 3) as u8 + 1; 32]);
+        let message = i.to_le_bytes().to_vec();
+        let mut request = Request::new(
+            Tag::new(i),
+            key.verifying_key().to_bytes(),
+            key.sign(&message).to_bytes(),
+            message,
+        );
+        let verdict = if i % 7 == 6 {
+            request.signature[32..].fill(0xff);
+            request.signature[63] = 0x7f;
+            Verdict::Malformed(Malformed::NonCanonicalS)
+        } else if i % 5 == 4 {
+            request.message.push(0);
+            Verdict::Invalid
+        } else {
+            Verdict::Valid
+        };
+        (request, verdict)
+    }
+
+    #[test]
+    fn responses_come_back_in_submission_order_across_batches_and_workers() {
+        let mut cpu = sized(3, 5, 1000);
+        let (requests, expected): (Vec<_>, Vec<_>) = (0..203).map(request).unzip();
+        let responses = crate::verify_all(&mut cpu, requests).expect("cpu runs");
+        assert_eq!(responses.len(), expected.len());
+        for (i, (response, want)) in responses.iter().zip(&expected).enumerate() {
+            assert_eq!(response.tag, Tag::new(i as u64));
+            assert_eq!(response.verdict, *want, "request {i}");
+        }
+        assert_eq!(cpu.in_flight(), 0);
+    }
+
+    #[test]
+    fn submitting_beyond_capacity_is_refused_and_room_returns_after_complete() {
+        let mut cpu = sized(1, 2, 3);
+        for i in 0..3 {
+            cpu.submit(request(i).0).expect("room");
+        }
+        assert!(matches!(
+            cpu.submit(request(3).0),
+            Err(VerifierError::Full { capacity: 3 })
+        ));
+        assert_eq!(cpu.in_flight(), 3);
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            cpu.flush().expect("flush");
+            cpu.complete(&mut out, Duration::from_secs(5))
+                .expect("complete");
+        }
+        assert_eq!(cpu.in_flight(), 0);
+        cpu.submit(request(3).0).expect("room again");
+    }
+
+    #[test]
+    fn complete_with_nothing_in_flight_returns_at_once() {
+        let mut cpu = sized(1, 4, 8);
+        let mut out = Vec::new();
+        let started = Instant::now();
+        let got = cpu
+            .complete(&mut out, Duration::from_secs(60))
+            .expect("complete");
+        assert_eq!(got, 0);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_partial_batch_is_not_stranded_when_the_caller_forgets_to_flush() {
+        let mut cpu = sized(2, 100, 200);
+        cpu.submit(request(0).0).expect("room");
+        let mut out = Vec::new();
+        while out.is_empty() {
+            cpu.complete(&mut out, Duration::from_secs(5))
+                .expect("complete");
+        }
+        assert_eq!(out[0].verdict, Verdict::Valid);
+    }
+}

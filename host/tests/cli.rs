@@ -1,0 +1,230 @@
+//! The `verity` binary, run as a user runs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn verity() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_verity"))
+}
+
+fn run(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verity starts");
+    // A command that does not read its input closes the pipe early; that is not a failure.
+    let _ = child.stdin.take().expect("stdin is piped").write_all(stdin);
+    child.wait_with_output().expect("verity finishes")
+}
+
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+fn speccheck() -> PathBuf {
+    let dir = std::env::var_os("VERITY_SHARED_VECTORS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+        PathBuf::from,
+    );
+    dir.join("ed25519-speccheck.jsonl")
+}
+
+/// A scratch directory of this test's own, removed first so that reruns start clean.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn verify_gives_the_zip215_verdict_for_all_12_speccheck_cases() {
+    let path = speccheck();
+    let output = run(
+        verity().args(["verify", "--backend", "cpu"]).arg(&path),
+        b"",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .expect("speccheck vectors")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("vector line"))
+        .collect();
+    let got = lines(&output);
+    assert_eq!(got.len(), 12);
+    for (n, (got, want)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(got["line"], n + 1);
+        assert_eq!(got["id"], want["id"]);
+        let valid = want["zip215"].as_bool().expect("zip215 is a bool");
+        assert_eq!(got["verdict"] == "valid", valid, "{got}");
+        assert!(
+            got["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{got}"
+        );
+    }
+    // The rejected ones, by kind: 6 and 7 have S >= L, 8 fails the equation.
+    assert_eq!(got[6]["verdict"], "malformed");
+    assert_eq!(got[7]["verdict"], "malformed");
+    assert_eq!(got[8]["verdict"], "invalid");
+    let summary = stderr(&output);
+    assert!(
+        summary.contains("12 lines, 9 valid, 1 invalid, 2 malformed"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn bad_lines_get_malformed_verdicts_and_the_run_goes_on() {
+    let vectors = std::fs::read_to_string(speccheck()).expect("vectors");
+    let good = vectors.lines().next().expect("a vector");
+    let input = format!(
+        "{good}\nnot json\n{{\"id\":9,\"msg\":\"zz\",\"pubkey\":\"{key}\",\"sig\":\"{sig}\"}}\n{long}\n{good}\n",
+        key = "00".repeat(32),
+        sig = "00".repeat(64),
+        long = "x".repeat(1000),
+    );
+    let output = run(
+        verity().args(["verify", "--max-line-bytes", "600", "-"]),
+        input.as_bytes(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let got = lines(&output);
+    let verdicts: Vec<&str> = got
+        .iter()
+        .map(|l| l["verdict"].as_str().expect("verdict"))
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["valid", "malformed", "malformed", "malformed", "valid"]
+    );
+    let reason = |i: usize| got[i]["reason"].as_str().expect("reason").to_owned();
+    assert!(reason(1).contains("not a JSON object"));
+    assert_eq!(got[2]["id"], 9);
+    assert!(reason(2).contains("`msg` is not hex"));
+    assert!(reason(3).contains("1000 bytes"));
+    assert_eq!(got[4]["line"], 5);
+}
+
+#[test]
+fn keygen_sign_verify_round_trip_and_a_tampered_line_is_invalid() {
+    let dir = scratch("round_trip");
+    let key = dir.join("key.json");
+    let output = run(verity().args(["keygen", "--out"]).arg(&key), b"");
+    assert!(output.status.success(), "{}", stderr(&output));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the key file is readable by its owner only"
+        );
+    }
+    let again = run(verity().args(["keygen", "--out"]).arg(&key), b"");
+    assert!(!again.status.success(), "keygen never overwrites a key");
+
+    let messages: String = (0u32..50)
+        .map(|i| format!("{{\"id\":{i},\"msg\":\"{}\"}}\n", hex_of(i)))
+        .collect();
+    let signed = run(
+        verity().args(["sign", "--key"]).arg(&key),
+        messages.as_bytes(),
+    );
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let mut signed_lines = lines(&signed);
+    assert_eq!(signed_lines.len(), 50);
+    signed_lines[17]["msg"] = serde_json::Value::from("ff");
+    let input: String = signed_lines.iter().map(|l| format!("{l}\n")).collect();
+
+    let verified = lines(&run(
+        verity().args(["verify", "--batch", "8", "-"]),
+        input.as_bytes(),
+    ));
+    assert_eq!(verified.len(), 50);
+    for (i, line) in verified.iter().enumerate() {
+        assert_eq!(line["id"], i);
+        let want = if i == 17 { "invalid" } else { "valid" };
+        assert_eq!(line["verdict"], want, "{line}");
+    }
+}
+
+#[test]
+fn sign_reports_unreadable_lines_and_fails() {
+    let dir = scratch("sign_bad");
+    let key = dir.join("key.json");
+    assert!(run(verity().args(["keygen", "--out"]).arg(&key), b"")
+        .status
+        .success());
+    let output = run(
+        verity().args(["sign", "--key"]).arg(&key),
+        b"{\"msg\":\"00\"}\n{\"msg\":\"0g\"}\n",
+    );
+    assert!(!output.status.success());
+    assert_eq!(lines(&output).len(), 1, "the good line is still signed");
+    assert!(stderr(&output).contains("line 2 skipped"));
+}
+
+#[test]
+fn a_missing_input_file_is_a_clear_error() {
+    let output = run(verity().args(["verify", "/nonexistent/input.jsonl"]), b"");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot open /nonexistent/input.jsonl"),
+        "{message}"
+    );
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for command in [&[][..], &["verify"], &["keygen"], &["sign"], &["demo"]] {
+        let output = run(verity().args(command).arg("--help"), b"");
+        assert!(output.status.success(), "{command:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.len() > 200 && help.contains("Usage"),
+            "{command:?}: {help}"
+        );
+    }
+}
+
+#[test]
+fn demo_verifies_a_small_workload_with_every_verdict_as_expected() {
+    let output = run(
+        verity().args([
+            "demo",
+            "--count",
+            "3000",
+            "--spoil-every",
+            "10",
+            "--batch",
+            "256",
+        ]),
+        b"",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("every verdict is the expected one"),
+        "{report}"
+    );
+    assert!(report.contains("2700 valid"), "{report}");
+}
+
+fn hex_of(i: u32) -> String {
+    i.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
