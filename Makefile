@@ -2,12 +2,14 @@
 # developers. Every target installs what it needs through scripts/deps first.
 
 CARGO ?= cargo
+# scripts/deps may have just installed Rust with rustup.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: demo test bench deps fmt clippy build
 
 ## Runs the appliance's main job on the embedded default: no card, CPU verification.
 demo: deps
-	$(CARGO) run --locked --release -q -p verity-host --bin verity -- demo
+	$(CARGO) run --locked --release -p verity-host --bin verity -- demo
 
 ## The whole suite: formatting, lints, every test of every crate (optimised test profile).
 test: deps

@@ -29,9 +29,13 @@ use verity_firmware::{Malformed, Verdict};
 
 use crate::Request;
 
-/// Below this many signatures a failed batch is resolved one signature at a time: bisecting
+/// Below this many signatures a failed batch is resolved one signature at a time: splitting
 /// further costs more multi-scalar multiplications than it saves.
 const SINGLE_BELOW: usize = 4;
+
+/// A failed batch is re-checked as this many parts. With one forgery in n signatures, binary
+/// splitting re-checks about 2n signatures; eight parts, about 1.15n.
+const PARTS: usize = 8;
 
 /// A request whose encodings have been decoded and whose challenge k has been computed.
 #[derive(Clone, Debug)]
@@ -131,10 +135,10 @@ pub fn verify_prepared_batch<G: RngCore + CryptoRng>(items: &[&Prepared], rng: &
 /// Verifies a set of requests with batch verification, returning one verdict per request in
 /// the same order.
 ///
-/// Malformed requests are set aside first. If the batch equation fails, the set is bisected,
-/// each half checked again as a batch, down to single verification of small groups, so a
-/// few bad signatures cost a few extra multi-scalar multiplications, not a pass of single
-/// verifications.
+/// Malformed requests are set aside first. If the batch equation fails, the set is split into
+/// [`PARTS`] parts, each checked again as a batch, down to single verification of small
+/// groups, so a few bad signatures cost a few extra multi-scalar multiplications, not a pass
+/// of single verifications.
 pub fn verify_batch<G: RngCore + CryptoRng>(requests: &[Request], rng: &mut G) -> Vec<Verdict> {
     let mut verdicts = vec![Verdict::Invalid; requests.len()];
     let mut prepared = Vec::with_capacity(requests.len());
@@ -156,7 +160,7 @@ pub fn verify_batch<G: RngCore + CryptoRng>(requests: &[Request], rng: &mut G) -
     verdicts
 }
 
-/// Gives every item of `group` its verdict, bisecting on a failed batch.
+/// Gives every item of `group` its verdict, splitting it on a failed batch.
 fn settle<G: RngCore + CryptoRng>(
     group: &[(usize, Prepared)],
     verdicts: &mut [Verdict],
@@ -181,7 +185,7 @@ fn settle<G: RngCore + CryptoRng>(
         return;
     }
     *failures += 1;
-    let (left, right) = group.split_at(group.len() / 2);
-    settle(left, verdicts, rng, failures);
-    settle(right, verdicts, rng, failures);
+    for part in group.chunks(group.len().div_ceil(PARTS)) {
+        settle(part, verdicts, rng, failures);
+    }
 }
