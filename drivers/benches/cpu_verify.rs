@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ed25519_dalek::Signer;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use verity_drivers::{verify_all, CpuConfig, CpuVerifier, Request, Tag, Verdict};
+use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag, Verdict};
 
 /// Signatures per measured iteration.
 const SIGNATURES: usize = 2048;
@@ -114,8 +114,8 @@ fn bench(c: &mut Criterion, requests: &[Request]) {
         ("verity_all_cores", cores),
     ] {
         for batch in BATCHES {
-            let config = CpuConfig::new(threads, NonZeroUsize::new(batch).expect("batch > 0"));
-            let mut verifier = CpuVerifier::new(config);
+            let config = PoolConfig::new(threads, NonZeroUsize::new(batch).expect("batch > 0"));
+            let mut verifier = PoolVerifier::cpu(config);
             group.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, _| {
                 b.iter(|| {
                     let responses =

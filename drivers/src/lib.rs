@@ -7,25 +7,25 @@
 //!
 //! ```
 //! use ed25519_dalek::{Signer, SigningKey};
-//! use verity_drivers::{verify_all, CpuConfig, CpuVerifier, Request, Tag, Verdict};
+//! use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag, Verdict};
 //!
 //! let key = SigningKey::from_bytes(&[7; 32]);
 //! let message = b"transfer 10 to bob".to_vec();
 //! let signature = key.sign(&message).to_bytes();
 //! let request = Request::new(Tag::new(1), key.verifying_key().to_bytes(), signature, message);
 //!
-//! let mut cpu = CpuVerifier::new(CpuConfig::default());
+//! let mut cpu = PoolVerifier::cpu(PoolConfig::default());
 //! let responses = verify_all(&mut cpu, vec![request]).expect("the CPU backend runs");
 //! assert_eq!(responses[0].tag, Tag::new(1));
 //! assert_eq!(responses[0].verdict, Verdict::Valid);
 //! ```
 
-mod cpu;
+mod pool;
 mod request;
 mod verifier;
 pub mod zip215;
 
-pub use cpu::{CpuConfig, CpuVerifier};
+pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};
 pub use verifier::{verify_all, Verifier, VerifierError};
 pub use verity_firmware::{Malformed, Tag, Verdict};

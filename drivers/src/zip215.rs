@@ -2,6 +2,8 @@
 //!
 //! A signature (R, S) on message M under public key A is valid when
 //!
+//! 0. M is at most [`MAX_MESSAGE_LEN`] bytes, the most a card request carries (longer is
+//!    malformed on every path, so the card and the CPU agree);
 //! 1. S, read little-endian, is below the group order L (S ≥ L is malformed);
 //! 2. A and R decode as ZIP-215 says: y may be non-canonical (y ≥ p is reduced mod p), and an
 //!    x of zero with the sign bit set is accepted (curve25519-dalek's decoder does exactly
@@ -25,6 +27,7 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
+use verity_firmware::abi::MAX_MESSAGE_LEN;
 use verity_firmware::{Malformed, Verdict};
 
 use crate::Request;
@@ -47,8 +50,8 @@ pub struct Prepared {
     k: Scalar,
 }
 
-/// Decodes a request's S, A and R (in that order: the first failure is the reason) and
-/// computes its challenge `k = SHA-512(R ‖ A ‖ M) mod L`.
+/// Checks the message length, decodes S, A and R (in that order: the first failure is the
+/// reason) and computes the challenge `k = SHA-512(R ‖ A ‖ M) mod L`.
 pub fn prepare(request: &Request) -> Result<Prepared, Malformed> {
     prepare_with_keys(request, &mut |bytes| decode_point(bytes))
 }
@@ -59,6 +62,9 @@ fn prepare_with_keys(
     request: &Request,
     decode_key: &mut impl FnMut(&[u8; 32]) -> Option<EdwardsPoint>,
 ) -> Result<Prepared, Malformed> {
+    if request.message.len() > MAX_MESSAGE_LEN {
+        return Err(Malformed::MessageTooLong);
+    }
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*request.s_bytes()))
         .ok_or(Malformed::NonCanonicalS)?;
     let a = decode_key(&request.public_key).ok_or(Malformed::PublicKeyNotOnCurve)?;

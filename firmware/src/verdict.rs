@@ -5,7 +5,7 @@ use std::fmt;
 /// Why a request could not be checked at all: an input is not a valid encoding.
 ///
 /// Checks run in this order, and the first failing one is reported, on every path (CPU,
-/// interpreter, simulated card, HDL): S, then A, then R. The order is part of the contract
+/// interpreter, simulated card, HDL): message length, S, A, R. The order is part of the contract
 /// because the reason travels in the response record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Malformed {
@@ -15,6 +15,10 @@ pub enum Malformed {
     PublicKeyNotOnCurve,
     /// R, the first half of the signature, is not the encoding of a curve point.
     RNotOnCurve,
+    /// The message is longer than [`MAX_MESSAGE_LEN`](crate::abi::MAX_MESSAGE_LEN). Every path
+    /// checks this first, so the card (whose request record bounds the length) and the CPU
+    /// agree on long messages too.
+    MessageTooLong,
 }
 
 /// The verdict on one request. Not a `bool`: a consensus fork hides in the difference
@@ -36,12 +40,13 @@ pub struct UnknownVerdictCode(pub u8);
 
 impl Verdict {
     /// Every verdict, in code order.
-    pub const ALL: [Verdict; 5] = [
+    pub const ALL: [Verdict; 6] = [
         Verdict::Valid,
         Verdict::Invalid,
         Verdict::Malformed(Malformed::NonCanonicalS),
         Verdict::Malformed(Malformed::PublicKeyNotOnCurve),
         Verdict::Malformed(Malformed::RNotOnCurve),
+        Verdict::Malformed(Malformed::MessageTooLong),
     ];
 
     /// The one-byte code carried in a response record.
@@ -52,6 +57,7 @@ impl Verdict {
             Verdict::Malformed(Malformed::NonCanonicalS) => 2,
             Verdict::Malformed(Malformed::PublicKeyNotOnCurve) => 3,
             Verdict::Malformed(Malformed::RNotOnCurve) => 4,
+            Verdict::Malformed(Malformed::MessageTooLong) => 5,
         }
     }
 
@@ -63,6 +69,7 @@ impl Verdict {
             2 => Ok(Verdict::Malformed(Malformed::NonCanonicalS)),
             3 => Ok(Verdict::Malformed(Malformed::PublicKeyNotOnCurve)),
             4 => Ok(Verdict::Malformed(Malformed::RNotOnCurve)),
+            5 => Ok(Verdict::Malformed(Malformed::MessageTooLong)),
             other => Err(UnknownVerdictCode(other)),
         }
     }
@@ -91,6 +98,9 @@ impl Verdict {
                 "the public key is not a curve point encoding"
             }
             Verdict::Malformed(Malformed::RNotOnCurve) => "R is not a curve point encoding",
+            Verdict::Malformed(Malformed::MessageTooLong) => {
+                "the message is longer than the 1024 bytes a request may carry"
+            }
         }
     }
 }

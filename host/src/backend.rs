@@ -2,13 +2,15 @@
 
 use std::num::NonZeroUsize;
 
-use verity_drivers::{CpuConfig, CpuVerifier, Verifier};
+use verity_drivers::{PoolConfig, PoolVerifier, Verifier};
 
 /// The verification backends `verity` can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     /// ZIP-215 batch verification on the CPU, all cores.
     Cpu,
+    /// The card's microcode on the firmware's reference interpreter (slow; for checking).
+    Model,
 }
 
 /// How to size the backend.
@@ -17,10 +19,10 @@ pub struct BackendOptions {
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
-    /// Worker threads for the CPU backend [default: one per core].
+    /// Worker threads [default: one per core].
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
-    /// Signatures per batch equation for the CPU backend.
+    /// Signatures per batch (one batch equation for `cpu`, one worker's share for `model`).
     #[arg(long, default_value = "1024")]
     pub batch: NonZeroUsize,
 }
@@ -28,14 +30,13 @@ pub struct BackendOptions {
 impl BackendOptions {
     /// Starts the chosen backend.
     pub fn open(&self) -> Box<dyn Verifier> {
+        let config = PoolConfig::new(
+            self.threads.unwrap_or(PoolConfig::default().threads),
+            self.batch,
+        );
         match self.backend {
-            BackendKind::Cpu => {
-                let default = CpuConfig::default();
-                Box::new(CpuVerifier::new(CpuConfig::new(
-                    self.threads.unwrap_or(default.threads),
-                    self.batch,
-                )))
-            }
+            BackendKind::Cpu => Box::new(PoolVerifier::cpu(config)),
+            BackendKind::Model => Box::new(PoolVerifier::model(config)),
         }
     }
 }

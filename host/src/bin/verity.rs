@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{demo, keygen, sign, verify};
+use verity_host::cli::{demo, firmware, keygen, sign, verify};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -23,6 +23,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     Sign(sign::SignArgs),
     Demo(demo::DemoArgs),
+    #[command(subcommand)]
+    Firmware(firmware::FirmwareCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        Command::Firmware(command) => firmware::run(command, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

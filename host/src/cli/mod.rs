@@ -1,6 +1,7 @@
 //! The `verity` subcommands. The binary is a thin shell over these.
 
 pub mod demo;
+pub mod firmware;
 pub mod keygen;
 pub mod sign;
 pub mod verify;

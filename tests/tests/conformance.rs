@@ -1,4 +1,6 @@
-//! The CPU backend against ZIP-215's reference, `ed25519-consensus`, in single and batch mode.
+//! Every verification path against ZIP-215's reference, `ed25519-consensus`: the CPU in single
+//! and batch mode and as a backend, and the card's microcode on the firmware's reference
+//! interpreter, directly and as the `model` backend.
 
 use std::num::NonZeroUsize;
 
@@ -6,14 +8,33 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use verity_drivers::zip215;
-use verity_drivers::{verify_all, CpuConfig, CpuVerifier, Request, Tag, Verdict};
+use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag, Verdict};
+use verity_firmware::image::Image;
+use verity_firmware::interp::Engine;
+use verity_firmware::program::ed25519_verify;
 use verity_tests::{adversarial, reference, vectors};
 
-fn cpu(threads: usize, batch: usize) -> CpuVerifier {
-    CpuVerifier::new(CpuConfig::new(
+fn sized(threads: usize, batch: usize) -> PoolConfig {
+    PoolConfig::new(
         NonZeroUsize::new(threads).expect("threads > 0"),
         NonZeroUsize::new(batch).expect("batch > 0"),
-    ))
+    )
+}
+
+fn engine() -> Engine {
+    Engine::new(Image::new(ed25519_verify()))
+}
+
+/// The microcode's verdict on the reference interpreter.
+fn interpreted(engine: &Engine, request: &Request) -> Verdict {
+    verity_firmware::verify::verify(
+        engine,
+        &request.public_key,
+        &request.signature,
+        &request.message,
+    )
+    .expect("the microcode runs to an outcome")
+    .0
 }
 
 /// A seed from `$VERITY_TEST_SEED`, or a fresh one; tests print it when they fail.
@@ -24,12 +45,16 @@ fn seed() -> u64 {
         .unwrap_or_else(|| rand::thread_rng().gen())
 }
 
-/// Every path this crate has: single, batch (one equation), and the backend (batches of 4
-/// on 2 threads, so that vectors land in different batches and workers).
+/// Every path: CPU single, CPU batch (one equation), the CPU backend (batches of 4 on 2
+/// threads, so vectors land in different batches and workers), the interpreter, and the model
+/// backend. All must give the same verdict, reason included.
 fn assert_every_path(requests: &[Request], expected: &[bool], what: &str) {
     let single: Vec<Verdict> = requests.iter().map(zip215::verify_single).collect();
     let batch = zip215::verify_batch(requests, &mut ChaCha20Rng::seed_from_u64(1));
-    let backend = verify_all(&mut cpu(2, 4), requests.to_vec()).expect("backend runs");
+    let cpu = verify_all(&mut PoolVerifier::cpu(sized(2, 4)), requests.to_vec()).expect("cpu runs");
+    let model =
+        verify_all(&mut PoolVerifier::model(sized(2, 4)), requests.to_vec()).expect("model runs");
+    let engine = engine();
     for (i, request) in requests.iter().enumerate() {
         let want = expected[i];
         assert_eq!(
@@ -43,31 +68,79 @@ fn assert_every_path(requests: &[Request], expected: &[bool], what: &str) {
             "{what} #{i}: batch disagrees with single"
         );
         assert_eq!(
-            backend[i].tag, request.tag,
-            "{what} #{i}: tag not preserved"
+            interpreted(&engine, request),
+            single[i],
+            "{what} #{i}: interpreter disagrees"
         );
-        assert_eq!(
-            backend[i].verdict, single[i],
-            "{what} #{i}: backend disagrees"
-        );
+        for (name, responses) in [("cpu", &cpu), ("model", &model)] {
+            assert_eq!(
+                responses[i].tag, request.tag,
+                "{what} #{i}: {name} lost the tag"
+            );
+            assert_eq!(
+                responses[i].verdict, single[i],
+                "{what} #{i}: {name} disagrees"
+            );
+        }
     }
 }
 
 #[test]
-fn speccheck_vectors_give_the_zip215_verdict_on_every_path() {
-    let vectors = vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"));
-    assert_eq!(vectors.len(), 12, "the speccheck file has 12 cases");
-    let requests: Vec<Request> = vectors.iter().zip(0..).map(|(v, i)| v.request(i)).collect();
-    let expected: Vec<bool> = vectors.iter().map(|v| v.zip215).collect();
-    for (request, vector) in requests.iter().zip(&vectors) {
-        assert_eq!(
-            reference::accepts(request),
-            vector.zip215,
-            "{}: reference",
-            vector.id
-        );
+fn every_shared_vector_file_gives_the_zip215_verdict_on_every_path() {
+    let mut files: Vec<_> = std::fs::read_dir(vectors::shared_dir())
+        .expect("the shared vectors folder lists")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("ed25519-speccheck.jsonl")),
+        "{files:?}"
+    );
+    for file in files {
+        let vectors = vectors::load(&file);
+        if file.ends_with("ed25519-speccheck.jsonl") {
+            assert_eq!(vectors.len(), 12, "the speccheck file has 12 cases");
+        }
+        let requests: Vec<Request> = vectors.iter().zip(0..).map(|(v, i)| v.request(i)).collect();
+        let expected: Vec<bool> = vectors.iter().map(|v| v.zip215).collect();
+        for (request, vector) in requests.iter().zip(&vectors) {
+            assert_eq!(
+                reference::accepts(request),
+                vector.zip215,
+                "{}: reference",
+                vector.id
+            );
+        }
+        assert_every_path(&requests, &expected, &file.display().to_string());
     }
-    assert_every_path(&requests, &expected, "speccheck");
+}
+
+#[test]
+fn a_message_longer_than_a_card_request_holds_is_malformed_on_every_path() {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let requests: Vec<Request> = [1024, 1025]
+        .into_iter()
+        .zip(0..)
+        .map(|(len, tag)| {
+            let message = vec![0x42; len];
+            let signature = key.sign(&message).to_bytes();
+            Request::new(
+                Tag::new(tag),
+                key.verifying_key().to_bytes(),
+                signature,
+                message,
+            )
+        })
+        .collect();
+    // The reference has no bound; Verity's predicate does, so the card and the CPU agree.
+    assert!(reference::accepts(&requests[1]));
+    assert_every_path(&requests, &[true, false], "message length");
+    assert_eq!(
+        zip215::verify_single(&requests[1]),
+        Verdict::Malformed(verity_drivers::Malformed::MessageTooLong)
+    );
 }
 
 #[test]
@@ -100,7 +173,7 @@ fn rfc8032_vectors_sign_and_verify() {
 }
 
 #[test]
-fn ten_thousand_random_valid_signatures_verify_in_batches_on_all_cores() {
+fn ten_thousand_random_valid_signatures_verify_on_the_cpu_and_the_interpreter() {
     use ed25519_dalek::Signer;
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -127,7 +200,7 @@ fn ten_thousand_random_valid_signatures_verify_in_batches_on_all_cores() {
         "seed {seed}: reference batch"
     );
     let responses = verify_all(
-        &mut CpuVerifier::new(CpuConfig::default()),
+        &mut PoolVerifier::cpu(PoolConfig::default()),
         requests.clone(),
     )
     .expect("backend runs");
@@ -176,15 +249,18 @@ fn every_adversarial_kind_is_exercised_with_both_outcomes_where_possible() {
     }
 }
 
+static ENGINE: std::sync::LazyLock<Engine> = std::sync::LazyLock::new(engine);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// One adversarial case at a time: our single verdict is the reference's, and a rejected
-    /// key is reported as malformed.
+    /// One adversarial case at a time: our single verdict is the reference's, the
+    /// interpreter's is ours (reason included), and a rejected key is reported as malformed.
     #[test]
     fn single_verdicts_match_the_reference(kind in 0..adversarial::KINDS.len(), seed in any::<u64>()) {
         let request = adversarial::case(kind, &mut ChaCha20Rng::seed_from_u64(seed), 0);
         let ours = zip215::verify_single(&request);
+        prop_assert_eq!(interpreted(&ENGINE, &request), ours, "kind {} seed {}", adversarial::KINDS[kind], seed);
         prop_assert_eq!(ours.is_valid(), reference::accepts(&request),
             "kind {} seed {}: ours {}", adversarial::KINDS[kind], seed, ours);
         if ed25519_consensus::VerificationKey::try_from(request.public_key).is_err() {

@@ -1,8 +1,12 @@
-//! The CPU backend: ZIP-215 batch verification on a pool of worker threads.
+//! Verification on a pool of worker threads, in batches, answered in submission order.
+//!
+//! Two backends run this way: `cpu` (ZIP-215 batch verification, [`zip215`]) and `model` (the
+//! firmware's reference interpreter running the card's microcode, one signature at a time).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -10,13 +14,19 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use verity_firmware::image::Image;
+use verity_firmware::interp::Engine;
+use verity_firmware::program::ed25519_verify;
+use verity_firmware::Verdict;
+
 use crate::{zip215, Request, Response, Verifier, VerifierError};
 
-const BACKEND: &str = "cpu";
+/// What a worker does with one batch: one verdict per request, or why it could not.
+type BatchFn = dyn Fn(&[Request], &mut ChaCha20Rng) -> Result<Vec<Verdict>, String> + Send + Sync;
 
-/// How the CPU backend is sized.
+/// How a pool is sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuConfig {
+pub struct PoolConfig {
     /// Worker threads, one batch each at a time.
     pub threads: NonZeroUsize,
     /// Signatures per batch equation. Larger batches amortise the multi-scalar multiplication
@@ -26,7 +36,7 @@ pub struct CpuConfig {
     pub max_in_flight: NonZeroUsize,
 }
 
-impl CpuConfig {
+impl PoolConfig {
     /// A pool of `threads` workers verifying batches of `batch`, with room for four batches
     /// per worker in flight.
     pub fn new(threads: NonZeroUsize, batch: NonZeroUsize) -> Self {
@@ -41,7 +51,7 @@ impl CpuConfig {
     }
 }
 
-impl Default for CpuConfig {
+impl Default for PoolConfig {
     /// One worker per available core, batches of 1,024.
     fn default() -> Self {
         let threads = thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
@@ -61,14 +71,14 @@ struct Done {
     responses: Result<Vec<Response>, String>,
 }
 
-/// ZIP-215 verification on the CPU, in batches, on all cores.
+/// A verifier backed by worker threads.
 ///
-/// Requests are grouped into batches of [`CpuConfig::batch`] in submission order; each batch
-/// goes to the next free worker, which verifies it with [`zip215::verify_batch`] under a
-/// ChaCha20 generator seeded from the operating system. Finished batches are put back in
-/// submission order before [`Verifier::complete`] returns them.
-pub struct CpuVerifier {
-    config: CpuConfig,
+/// Requests are grouped into batches of [`PoolConfig::batch`] in submission order; each batch
+/// goes to the next free worker. Finished batches are put back in submission order before
+/// [`Verifier::complete`] returns them.
+pub struct PoolVerifier {
+    backend: &'static str,
+    config: PoolConfig,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
@@ -82,22 +92,58 @@ pub struct CpuVerifier {
     in_flight: usize,
 }
 
-impl CpuVerifier {
-    /// Starts the worker threads.
-    pub fn new(config: CpuConfig) -> Self {
+impl PoolVerifier {
+    /// The `cpu` backend: each worker checks a batch with [`zip215::verify_batch`] under a
+    /// ChaCha20 generator seeded from the operating system.
+    pub fn cpu(config: PoolConfig) -> Self {
+        Self::start(
+            "cpu",
+            config,
+            Arc::new(|requests, rng| Ok(zip215::verify_batch(requests, rng))),
+        )
+    }
+
+    /// The `model` backend: each worker runs the card's Ed25519 microcode on the firmware's
+    /// reference interpreter, signature by signature. A program fault fails the backend.
+    pub fn model(config: PoolConfig) -> Self {
+        let engine = Engine::new(Image::new(ed25519_verify()));
+        Self::start(
+            "model",
+            config,
+            Arc::new(move |requests, _| {
+                requests
+                    .iter()
+                    .map(|r| {
+                        verity_firmware::verify::verify(
+                            &engine,
+                            &r.public_key,
+                            &r.signature,
+                            &r.message,
+                        )
+                        .map(|(verdict, _)| verdict)
+                        .map_err(|fault| format!("request {}: {fault}", r.tag))
+                    })
+                    .collect()
+            }),
+        )
+    }
+
+    fn start(backend: &'static str, config: PoolConfig, batch: Arc<BatchFn>) -> Self {
         let (jobs, job_queue) = crossbeam_channel::unbounded::<Job>();
         let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
         let workers = (0..config.threads.get())
             .map(|index| {
                 let job_queue = job_queue.clone();
                 let done_tx = done_tx.clone();
+                let batch = Arc::clone(&batch);
                 thread::Builder::new()
-                    .name(format!("verity-cpu-{index}"))
-                    .spawn(move || work(&job_queue, &done_tx))
+                    .name(format!("verity-{backend}-{index}"))
+                    .spawn(move || work(backend, &*batch, &job_queue, &done_tx))
                     .expect("the operating system starts a verifier thread")
             })
             .collect();
         Self {
+            backend,
             config,
             jobs: Some(jobs),
             done,
@@ -111,7 +157,7 @@ impl CpuVerifier {
     }
 
     /// How the backend is sized.
-    pub fn config(&self) -> CpuConfig {
+    pub fn config(&self) -> PoolConfig {
         self.config
     }
 
@@ -131,7 +177,7 @@ impl CpuVerifier {
         self.jobs
             .as_ref()
             .and_then(|jobs| jobs.send(job).ok())
-            .ok_or_else(|| failed("all worker threads have exited"))
+            .ok_or_else(|| failed(self.backend, "all worker threads have exited"))
     }
 
     /// Moves the finished jobs that are next in order into `out`.
@@ -147,15 +193,17 @@ impl CpuVerifier {
     }
 
     fn accept(&mut self, done: Done) -> Result<(), VerifierError> {
-        let responses = done.responses.map_err(|panic| failed(&panic))?;
+        let responses = done
+            .responses
+            .map_err(|reason| failed(self.backend, &reason))?;
         self.finished.insert(done.seq, responses);
         Ok(())
     }
 }
 
-impl Verifier for CpuVerifier {
+impl Verifier for PoolVerifier {
     fn backend(&self) -> &'static str {
-        BACKEND
+        self.backend
     }
 
     fn capacity(&self) -> usize {
@@ -168,7 +216,7 @@ impl Verifier for CpuVerifier {
 
     fn submit(&mut self, request: Request) -> Result<(), VerifierError> {
         if self.in_flight >= self.capacity() {
-            metrics::counter!("verity_verifier_refused_full_total", "backend" => BACKEND)
+            metrics::counter!("verity_verifier_refused_full_total", "backend" => self.backend)
                 .increment(1);
             return Err(VerifierError::Full {
                 capacity: self.capacity(),
@@ -211,14 +259,14 @@ impl Verifier for CpuVerifier {
                 Ok(done) => self.accept(done)?,
                 Err(RecvTimeoutError::Timeout) => return Ok(0),
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(failed("all worker threads have exited"))
+                    return Err(failed(self.backend, "all worker threads have exited"))
                 }
             }
         }
     }
 }
 
-impl Drop for CpuVerifier {
+impl Drop for PoolVerifier {
     fn drop(&mut self) {
         // Closing the queue ends the workers once they finish their current batch.
         self.jobs = None;
@@ -229,34 +277,47 @@ impl Drop for CpuVerifier {
     }
 }
 
-fn failed(reason: &str) -> VerifierError {
-    metrics::counter!("verity_verifier_failures_total", "backend" => BACKEND).increment(1);
+fn failed(backend: &'static str, reason: &str) -> VerifierError {
+    metrics::counter!("verity_verifier_failures_total", "backend" => backend).increment(1);
     VerifierError::Failed {
-        backend: BACKEND,
+        backend,
         reason: reason.to_owned(),
     }
 }
 
 /// A worker: verify batches until the queue closes.
-fn work(jobs: &Receiver<Job>, done: &Sender<Done>) {
+fn work(backend: &'static str, batch: &BatchFn, jobs: &Receiver<Job>, done: &Sender<Done>) {
     let mut rng = ChaCha20Rng::from_entropy();
     for job in jobs {
-        let span = tracing::debug_span!("cpu_batch", seq = job.seq, len = job.requests.len());
+        let span = tracing::debug_span!(
+            "verify_batch",
+            backend,
+            seq = job.seq,
+            len = job.requests.len()
+        );
         let _entered = span.enter();
-        let responses = panic::catch_unwind(AssertUnwindSafe(|| {
-            let verdicts = zip215::verify_batch(&job.requests, &mut rng);
-            job.requests
-                .iter()
-                .zip(verdicts)
-                .map(|(request, verdict)| Response {
-                    tag: request.tag,
-                    verdict,
-                })
-                .collect::<Vec<_>>()
-        }))
-        .map_err(|_| format!("worker panicked verifying batch {}", job.seq));
+        let responses = panic::catch_unwind(AssertUnwindSafe(|| batch(&job.requests, &mut rng)))
+            .unwrap_or_else(|_| Err(format!("worker panicked verifying batch {}", job.seq)))
+            .and_then(|verdicts| {
+                if verdicts.len() != job.requests.len() {
+                    return Err(format!(
+                        "{} verdicts for {} requests",
+                        verdicts.len(),
+                        job.requests.len()
+                    ));
+                }
+                Ok(job
+                    .requests
+                    .iter()
+                    .zip(verdicts)
+                    .map(|(request, verdict)| Response {
+                        tag: request.tag,
+                        verdict,
+                    })
+                    .collect::<Vec<_>>())
+            });
         if let Ok(responses) = &responses {
-            count_verdicts(responses);
+            count_verdicts(backend, responses);
         }
         if done
             .send(Done {
@@ -271,13 +332,13 @@ fn work(jobs: &Receiver<Job>, done: &Sender<Done>) {
 }
 
 /// One counter update per verdict class and batch, not per signature.
-fn count_verdicts(responses: &[Response]) {
+fn count_verdicts(backend: &'static str, responses: &[Response]) {
     let mut by_class: BTreeMap<&'static str, u64> = BTreeMap::new();
     for response in responses {
         *by_class.entry(response.verdict.class()).or_default() += 1;
     }
     for (class, count) in by_class {
-        metrics::counter!("verity_verify_verdicts_total", "backend" => BACKEND, "verdict" => class)
+        metrics::counter!("verity_verify_verdicts_total", "backend" => backend, "verdict" => class)
             .increment(count);
     }
 }
@@ -289,8 +350,8 @@ mod tests {
 
     use super::*;
 
-    fn sized(threads: usize, batch: usize, max_in_flight: usize) -> CpuVerifier {
-        CpuVerifier::new(CpuConfig {
+    fn sized(threads: usize, batch: usize, max_in_flight: usize) -> PoolVerifier {
+        PoolVerifier::cpu(PoolConfig {
             threads: NonZeroUsize::new(threads).expect("threads > 0"),
             batch: NonZeroUsize::new(batch).expect("batch > 0"),
             max_in_flight: NonZeroUsize::new(max_in_flight).expect("max_in_flight > 0"),

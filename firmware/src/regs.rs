@@ -1,0 +1,147 @@
+//! The card's control BAR: 32-bit registers at 4-byte-aligned offsets, read and written one
+//! aligned word at a time (the XDMA user BAR moves exactly 4 bytes per access).
+//!
+//! | offset | name | access | meaning |
+//! |---|---|---|---|
+//! | 0x000 | `ID` | RO | `0x56525459` ("VRTY") |
+//! | 0x004 | `VERSION` | RO | bits 31–16 design major, 15–8 minor, 7–0 ISA version |
+//! | 0x008 | `CONTROL` | RW | bit 0 `ENABLE`; bit 1 `RESET` and bit 2 `CLEAR_COUNTERS` act and read back 0 |
+//! | 0x00C | `STATUS` | RO | bit 0 `IMAGE_OK`, bit 1 `RUNNING`, bit 2 `IDLE` (no request in flight) |
+//! | 0x010 | `ERRORS` | RW1C | bit 0 `FRAMING`, 1 `RECORD`, 2 `IMAGE_CHECKSUM`, 3 `IMAGE_HEADER`, 4 `ENGINE` (a program fault) |
+//! | 0x014 | `ENGINES` | RO | bits 15–0 engines, bits 31–16 contexts per engine |
+//! | 0x018 | `MAX_MESSAGE` | RO | 1024 |
+//! | 0x020 | `REQUESTS_IN` | RO | request records taken (wrapping) |
+//! | 0x024 | `RESPONSES_OUT` | RO | response records sent |
+//! | 0x028 | `RECORDS_REJECTED` | RO | records answered with a record error |
+//! | 0x02C | `FRAMING_DROPS` | RO | transfers dropped for framing errors |
+//! | 0x030 | `VALID` | RO | verdicts `Valid` |
+//! | 0x034 | `INVALID` | RO | verdicts `Invalid` |
+//! | 0x038 | `MALFORMED` | RO | verdicts `Malformed(_)` |
+//! | 0x040 | `IMAGE_LEN` | RW | bytes of image to upload; writing it restarts the upload and clears `IMAGE_OK` |
+//! | 0x044 | `IMAGE_DATA` | WO | the next 4 image bytes, little-endian |
+//! | 0x048 | `IMAGE_CRC` | RO | CRC-32 of the bytes uploaded so far, CRC field as zero |
+//! | 0x04C | `IMAGE_COMMIT` | WO | writing 1 checks the uploaded image; `IMAGE_OK` or an error bit follows |
+//!
+//! The card refuses to run (`ENABLE` has no effect, `RUNNING` stays 0) until a committed
+//! image passed its header and checksum checks.
+
+/// A register's offset in the BAR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Offset(pub u32);
+
+/// How software may access a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    ReadOnly,
+    /// Read and write.
+    ReadWrite,
+    /// Write only (reads return 0).
+    WriteOnly,
+    /// Read; writing 1 to a bit clears it.
+    WriteOneToClear,
+}
+
+macro_rules! registers {
+    ($($(#[$doc:meta])* $name:ident = $offset:literal, $access:ident;)*) => {
+        $($(#[$doc])* pub const $name: Offset = Offset($offset);)*
+        /// Every register with its name and access, in offset order.
+        pub const ALL: &[(&str, Offset, Access)] = &[$((stringify!($name), $name, Access::$access)),*];
+    };
+}
+
+registers! {
+    /// "VRTY".
+    ID = 0x000, ReadOnly;
+    /// Design and ISA version.
+    VERSION = 0x004, ReadOnly;
+    /// Enable, reset, clear counters.
+    CONTROL = 0x008, ReadWrite;
+    /// Image loaded, running, idle.
+    STATUS = 0x00C, ReadOnly;
+    /// Sticky error bits.
+    ERRORS = 0x010, WriteOneToClear;
+    /// Engines and contexts.
+    ENGINES = 0x014, ReadOnly;
+    /// The longest message.
+    MAX_MESSAGE = 0x018, ReadOnly;
+    /// Request records taken.
+    REQUESTS_IN = 0x020, ReadOnly;
+    /// Response records sent.
+    RESPONSES_OUT = 0x024, ReadOnly;
+    /// Records refused with a record error.
+    RECORDS_REJECTED = 0x028, ReadOnly;
+    /// Transfers dropped as unframeable.
+    FRAMING_DROPS = 0x02C, ReadOnly;
+    /// Valid verdicts.
+    VALID = 0x030, ReadOnly;
+    /// Invalid verdicts.
+    INVALID = 0x034, ReadOnly;
+    /// Malformed verdicts.
+    MALFORMED = 0x038, ReadOnly;
+    /// Image length; starts an upload.
+    IMAGE_LEN = 0x040, ReadWrite;
+    /// Image data window.
+    IMAGE_DATA = 0x044, WriteOnly;
+    /// CRC of the upload so far.
+    IMAGE_CRC = 0x048, ReadOnly;
+    /// Check and activate the upload.
+    IMAGE_COMMIT = 0x04C, WriteOnly;
+}
+
+/// `ID`'s value.
+pub const ID_VALUE: u32 = 0x5652_5459;
+
+/// `CONTROL` bits.
+pub mod control {
+    /// Accept requests.
+    pub const ENABLE: u32 = 1 << 0;
+    /// Reset engines and queues (self-clearing); the image stays.
+    pub const RESET: u32 = 1 << 1;
+    /// Zero the counters (self-clearing).
+    pub const CLEAR_COUNTERS: u32 = 1 << 2;
+}
+
+/// `STATUS` bits.
+pub mod status {
+    /// A committed image passed its checks.
+    pub const IMAGE_OK: u32 = 1 << 0;
+    /// Enabled with a good image: requests are processed.
+    pub const RUNNING: u32 = 1 << 1;
+    /// No request in flight.
+    pub const IDLE: u32 = 1 << 2;
+}
+
+/// `ERRORS` bits (sticky, write 1 to clear).
+pub mod errors {
+    /// A transfer could not be framed and was dropped.
+    pub const FRAMING: u32 = 1 << 0;
+    /// A record was refused with a record error.
+    pub const RECORD: u32 = 1 << 1;
+    /// The committed image's CRC did not match.
+    pub const IMAGE_CHECKSUM: u32 = 1 << 2;
+    /// The committed image's header or content is invalid.
+    pub const IMAGE_HEADER: u32 = 1 << 3;
+    /// A program fault (a table read out of range, no outcome within the step bound).
+    pub const ENGINE: u32 = 1 << 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_are_aligned_distinct_and_ordered() {
+        for pair in ALL.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].1,
+                "{} and {} out of order",
+                pair[0].0,
+                pair[1].0
+            );
+        }
+        assert!(ALL
+            .iter()
+            .all(|(_, offset, _)| offset.0 % 4 == 0 && offset.0 < 0x1000));
+    }
+}
