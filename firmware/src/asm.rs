@@ -38,6 +38,7 @@ enum PendingSeq {
     IfFlag(Flag, Label),
     IfNotFlag(Flag, Label),
     IfDigitZero(Digits, Label),
+    IfBothDigitsZero(Label),
     LoopI(Label),
     LoopJ(Label),
     Done(u8),
@@ -282,20 +283,22 @@ impl Asm {
         self.emit(Op::FOr { f, a, b });
     }
 
-    /// d = register table entry for the current digit (see [`Op::TSel`]).
-    pub fn tsel(&mut self, d: Reg, base: Reg, coord: u8, digits: Digits) {
-        self.emit(Op::TSel {
+    /// d = a · register table entry for the current digit (see [`Op::MulT`]).
+    pub fn mult(&mut self, d: Reg, a: Reg, base: Reg, coord: u8, digits: Digits) {
+        self.emit(Op::MulT {
             d,
+            a,
             base,
             coord,
             digits,
         });
     }
 
-    /// d = ROM table entry for the current digit (see [`Op::TSelC`]).
-    pub fn tselc(&mut self, d: Reg, base: ConstId, coord: u8, digits: Digits) {
-        self.emit(Op::TSelC {
+    /// d = a · ROM table entry for the current digit (see [`Op::MulTC`]).
+    pub fn multc(&mut self, d: Reg, a: Reg, base: ConstId, coord: u8, digits: Digits) {
+        self.emit(Op::MulTC {
             d,
+            a,
             base,
             coord,
             digits,
@@ -332,6 +335,11 @@ impl Asm {
         self.sequence(PendingSeq::IfDigitZero(digits, label));
     }
 
+    /// Go to `label` if the current digits of both streams are zero.
+    pub fn if_both_digits_zero(&mut self, label: Label) {
+        self.sequence(PendingSeq::IfBothDigitsZero(label));
+    }
+
     /// I ← I − 1; go to `label` if I ≥ 0.
     pub fn loop_i(&mut self, label: Label) {
         self.sequence(PendingSeq::LoopI(label));
@@ -364,6 +372,7 @@ impl Asm {
                     PendingSeq::IfFlag(f, l) => Seq::IfFlag(f, at(l)),
                     PendingSeq::IfNotFlag(f, l) => Seq::IfNotFlag(f, at(l)),
                     PendingSeq::IfDigitZero(d, l) => Seq::IfDigitZero(d, at(l)),
+                    PendingSeq::IfBothDigitsZero(l) => Seq::IfBothDigitsZero(at(l)),
                     PendingSeq::LoopI(l) => Seq::LoopI(at(l)),
                     PendingSeq::LoopJ(l) => Seq::LoopJ(at(l)),
                     PendingSeq::Done(code) => Seq::Done(code),

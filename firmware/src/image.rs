@@ -219,6 +219,7 @@ fn check_targets(program: &Program) -> Result<(), ImageError> {
             | Seq::IfFlag(_, t)
             | Seq::IfNotFlag(_, t)
             | Seq::IfDigitZero(_, t)
+            | Seq::IfBothDigitsZero(t)
             | Seq::LoopI(t)
             | Seq::LoopJ(t) => (t.index() < words
                 && (index + 1 < words || matches!(instr.seq, Seq::Jump(_))))

@@ -208,38 +208,38 @@ impl Context {
                 let value = self.flag(a) || self.flag(b);
                 self.set_flag(f, value);
             }
-            Op::TSel {
+            Op::MulT {
                 d,
+                a,
                 base,
                 coord,
                 digits,
             } => {
                 let (index, negative) = self.table_index(digits, pc)?;
-                let coord = swap_if(coord, negative);
-                let at = base.index() + 4 * index + usize::from(coord);
-                let value = *self.regs.get(at).ok_or(ExecError::TableOutOfRange {
+                let at = base.index() + 4 * index + usize::from(swap_if(coord, negative));
+                let entry = *self.regs.get(at).ok_or(ExecError::TableOutOfRange {
                     pc,
                     what: "register file",
                 })?;
-                self.regs[d.index()] = value;
+                self.regs[d.index()] = reg(self, a) * entry;
             }
-            Op::TSelC {
+            Op::MulTC {
                 d,
+                a,
                 base,
                 coord,
                 digits,
             } => {
                 let (index, negative) = self.table_index(digits, pc)?;
-                let coord = swap_if(coord, negative);
-                let at = base.index() + 3 * index + usize::from(coord);
-                self.regs[d.index()] =
-                    *program
-                        .constants
-                        .get(at)
-                        .ok_or(ExecError::TableOutOfRange {
-                            pc,
-                            what: "constant ROM",
-                        })?;
+                let at = base.index() + 3 * index + usize::from(swap_if(coord, negative));
+                let entry = *program
+                    .constants
+                    .get(at)
+                    .ok_or(ExecError::TableOutOfRange {
+                        pc,
+                        what: "constant ROM",
+                    })?;
+                self.regs[d.index()] = reg(self, a) * entry;
             }
             Op::TNeg { d, a, digits } => {
                 let negative = self.digit(digits, pc)? < 0;
@@ -268,6 +268,13 @@ impl Context {
             }
             Seq::IfDigitZero(digits, t) => {
                 if self.digit(digits, pc)? == 0 {
+                    t.index()
+                } else {
+                    pc + 1
+                }
+            }
+            Seq::IfBothDigitsZero(t) => {
+                if self.digit(Digits::K, pc)? == 0 && self.digit(Digits::S, pc)? == 0 {
                     t.index()
                 } else {
                     pc + 1
@@ -524,24 +531,23 @@ fn reads(op: &Op) -> ([Option<Reg>; 2], std::ops::Range<usize>, [Option<Flag>; 2
     let none: [Option<Reg>; 2] = [None, None];
     let no_flags: [Option<Flag>; 2] = [None, None];
     let (regs, table, flags) = match *op {
-        Op::Nop
-        | Op::LdC { .. }
-        | Op::Load { .. }
-        | Op::SetI { .. }
-        | Op::SetJ { .. }
-        | Op::TSelC { .. } => (none, 0..0, no_flags),
+        Op::Nop | Op::LdC { .. } | Op::Load { .. } | Op::SetI { .. } | Op::SetJ { .. } => {
+            (none, 0..0, no_flags)
+        }
         Op::Mul { a, b, .. }
         | Op::Add { a, b, .. }
         | Op::Sub { a, b, .. }
         | Op::Eq { a, b, .. } => ([Some(a), Some(b)], 0..0, no_flags),
-        Op::Sqr { a, .. } | Op::MulC { a, .. } | Op::Odd { a, .. } | Op::TNeg { a, .. } => {
-            ([Some(a), None], 0..0, no_flags)
-        }
+        Op::Sqr { a, .. }
+        | Op::MulC { a, .. }
+        | Op::MulTC { a, .. }
+        | Op::Odd { a, .. }
+        | Op::TNeg { a, .. } => ([Some(a), None], 0..0, no_flags),
         Op::CNeg { a, f, .. } => ([Some(a), None], 0..0, [Some(f), None]),
         Op::CSel { a, b, f, .. } => ([Some(a), Some(b)], 0..0, [Some(f), None]),
         Op::FAnd { a, b, .. } | Op::FOr { a, b, .. } => (none, 0..0, [Some(a), Some(b)]),
-        Op::TSel { base, .. } => (
-            none,
+        Op::MulT { a, base, .. } => (
+            [Some(a), None],
             base.index()..(base.index() + TABLE_SPAN).min(REGISTERS),
             no_flags,
         ),
@@ -564,8 +570,8 @@ fn writes(op: &Op) -> ([Option<Reg>; 1], [Option<Flag>; 1]) {
         | Op::LdC { d, .. }
         | Op::CNeg { d, .. }
         | Op::CSel { d, .. }
-        | Op::TSel { d, .. }
-        | Op::TSelC { d, .. }
+        | Op::MulT { d, .. }
+        | Op::MulTC { d, .. }
         | Op::TNeg { d, .. } => ([Some(d)], [None]),
         Op::Load { d, sign, .. } => ([Some(d)], [Some(sign)]),
         Op::Eq { f, .. } | Op::Odd { f, .. } | Op::FAnd { f, .. } | Op::FOr { f, .. } => {
@@ -692,11 +698,13 @@ mod tests {
         fn table_reads_follow_the_digit(digit in -15i8..=15, s_digit in -127i8..=127) {
             let digit = digit | 1;
             let s_digit = s_digit | 1;
-            // Registers 0..32 hold 1..=32; the ROM holds 1..=200.
+            // Registers 0..32 hold 1..=32; the ROM holds 1..=200; r0 (= 1) is the multiplicand,
+            // r1 (= 2) in the last line.
             let values: Vec<Fe> = (0..200u64).map(|v| Fe::from_u64(v + 1)).collect();
             let ops: Vec<Op> = (0..4u8)
-                .map(|coord| Op::TSel { d: r(40 + coord as usize), base: r(0), coord, digits: Digits::K })
-                .chain((0..3u8).map(|coord| Op::TSelC { d: r(50 + coord as usize), base: c(0), coord, digits: Digits::S }))
+                .map(|coord| Op::MulT { d: r(40 + coord as usize), a: r(0), base: r(0), coord, digits: Digits::K })
+                .chain((0..3u8).map(|coord| Op::MulTC { d: r(50 + coord as usize), a: r(0), base: c(0), coord, digits: Digits::S }))
+                .chain([Op::MulTC { d: r(53), a: r(1), base: c(0), coord: 2, digits: Digits::S }])
                 .chain([Op::TNeg { d: r(60), a: r(0), digits: Digits::K }])
                 .collect();
             let ctx = run(&values, &ops, inputs(digit, s_digit));
@@ -709,7 +717,9 @@ mod tests {
             for coord in 0..3 {
                 prop_assert_eq!(ctx.regs[50 + coord], values[3 * s_index + swap(coord, s_digit < 0)]);
             }
+            prop_assert_eq!(ctx.regs[53], values[3 * s_index + 2] * Fe::from_u64(2));
             prop_assert_eq!(ctx.regs[60], if digit < 0 { values[0].neg() } else { values[0] });
+            prop_assert_eq!(ctx.counts.multiplier, 8);
         }
     }
 
@@ -772,6 +782,34 @@ mod tests {
     }
 
     #[test]
+    fn the_both_digits_branch_needs_both_zero() {
+        for (k, s, taken) in [(0, 0, true), (1, 0, false), (0, -3, false), (5, 7, false)] {
+            let code = vec![
+                Instr::op(Op::SetI { n: 5 }),
+                Instr {
+                    op: Op::Nop,
+                    seq: Seq::IfBothDigitsZero(Addr::new(3).expect("3")),
+                },
+                Instr {
+                    op: Op::Nop,
+                    seq: Seq::Done(1),
+                },
+                Instr {
+                    op: Op::Nop,
+                    seq: Seq::Done(0),
+                },
+            ];
+            let engine = Engine::new(Image::new(Program {
+                code,
+                constants: vec![],
+                entry: Addr::new(0).expect("0"),
+            }));
+            let outcome = engine.run(inputs(k, s)).expect("runs");
+            assert_eq!(outcome.code == 0, taken, "digits {k}, {s}");
+        }
+    }
+
+    #[test]
     fn a_program_that_never_ends_is_stopped() {
         let code = vec![Instr {
             op: Op::Nop,
@@ -790,8 +828,9 @@ mod tests {
 
     #[test]
     fn table_reads_past_the_register_file_are_faults_not_panics() {
-        let ops = [Op::TSel {
+        let ops = [Op::MulT {
             d: r(0),
+            a: r(0),
             base: r(60),
             coord: 3,
             digits: Digits::K,

@@ -151,17 +151,21 @@ pub enum Op {
     FAnd { f: Flag, a: Flag, b: Flag },
     /// f = a ∨ b.
     FOr { f: Flag, a: Flag, b: Flag },
-    /// d = register `base + 4·(|δ| − 1)/2 + c'` where δ is the current digit and c' swaps
-    /// coordinates 0 and 1 when δ < 0 (negating a cached point (Y+X, Y−X, 2Z, 2dT)).
-    TSel {
+    /// d = a · register `base + 4·(|δ| − 1)/2 + c'`, where δ is the current digit and c'
+    /// swaps coordinates 0 and 1 when δ < 0 (negating a cached point (Y+X, Y−X, 2Z, 2dT)
+    /// but for its T, which `TNeg` handles). The multiplier reads the table entry itself, so
+    /// a table addition costs no select operations.
+    MulT {
         d: Reg,
+        a: Reg,
         base: Reg,
         coord: u8,
         digits: Digits,
     },
-    /// d = ROM `base + 3·(|δ| − 1)/2 + c'`, c' as for `TSel` (affine (y+x, y−x, 2dxy)).
-    TSelC {
+    /// d = a · ROM `base + 3·(|δ| − 1)/2 + c'`, c' as for `MulT` (affine (y+x, y−x, 2dxy)).
+    MulTC {
         d: Reg,
+        a: Reg,
         base: ConstId,
         coord: u8,
         digits: Digits,
@@ -187,6 +191,8 @@ pub enum Seq {
     IfNotFlag(Flag, Addr),
     /// To the target if the current digit of the stream is zero.
     IfDigitZero(Digits, Addr),
+    /// To the target if the current digits of both streams are zero.
+    IfBothDigitsZero(Addr),
     /// I ← I − 1; to the target if I ≥ 0.
     LoopI(Addr),
     /// J ← J − 1; to the target if J ≥ 0.
@@ -244,7 +250,11 @@ impl Op {
     /// The unit that executes it.
     pub const fn class(&self) -> Class {
         match self {
-            Op::Mul { .. } | Op::Sqr { .. } | Op::MulC { .. } => Class::Multiplier,
+            Op::Mul { .. }
+            | Op::Sqr { .. }
+            | Op::MulC { .. }
+            | Op::MulT { .. }
+            | Op::MulTC { .. } => Class::Multiplier,
             _ => Class::Linear,
         }
     }
@@ -252,7 +262,7 @@ impl Op {
 
 const OPCODES: [&str; 19] = [
     "nop", "mul", "sqr", "mulc", "add", "sub", "ldc", "load", "cneg", "csel", "eq", "odd", "fand",
-    "for", "tsel", "tselc", "tneg", "seti", "setj",
+    "for", "mult", "multc", "tneg", "seti", "setj",
 ];
 
 /// The fields of a word, before their meaning is checked.
@@ -347,23 +357,35 @@ impl Instr {
             Op::FOr { f: flag, a, b } => {
                 (f.opcode, f.f1, f.f2, f.f3) = (13, fl(flag), fl(a), fl(b))
             }
-            Op::TSel {
+            Op::MulT {
                 d,
+                a,
                 base,
                 coord,
                 digits,
             } => {
-                (f.opcode, f.f1, f.f2, f.f3, f.imm) =
-                    (14, r(d), r(base), digits_code(digits), coord as u64)
+                (f.opcode, f.f1, f.f2, f.f3, f.imm) = (
+                    14,
+                    r(d),
+                    r(a),
+                    r(base),
+                    coord as u64 | digits_code(digits) << 2,
+                )
             }
-            Op::TSelC {
+            Op::MulTC {
                 d,
+                a,
                 base,
                 coord,
                 digits,
             } => {
-                (f.opcode, f.f1, f.f2, f.f3, f.imm) =
-                    (15, r(d), coord as u64, digits_code(digits), base.0 as u64)
+                (f.opcode, f.f1, f.f2, f.f3, f.imm) = (
+                    15,
+                    r(d),
+                    r(a),
+                    coord as u64 | digits_code(digits) << 2,
+                    base.0 as u64,
+                )
             }
             Op::TNeg { d, a, digits } => {
                 (f.opcode, f.f1, f.f2, f.f3) = (16, r(d), r(a), digits_code(digits))
@@ -382,6 +404,7 @@ impl Instr {
             Seq::LoopI(t) => (f.seq, f.target) = (5, t.0 as u64),
             Seq::LoopJ(t) => (f.seq, f.target) = (6, t.0 as u64),
             Seq::Done(code) => (f.seq, f.seq_operand) = (7, code as u64),
+            Seq::IfBothDigitsZero(t) => (f.seq, f.target) = (8, t.0 as u64),
         }
         f.pack()
     }
@@ -475,17 +498,19 @@ impl Instr {
                 a: flag(f.f2)?,
                 b: flag(f.f3)?,
             },
-            14 => Op::TSel {
+            14 => Op::MulT {
                 d: reg(f.f1)?,
-                base: reg(f.f2)?,
-                coord: coord(f.imm, 4)?,
-                digits: digits_of(f.f3)?,
+                a: reg(f.f2)?,
+                base: reg(f.f3)?,
+                coord: coord(f.imm & 3, 4)?,
+                digits: digits_of(f.imm >> 2)?,
             },
-            15 => Op::TSelC {
+            15 => Op::MulTC {
                 d: reg(f.f1)?,
+                a: reg(f.f2)?,
                 base: ConstId(f.imm as u8),
-                coord: coord(f.f2, 3)?,
-                digits: digits_of(f.f3)?,
+                coord: coord(f.f3 & 3, 3)?,
+                digits: digits_of(f.f3 >> 2)?,
             },
             16 => Op::TNeg {
                 d: reg(f.f1)?,
@@ -506,6 +531,7 @@ impl Instr {
             5 => Seq::LoopI(target),
             6 => Seq::LoopJ(target),
             7 => Seq::Done(f.seq_operand as u8),
+            8 => Seq::IfBothDigitsZero(target),
             other => return Err(DecodeError::UnknownSeq(other as u8)),
         };
         let instr = Instr { op, seq };
@@ -544,18 +570,20 @@ impl fmt::Display for Instr {
             Op::FAnd { f: flag, a, b } | Op::FOr { f: flag, a, b } => {
                 write!(f, " f{}, f{}, f{}", flag.0, a.0, b.0)?
             }
-            Op::TSel {
+            Op::MulT {
                 d,
+                a,
                 base,
                 coord,
                 digits,
-            } => write!(f, " r{}, r{}[{coord}], {digits:?}", d.0, base.0)?,
-            Op::TSelC {
+            } => write!(f, " r{}, r{}, r{}[{coord}], {digits:?}", d.0, a.0, base.0)?,
+            Op::MulTC {
                 d,
+                a,
                 base,
                 coord,
                 digits,
-            } => write!(f, " r{}, c{}[{coord}], {digits:?}", d.0, base.0)?,
+            } => write!(f, " r{}, r{}, c{}[{coord}], {digits:?}", d.0, a.0, base.0)?,
             Op::TNeg { d, a, digits } => write!(f, " r{}, r{}, {digits:?}", d.0, a.0)?,
             Op::SetI { n } | Op::SetJ { n } => write!(f, " {n}")?,
         }
@@ -568,6 +596,7 @@ impl fmt::Display for Instr {
             Seq::LoopI(t) => write!(f, "  ; loop I -> {}", t.0),
             Seq::LoopJ(t) => write!(f, "  ; loop J -> {}", t.0),
             Seq::Done(code) => write!(f, "  ; done {code}"),
+            Seq::IfBothDigitsZero(t) => write!(f, "  ; if K=0 and S=0 -> {}", t.0),
         }
     }
 }
@@ -613,6 +642,6 @@ mod tests {
             Err(DecodeError::UnusedBits { .. })
         ));
         assert_eq!(Instr::decode(63), Err(DecodeError::UnknownOpcode(63)));
-        assert_eq!(Instr::decode(8 << 32), Err(DecodeError::UnknownSeq(8)));
+        assert_eq!(Instr::decode(9 << 32), Err(DecodeError::UnknownSeq(9)));
     }
 }

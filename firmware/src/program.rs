@@ -50,6 +50,15 @@ pub fn base_table() -> Vec<Fe> {
 /// The registers a point lives in: X, Y, Z, T (extended) or Y+X, Y−X, 2Z, 2dT (cached).
 type Quad = [Reg; 4];
 
+/// Where the cached operand of an addition comes from.
+#[derive(Clone, Copy)]
+enum Cached {
+    /// Four registers.
+    Regs(Quad),
+    /// The key table's entry for the current k digit, read by the multiplier.
+    KeyTable(Reg),
+}
+
 struct Builder {
     asm: Asm,
     zero: Reg,
@@ -102,35 +111,21 @@ pub fn ed25519_verify() -> Program {
     b.asm.ldc(acc[3], c_zero);
     b.asm.seti(TOP_DIGIT);
     let top = b.asm.here();
-    let no_k = b.asm.label();
     let s_add = b.asm.label();
     let next_without_t = b.asm.label();
     let next_with_t = b.asm.label();
     let finish = b.asm.label();
     b.double(acc, e, h, false);
-    b.asm.if_digit_zero(Digits::K, no_k);
+    // No addition follows: T is not needed (except after the last digit, below).
+    b.asm.if_both_digits_zero(next_without_t);
     b.asm.mul(acc[3], e, h);
-    let q: Quad = b.asm.regs();
-    for (coord, reg) in (0u8..).zip(q) {
-        b.asm.tsel(reg, table_reg(key_table, 0), coord, Digits::K);
-    }
-    b.asm.tneg(q[3], q[3], Digits::K);
-    b.add_cached(acc, q);
+    b.asm.if_digit_zero(Digits::K, s_add);
+    b.add_cached(acc, Cached::KeyTable(key_table));
     b.asm.if_digit_zero(Digits::S, next_with_t);
     b.asm.bind(s_add);
-    for (coord, reg) in (0u8..).zip(&q[..3]) {
-        b.asm.tselc(*reg, c_base, coord, Digits::S);
-    }
-    b.asm.tneg(q[2], q[2], Digits::S);
-    b.add_affine(acc, [q[0], q[1], q[2]]);
+    b.add_base_table(acc, c_base);
     b.asm.loop_i(top);
     b.asm.jump(finish);
-
-    // No k addition: T is needed only if an S addition follows.
-    b.asm.bind(no_k);
-    b.asm.if_digit_zero(Digits::S, next_without_t);
-    b.asm.mul(acc[3], e, h);
-    b.asm.jump(s_add);
     // No addition at all. After the last digit T is needed by the subtraction of R.
     b.asm.bind(next_without_t);
     b.asm.loop_i(top);
@@ -141,13 +136,14 @@ pub fn ed25519_verify() -> Program {
 
     // acc − R, times 8, is it the identity?
     b.asm.bind(finish);
+    let q: Quad = b.asm.regs();
     b.asm.sub(q[0], ry, rx);
     b.asm.add(q[1], ry, rx);
     b.asm.add(q[2], one, one);
     b.asm.mul(q[3], rx, ry);
     b.asm.mulc(q[3], q[3], c_2d);
     b.asm.sub(q[3], zero, q[3]);
-    b.add_cached(acc, q);
+    b.add_cached(acc, Cached::Regs(q));
     for _ in 0..3 {
         b.double(acc, e, h, false);
     }
@@ -269,27 +265,37 @@ impl Builder {
     }
 
     /// p ← p + q, q cached (Y+X, Y−X, 2Z, 2dT).
-    fn add_cached(&mut self, p: Quad, q: Quad) {
+    fn add_cached(&mut self, p: Quad, q: Cached) {
         let asm = &mut self.asm;
         let [a, b, c, dd] = asm.regs();
+        let times = |asm: &mut Asm, d: Reg, x: Reg, coord: usize| match q {
+            Cached::Regs(q) => asm.mul(d, x, q[coord]),
+            Cached::KeyTable(base) => asm.mult(d, x, base, coord as u8, Digits::K),
+        };
         asm.sub(a, p[1], p[0]);
-        asm.mul(a, a, q[1]);
+        times(asm, a, a, 1);
         asm.add(b, p[1], p[0]);
-        asm.mul(b, b, q[0]);
-        asm.mul(c, p[3], q[3]);
-        asm.mul(dd, p[2], q[2]);
+        times(asm, b, b, 0);
+        times(asm, c, p[3], 3);
+        if matches!(q, Cached::KeyTable(_)) {
+            // A negative digit negates the entry's 2dT.
+            asm.tneg(c, c, Digits::K);
+        }
+        times(asm, dd, p[2], 2);
         Self::finish_add(asm, p, [a, b, c, dd]);
     }
 
-    /// p ← p + q, q affine (y+x, y−x, 2dxy), Z = 1.
-    fn add_affine(&mut self, p: Quad, q: [Reg; 3]) {
+    /// p ← p + the ROM base-point table's entry for the current S digit (affine
+    /// (y+x, y−x, 2dxy), Z = 1).
+    fn add_base_table(&mut self, p: Quad, table: ConstId) {
         let asm = &mut self.asm;
         let [a, b, c, dd] = asm.regs();
         asm.sub(a, p[1], p[0]);
-        asm.mul(a, a, q[1]);
+        asm.multc(a, a, table, 1, Digits::S);
         asm.add(b, p[1], p[0]);
-        asm.mul(b, b, q[0]);
-        asm.mul(c, p[3], q[2]);
+        asm.multc(b, b, table, 0, Digits::S);
+        asm.multc(c, p[3], table, 2, Digits::S);
+        asm.tneg(c, c, Digits::S);
         asm.add(dd, p[2], p[2]);
         Self::finish_add(asm, p, [a, b, c, dd]);
     }
@@ -335,7 +341,7 @@ impl Builder {
             self.asm.add(*dst, src, self.zero);
         }
         for j in 1..KEY_TABLE_POINTS {
-            self.add_cached(acc, tc);
+            self.add_cached(acc, Cached::Regs(tc));
             self.store_cached(acc, table_reg(table, 4 * j));
         }
         self.asm.free(&twice);

@@ -228,3 +228,63 @@ fn demo_verifies_a_small_workload_with_every_verdict_as_expected() {
 fn hex_of(i: u32) -> String {
     i.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn the_model_backend_gives_the_same_verdicts_as_the_cpu() {
+    let path = speccheck();
+    let cpu = run(
+        verity().args(["verify", "--backend", "cpu"]).arg(&path),
+        b"",
+    );
+    let model = run(
+        verity().args(["verify", "--backend", "model"]).arg(&path),
+        b"",
+    );
+    assert!(model.status.success(), "{}", stderr(&model));
+    assert_eq!(lines(&model), lines(&cpu));
+    assert!(stderr(&model).contains("backend model"));
+}
+
+#[test]
+fn firmware_stats_reports_the_targets_figures_and_the_image_round_trips() {
+    let output = run(
+        verity().args(["firmware", "stats", "--signatures", "16"]),
+        b"",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    let figure = |label: &str| -> f64 {
+        let line = report
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} in {report}"));
+        line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .rfind(|t| !t.is_empty() && *t != ".")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no figure in {line}"))
+    };
+    // Issue #3's targets, as the interpreter counts them.
+    let multiplications = report
+        .lines()
+        .find(|l| l.contains("multiplier operations"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse::<f64>().ok())
+        .expect("a multiplier figure");
+    assert!(multiplications <= 3300.0, "{report}");
+    let cycles = figure("cycles per verification, one engine, 16 signatures:");
+    assert!(cycles <= 4000.0, "{report}");
+
+    let dir = scratch("firmware_image");
+    let image = dir.join("verity.img");
+    let written = run(
+        verity().args(["firmware", "image", "--out"]).arg(&image),
+        b"",
+    );
+    assert!(written.status.success(), "{}", stderr(&written));
+    let bytes = std::fs::read(&image).expect("image written");
+    assert_eq!(&bytes[..4], b"VRTY");
+    assert!(
+        report.contains(&format!("{} bytes", bytes.len())),
+        "{report}"
+    );
+}
