@@ -7,6 +7,8 @@
 use std::fmt;
 use std::ops::{Add, Mul, Neg, Sub};
 
+use crate::limbs;
+
 /// p = 2²⁵⁵ − 19, little-endian 64-bit limbs.
 const P: [u64; 4] = [
     0xffff_ffff_ffff_ffed,
@@ -43,12 +45,7 @@ impl Fe {
     /// The low 255 bits of `bytes` (little-endian), reduced mod p: how ZIP-215 reads a
     /// y coordinate, non-canonical values included. Bit 255 is ignored (it is the sign of x).
     pub fn from_bytes_mod_p(bytes: &[u8; 32]) -> Fe {
-        let mut limbs = [0u64; 4];
-        for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            *limb = u64::from_le_bytes(word);
-        }
+        let mut limbs = limbs::from_bytes(bytes);
         limbs[3] &= 0x7fff_ffff_ffff_ffff;
         Fe::reduce_below_2p(limbs)
     }
@@ -61,11 +58,7 @@ impl Fe {
 
     /// Little-endian encoding of the canonical value.
     pub fn to_bytes(self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (chunk, limb) in out.chunks_exact_mut(8).zip(self.0) {
-            chunk.copy_from_slice(&limb.to_le_bytes());
-        }
-        out
+        limbs::to_bytes(self.0)
     }
 
     /// The limbs, least significant first.
@@ -80,7 +73,7 @@ impl Fe {
 
     /// Reduces a value below 2p to below p.
     fn reduce_below_2p(limbs: [u64; 4]) -> Fe {
-        let (diff, borrow) = sub_limbs(limbs, P);
+        let (diff, borrow) = limbs::sub(limbs, P);
         Fe(if borrow { limbs } else { diff })
     }
 
@@ -89,7 +82,7 @@ impl Fe {
         // 2²⁵⁵ ≡ 19: fold the top bit in; the result is below 2²⁵⁵ + 19 < 2p.
         let top = limbs[3] >> 63;
         limbs[3] &= 0x7fff_ffff_ffff_ffff;
-        let (sum, _) = add_limbs(limbs, [top * 19, 0, 0, 0]);
+        let (sum, _) = limbs::add(limbs, [top * 19, 0, 0, 0]);
         Fe::reduce_below_2p(sum)
     }
 
@@ -119,7 +112,7 @@ impl Fe {
 
     /// a⁻¹ (0 for 0), by Fermat: a^(p−2).
     pub fn invert(self) -> Fe {
-        let (p_minus_2, _) = sub_limbs(P, [2, 0, 0, 0]);
+        let (p_minus_2, _) = limbs::sub(P, [2, 0, 0, 0]);
         self.pow(&p_minus_2)
     }
 }
@@ -130,7 +123,7 @@ impl Add for Fe {
     /// a + b mod p.
     fn add(self, other: Fe) -> Fe {
         // Both below 2²⁵⁵, so the sum is below 2²⁵⁶ and below 2p.
-        let (sum, _) = add_limbs(self.0, other.0);
+        let (sum, _) = limbs::add(self.0, other.0);
         Fe::reduce_below_2p(sum)
     }
 }
@@ -140,9 +133,9 @@ impl Sub for Fe {
 
     /// a − b mod p.
     fn sub(self, other: Fe) -> Fe {
-        let (diff, borrow) = sub_limbs(self.0, other.0);
+        let (diff, borrow) = limbs::sub(self.0, other.0);
         if borrow {
-            Fe(add_limbs(diff, P).0)
+            Fe(limbs::add(diff, P).0)
         } else {
             Fe(diff)
         }
@@ -183,35 +176,11 @@ impl Mul for Fe {
             out[i] = t as u64;
             carry = t >> 64;
         }
-        let (folded, overflow) = add_limbs(out, [(carry as u64) * 38, 0, 0, 0]);
+        let (folded, overflow) = limbs::add(out, [(carry as u64) * 38, 0, 0, 0]);
         // An overflow leaves a small value; adding 38 for it cannot overflow again.
-        let (folded, _) = add_limbs(folded, [u64::from(overflow) * 38, 0, 0, 0]);
+        let (folded, _) = limbs::add(folded, [u64::from(overflow) * 38, 0, 0, 0]);
         Fe::reduce_256(folded)
     }
-}
-
-fn add_limbs(a: [u64; 4], b: [u64; 4]) -> ([u64; 4], bool) {
-    let mut out = [0u64; 4];
-    let mut carry = false;
-    for i in 0..4 {
-        let (s1, c1) = a[i].overflowing_add(b[i]);
-        let (s2, c2) = s1.overflowing_add(u64::from(carry));
-        out[i] = s2;
-        carry = c1 || c2;
-    }
-    (out, carry)
-}
-
-fn sub_limbs(a: [u64; 4], b: [u64; 4]) -> ([u64; 4], bool) {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d1, b1) = a[i].overflowing_sub(b[i]);
-        let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
-        out[i] = d2;
-        borrow = b1 || b2;
-    }
-    (out, borrow)
 }
 
 /// The curve constant d = −121665/121666.
@@ -271,7 +240,7 @@ pub(crate) mod tests {
         ]
     }
 
-    fn arb() -> impl Strategy<Value = BigUint> {
+    pub(crate) fn arb() -> impl Strategy<Value = BigUint> {
         prop_oneof![
             any::<[u8; 32]>().prop_map(|b| BigUint::from_bytes_le(&b) % p()),
             proptest::sample::select(edges()),

@@ -249,52 +249,25 @@ impl Context {
             Op::SetI { n } => self.i = i32::from(n),
             Op::SetJ { n } => self.j = i32::from(n),
         }
+        let branch =
+            |taken: bool, target: crate::isa::Addr| if taken { target.index() } else { pc + 1 };
         self.pc = match instr.seq {
             Seq::Next => pc + 1,
             Seq::Jump(t) => t.index(),
-            Seq::IfFlag(f, t) => {
-                if self.flag(f) {
-                    t.index()
-                } else {
-                    pc + 1
-                }
-            }
-            Seq::IfNotFlag(f, t) => {
-                if self.flag(f) {
-                    pc + 1
-                } else {
-                    t.index()
-                }
-            }
-            Seq::IfDigitZero(digits, t) => {
-                if self.digit(digits, pc)? == 0 {
-                    t.index()
-                } else {
-                    pc + 1
-                }
-            }
-            Seq::IfBothDigitsZero(t) => {
-                if self.digit(Digits::K, pc)? == 0 && self.digit(Digits::S, pc)? == 0 {
-                    t.index()
-                } else {
-                    pc + 1
-                }
-            }
+            Seq::IfFlag(f, t) => branch(self.flag(f), t),
+            Seq::IfNotFlag(f, t) => branch(!self.flag(f), t),
+            Seq::IfDigitZero(digits, t) => branch(self.digit(digits, pc)? == 0, t),
+            Seq::IfBothDigitsZero(t) => branch(
+                self.digit(Digits::K, pc)? == 0 && self.digit(Digits::S, pc)? == 0,
+                t,
+            ),
             Seq::LoopI(t) => {
                 self.i -= 1;
-                if self.i >= 0 {
-                    t.index()
-                } else {
-                    pc + 1
-                }
+                branch(self.i >= 0, t)
             }
             Seq::LoopJ(t) => {
                 self.j -= 1;
-                if self.j >= 0 {
-                    t.index()
-                } else {
-                    pc + 1
-                }
+                branch(self.j >= 0, t)
             }
             Seq::Done(code) => return Ok(Step::Done(code)),
         };
@@ -587,7 +560,7 @@ mod tests {
 
     use super::*;
     use crate::asm::Program;
-    use crate::field::tests::{big, edges, fe, p};
+    use crate::field::tests::{arb, big, fe, p};
     use crate::isa::{Addr, ConstId};
 
     fn r(i: usize) -> Reg {
@@ -635,13 +608,6 @@ mod tests {
         let mut ctx = Context::new(&image, inputs);
         while ctx.step(&image).expect("runs") == Step::Continue {}
         ctx
-    }
-
-    fn arb() -> impl Strategy<Value = BigUint> {
-        prop_oneof![
-            any::<[u8; 32]>().prop_map(|b| BigUint::from_bytes_le(&b) % p()),
-            proptest::sample::select(edges()),
-        ]
     }
 
     proptest! {

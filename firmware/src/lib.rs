@@ -25,6 +25,7 @@ pub mod field;
 pub mod image;
 pub mod interp;
 pub mod isa;
+mod limbs;
 pub mod point;
 pub mod program;
 pub mod regs;

@@ -3,6 +3,8 @@
 
 use sha2::{Digest, Sha512};
 
+use crate::limbs;
+
 /// The group order L = 2²⁵² + 27742317777372353535851937790883648493, little-endian limbs.
 const L: [u64; 4] = [
     0x5812_631a_5cf5_d3ed,
@@ -21,8 +23,8 @@ pub struct Scalar([u64; 4]);
 impl Scalar {
     /// S as the signature carries it, if it is canonical (below L); ZIP-215 rejects others.
     pub fn from_canonical_bytes(bytes: &[u8; 32]) -> Option<Scalar> {
-        let limbs = limbs_of(bytes);
-        less_than(&limbs, &L).then_some(Scalar(limbs))
+        let value = limbs::from_bytes(bytes);
+        limbs::less_than(value, L).then_some(Scalar(value))
     }
 
     /// A 512-bit little-endian value reduced mod L, one bit per step as the hardware unit
@@ -38,8 +40,8 @@ impl Scalar {
                     *limb = (*limb << 1) | carry;
                     carry = next;
                 }
-                if !less_than(&r, &L) {
-                    r = sub(&r, &L);
+                if !limbs::less_than(r, L) {
+                    r = limbs::sub(r, L).0;
                 }
             }
         }
@@ -48,11 +50,7 @@ impl Scalar {
 
     /// The little-endian encoding.
     pub fn to_bytes(self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (chunk, limb) in out.chunks_exact_mut(8).zip(self.0) {
-            chunk.copy_from_slice(&limb.to_le_bytes());
-        }
-        out
+        limbs::to_bytes(self.0)
     }
 
     /// Width-`w` non-adjacent form: `Σ dᵢ 2ⁱ` equals the scalar, every nonzero dᵢ is odd with
@@ -90,37 +88,6 @@ pub fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
         .chain_update(message)
         .finalize();
     Scalar::reduce_wide(&digest.into())
-}
-
-fn limbs_of(bytes: &[u8; 32]) -> [u64; 4] {
-    let mut limbs = [0u64; 4];
-    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        *limb = u64::from_le_bytes(word);
-    }
-    limbs
-}
-
-fn less_than(a: &[u64; 4], b: &[u64; 4]) -> bool {
-    for i in (0..4).rev() {
-        if a[i] != b[i] {
-            return a[i] < b[i];
-        }
-    }
-    false
-}
-
-fn sub(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d1, b1) = a[i].overflowing_sub(b[i]);
-        let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
-        out[i] = d2;
-        borrow = b1 || b2;
-    }
-    out
 }
 
 /// k − digit for a small signed digit, over five limbs (k never goes negative: the digit is
