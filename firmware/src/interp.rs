@@ -575,6 +575,23 @@ mod tests {
         ConstId::new(i).expect("constant")
     }
 
+    /// A word that ends the context with `code`.
+    fn done(code: u8) -> Instr {
+        Instr {
+            op: Op::Nop,
+            seq: Seq::Done(code),
+        }
+    }
+
+    /// An image of `code` and `constants`, entered at word 0.
+    fn image(code: Vec<Instr>, constants: Vec<Fe>) -> Image {
+        Image::new(Program {
+            code,
+            constants,
+            entry: Addr::new(0).expect("0"),
+        })
+    }
+
     fn inputs(k_digit: i8, s_digit: i8) -> Inputs {
         let mut k = [0; DIGITS];
         let mut s = [0; DIGITS];
@@ -596,15 +613,8 @@ mod tests {
             .collect();
         code.push(Instr::op(Op::SetI { n: 5 }));
         code.extend(ops.iter().map(|op| Instr::op(*op)));
-        code.push(Instr {
-            op: Op::Nop,
-            seq: Seq::Done(0),
-        });
-        let image = Image::new(Program {
-            code,
-            constants: constants.to_vec(),
-            entry: Addr::new(0).expect("0"),
-        });
+        code.push(done(0));
+        let image = image(code, constants.to_vec());
         let mut ctx = Context::new(&image, inputs);
         while ctx.step(&image).expect("runs") == Step::Continue {}
         ctx
@@ -720,20 +730,10 @@ mod tests {
                 op: Op::Nop,
                 seq: Seq::IfFlag(f(0), Addr::new(10).expect("10")),
             },
-            Instr {
-                op: Op::Nop,
-                seq: Seq::Done(1),
-            },
-            Instr {
-                op: Op::Nop,
-                seq: Seq::Done(0),
-            },
+            done(1),
+            done(0),
         ];
-        let image = Image::new(Program {
-            code,
-            constants: vec![two, Fe::ZERO],
-            entry: Addr::new(0).expect("0"),
-        });
+        let image = image(code, vec![two, Fe::ZERO]);
         let mut ctx = Context::new(&image, inputs(0, 0));
         let outcome = loop {
             if let Step::Done(code) = ctx.step(&image).expect("runs") {
@@ -756,20 +756,10 @@ mod tests {
                     op: Op::Nop,
                     seq: Seq::IfBothDigitsZero(Addr::new(3).expect("3")),
                 },
-                Instr {
-                    op: Op::Nop,
-                    seq: Seq::Done(1),
-                },
-                Instr {
-                    op: Op::Nop,
-                    seq: Seq::Done(0),
-                },
+                done(1),
+                done(0),
             ];
-            let engine = Engine::new(Image::new(Program {
-                code,
-                constants: vec![],
-                entry: Addr::new(0).expect("0"),
-            }));
+            let engine = Engine::new(image(code, vec![]));
             let outcome = engine.run(inputs(k, s)).expect("runs");
             assert_eq!(outcome.code == 0, taken, "digits {k}, {s}");
         }
@@ -781,11 +771,7 @@ mod tests {
             op: Op::Nop,
             seq: Seq::Jump(Addr::new(0).expect("0")),
         }];
-        let engine = Engine::new(Image::new(Program {
-            code,
-            constants: vec![],
-            entry: Addr::new(0).expect("0"),
-        }));
+        let engine = Engine::new(image(code, vec![]));
         assert_eq!(
             engine.run(inputs(0, 0)),
             Err(ExecError::StepLimit(STEP_LIMIT))
@@ -804,16 +790,9 @@ mod tests {
         let code: Vec<Instr> = [Instr::op(Op::SetI { n: 5 })]
             .into_iter()
             .chain(ops.map(Instr::op))
-            .chain([Instr {
-                op: Op::Nop,
-                seq: Seq::Done(0),
-            }])
+            .chain([done(0)])
             .collect();
-        let engine = Engine::new(Image::new(Program {
-            code,
-            constants: vec![],
-            entry: Addr::new(0).expect("0"),
-        }));
+        let engine = Engine::new(image(code, vec![]));
         assert_eq!(
             engine.run(inputs(15, 0)),
             Err(ExecError::TableOutOfRange {
