@@ -393,9 +393,10 @@ impl Engine {
             })
             .collect();
         let mut turn = [0usize; 2];
+        let mut issued = vec![false; slots.len()];
         let (mut now, mut busy, mut last_done) = (0u64, 0u64, 0u64);
         while slots.iter().any(Option::is_some) {
-            let mut issued = vec![false; slots.len()];
+            issued.fill(false);
             for (unit, class) in [Class::Multiplier, Class::Linear].into_iter().enumerate() {
                 let n = slots.len();
                 let pick = (0..n).map(|k| (turn[unit] + k) % n).find(|&s| {

@@ -13,6 +13,11 @@ const L: [u64; 4] = [
     0x1000_0000_0000_0000,
 ];
 
+/// The group order L, little-endian bytes: S ≥ L is not canonical.
+pub fn order() -> [u8; 32] {
+    limbs::to_bytes(L)
+}
+
 /// Digit positions the engine walks: NAF digits of a value below L (< 2²⁵³) fit in 254.
 pub const DIGITS: usize = 256;
 

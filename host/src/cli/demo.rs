@@ -18,7 +18,7 @@ use crate::backend::BackendOptions;
 /// Sign a batch of transactions, spoil some, verify them all, and report.
 ///
 /// Transactions are signed by a pool of sender keys (senders repeat, as at a venue). One in
-/// `--spoil-every` is altered: a flipped message bit (must come out `invalid`) or S + L
+/// `--spoil-every` is altered: a flipped message bit (must come out `invalid`) or an S above L
 /// (must come out `malformed`). The run fails if any verdict differs from the expected one.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -38,12 +38,6 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub backend: BackendOptions,
 }
-
-/// The group order L, little-endian: adding it to S gives a non-canonical S.
-const L: [u8; 32] = [
-    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
-];
 
 /// Runs `verity demo`.
 pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
@@ -175,12 +169,9 @@ fn sign_one(
             Verdict::Invalid
         }
         _ => {
-            let mut carry = 0u16;
-            for (byte, l) in request.signature[32..].iter_mut().zip(L) {
-                let sum = u16::from(*byte) + u16::from(l) + carry;
-                *byte = sum as u8;
-                carry = sum >> 8;
-            }
+            // S = 2²⁵⁵ − 1, far above L.
+            request.signature[32..].fill(0xff);
+            request.signature[63] = 0x7f;
             Verdict::Malformed(Malformed::NonCanonicalS)
         }
     };
