@@ -26,8 +26,8 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand::{CryptoRng, RngCore};
-use sha2::{Digest, Sha512};
 use verity_firmware::abi::MAX_MESSAGE_LEN;
+use verity_firmware::scalar::challenge_hash;
 use verity_firmware::{Malformed, Verdict};
 
 use crate::Request;
@@ -84,12 +84,11 @@ fn decode_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
 }
 
 fn challenge(request: &Request) -> Scalar {
-    let digest = Sha512::new()
-        .chain_update(request.r_bytes())
-        .chain_update(request.public_key)
-        .chain_update(&request.message)
-        .finalize();
-    Scalar::from_bytes_mod_order_wide(&digest.into())
+    Scalar::from_bytes_mod_order_wide(&challenge_hash(
+        request.r_bytes(),
+        &request.public_key,
+        &request.message,
+    ))
 }
 
 /// Checks one prepared signature: is `[8](S·B − k·A − R)` the identity?

@@ -87,12 +87,17 @@ impl Scalar {
 
 /// `k = SHA-512(R ‖ A ‖ M) mod L`, over the encodings as received.
 pub fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
-    let digest = Sha512::new()
+    Scalar::reduce_wide(&challenge_hash(r, a, message))
+}
+
+/// SHA-512(R ‖ A ‖ M): what every path hashes for k, before reduction mod L.
+pub fn challenge_hash(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> [u8; 64] {
+    Sha512::new()
         .chain_update(r)
         .chain_update(a)
         .chain_update(message)
-        .finalize();
-    Scalar::reduce_wide(&digest.into())
+        .finalize()
+        .into()
 }
 
 /// k − digit for a small signed digit, over five limbs (k never goes negative: the digit is

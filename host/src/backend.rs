@@ -28,12 +28,17 @@ pub struct BackendOptions {
 }
 
 impl BackendOptions {
-    /// Starts the chosen backend.
-    pub fn open(&self) -> Box<dyn Verifier> {
-        let config = PoolConfig::new(
+    /// How the backend's worker pool is sized: the options, defaults filled in.
+    pub fn config(&self) -> PoolConfig {
+        PoolConfig::new(
             self.threads.unwrap_or(PoolConfig::default().threads),
             self.batch,
-        );
+        )
+    }
+
+    /// Starts the chosen backend.
+    pub fn open(&self) -> Box<dyn Verifier> {
+        let config = self.config();
         match self.backend {
             BackendKind::Cpu => Box::new(PoolVerifier::cpu(config)),
             BackendKind::Model => Box::new(PoolVerifier::model(config)),

@@ -8,11 +8,11 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use verity_drivers::zip215;
-use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag, Verdict};
+use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Verdict};
 use verity_firmware::image::Image;
 use verity_firmware::interp::Engine;
 use verity_firmware::program::ed25519_verify;
-use verity_tests::{adversarial, reference, vectors};
+use verity_tests::{adversarial, reference, signed, vectors};
 
 fn sized(threads: usize, batch: usize) -> PoolConfig {
     PoolConfig::new(
@@ -118,21 +118,11 @@ fn every_shared_vector_file_gives_the_zip215_verdict_on_every_path() {
 
 #[test]
 fn a_message_longer_than_a_card_request_holds_is_malformed_on_every_path() {
-    use ed25519_dalek::Signer;
     let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
     let requests: Vec<Request> = [1024, 1025]
         .into_iter()
         .zip(0..)
-        .map(|(len, tag)| {
-            let message = vec![0x42; len];
-            let signature = key.sign(&message).to_bytes();
-            Request::new(
-                Tag::new(tag),
-                key.verifying_key().to_bytes(),
-                signature,
-                message,
-            )
-        })
+        .map(|(len, tag)| signed(tag, &key, vec![0x42; len]))
         .collect();
     // The reference has no bound; Verity's predicate does, so the card and the CPU agree.
     assert!(reference::accepts(&requests[1]));
@@ -174,7 +164,6 @@ fn rfc8032_vectors_sign_and_verify() {
 
 #[test]
 fn ten_thousand_random_valid_signatures_verify_on_the_cpu_and_the_interpreter() {
-    use ed25519_dalek::Signer;
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     // Fewer keys than signatures, as at a venue: keys repeat within a batch.
@@ -186,13 +175,7 @@ fn ten_thousand_random_valid_signatures_verify_on_the_cpu_and_the_interpreter() 
             let key = &keys[rng.gen_range(0..keys.len())];
             let mut message = vec![0u8; rng.gen_range(0..200)];
             rng.fill(&mut message[..]);
-            let signature = key.sign(&message).to_bytes();
-            Request::new(
-                Tag::new(i),
-                key.verifying_key().to_bytes(),
-                signature,
-                message,
-            )
+            signed(i, key, message)
         })
         .collect();
     assert!(

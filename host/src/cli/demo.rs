@@ -66,10 +66,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }] += 1;
         wrong += usize::from(response.verdict != *want);
     }
-    let threads = args
-        .backend
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+    let threads = args.backend.config().threads;
     writeln!(
         out,
         "  backend {}: {} threads, batches of {}",
