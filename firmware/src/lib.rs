@@ -13,6 +13,7 @@
 //! | [`program`] | the Ed25519 ZIP-215 verification microcode |
 //! | [`image`] | the firmware image format |
 //! | [`interp`] | the reference interpreter and the cycle model |
+//! | [`merkle`] | the Merkle root rule over a batch of transaction ids |
 //! | [`field`], [`point`], [`scalar`] | bit-exact arithmetic: the units' reference functions |
 //! | [`verify`] | one verification end to end in software |
 //!
@@ -26,6 +27,7 @@ pub mod image;
 pub mod interp;
 pub mod isa;
 mod limbs;
+pub mod merkle;
 pub mod point;
 pub mod program;
 pub mod regs;

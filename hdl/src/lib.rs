@@ -1,7 +1,20 @@
 //! rust-hdl designs of the Verity card.
 //!
-//! Each block (SHA-512, SHA-256, the mod-p field ALU, scalar reduction mod L, the ECC engine
-//! that runs the firmware's microcode, the stream parser, the register block, the card top
-//! level) lives in its own module with its test bench beside it, and is exported to Verilog,
-//! linted, co-simulated and synthesized. The first blocks arrive with issue #4; the card's
-//! contract with the host is [`verity_firmware`].
+//! Each block lives in its own module with its test bench beside it, and goes through the
+//! same [`flow`]: simulated in rust-hdl against a reference, exported to Verilog
+//! ([`Block::verilog`]), linted by Verilator, co-simulated in Icarus Verilog on the same
+//! stimulus, and synthesized by Yosys and nextpnr (`make synth BLOCK=…`).
+//!
+//! Blocks so far: the SHA-2 [`padder`], the [`sha2_core`] compression function and the
+//! [`sha2`] units built from them (SHA-512 for the signature challenge, SHA-256 for
+//! transaction ids), and the [`merkle`] root unit over a batch of transaction ids. The
+//! card's contract with the host is [`verity_firmware`].
+
+pub mod flow;
+pub mod merkle;
+pub mod padder;
+pub mod sha2;
+pub mod sha2_core;
+pub mod sha2_spec;
+
+pub use flow::export::Block;

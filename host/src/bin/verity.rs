@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{demo, firmware, keygen, sign, verify};
+use verity_host::cli::{demo, firmware, hdl, keygen, sign, verify};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -25,6 +25,8 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
+    #[command(subcommand)]
+    Hdl(hdl::HdlCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
         Command::Firmware(command) => firmware::run(command, &mut out),
+        Command::Hdl(command) => hdl::run(command, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod firmware;
+pub mod hdl;
 pub mod keygen;
 pub mod sign;
 pub mod verify;

@@ -1,0 +1,140 @@
+//! The blocks by name, and their Verilog with a top module of that name.
+
+use crate::merkle::Merkle;
+use crate::sha2::{Sha256, Sha512};
+use rust_hdl::prelude::{generate_verilog, Block as HdlBlock};
+use std::fmt;
+use std::str::FromStr;
+
+/// A block that can be exported on its own (`verity hdl export --block NAME`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Block {
+    /// SHA-512 unit: padder and compression core.
+    Sha512,
+    /// SHA-256 unit: padder and compression core.
+    Sha256,
+    /// Merkle root over a batch of SHA-256 transaction ids.
+    Merkle,
+}
+
+impl Block {
+    /// Every exportable block.
+    pub const ALL: [Block; 3] = [Block::Sha512, Block::Sha256, Block::Merkle];
+
+    /// The block's name: its file name (`NAME.v`) and its Verilog top module.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha512 => "sha512",
+            Self::Sha256 => "sha256",
+            Self::Merkle => "merkle",
+        }
+    }
+
+    /// The block's Verilog, with the top module called [`Block::name`] and its sub-modules
+    /// `NAME$…`.
+    pub fn verilog(self) -> String {
+        match self {
+            Self::Sha512 => verilog_of(Sha512::default(), self.name()),
+            Self::Sha256 => verilog_of(Sha256::default(), self.name()),
+            Self::Merkle => verilog_of(Merkle::default(), self.name()),
+        }
+    }
+}
+
+/// A lint warning waived on one signal of one block, with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiver {
+    /// Verilator's warning code.
+    pub rule: &'static str,
+    /// The signal it names.
+    pub signal: &'static str,
+    /// Why the warning does not point at a bug.
+    pub reason: &'static str,
+}
+
+impl Block {
+    /// The lint warnings waived on this block beyond [`super::tools::LINT_WAIVERS`].
+    pub fn waivers(self) -> &'static [Waiver] {
+        match self {
+            Self::Sha512 | Self::Sha256 => &[],
+            Self::Merkle => &[Waiver {
+                rule: "UNUSEDSIGNAL",
+                signal: "core$out_tag",
+                reason: "one hash is in flight at a time, so the core's tag is not needed",
+            }],
+        }
+    }
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`Block::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no block named {0:?}; the blocks are sha512, sha256 and merkle")]
+pub struct UnknownBlock(pub String);
+
+impl FromStr for Block {
+    type Err = UnknownBlock;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|block| block.name() == name)
+            .ok_or_else(|| UnknownBlock(name.to_owned()))
+    }
+}
+
+/// Verilog of `block` with rust-hdl's top module `top` (and sub-modules `top$…`) renamed to
+/// `name`.
+pub fn verilog_of<B: HdlBlock>(mut block: B, name: &str) -> String {
+    block.connect_all();
+    rename_top(&generate_verilog(&block), name)
+}
+
+fn rename_top(verilog: &str, name: &str) -> String {
+    verilog
+        .lines()
+        .map(|line| {
+            let indent = line.len() - line.trim_start().len();
+            let (lead, rest) = line.split_at(indent);
+            // Module declarations and instantiations are the only places the top's name
+            // appears: `module top(` / `module top$x(` and `top$x instance(`.
+            if let Some(after) = rest.strip_prefix("module top") {
+                if after.starts_with('(') || after.starts_with('$') || after.is_empty() {
+                    return format!("{lead}module {name}{after}");
+                }
+            }
+            if let Some(after) = rest.strip_prefix("top$") {
+                return format!("{lead}{name}${after}");
+            }
+            line.to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for block in Block::ALL {
+            assert_eq!(block.name().parse::<Block>(), Ok(block));
+        }
+        assert!("sha1".parse::<Block>().is_err());
+    }
+
+    #[test]
+    fn top_module_takes_the_block_name() {
+        let verilog = Block::Sha256.verilog();
+        assert!(verilog.contains("module sha256("), "{verilog}");
+        assert!(verilog.contains("module sha256$core("), "{verilog}");
+        assert!(!verilog.contains("module top"), "{verilog}");
+    }
+}

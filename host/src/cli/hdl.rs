@@ -1,0 +1,55 @@
+//! `verity hdl`: the card's hardware blocks as Verilog.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use verity_hdl::Block;
+
+/// Export the card's rust-hdl blocks for other tools (Verilator, Icarus, Yosys, nextpnr).
+#[derive(Debug, clap::Subcommand)]
+pub enum HdlCommand {
+    /// Write one block's Verilog to DIR/NAME.v, with its top module named NAME.
+    Export {
+        /// The block: sha512, sha256 or merkle.
+        #[arg(long, value_parser = parse_block)]
+        block: Block,
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List the blocks that can be exported.
+    List,
+}
+
+fn parse_block(name: &str) -> Result<Block, String> {
+    name.parse()
+        .map_err(|error: verity_hdl::flow::export::UnknownBlock| error.to_string())
+}
+
+/// Runs `verity hdl …`.
+pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    match command {
+        HdlCommand::Export { block, out: dir } => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join(format!("{}.v", block.name()));
+            let verilog = block.verilog();
+            std::fs::write(&path, &verilog)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} (top module {}, {} lines)",
+                path.display(),
+                block.name(),
+                verilog.lines().count()
+            )?;
+        }
+        HdlCommand::List => {
+            for block in Block::ALL {
+                writeln!(out, "{block}")?;
+            }
+        }
+    }
+    Ok(())
+}
