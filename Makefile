@@ -5,7 +5,7 @@ CARGO ?= cargo
 # scripts/deps may have just installed Rust with rustup.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test bench deps fmt clippy build
+.PHONY: demo test bench synth deps fmt clippy build
 
 ## Runs the appliance's main job on the embedded default: no card, CPU verification.
 demo: deps
@@ -20,6 +20,13 @@ test: deps
 ## Criterion benchmarks with a table of ratios against the reference crates.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
+
+## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
+## place-and-route and Fmax (nextpnr). One block with BLOCK=sha512|sha256|merkle, else all.
+BLOCK ?= sha512 sha256 merkle
+synth:
+	@scripts/deps synth
+	@for block in $(BLOCK); do scripts/synth $$block || exit 1; done
 
 build: deps
 	$(CARGO) build --locked --release --workspace

@@ -2,9 +2,17 @@
 //!
 //! Iterative rather than unrolled: a SHA-512 block every 80 cycles already outruns the ECC
 //! engines it feeds (one verification takes thousands of multiplier cycles), so the area of
-//! 80 unrolled rounds would buy nothing. To reach exactly `rounds` cycles per block at steady
-//! state, the cycle that takes a new block also runs its round 0 and adds the previous block's
-//! feed-forward (`chain + vars`), so no cycle is spent only on loading or finishing.
+//! 80 unrolled rounds would buy nothing. No cycle is spent only on loading or finishing, so a
+//! block takes exactly `rounds` cycles at steady state:
+//! - the last round of a block also adds the block's starting chaining value (the
+//!   feed-forward) into the working variables, so they leave the round as the new chaining
+//!   value, or the digest;
+//! - the cycle that takes a new block runs its round 0 on that value (or on the IV when the
+//!   block starts a message).
+//!
+//! The critical path is then one round: a 2:1 choice of the round's input, Σ/Ch/Maj, and two
+//! multi-operand sums (`a` of eight terms, `e` of seven), each written as one expression so
+//! that synthesis builds a carry-save tree with a single carry chain at its end.
 //!
 //! Streams: blocks in (`in_*`, with the message's tag and first/last flags), digests out
 //! (`out_*`, one per message), both with valid/ready. The digest register is a one-deep
@@ -53,7 +61,12 @@ pub struct Sha2Core<const W: usize, const B: usize, const D: usize> {
     digest: DFF<Bits<D>>,
     digest_valid: DFF<Bit>,
     digest_tag: DFF<Bits<TAG_BITS>>,
+    // The round constants, stored as K[t] ⊕ K[0] and read a cycle ahead into `k_ahead`, so
+    // that the ROM is off the round's path and the register's power-on zero means K[0].
     k: ROM<Bits<W>, 7>,
+    k_ahead: DFF<Bits<W>>,
+    k0: Constant<Bits<W>>,
+    k_now: Signal<Local, Bits<W>>,
     iv: [Constant<Bits<W>>; 8],
     // Right-rotation amounts r and their complements W − r: Σ0 ×3, Σ1 ×3, σ0 ×2, σ1 ×2.
     rot: [Constant<Bits<8>>; 10],
@@ -65,8 +78,8 @@ pub struct Sha2Core<const W: usize, const B: usize, const D: usize> {
     // Offsets of H0..H7 in the digest.
     digest_shift: [Constant<Bits<16>>; 8],
     word_bits: Constant<Bits<8>>,
-    last_round: Constant<Bits<7>>,
-    sums: [Signal<Local, Bits<W>>; 8],
+    penultimate_round: Constant<Bits<7>>,
+    feed_forward: [Signal<Local, Bits<W>>; 8],
     input: [Signal<Local, Bits<W>>; 8],
     window: Signal<Local, Bits<B>>,
     taps: [Signal<Local, Bits<W>>; 4],
@@ -77,9 +90,8 @@ pub struct Sha2Core<const W: usize, const B: usize, const D: usize> {
     big_sigma1: Signal<Local, Bits<W>>,
     choose: Signal<Local, Bits<W>>,
     majority: Signal<Local, Bits<W>>,
-    t1: Signal<Local, Bits<W>>,
-    t2: Signal<Local, Bits<W>>,
     can_finish: Signal<Local, Bit>,
+    final_round: DFF<Bit>,
     accept: Signal<Local, Bit>,
 }
 
@@ -102,7 +114,7 @@ impl<const W: usize, const B: usize, const D: usize> Sha2Core<W, B, D> {
             .k
             .iter()
             .enumerate()
-            .map(|(t, &k)| ((t as u64).into(), k.into()))
+            .map(|(t, &k)| ((t as u64).into(), (k ^ spec.k[0]).into()))
             .collect();
         let rotations: Vec<u32> = [
             &spec.big_sigma0[..],
@@ -135,6 +147,9 @@ impl<const W: usize, const B: usize, const D: usize> Sha2Core<W, B, D> {
             digest_valid: Default::default(),
             digest_tag: Default::default(),
             k: ROM::new(k),
+            k_ahead: Default::default(),
+            k0: Constant::new(spec.k[0].into()),
+            k_now: Default::default(),
             iv: std::array::from_fn(|i| Constant::new(spec.iv[i].into())),
             rot: std::array::from_fn(|i| constant(rotations[i].into())),
             rot_back: std::array::from_fn(|i| constant((W as u32 - rotations[i]).into())),
@@ -145,8 +160,8 @@ impl<const W: usize, const B: usize, const D: usize> Sha2Core<W, B, D> {
             tap: [0, 1, 9, 14].map(|word| constant(((15 - word) * W) as u64)),
             digest_shift: std::array::from_fn(|i| constant(((7 - i) * W) as u64)),
             word_bits: constant(W as u64),
-            last_round: constant(spec.rounds as u64 - 1),
-            sums: Default::default(),
+            penultimate_round: constant(spec.rounds as u64 - 2),
+            feed_forward: Default::default(),
             input: Default::default(),
             window: Default::default(),
             taps: Default::default(),
@@ -157,9 +172,8 @@ impl<const W: usize, const B: usize, const D: usize> Sha2Core<W, B, D> {
             big_sigma1: Default::default(),
             choose: Default::default(),
             majority: Default::default(),
-            t1: Default::default(),
-            t2: Default::default(),
             can_finish: Default::default(),
+            final_round: Default::default(),
             accept: Default::default(),
         }
     }
@@ -183,25 +197,28 @@ impl<const W: usize, const B: usize, const D: usize> Logic for Sha2Core<W, B, D>
             tag,
             digest,
             digest_valid,
-            digest_tag
+            digest_tag,
+            final_round,
+            k_ahead
         );
         for i in 0..8 {
             self.vars[i].clock.next = self.clock.val();
             self.vars[i].d.next = self.vars[i].q.val();
             self.chain[i].clock.next = self.clock.val();
             self.chain[i].d.next = self.chain[i].q.val();
-            self.sums[i].next = self.chain[i].q.val() + self.vars[i].q.val();
             self.input[i].next = self.vars[i].q.val();
+            self.feed_forward[i].next = 0.into();
+            if self.final_round.q.val() {
+                self.feed_forward[i].next = self.chain[i].q.val();
+            }
         }
         self.out_valid.next = self.digest_valid.q.val();
         self.out_digest.next = self.digest.q.val();
         self.out_tag.next = self.digest_tag.q.val();
-        // `round` is 0 whenever no block is running, so the ROM already shows K[0] to the
-        // cycle that accepts a block.
-        self.k.address.next = self.round.q.val();
+        self.k_now.next = self.k_ahead.q.val() ^ self.k0.val();
 
-        // The feed-forward of a finished block: into the chaining value, or, for a message's
-        // last block, into the digest register once it is free.
+        // A finished block's working variables are the new chaining value; a message's last
+        // block moves them into the digest register once it is free.
         if self.digest_valid.q.val() & self.out_ready.val() {
             self.digest_valid.d.next = false;
         }
@@ -210,41 +227,42 @@ impl<const W: usize, const B: usize, const D: usize> Logic for Sha2Core<W, B, D>
         if self.can_finish.val() {
             self.finishing.d.next = false;
             if self.last.q.val() {
-                self.digest.d.next = (bit_cast::<D, W>(self.sums[0].val())
+                self.digest.d.next = (bit_cast::<D, W>(self.vars[0].q.val())
                     << self.digest_shift[0].val())
-                    | (bit_cast::<D, W>(self.sums[1].val()) << self.digest_shift[1].val())
-                    | (bit_cast::<D, W>(self.sums[2].val()) << self.digest_shift[2].val())
-                    | (bit_cast::<D, W>(self.sums[3].val()) << self.digest_shift[3].val())
-                    | (bit_cast::<D, W>(self.sums[4].val()) << self.digest_shift[4].val())
-                    | (bit_cast::<D, W>(self.sums[5].val()) << self.digest_shift[5].val())
-                    | (bit_cast::<D, W>(self.sums[6].val()) << self.digest_shift[6].val())
-                    | (bit_cast::<D, W>(self.sums[7].val()) << self.digest_shift[7].val());
+                    | (bit_cast::<D, W>(self.vars[1].q.val()) << self.digest_shift[1].val())
+                    | (bit_cast::<D, W>(self.vars[2].q.val()) << self.digest_shift[2].val())
+                    | (bit_cast::<D, W>(self.vars[3].q.val()) << self.digest_shift[3].val())
+                    | (bit_cast::<D, W>(self.vars[4].q.val()) << self.digest_shift[4].val())
+                    | (bit_cast::<D, W>(self.vars[5].q.val()) << self.digest_shift[5].val())
+                    | (bit_cast::<D, W>(self.vars[6].q.val()) << self.digest_shift[6].val())
+                    | (bit_cast::<D, W>(self.vars[7].q.val()) << self.digest_shift[7].val());
                 self.digest_valid.d.next = true;
                 self.digest_tag.d.next = self.tag.q.val();
-            } else {
-                for i in 0..8 {
-                    self.chain[i].d.next = self.sums[i].val();
-                }
             }
         }
 
-        // Accepting a block: its round 0 runs this cycle on the chaining value it starts from.
-        self.in_ready.next =
-            !self.running.q.val() & (!self.finishing.q.val() | self.can_finish.val());
+        // Accepting a block: its round 0 runs this cycle, on the IV or on the chaining value
+        // the previous block left in the working variables. Readiness depends on registers
+        // only, not on `out_ready`, and the round's inputs are chosen by `running` and
+        // `in_first` rather than by the handshake, to keep the handshake's logic off the
+        // round's critical path (when neither a round nor an accept happens, the round's
+        // result is simply not stored).
+        self.in_ready.next = !self.running.q.val()
+            & !(self.finishing.q.val() & self.last.q.val() & self.digest_valid.q.val());
         self.accept.next = self.in_valid.val() & self.in_ready.val();
         self.window.next = self.schedule.q.val();
-        if self.accept.val() {
+        if !self.running.q.val() {
             for i in 0..8 {
                 if self.in_first.val() {
                     self.input[i].next = self.iv[i].val();
-                } else if self.finishing.q.val() {
-                    self.input[i].next = self.sums[i].val();
-                } else {
-                    self.input[i].next = self.chain[i].q.val();
                 }
-                self.chain[i].d.next = self.input[i].val();
             }
             self.window.next = self.in_block.val();
+        }
+        if self.accept.val() {
+            for i in 0..8 {
+                self.chain[i].d.next = self.input[i].val();
+            }
             self.last.d.next = self.in_last.val();
             self.tag.d.next = self.in_tag.val();
             self.running.d.next = true;
@@ -287,29 +305,45 @@ impl<const W: usize, const B: usize, const D: usize> Logic for Sha2Core<W, B, D>
         self.majority.next = (self.input[0].val() & self.input[1].val())
             ^ (self.input[0].val() & self.input[2].val())
             ^ (self.input[1].val() & self.input[2].val());
-        self.t1.next = self.input[7].val()
-            + self.big_sigma1.val()
-            + self.choose.val()
-            + self.k.data.val()
-            + self.taps[0].val();
-        self.t2.next = self.big_sigma0.val() + self.majority.val();
         if self.running.q.val() | self.accept.val() {
-            self.vars[0].d.next = self.t1.val() + self.t2.val();
-            self.vars[1].d.next = self.input[0].val();
-            self.vars[2].d.next = self.input[1].val();
-            self.vars[3].d.next = self.input[2].val();
-            self.vars[4].d.next = self.input[3].val() + self.t1.val();
-            self.vars[5].d.next = self.input[4].val();
-            self.vars[6].d.next = self.input[5].val();
-            self.vars[7].d.next = self.input[6].val();
+            // a = T1 + T2 and e = d + T1, with T1 = h + Σ1 + Ch + K + W, T2 = Σ0 + Maj, and
+            // in the last round the feed-forward of each word. The two sums start with
+            // different terms so that synthesis does not share T1 between them, which would
+            // chain two carry chains.
+            self.vars[0].d.next = self.big_sigma0.val()
+                + self.majority.val()
+                + self.feed_forward[0].val()
+                + self.input[7].val()
+                + self.big_sigma1.val()
+                + self.choose.val()
+                + self.k_now.val()
+                + self.taps[0].val();
+            self.vars[1].d.next = self.input[0].val() + self.feed_forward[1].val();
+            self.vars[2].d.next = self.input[1].val() + self.feed_forward[2].val();
+            self.vars[3].d.next = self.input[2].val() + self.feed_forward[3].val();
+            self.vars[4].d.next = self.input[3].val()
+                + self.feed_forward[4].val()
+                + self.input[7].val()
+                + self.big_sigma1.val()
+                + self.choose.val()
+                + self.k_now.val()
+                + self.taps[0].val();
+            self.vars[5].d.next = self.input[4].val() + self.feed_forward[5].val();
+            self.vars[6].d.next = self.input[5].val() + self.feed_forward[6].val();
+            self.vars[7].d.next = self.input[6].val() + self.feed_forward[7].val();
             self.schedule.d.next = (self.window.val() << self.word_bits.val())
                 | bit_cast::<B, W>(self.next_word.val());
             self.round.d.next = self.round.q.val() + 1;
-            if self.running.q.val() & (self.round.q.val() == self.last_round.val()) {
+            self.final_round.d.next = self.round.q.val() == self.penultimate_round.val();
+            if self.final_round.q.val() {
                 self.running.d.next = false;
                 self.finishing.d.next = true;
                 self.round.d.next = 0.into();
             }
         }
+        // `round` is 0 whenever no block runs, so `k_ahead` holds K[0] ⊕ K[0] = 0 for the cycle
+        // that accepts a block.
+        self.k.address.next = self.round.d.val();
+        self.k_ahead.d.next = self.k.data.val();
     }
 }

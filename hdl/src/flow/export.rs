@@ -1,5 +1,6 @@
 //! The blocks by name, and their Verilog with a top module of that name.
 
+use super::harness::{Port, StreamBlock};
 use crate::merkle::Merkle;
 use crate::sha2::{Sha256, Sha512};
 use rust_hdl::prelude::{generate_verilog, Block as HdlBlock};
@@ -37,6 +38,15 @@ impl Block {
             Self::Sha512 => verilog_of(Sha512::default(), self.name()),
             Self::Sha256 => verilog_of(Sha256::default(), self.name()),
             Self::Merkle => verilog_of(Merkle::default(), self.name()),
+        }
+    }
+
+    /// The data ports of the block's input and output streams.
+    pub fn ports(self) -> (&'static [Port], &'static [Port]) {
+        match self {
+            Self::Sha512 => (Sha512::INPUTS, Sha512::OUTPUTS),
+            Self::Sha256 => (Sha256::INPUTS, Sha256::OUTPUTS),
+            Self::Merkle => (Merkle::INPUTS, Merkle::OUTPUTS),
         }
     }
 }

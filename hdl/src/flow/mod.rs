@@ -5,10 +5,12 @@
 //! - [`export`] names the blocks and writes their Verilog with a top module of that name.
 //! - [`tools`] runs the external tools (Verilator's linter, Icarus Verilog) and reports their
 //!   failures with their output.
+//! - [`pins`] wraps a block for place-and-route, behind two data pins.
 //! - [`cosim`] runs the exported Verilog in Icarus on the same beats and stalls, through a
 //!   generated test bench, and returns what came out, cycle for cycle.
 
 pub mod cosim;
 pub mod export;
 pub mod harness;
+pub mod pins;
 pub mod tools;
