@@ -191,7 +191,14 @@ fn a_missing_input_file_is_a_clear_error() {
 
 #[test]
 fn every_command_explains_itself() {
-    for command in [&[][..], &["verify"], &["keygen"], &["sign"], &["demo"]] {
+    for command in [
+        &[][..],
+        &["verify"],
+        &["keygen"],
+        &["sign"],
+        &["demo"],
+        &["hdl", "export"],
+    ] {
         let output = run(verity().args(command).arg("--help"), b"");
         assert!(output.status.success(), "{command:?}");
         let help = String::from_utf8_lossy(&output.stdout);
@@ -286,5 +293,33 @@ fn firmware_stats_reports_the_targets_figures_and_the_image_round_trips() {
     assert!(
         report.contains(&format!("{} bytes", bytes.len())),
         "{report}"
+    );
+}
+
+#[test]
+fn hdl_export_writes_each_block_under_its_name() {
+    let dir = scratch("hdl-export");
+    for block in ["sha512", "sha256", "merkle"] {
+        let output = run(
+            verity()
+                .args(["hdl", "export", "--block", block, "--out"])
+                .arg(&dir),
+            b"",
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let verilog = std::fs::read_to_string(dir.join(format!("{block}.v"))).expect("written");
+        assert!(verilog.contains(&format!("module {block}(")), "{block}");
+    }
+    let output = run(
+        verity()
+            .args(["hdl", "export", "--block", "sha1", "--out"])
+            .arg(&dir),
+        b"",
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no block named \"sha1\""),
+        "{}",
+        stderr(&output)
     );
 }
