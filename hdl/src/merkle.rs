@@ -21,6 +21,7 @@ use crate::sha2_core::Sha2Core;
 use crate::sha2_spec::Sha2Spec;
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
+use verity_firmware::merkle;
 pub use verity_firmware::merkle::MAX_LEAVES;
 
 /// Subtrees the stack holds at most: one per bit of a count below [`MAX_LEAVES`], plus the
@@ -254,6 +255,16 @@ impl Merkle {
     pub fn root_beat(root: &[u8; 32], count: usize) -> Beat {
         vec![BigUint::from_bytes_be(root), BigUint::from(count)]
     }
+
+    /// The input beats of `batches`, back to back, and the roots the firmware's rule gives.
+    pub fn stimulus(batches: &[Vec<merkle::Hash>]) -> (Vec<Beat>, Vec<Beat>) {
+        let inputs = batches.iter().flat_map(|b| Self::batch_beats(b)).collect();
+        let expected = batches
+            .iter()
+            .map(|b| Self::root_beat(&merkle::root(b), b.len()))
+            .collect();
+        (inputs, expected)
+    }
 }
 
 impl StreamBlock for Merkle {
@@ -278,9 +289,7 @@ impl StreamBlock for Merkle {
         },
     ];
 
-    fn set_clock(&mut self, high: bool) {
-        self.clock.next = Clock::from(high);
-    }
+    crate::stream_handshake!();
 
     fn drive(&mut self, beat: Option<&Beat>) {
         self.in_valid.next = beat.is_some();
@@ -288,14 +297,6 @@ impl StreamBlock for Merkle {
             self.in_id.next = beat[0].clone().into();
             self.in_last.next = beat[1] == BigUint::from(1u8);
         }
-    }
-
-    fn input_ready(&self) -> bool {
-        self.in_ready.val()
-    }
-
-    fn set_output_ready(&mut self, ready: bool) {
-        self.out_ready.next = ready;
     }
 
     fn output(&self) -> Option<Beat> {
@@ -310,7 +311,7 @@ mod tests {
     use super::*;
     use crate::flow::harness::{compare, run, Stalls};
     use sha2::Digest;
-    use verity_firmware::merkle::{root, Hash};
+    use verity_firmware::merkle::Hash;
 
     fn ids(batch: usize, n: usize) -> Vec<Hash> {
         (0..n)
@@ -323,14 +324,7 @@ mod tests {
     fn check(batches: &[Vec<Hash>], stalls: &Stalls) {
         let mut uut = Merkle::default();
         uut.connect_all();
-        let inputs: Vec<Beat> = batches
-            .iter()
-            .flat_map(|b| Merkle::batch_beats(b))
-            .collect();
-        let expected: Vec<Beat> = batches
-            .iter()
-            .map(|b| Merkle::root_beat(&root(b), b.len()))
-            .collect();
+        let (inputs, expected) = Merkle::stimulus(batches);
         let trace = run(&mut uut, &inputs, stalls, expected.len(), 2_000_000);
         if let Err(mismatch) = compare(Merkle::OUTPUTS, &trace, &expected) {
             panic!("{mismatch}");

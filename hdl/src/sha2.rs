@@ -155,9 +155,7 @@ impl<const W: usize, const B: usize, const D: usize> StreamBlock for Sha2<W, B, 
         },
     ];
 
-    fn set_clock(&mut self, high: bool) {
-        self.clock.next = Clock::from(high);
-    }
+    crate::stream_handshake!();
 
     fn drive(&mut self, beat: Option<&Beat>) {
         self.in_valid.next = beat.is_some();
@@ -167,14 +165,6 @@ impl<const W: usize, const B: usize, const D: usize> StreamBlock for Sha2<W, B, 
             self.in_last.next = beat[2] == BigUint::from(1u8);
             self.in_tag.next = beat[3].clone().into();
         }
-    }
-
-    fn input_ready(&self) -> bool {
-        self.in_ready.val()
-    }
-
-    fn set_output_ready(&mut self, ready: bool) {
-        self.out_ready.next = ready;
     }
 
     fn output(&self) -> Option<Beat> {

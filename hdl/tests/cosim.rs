@@ -16,7 +16,7 @@ use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
 use verity_hdl::flow::tools;
 use verity_hdl::merkle::Merkle;
-use verity_hdl::sha2::{Sha2, Sha256, Sha512};
+use verity_hdl::sha2::Sha2;
 use verity_hdl::Block;
 
 fn seed() -> u64 {
@@ -116,56 +116,39 @@ fn sha_stimulus<const W: usize, const B: usize, const D: usize>(
     (inputs, expected, first_boundary_inputs)
 }
 
+/// The SHA unit's Verilog on the boundary lengths and 200 random ones, back to back and then
+/// under random stalls on both sides.
+fn sha_cosim<const W: usize, const B: usize, const D: usize>(
+    block: Block,
+    reference: fn(&[u8]) -> Vec<u8>,
+) {
+    let compiled = build::<Sha2<W, B, D>>(block, block.name());
+    let (inputs, expected, replay) = sha_stimulus::<W, B, D>(reference, 200);
+    let stall_patterns = [
+        ("back-to-back", Stalls::none()),
+        ("stalled", Stalls::random(seed(), 35, 35)),
+    ];
+    for (name, stalls) in stall_patterns {
+        check(
+            &compiled,
+            Sha2::<W, B, D>::default,
+            name,
+            &inputs,
+            &expected,
+            &stalls,
+            (replay, 16),
+        );
+    }
+}
+
 #[test]
 fn sha512_verilog_matches_the_sha2_crate() {
-    let compiled = build::<Sha512>(Block::Sha512, "sha512");
-    let (inputs, expected, replay) =
-        sha_stimulus::<64, 1024, 512>(|m| sha2::Sha512::digest(m).to_vec(), 200);
-    check(
-        &compiled,
-        Sha512::default,
-        "back-to-back",
-        &inputs,
-        &expected,
-        &Stalls::none(),
-        (replay, 16),
-    );
-    let stalls = Stalls::random(seed(), 35, 35);
-    check(
-        &compiled,
-        Sha512::default,
-        "stalled",
-        &inputs,
-        &expected,
-        &stalls,
-        (replay, 16),
-    );
+    sha_cosim::<64, 1024, 512>(Block::Sha512, |m| sha2::Sha512::digest(m).to_vec());
 }
 
 #[test]
 fn sha256_verilog_matches_the_sha2_crate() {
-    let compiled = build::<Sha256>(Block::Sha256, "sha256");
-    let (inputs, expected, replay) =
-        sha_stimulus::<32, 512, 256>(|m| sha2::Sha256::digest(m).to_vec(), 200);
-    check(
-        &compiled,
-        Sha256::default,
-        "back-to-back",
-        &inputs,
-        &expected,
-        &Stalls::none(),
-        (replay, 16),
-    );
-    let stalls = Stalls::random(seed() ^ 1, 35, 35);
-    check(
-        &compiled,
-        Sha256::default,
-        "stalled",
-        &inputs,
-        &expected,
-        &stalls,
-        (replay, 16),
-    );
+    sha_cosim::<32, 512, 256>(Block::Sha256, |m| sha2::Sha256::digest(m).to_vec());
 }
 
 fn ids(rng: &mut ChaCha8Rng, n: usize) -> Vec<Hash> {
@@ -176,14 +159,7 @@ fn merkle_sizes(simulator: Simulator, test: &str, sizes: std::ops::RangeInclusiv
     let compiled = build_with::<Merkle>(Block::Merkle, test, simulator);
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let batches: Vec<Vec<Hash>> = sizes.map(|n| ids(&mut rng, n)).collect();
-    let inputs: Vec<Beat> = batches
-        .iter()
-        .flat_map(|b| Merkle::batch_beats(b))
-        .collect();
-    let expected: Vec<Beat> = batches
-        .iter()
-        .map(|b| Merkle::root_beat(&merkle::root(b), b.len()))
-        .collect();
+    let (inputs, expected) = Merkle::stimulus(&batches);
     let replay = (batches[0].len(), 1);
     let stalls = Stalls::random(seed(), 30, 30);
     check(

@@ -48,6 +48,25 @@ pub trait StreamBlock: Block {
     fn output(&self) -> Option<Beat>;
 }
 
+/// The clock and handshake methods of [`StreamBlock`] for a block whose ports follow the
+/// naming convention (`clock`, `in_ready`, `out_ready`); used inside the trait's `impl`.
+#[macro_export]
+macro_rules! stream_handshake {
+    () => {
+        fn set_clock(&mut self, high: bool) {
+            self.clock.next = ::rust_hdl::prelude::Clock::from(high);
+        }
+
+        fn input_ready(&self) -> bool {
+            self.in_ready.val()
+        }
+
+        fn set_output_ready(&mut self, ready: bool) {
+            self.out_ready.next = ready;
+        }
+    };
+}
+
 /// Cycles after which a stall pattern repeats.
 pub const STALL_PERIOD: usize = 4096;
 
