@@ -230,9 +230,6 @@ impl Logic for Merkle {
                     self.state.d.next = MerkleState::Idle;
                 }
             }
-            _ => {
-                self.state.d.next = MerkleState::Idle;
-            }
         }
     }
 }

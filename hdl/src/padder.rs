@@ -42,12 +42,14 @@ pub struct Padder<const W: usize, const B: usize> {
     /// Message bytes, first byte in the most significant position.
     pub in_data: Signal<In, Bits<W>>,
     /// Bytes used in a `last` word (0 to `W/8`); ignored otherwise (every other word is full).
+    /// A larger count breaks the protocol: that message's digest is then meaningless, but the
+    /// stream stays in step (the card's record parser never sends one).
     pub in_len: Signal<In, Bits<4>>,
     /// This word ends its message.
     pub in_last: Signal<In, Bit>,
     /// The message's tag (constant over its words).
     pub in_tag: Signal<In, Bits<TAG_BITS>>,
-    /// A padded block is ready in `blk_words`.
+    /// A padded block is ready in `blk_data`.
     pub blk_valid: Signal<Out, Bit>,
     /// The consumer takes the block this cycle.
     pub blk_ready: Signal<In, Bit>,
@@ -64,7 +66,7 @@ pub struct Padder<const W: usize, const B: usize> {
     state: DFF<PadState>,
     bytes: DFF<Bits<32>>,
     full: DFF<Bit>,
-    first: DFF<Bit>,
+    mid_message: DFF<Bit>,
     out_first: DFF<Bit>,
     out_last: DFF<Bit>,
     tag: DFF<Bits<TAG_BITS>>,
@@ -104,7 +106,7 @@ impl<const W: usize, const B: usize> Default for Padder<W, B> {
             state: Default::default(),
             bytes: Default::default(),
             full: Default::default(),
-            first: DFF::default(),
+            mid_message: Default::default(),
             out_first: Default::default(),
             out_last: Default::default(),
             tag: Default::default(),
@@ -125,7 +127,19 @@ impl<const W: usize, const B: usize> Default for Padder<W, B> {
 impl<const W: usize, const B: usize> Logic for Padder<W, B> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, block, index, state, bytes, full, first, out_first, out_last, tag);
+        dff_setup!(
+            self,
+            clock,
+            block,
+            index,
+            state,
+            bytes,
+            full,
+            mid_message,
+            out_first,
+            out_last,
+            tag
+        );
         self.blk_data.next = self.block.q.val();
         self.blk_valid.next = self.full.q.val();
         self.blk_first.next = self.out_first.q.val();
@@ -188,9 +202,6 @@ impl<const W: usize, const B: usize> Logic for Padder<W, B> {
                     self.state.d.next = PadState::Data;
                     self.bytes.d.next = 0.into();
                 }
-                _ => {
-                    self.state.d.next = PadState::Data;
-                }
             }
         }
         if self.push.val() {
@@ -199,11 +210,10 @@ impl<const W: usize, const B: usize> Logic for Padder<W, B> {
             self.index.d.next = self.index.q.val() + 1;
             if self.index.q.val() == 15 {
                 self.full.d.next = true;
-                self.out_first.d.next = !self.first.q.val();
+                // Power-on (0) means "the next block starts a message".
+                self.out_first.d.next = !self.mid_message.q.val();
                 self.out_last.d.next = self.state.q.val() == PadState::LengthLow;
-                // `first` is stored inverted so that its power-on value (0) means "the next
-                // block starts a message".
-                self.first.d.next = self.state.q.val() != PadState::LengthLow;
+                self.mid_message.d.next = self.state.q.val() != PadState::LengthLow;
             }
         }
     }

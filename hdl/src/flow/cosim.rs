@@ -13,7 +13,7 @@ use super::tools::{self, ToolError};
 use num_bigint::BigUint;
 use num_traits::Num;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The simulator that runs the Verilog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +55,8 @@ impl Cosim {
             path: self.dir.display().to_string(),
             source,
         })?;
-        let design = self.dir.join(format!("{}.v", self.top));
-        tools::write(&design, &self.verilog)?;
+        let design = format!("{}.v", self.top);
+        tools::write(&self.dir.join(&design), &self.verilog)?;
         tools::write(&self.dir.join("bench.v"), self.bench())?;
         match simulator {
             Simulator::Icarus => {
@@ -69,7 +69,7 @@ impl Cosim {
                         "-s",
                         "bench",
                         "bench.v",
-                        &design_name(&design),
+                        &design,
                     ],
                     &self.dir,
                 )?;
@@ -78,7 +78,6 @@ impl Cosim {
                 let mut args = vec!["--binary", "-j", "2", "-O3", "--top-module", "bench"];
                 args.extend(tools::LINT_WAIVERS);
                 args.extend(["-Wno-STMTDLY", "-Wno-INITIALDLY", "-Mdir", "verilator"]);
-                let design = design_name(&design);
                 args.extend(["bench.v", design.as_str()]);
                 tools::run("verilator", args, &self.dir)?;
             }
@@ -93,7 +92,6 @@ impl Cosim {
 
     fn bench(&self) -> String {
         let in_bits: usize = self.inputs.iter().map(|p| p.bits).sum();
-        let out_bits: usize = self.outputs.iter().map(|p| p.bits).sum();
         let mut v = String::new();
         let declare = |v: &mut String, kind: &str, port: &Port| {
             let range = if port.bits > 1 {
@@ -173,15 +171,8 @@ endmodule
             in_names = in_names.join(", "),
             out_names = out_names.join(", "),
         );
-        debug_assert!(out_bits > 0, "a block has an output stream");
         v
     }
-}
-
-fn design_name(path: &Path) -> String {
-    path.file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 impl Compiled {
