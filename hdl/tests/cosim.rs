@@ -7,11 +7,14 @@
 //!
 //! Random inputs come from a seed: `VERITY_SEED` if set, else a fixed one; failures print it.
 
+use num_bigint::BigUint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Digest;
 use std::path::PathBuf;
+use verity_firmware::field::Fe;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
+use verity_hdl::field_mul::{self, FieldMul};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
 use verity_hdl::flow::tools;
@@ -44,6 +47,7 @@ fn build_with<B: StreamBlock>(block: Block, test: &str, simulator: Simulator) ->
         verilog: block.verilog(),
         inputs: B::INPUTS,
         outputs: B::OUTPUTS,
+        back_pressure: B::BACK_PRESSURE,
         dir: workdir(test),
     };
     let compiled = cosim.compile(simulator).unwrap_or_else(|e| panic!("{e}"));
@@ -210,4 +214,81 @@ fn merkle_verilog_closes_a_full_batch_itself() {
     if let Err(mismatch) = compare(Merkle::OUTPUTS, &trace, &expected) {
         panic!("seed {}: {mismatch}", seed());
     }
+}
+
+/// Operand pairs for the multiplier: every pair of edge values (0, 1, 2, 19, p − 1, p, p + 1,
+/// 2^254, 2^255 − 1, the values just below and at 2^k limb boundaries), then random ones.
+fn field_operands(random: usize) -> Vec<(BigUint, BigUint)> {
+    let p = field_mul::modulus();
+    let one = BigUint::from(1u8);
+    let edges = [
+        BigUint::from(0u8),
+        one.clone(),
+        BigUint::from(2u8),
+        BigUint::from(19u8),
+        &p - 1u8,
+        p.clone(),
+        &p + 1u8,
+        &one << 254,
+        (&one << 255) - 1u8,
+        (&one << 26) - 1u8,
+        (&one << 17) - 1u8,
+        (&one << 234) - 1u8,
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let mut pairs: Vec<(BigUint, BigUint)> = edges
+        .iter()
+        .flat_map(|a| edges.iter().map(move |b| (a.clone(), b.clone())))
+        .collect();
+    pairs.extend((0..random).map(|_| {
+        let mut draw = || BigUint::from_bytes_le(&rng.gen::<[u8; 32]>()) >> 1u8;
+        (draw(), draw())
+    }));
+    pairs
+}
+
+/// The product the firmware's reference arithmetic gives (the interpreter's `Mul`).
+fn firmware_product(a: &BigUint, b: &BigUint) -> BigUint {
+    let fe = |x: &BigUint| {
+        let mut bytes = [0u8; 32];
+        bytes[..x.to_bytes_le().len()].copy_from_slice(&x.to_bytes_le());
+        Fe::from_bytes_mod_p(&bytes)
+    };
+    BigUint::from_bytes_le(&(fe(a) * fe(b)).to_bytes())
+}
+
+fn field_mul_cosim(simulator: Simulator, test: &str, random: usize) {
+    let compiled = build_with::<FieldMul>(Block::FieldMul, test, simulator);
+    let pairs = field_operands(random);
+    let inputs: Vec<Beat> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (a, b))| FieldMul::operation(a, b, n as u16))
+        .collect();
+    let expected: Vec<Beat> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (a, b))| vec![firmware_product(a, b), BigUint::from(n as u16)])
+        .collect();
+    // Gaps in the issue stream: the pipeline must not mix operations up.
+    let stalls = Stalls::random(seed(), 25, 0);
+    check(
+        &compiled,
+        FieldMul::default,
+        "products",
+        &inputs,
+        &expected,
+        &stalls,
+        (144, 144),
+    );
+}
+
+#[test]
+fn field_mul_verilog_matches_the_firmware_field_in_icarus() {
+    field_mul_cosim(Simulator::Icarus, "field-mul-icarus", 200);
+}
+
+#[test]
+fn field_mul_verilog_matches_the_firmware_field_on_10000_products() {
+    field_mul_cosim(Simulator::Verilator, "field-mul-verilator", 10_000);
 }

@@ -1,6 +1,7 @@
 //! The blocks by name, and their Verilog with a top module of that name.
 
 use super::harness::{Port, StreamBlock};
+use crate::field_mul::FieldMul;
 use crate::merkle::Merkle;
 use crate::sha2::{Sha256, Sha512};
 use rust_hdl::prelude::{generate_verilog, Block as HdlBlock};
@@ -16,11 +17,13 @@ pub enum Block {
     Sha256,
     /// Merkle root over a batch of SHA-256 transaction ids.
     Merkle,
+    /// The ECC engine's modular multiplier.
+    FieldMul,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 3] = [Block::Sha512, Block::Sha256, Block::Merkle];
+    pub const ALL: [Block; 4] = [Block::Sha512, Block::Sha256, Block::Merkle, Block::FieldMul];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
     pub fn name(self) -> &'static str {
@@ -28,6 +31,7 @@ impl Block {
             Self::Sha512 => "sha512",
             Self::Sha256 => "sha256",
             Self::Merkle => "merkle",
+            Self::FieldMul => "field_mul",
         }
     }
 
@@ -38,6 +42,7 @@ impl Block {
             Self::Sha512 => verilog_of(Sha512::default(), self.name()),
             Self::Sha256 => verilog_of(Sha256::default(), self.name()),
             Self::Merkle => verilog_of(Merkle::default(), self.name()),
+            Self::FieldMul => verilog_of(FieldMul::default(), self.name()),
         }
     }
 
@@ -47,6 +52,7 @@ impl Block {
             Self::Sha512 => (Sha512::INPUTS, Sha512::OUTPUTS),
             Self::Sha256 => (Sha256::INPUTS, Sha256::OUTPUTS),
             Self::Merkle => (Merkle::INPUTS, Merkle::OUTPUTS),
+            Self::FieldMul => (FieldMul::INPUTS, FieldMul::OUTPUTS),
         }
     }
 }
@@ -66,7 +72,7 @@ impl Block {
     /// The lint warnings waived on this block beyond [`super::tools::LINT_WAIVERS`].
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
-            Self::Sha512 | Self::Sha256 => &[],
+            Self::Sha512 | Self::Sha256 | Self::FieldMul => &[],
             Self::Merkle => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "core$out_tag",
@@ -84,7 +90,7 @@ impl fmt::Display for Block {
 
 /// A name that is not one of [`Block::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no block named {0:?}; the blocks are sha512, sha256 and merkle")]
+#[error("no block named {0:?}; the blocks are sha512, sha256, merkle and field_mul")]
 pub struct UnknownBlock(pub String);
 
 impl FromStr for Block {

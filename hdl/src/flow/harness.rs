@@ -36,6 +36,9 @@ pub trait StreamBlock: Block {
     const INPUTS: &'static [Port];
     /// The data ports of the output stream, besides `out_valid` and `out_ready`.
     const OUTPUTS: &'static [Port];
+    /// Whether the block has `in_ready` and `out_ready`. A pipeline without them takes an
+    /// input every cycle and its output cannot be held back.
+    const BACK_PRESSURE: bool = true;
     /// Sets the clock input.
     fn set_clock(&mut self, high: bool);
     /// Offers `beat` on the input stream, or nothing.
@@ -143,7 +146,7 @@ pub fn run<B: StreamBlock>(
         let offer = (!stalls.input_gap(cycle))
             .then(|| inputs.get(next_input))
             .flatten();
-        let sink_ready = !stalls.output_stall(cycle);
+        let sink_ready = !B::BACK_PRESSURE || !stalls.output_stall(cycle);
         uut.set_clock(false);
         uut.drive(offer);
         uut.set_output_ready(sink_ready);

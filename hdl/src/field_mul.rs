@@ -1,0 +1,411 @@
+//! The modular multiplier of the ECC engine: `a · b mod p`, p = 2^255 − 19, one operation per
+//! cycle, [`LATENCY`] cycles, result fully reduced (canonical, below p) for any inputs below
+//! 2^255.
+//!
+//! # Limbs and DSP slices
+//!
+//! `a` is cut into 10 limbs of 26 bits and `b` into 15 limbs of 17 bits: 150 partial products
+//! of 26 × 17 bits, each one UltraScale+ DSP48E2 (a 27 × 18 signed multiplier is a 26 × 17
+//! unsigned one), so the multiplier needs 150 DSP slices, under the engine's budget of 200. A
+//! square split (15 × 15 limbs of 17 bits) would fit both the DSP48E2 and ECP5's 18 × 18
+//! MULT18X18D but needs 225. On ECP5 a 26 × 17 product takes two MULT18X18D; the LFE5U-85
+//! has 156, so a full-rate multiplier does not fit it in DSPs by either split (the
+//! figures in `hdl/README.md` say how the ECP5 build is made).
+//!
+//! # Pipeline
+//!
+//! | stage | what |
+//! |---|---|
+//! | 1 | operands registered |
+//! | 2–3 | the 150 products, registered twice (the DSP's M and P registers) |
+//! | 4–6 | the products, laid out as non-overlapping rows of a 512-bit bit heap, compressed by carry-save adders (three levels per stage) to two rows |
+//! | 7–8 | the fold: bits 255 and up weigh 2^255 ≡ 19, so the two rows' high parts are added back ×16, ×2 and ×1 (more carry-save levels) |
+//! | 9–10 | the carry chain, in two halves |
+//! | 11 | the second fold: the few bits left above 2^255, ×19 |
+//! | 12 | the conditional subtraction of p (`t ≥ p` exactly when `t + 19` reaches 2^255) |
+//!
+//! rust-hdl's `Bits` multiplies only 16 × 16 and its HDL kernels cannot express a parametric
+//! adder tree, so this block is a leaf in the style of rust-hdl's own RAM and DFF: its
+//! behaviour in Rust (the exact product, delayed [`LATENCY`] cycles) and its Verilog body,
+//! generated below. The co-simulation holds the two to each other cycle for cycle.
+
+use crate::flow::harness::{Beat, Port, StreamBlock};
+use num_bigint::BigUint;
+use rust_hdl::prelude::*;
+use std::fmt::Write as _;
+
+/// Cycles from an operation's operands to its result.
+pub const LATENCY: usize = 12;
+/// Width of the tag that travels with each operation (context and destination register).
+pub const TAG_BITS: usize = 16;
+
+const LIMB_A: usize = 26;
+const LIMB_B: usize = 17;
+const FIELD_BITS: usize = 255;
+/// Width of the product's bit heap: the product is below 2^510, and carry-save rows may
+/// carry a bit or two above it.
+const HEAP_BITS: usize = 512;
+/// Width of the folded sum (below 2^264).
+const FOLD_BITS: usize = 266;
+
+/// p = 2^255 − 19.
+pub fn modulus() -> BigUint {
+    (BigUint::from(1u8) << FIELD_BITS) - 19u8
+}
+
+/// One operation in flight in the Rust model.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    valid: bool,
+    product: Bits<255>,
+    tag: Bits<TAG_BITS>,
+}
+
+/// The multiplier.
+#[derive(LogicBlock, Default)]
+pub struct FieldMul {
+    /// The engine clock.
+    pub clock: Signal<In, Clock>,
+    /// An operation is issued this cycle.
+    pub in_valid: Signal<In, Bit>,
+    /// First operand, below 2^255.
+    pub in_a: Signal<In, Bits<255>>,
+    /// Second operand, below 2^255.
+    pub in_b: Signal<In, Bits<255>>,
+    /// Travels with the operation.
+    pub in_tag: Signal<In, Bits<TAG_BITS>>,
+    /// A result leaves this cycle.
+    pub out_valid: Signal<Out, Bit>,
+    /// `a · b mod p`, canonical.
+    pub out_product: Signal<Out, Bits<255>>,
+    /// The operation's tag.
+    pub out_tag: Signal<Out, Bits<TAG_BITS>>,
+    _pipeline: Box<[Slot; LATENCY]>,
+    _clock_was_high: bool,
+}
+
+impl Logic for FieldMul {
+    fn update(&mut self) {
+        // `update` runs several times per clock edge while the design settles: the pipeline
+        // moves once, on the first pass that sees the clock high.
+        let high = self.clock.val().clk;
+        if high && !self._clock_was_high {
+            let product =
+                BigUint::from(self.in_a.val()) * BigUint::from(self.in_b.val()) % modulus();
+            self._pipeline.rotate_right(1);
+            self._pipeline[0] = Slot {
+                valid: self.in_valid.val(),
+                product: product.into(),
+                tag: self.in_tag.val(),
+            };
+        }
+        self._clock_was_high = high;
+        let head = &self._pipeline[LATENCY - 1];
+        self.out_valid.next = head.valid;
+        self.out_product.next = head.product;
+        self.out_tag.next = head.tag;
+    }
+
+    fn connect(&mut self) {
+        self.out_valid.connect();
+        self.out_product.connect();
+        self.out_tag.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(verilog_body())
+    }
+}
+
+/// A limb: its bit offset and width within a 255-bit operand.
+fn limbs(width: usize) -> Vec<(usize, usize)> {
+    (0..FIELD_BITS)
+        .step_by(width)
+        .map(|lo| (lo, width.min(FIELD_BITS - lo)))
+        .collect()
+}
+
+/// Carry-save compression of `rows` (names of `bits`-wide wires) down to two, `per_stage`
+/// levels per pipeline stage; appends the Verilog and returns the two final rows (registered)
+/// and the number of stages used.
+fn compress(
+    v: &mut String,
+    prefix: &str,
+    mut rows: Vec<String>,
+    bits: usize,
+    per_stage: usize,
+) -> (Vec<String>, usize) {
+    let mut level = 0;
+    let mut stages = 0;
+    while rows.len() > 2 {
+        let mut next = Vec::new();
+        for (n, triple) in rows.chunks(3).enumerate() {
+            if let [x, y, z] = triple {
+                let (s, c) = (
+                    format!("{prefix}_l{level}_s{n}"),
+                    format!("{prefix}_l{level}_c{n}"),
+                );
+                let _ = writeln!(v, "wire [{}:0] {s} = {x} ^ {y} ^ {z};", bits - 1);
+                let _ = writeln!(
+                    v,
+                    "wire [{}:0] {c} = (({x} & {y}) | ({x} & {z}) | ({y} & {z})) << 1;",
+                    bits - 1
+                );
+                next.extend([s, c]);
+            } else {
+                next.extend(triple.iter().cloned());
+            }
+        }
+        rows = next;
+        level += 1;
+        if level % per_stage == 0 || rows.len() <= 2 {
+            let registered: Vec<String> = (0..rows.len())
+                .map(|n| format!("{prefix}_r{stages}_{n}"))
+                .collect();
+            for name in &registered {
+                let _ = writeln!(v, "reg [{}:0] {name};", bits - 1);
+            }
+            let _ = writeln!(v, "always @(posedge clock) begin");
+            for (name, row) in registered.iter().zip(&rows) {
+                let _ = writeln!(v, "  {name} <= {row};");
+            }
+            let _ = writeln!(v, "end");
+            rows = registered;
+            stages += 1;
+        }
+    }
+    (rows, stages)
+}
+
+fn verilog_body() -> String {
+    let mut v = String::new();
+    let a_limbs = limbs(LIMB_A);
+    let b_limbs = limbs(LIMB_B);
+    // Stage 1: operands.
+    let _ = writeln!(v, "reg [254:0] a1, b1;");
+    let _ = writeln!(
+        v,
+        "always @(posedge clock) begin\n  a1 <= in_a;\n  b1 <= in_b;\nend"
+    );
+    // Stages 2-3: products.
+    let mut products = Vec::new();
+    let _ = writeln!(v, "always @(posedge clock) begin");
+    let mut declarations = String::new();
+    for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
+        for (j, &(b_lo, b_w)) in b_limbs.iter().enumerate() {
+            let w = a_w + b_w;
+            let _ = writeln!(declarations, "reg [{}:0] m_{i}_{j}, p_{i}_{j};", w - 1);
+            let _ = writeln!(
+                v,
+                "  m_{i}_{j} <= a1[{}:{a_lo}] * b1[{}:{b_lo}];\n  p_{i}_{j} <= m_{i}_{j};",
+                a_lo + a_w - 1,
+                b_lo + b_w - 1
+            );
+            products.push((a_lo + b_lo, w, format!("p_{i}_{j}")));
+        }
+    }
+    let _ = writeln!(v, "end");
+    v = declarations + &v;
+    // Stages 4-6: non-overlapping rows of the bit heap, then carry-save compression.
+    products.sort_by_key(|&(offset, _, _)| offset);
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for (offset, width, name) in products {
+        let term = format!("({{{}'d0, {name}}} << {offset})", HEAP_BITS - width);
+        match rows.iter_mut().find(|(end, _)| *end <= offset) {
+            Some((end, terms)) => {
+                *end = offset + width;
+                terms.push(term);
+            }
+            None => rows.push((offset + width, vec![term])),
+        }
+    }
+    let mut heap = Vec::new();
+    for (n, (_, terms)) in rows.iter().enumerate() {
+        let _ = writeln!(
+            v,
+            "wire [{}:0] heap_{n} = {};",
+            HEAP_BITS - 1,
+            terms.join(" | ")
+        );
+        heap.push(format!("heap_{n}"));
+    }
+    let (pair, heap_stages) = compress(&mut v, "h", heap, HEAP_BITS, 3);
+    // Stages 7-8: fold bits 255 and up (weight 2^255 ≡ 19 = 16 + 2 + 1).
+    let mut fold = Vec::new();
+    for (n, row) in pair.iter().enumerate() {
+        let _ = writeln!(v, "wire [{}:0] f_lo{n} = {row}[254:0];", FOLD_BITS - 1);
+        let _ = writeln!(
+            v,
+            "wire [{}:0] f_hi{n} = {row}[{}:255];",
+            FOLD_BITS - 1,
+            HEAP_BITS - 1
+        );
+        fold.push(format!("f_lo{n}"));
+        for shift in [0, 1, 4] {
+            fold.push(format!("(f_hi{n} << {shift})"));
+        }
+    }
+    let (pair, fold_stages) = compress(&mut v, "f", fold, FOLD_BITS, 2);
+    // Stages 9-10: the carry chain in two halves.
+    let half = FOLD_BITS / 2;
+    let (x, y) = (&pair[0], &pair[1]);
+    let _ = writeln!(
+        v,
+        "reg [{half}:0] s_low;\nreg [{}:0] s_x, s_y;\nreg [{}:0] s;",
+        FOLD_BITS - half - 1,
+        FOLD_BITS - 1
+    );
+    let _ = writeln!(v, "reg [255:0] t;\nwire [255:0] w = t + 19;");
+    let _ = writeln!(v, "always @(posedge clock) begin");
+    let _ = writeln!(v, "  s_low <= {x}[{}:0] + {y}[{}:0];", half - 1, half - 1);
+    let _ = writeln!(
+        v,
+        "  s_x <= {x}[{}:{half}];\n  s_y <= {y}[{}:{half}];",
+        FOLD_BITS - 1,
+        FOLD_BITS - 1
+    );
+    let _ = writeln!(
+        v,
+        "  s <= {{s_x + s_y + s_low[{half}], s_low[{}:0]}};",
+        half - 1
+    );
+    // Stage 11: the second fold. Stage 12: canonical.
+    let _ = writeln!(v, "  t <= s[254:0] + 19 * s[{}:255];", FOLD_BITS - 1);
+    let _ = writeln!(v, "  out_product <= w[255] ? w[254:0] : t[254:0];");
+    let _ = writeln!(v, "end");
+    assert_eq!(
+        3 + heap_stages + fold_stages + 4,
+        LATENCY,
+        "the pipeline stages add up: heap {heap_stages}, fold {fold_stages}"
+    );
+    // The valid bit and the tag travel alongside.
+    let _ = writeln!(
+        v,
+        "reg [{}:0] valid_line;\nreg [{}:0] tag_line [0:{}];",
+        LATENCY - 2,
+        TAG_BITS - 1,
+        LATENCY - 2
+    );
+    // Power-on values, as the FPGA's configuration gives them: no operation in flight.
+    let _ = writeln!(v, "initial begin\n  valid_line = 0;\n  out_valid = 0;\nend");
+    let _ = writeln!(v, "integer k;\nalways @(posedge clock) begin");
+    let _ = writeln!(
+        v,
+        "  valid_line <= {{valid_line[{}:0], in_valid}};",
+        LATENCY - 3
+    );
+    let _ = writeln!(v, "  out_valid <= valid_line[{}];", LATENCY - 2);
+    let _ = writeln!(v, "  tag_line[0] <= in_tag;\n  for (k = 1; k < {}; k = k + 1) tag_line[k] <= tag_line[k - 1];", LATENCY - 1);
+    let _ = writeln!(v, "  out_tag <= tag_line[{}];\nend", LATENCY - 2);
+    v
+}
+
+impl StreamBlock for FieldMul {
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "in_a",
+            bits: 255,
+        },
+        Port {
+            name: "in_b",
+            bits: 255,
+        },
+        Port {
+            name: "in_tag",
+            bits: TAG_BITS,
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "out_product",
+            bits: 255,
+        },
+        Port {
+            name: "out_tag",
+            bits: TAG_BITS,
+        },
+    ];
+    const BACK_PRESSURE: bool = false;
+
+    fn set_clock(&mut self, high: bool) {
+        self.clock.next = Clock::from(high);
+    }
+
+    fn drive(&mut self, beat: Option<&Beat>) {
+        self.in_valid.next = beat.is_some();
+        if let Some(beat) = beat {
+            self.in_a.next = beat[0].clone().into();
+            self.in_b.next = beat[1].clone().into();
+            self.in_tag.next = beat[2].clone().into();
+        }
+    }
+
+    fn input_ready(&self) -> bool {
+        true
+    }
+
+    fn set_output_ready(&mut self, _ready: bool) {}
+
+    fn output(&self) -> Option<Beat> {
+        self.out_valid
+            .val()
+            .then(|| vec![self.out_product.val().into(), self.out_tag.val().into()])
+    }
+}
+
+impl FieldMul {
+    /// The input beat of one operation.
+    pub fn operation(a: &BigUint, b: &BigUint, tag: u16) -> Beat {
+        vec![a.clone(), b.clone(), BigUint::from(tag)]
+    }
+
+    /// The output beat the operation must give.
+    pub fn result(a: &BigUint, b: &BigUint, tag: u16) -> Beat {
+        vec![a * b % modulus(), BigUint::from(tag)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::harness::{compare, run, Stalls};
+
+    #[test]
+    fn the_generated_pipeline_has_the_cost_models_latency() {
+        // `verilog_body` asserts that its stages add up to LATENCY.
+        assert!(verilog_body().contains("out_product <="));
+        let model = verity_firmware::interp::CostModel::default();
+        assert_eq!(LATENCY as u64, model.multiplier_latency);
+    }
+
+    #[test]
+    fn the_model_is_one_product_per_cycle_after_latency_cycles() {
+        let mut uut = FieldMul::default();
+        uut.connect_all();
+        let p = modulus();
+        let values = [
+            BigUint::from(0u8),
+            BigUint::from(1u8),
+            &p - 1u8,
+            p.clone(),
+            (BigUint::from(1u8) << 255) - 1u8,
+        ];
+        let mut inputs = Vec::new();
+        let mut expected = Vec::new();
+        for (n, (a, b)) in values
+            .iter()
+            .flat_map(|a| values.iter().map(move |b| (a, b)))
+            .enumerate()
+        {
+            inputs.push(FieldMul::operation(a, b, n as u16));
+            expected.push(FieldMul::result(a, b, n as u16));
+        }
+        let trace = run(&mut uut, &inputs, &Stalls::none(), expected.len(), 1_000);
+        compare(FieldMul::OUTPUTS, &trace, &expected).unwrap_or_else(|m| panic!("{m}"));
+        // The first result leaves LATENCY cycles after the first operand went in, and one
+        // follows every cycle.
+        let cycles: Vec<u64> = trace.outputs.iter().map(|(cycle, _)| *cycle).collect();
+        assert_eq!(cycles[0], LATENCY as u64);
+        assert!(cycles.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+}
