@@ -10,6 +10,7 @@
 //! transaction ids), and the [`merkle`] root unit over a batch of transaction ids. The
 //! card's contract with the host is [`verity_firmware`].
 
+pub mod field_linear;
 pub mod field_mul;
 pub mod flow;
 pub mod merkle;

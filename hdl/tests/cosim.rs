@@ -14,6 +14,7 @@ use sha2::Digest;
 use std::path::PathBuf;
 use verity_firmware::field::Fe;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
+use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
 use verity_hdl::field_mul::{self, FieldMul};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
@@ -291,4 +292,39 @@ fn field_mul_verilog_matches_the_firmware_field_in_icarus() {
 #[test]
 fn field_mul_verilog_matches_the_firmware_field_on_10000_products() {
     field_mul_cosim(Simulator::Verilator, "field-mul-verilator", 10_000);
+}
+
+#[test]
+fn field_linear_verilog_matches_the_firmware_field_in_icarus() {
+    let compiled = build::<FieldLinear>(Block::FieldLinear, "field-linear");
+    let p = field_mul::modulus();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let mut inputs = Vec::new();
+    let mut expected = Vec::new();
+    // The multiplier's edge pairs, reduced for the operations that take canonical operands,
+    // and random ones; every operation on each.
+    for (n, (a, b)) in field_operands(300).into_iter().enumerate() {
+        let op = [
+            LinearOp::Add,
+            LinearOp::Sub,
+            LinearOp::Reduce,
+            LinearOp::PassB,
+        ][rng.gen_range(0..4)];
+        let (a, b) = match op {
+            LinearOp::Reduce => (a, BigUint::from(0u8)),
+            _ => (a % &p, b % &p),
+        };
+        inputs.push(FieldLinear::operation(op, &a, &b, n as u16));
+        expected.push(field_linear::reference(op, &a, &b, n as u16));
+    }
+    let stalls = Stalls::random(seed(), 25, 0);
+    check(
+        &compiled,
+        FieldLinear::default,
+        "operations",
+        &inputs,
+        &expected,
+        &stalls,
+        (100, 100),
+    );
 }

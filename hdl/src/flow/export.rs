@@ -1,6 +1,7 @@
 //! The blocks by name, and their Verilog with a top module of that name.
 
 use super::harness::{Port, StreamBlock};
+use crate::field_linear::FieldLinear;
 use crate::field_mul::FieldMul;
 use crate::merkle::Merkle;
 use crate::sha2::{Sha256, Sha512};
@@ -19,11 +20,19 @@ pub enum Block {
     Merkle,
     /// The ECC engine's modular multiplier.
     FieldMul,
+    /// The ECC engine's linear unit (add, subtract, reduce, select, compare).
+    FieldLinear,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 4] = [Block::Sha512, Block::Sha256, Block::Merkle, Block::FieldMul];
+    pub const ALL: [Block; 5] = [
+        Block::Sha512,
+        Block::Sha256,
+        Block::Merkle,
+        Block::FieldMul,
+        Block::FieldLinear,
+    ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
     pub fn name(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Block {
             Self::Sha256 => "sha256",
             Self::Merkle => "merkle",
             Self::FieldMul => "field_mul",
+            Self::FieldLinear => "field_linear",
         }
     }
 
@@ -43,6 +53,18 @@ impl Block {
             Self::Sha256 => verilog_of(Sha256::default(), self.name()),
             Self::Merkle => verilog_of(Merkle::default(), self.name()),
             Self::FieldMul => verilog_of(FieldMul::default(), self.name()),
+            Self::FieldLinear => verilog_of(FieldLinear::default(), self.name()),
+        }
+    }
+
+    /// Whether the block has `in_ready` and `out_ready` (pipelines of the engine do not).
+    pub fn back_pressure(self) -> bool {
+        match self {
+            Self::Sha512 => Sha512::BACK_PRESSURE,
+            Self::Sha256 => Sha256::BACK_PRESSURE,
+            Self::Merkle => Merkle::BACK_PRESSURE,
+            Self::FieldMul => FieldMul::BACK_PRESSURE,
+            Self::FieldLinear => FieldLinear::BACK_PRESSURE,
         }
     }
 
@@ -53,6 +75,7 @@ impl Block {
             Self::Sha256 => (Sha256::INPUTS, Sha256::OUTPUTS),
             Self::Merkle => (Merkle::INPUTS, Merkle::OUTPUTS),
             Self::FieldMul => (FieldMul::INPUTS, FieldMul::OUTPUTS),
+            Self::FieldLinear => (FieldLinear::INPUTS, FieldLinear::OUTPUTS),
         }
     }
 }
@@ -72,7 +95,7 @@ impl Block {
     /// The lint warnings waived on this block beyond [`super::tools::LINT_WAIVERS`].
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
-            Self::Sha512 | Self::Sha256 | Self::FieldMul => &[],
+            Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear => &[],
             Self::Merkle => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "core$out_tag",
@@ -90,7 +113,7 @@ impl fmt::Display for Block {
 
 /// A name that is not one of [`Block::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no block named {0:?}; the blocks are sha512, sha256, merkle and field_mul")]
+#[error("no block named {0:?}; the blocks are sha512, sha256, merkle, field_mul and field_linear")]
 pub struct UnknownBlock(pub String);
 
 impl FromStr for Block {

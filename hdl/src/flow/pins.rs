@@ -31,17 +31,26 @@ pub fn pin_wrapper(block: Block) -> String {
         "  always @(posedge clock) stimulus <= {{stimulus[{}:0], din}};",
         in_bits - 2
     );
-    let _ = writeln!(v, "  wire in_ready;\n  wire out_valid;");
+    let _ = writeln!(v, "  wire out_valid;");
+    let _ = writeln!(
+        v,
+        "  wire in_ready{};",
+        if block.back_pressure() { "" } else { " = 1'b1" }
+    );
     for port in outputs {
         let _ = writeln!(v, "  wire [{}:0] {};", port.bits - 1, port.name);
     }
     let mut connections = vec![
         ".clock(clock)".to_owned(),
         ".in_valid(stimulus[0])".to_owned(),
-        ".out_ready(stimulus[1])".to_owned(),
-        ".in_ready(in_ready)".to_owned(),
         ".out_valid(out_valid)".to_owned(),
     ];
+    if block.back_pressure() {
+        connections.extend([
+            ".out_ready(stimulus[1])".to_owned(),
+            ".in_ready(in_ready)".to_owned(),
+        ]);
+    }
     let mut offset = 2;
     for port in inputs {
         connections.push(format!(
