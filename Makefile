@@ -22,8 +22,8 @@ bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
-## place-and-route and Fmax (nextpnr). One block with BLOCK=sha512|sha256|merkle, else all.
-BLOCK ?= sha512 sha256 merkle
+## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all.
+BLOCK ?= sha512 sha256 merkle field_mul field_linear
 synth:
 	@scripts/deps synth
 	@for block in $(BLOCK); do scripts/synth $$block || exit 1; done

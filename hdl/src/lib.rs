@@ -7,7 +7,8 @@
 //!
 //! Blocks so far: the SHA-2 [`padder`], the [`sha2_core`] compression function and the
 //! [`sha2`] units built from them (SHA-512 for the signature challenge, SHA-256 for
-//! transaction ids), and the [`merkle`] root unit over a batch of transaction ids. The
+//! transaction ids), the [`merkle`] root unit over a batch of transaction ids, and the ECC
+//! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit. The
 //! card's contract with the host is [`verity_firmware`].
 
 pub mod field_linear;
