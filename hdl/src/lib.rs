@@ -16,6 +16,7 @@ pub mod field_mul;
 pub mod flow;
 pub mod merkle;
 pub mod padder;
+pub mod reg_file;
 pub mod sha2;
 pub mod sha2_core;
 pub mod sha2_spec;

@@ -244,6 +244,11 @@ impl Compiled {
 
 /// The beat as one hexadecimal line: ports concatenated, the first most significant.
 fn hex_line(beat: &Beat, ports: &[Port]) -> String {
+    assert_eq!(
+        beat.len(),
+        ports.len(),
+        "a beat has one value per input port: {beat:?}"
+    );
     let value = ports
         .iter()
         .zip(beat)

@@ -4,6 +4,7 @@ use super::harness::{Port, StreamBlock};
 use crate::field_linear::FieldLinear;
 use crate::field_mul::FieldMul;
 use crate::merkle::Merkle;
+use crate::reg_file::RegFile;
 use crate::sha2::{Sha256, Sha512};
 use rust_hdl::prelude::{generate_verilog, Block as HdlBlock};
 use std::fmt;
@@ -22,16 +23,19 @@ pub enum Block {
     FieldMul,
     /// The ECC engine's linear unit (add, subtract, reduce, select, compare).
     FieldLinear,
+    /// The ECC engine's register file (four reads, two writes per cycle).
+    RegFile,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 5] = [
+    pub const ALL: [Block; 6] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
         Block::FieldMul,
         Block::FieldLinear,
+        Block::RegFile,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -42,6 +46,7 @@ impl Block {
             Self::Merkle => "merkle",
             Self::FieldMul => "field_mul",
             Self::FieldLinear => "field_linear",
+            Self::RegFile => "reg_file",
         }
     }
 
@@ -54,6 +59,7 @@ impl Block {
             Self::Merkle => verilog_of(Merkle::default(), self.name()),
             Self::FieldMul => verilog_of(FieldMul::default(), self.name()),
             Self::FieldLinear => verilog_of(FieldLinear::default(), self.name()),
+            Self::RegFile => verilog_of(RegFile::default(), self.name()),
         }
     }
 
@@ -65,6 +71,7 @@ impl Block {
             Self::Merkle => Merkle::BACK_PRESSURE,
             Self::FieldMul => FieldMul::BACK_PRESSURE,
             Self::FieldLinear => FieldLinear::BACK_PRESSURE,
+            Self::RegFile => RegFile::BACK_PRESSURE,
         }
     }
 
@@ -76,6 +83,7 @@ impl Block {
             Self::Merkle => (Merkle::INPUTS, Merkle::OUTPUTS),
             Self::FieldMul => (FieldMul::INPUTS, FieldMul::OUTPUTS),
             Self::FieldLinear => (FieldLinear::INPUTS, FieldLinear::OUTPUTS),
+            Self::RegFile => (RegFile::INPUTS, RegFile::OUTPUTS),
         }
     }
 }
@@ -95,7 +103,7 @@ impl Block {
     /// The lint warnings waived on this block beyond [`super::tools::LINT_WAIVERS`].
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
-            Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear => &[],
+            Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear | Self::RegFile => &[],
             Self::Merkle => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "core$out_tag",
@@ -113,7 +121,7 @@ impl fmt::Display for Block {
 
 /// A name that is not one of [`Block::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no block named {0:?}; the blocks are sha512, sha256, merkle, field_mul and field_linear")]
+#[error("no block named {0:?}; the blocks are sha512, sha256, merkle, field_mul, field_linear and reg_file")]
 pub struct UnknownBlock(pub String);
 
 impl FromStr for Block {

@@ -139,6 +139,13 @@ pub fn run<B: StreamBlock>(
     expected: usize,
     max_cycles: u64,
 ) -> Trace {
+    if let Some(beat) = inputs.iter().find(|beat| beat.len() != B::INPUTS.len()) {
+        panic!(
+            "a beat of {} values for {} input ports: {beat:?}",
+            beat.len(),
+            B::INPUTS.len()
+        );
+    }
     let mut next_input = 0;
     let mut outputs = Vec::with_capacity(expected);
     let mut cycle = 0;

@@ -11,7 +11,7 @@ use verity_hdl::Block;
 pub enum HdlCommand {
     /// Write one block's Verilog to DIR/NAME.v, with its top module named NAME.
     Export {
-        /// The block: sha512, sha256, merkle, field_mul or field_linear.
+        /// The block (`verity hdl list` names them all).
         #[arg(long, value_parser = parse_block)]
         block: Block,
         /// Directory to write into (created if missing).
@@ -21,7 +21,7 @@ pub enum HdlCommand {
     /// Write DIR/NAME_pins.v: module NAME_pins(clock, din, dout), the block behind two data
     /// pins, for place-and-route (`make synth` uses it to measure Fmax on ECP5).
     Pins {
-        /// The block: sha512, sha256, merkle, field_mul or field_linear.
+        /// The block (`verity hdl list` names them all).
         #[arg(long, value_parser = parse_block)]
         block: Block,
         /// Directory to write into (created if missing).
