@@ -355,8 +355,8 @@ mod tests {
             let enables = [rng.gen_bool(0.6), rng.gen_bool(0.6)];
             let [v0, v1] = values;
             let writes = [
-                enables[0].then(|| (first, v0)),
-                enables[1].then(|| (second, v1)),
+                enables[0].then_some((first, v0)),
+                enables[1].then_some((second, v1)),
             ];
             let clear = rng
                 .gen_bool(0.05)
