@@ -11,6 +11,7 @@
 //! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit. The
 //! card's contract with the host is [`verity_firmware`].
 
+pub mod ecc_engine;
 pub mod field_linear;
 pub mod field_mul;
 pub mod flow;

@@ -14,6 +14,7 @@ use sha2::Digest;
 use std::path::PathBuf;
 use verity_firmware::field::Fe;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
+use verity_hdl::ecc_engine::{self, command, EccEngine};
 use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
 use verity_hdl::field_mul::{self, FieldMul};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
@@ -377,4 +378,42 @@ fn reg_file_verilog_reads_the_last_write_of_either_port() {
         &Stalls::random(seed(), 20, 0),
         (200, 200),
     );
+}
+
+#[test]
+fn ecc_engine_verilog_runs_the_microcode_like_the_interpreter() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use verity_firmware::image::Image;
+    use verity_firmware::program::ed25519_verify;
+    use verity_firmware::verify::prepare;
+    let compiled = build_with::<EccEngine>(Block::EccEngine, "ecc-engine", Simulator::Verilator);
+    let image = Image::new(ed25519_verify());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let mut inputs = command::load(&image);
+    let mut expected = Vec::new();
+    for n in 0..3 {
+        let key = SigningKey::from_bytes(&rng.gen());
+        let message: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect();
+        let mut signature = key.sign(&message).to_bytes();
+        if n == 1 {
+            signature[5] ^= 1; // a forged R: invalid, or not on the curve
+        }
+        let job = prepare(key.verifying_key().as_bytes(), &signature, &message)
+            .unwrap_or_else(|verdict| panic!("prepared before the engine: {verdict:?}"));
+        inputs.extend(command::run(&image, &job));
+        inputs.extend(command::read_registers());
+        expected.extend(ecc_engine::expected_run(&image, &job).unwrap_or_else(|e| panic!("{e}")));
+    }
+    let trace = compiled
+        .run(
+            "signatures",
+            &inputs,
+            &Stalls::none(),
+            expected.len(),
+            10_000_000,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Err(mismatch) = compare(EccEngine::OUTPUTS, &trace, &expected) {
+        panic!("seed {}: {mismatch}", seed());
+    }
 }
