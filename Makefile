@@ -5,7 +5,7 @@ CARGO ?= cargo
 # scripts/deps may have just installed Rust with rustup.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test bench synth deps fmt clippy build
+.PHONY: demo test test-long bench synth deps fmt clippy build
 
 ## Runs the appliance's main job on the embedded default: no card, CPU verification.
 demo: deps
@@ -16,6 +16,11 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) test --locked --workspace
+
+## The long sweeps, too slow for CI: the ECC engine's Verilog against the interpreter on 400
+## more signatures (a few minutes).
+test-long: deps
+	$(CARGO) test --locked --workspace -- --ignored
 
 ## Criterion benchmarks with a table of ratios against the reference crates.
 bench: deps

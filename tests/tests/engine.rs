@@ -1,0 +1,146 @@
+//! The ECC engine's exported Verilog, compiled by Verilator, against the firmware's
+//! interpreter (verdict, flags and all 64 registers after each signature) and against
+//! `ed25519-consensus` (the verdict).
+//!
+//! `make test` runs every shared vector and a sample of random and adversarial signatures;
+//! `make test-long` adds the long sweep (200 random valid and 200 adversarial signatures).
+//! Random inputs come from `VERITY_SEED` if set, else a fixed seed; failures print it.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use std::path::PathBuf;
+use verity_drivers::Request;
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_firmware::verify::prepare;
+use verity_firmware::Verdict;
+use verity_hdl::ecc_engine::{command, expected_run, EccEngine};
+use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
+use verity_hdl::flow::harness::{compare, Beat, Stalls, StreamBlock};
+use verity_hdl::flow::tools;
+use verity_hdl::Block;
+use verity_tests::{adversarial, reference, signed, vectors};
+
+fn seed() -> u64 {
+    std::env::var("VERITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0e6c_c0de)
+}
+
+/// The engine's Verilog, linted and compiled by Verilator in a directory of the test's own.
+fn engine(test: &str) -> Compiled {
+    let cosim = Cosim {
+        top: Block::EccEngine.name().to_owned(),
+        verilog: Block::EccEngine.verilog(),
+        inputs: EccEngine::INPUTS,
+        outputs: EccEngine::OUTPUTS,
+        back_pressure: EccEngine::BACK_PRESSURE,
+        dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("engine")
+            .join(test),
+    };
+    let compiled = cosim
+        .compile(Simulator::Verilator)
+        .unwrap_or_else(|e| panic!("{e}"));
+    tools::lint(&cosim.dir.join("ecc_engine.v"), Block::EccEngine)
+        .unwrap_or_else(|e| panic!("lint: {e}"));
+    compiled
+}
+
+/// Runs every request that reaches the engine through the Verilog and checks it against the
+/// interpreter and the reference; returns how many ran on the engine.
+fn check(compiled: &Compiled, name: &str, requests: &[Request]) -> usize {
+    let image = Image::new(ed25519_verify());
+    let mut inputs: Vec<Beat> = command::load(&image);
+    let mut expected: Vec<Beat> = Vec::new();
+    let mut verdicts = Vec::new();
+    for request in requests {
+        let accepted = reference::accepts(request);
+        match prepare(&request.public_key, &request.signature, &request.message) {
+            // Rejected before the engine (S ≥ L, a message too long): the reference agrees.
+            Err(verdict) => assert!(
+                !accepted,
+                "{}: {verdict:?} but the reference accepts",
+                request.tag
+            ),
+            Ok(job) => {
+                inputs.extend(command::run(&image, &job));
+                inputs.extend(command::read_registers());
+                let beats = expected_run(&image, &job).unwrap_or_else(|e| panic!("{e}"));
+                let code = u8::try_from(&beats[0][1]).unwrap_or(u8::MAX);
+                let verdict = Verdict::from_code(code).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    verdict == Verdict::Valid,
+                    accepted,
+                    "{}: interpreter vs reference",
+                    request.tag
+                );
+                verdicts.push(verdict);
+                expected.extend(beats);
+            }
+        }
+    }
+    let trace = compiled
+        .run(
+            name,
+            &inputs,
+            &Stalls::none(),
+            expected.len(),
+            200_000 * (verdicts.len() as u64 + 1),
+        )
+        .unwrap_or_else(|e| panic!("seed {}: {e}", seed()));
+    if let Err(mismatch) = compare(EccEngine::OUTPUTS, &trace, &expected) {
+        panic!(
+            "seed {}: the engine's Verilog and the interpreter differ: {mismatch}",
+            seed()
+        );
+    }
+    verdicts.len()
+}
+
+fn random_valid(rng: &mut ChaCha20Rng, count: usize, first_tag: u64) -> Vec<Request> {
+    use rand::Rng;
+    (0..count as u64)
+        .map(|i| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&rng.gen());
+            let message: Vec<u8> = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect();
+            signed(first_tag + i, &key, message)
+        })
+        .collect()
+}
+
+fn adversarial_sample(rng: &mut ChaCha20Rng, per_kind: usize, first_tag: u64) -> Vec<Request> {
+    (0..adversarial::KINDS.len())
+        .flat_map(|kind| (0..per_kind).map(move |i| (kind, i)))
+        .enumerate()
+        .map(|(n, (kind, _))| adversarial::case(kind, rng, first_tag + n as u64))
+        .collect()
+}
+
+#[test]
+fn engine_verilog_matches_the_interpreter_on_the_shared_vectors_and_a_sample() {
+    let compiled = engine("sample");
+    let mut requests: Vec<Request> =
+        vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"))
+            .iter()
+            .enumerate()
+            .map(|(tag, vector)| vector.request(tag as u64))
+            .collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed());
+    requests.extend(random_valid(&mut rng, 4, 100));
+    requests.extend(adversarial_sample(&mut rng, 1, 200));
+    let ran = check(&compiled, "sample", &requests);
+    assert!(ran >= 20, "{ran} signatures reached the engine");
+}
+
+#[test]
+#[ignore = "long: about four minutes; `make test-long` runs it"]
+fn engine_verilog_matches_the_interpreter_on_400_more_signatures() {
+    let compiled = engine("long");
+    let mut rng = ChaCha20Rng::seed_from_u64(seed() ^ 0x10_0000);
+    let mut requests = random_valid(&mut rng, 200, 1_000);
+    requests.extend(adversarial_sample(&mut rng, 20, 2_000));
+    let ran = check(&compiled, "long", &requests);
+    assert!(ran >= 300, "{ran} signatures reached the engine");
+}
