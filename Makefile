@@ -28,7 +28,7 @@ bench: deps
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all.
-BLOCK ?= sha512 sha256 merkle field_mul field_linear
+BLOCK ?= sha512 sha256 merkle field_mul field_linear reg_file ecc_engine
 synth:
 	@scripts/deps synth
 	@for block in $(BLOCK); do scripts/synth $$block || exit 1; done

@@ -327,9 +327,7 @@ impl StreamBlock for FieldMul {
     ];
     const BACK_PRESSURE: bool = false;
 
-    fn set_clock(&mut self, high: bool) {
-        self.clock.next = Clock::from(high);
-    }
+    crate::pipeline_handshake!();
 
     fn drive(&mut self, beat: Option<&Beat>) {
         self.in_valid.next = beat.is_some();
@@ -339,12 +337,6 @@ impl StreamBlock for FieldMul {
             self.in_tag.next = beat[2].clone().into();
         }
     }
-
-    fn input_ready(&self) -> bool {
-        true
-    }
-
-    fn set_output_ready(&mut self, _ready: bool) {}
 
     fn output(&self) -> Option<Beat> {
         self.out_valid

@@ -247,9 +247,7 @@ impl StreamBlock for RegFile {
     ];
     const BACK_PRESSURE: bool = false;
 
-    fn set_clock(&mut self, high: bool) {
-        self.clock.next = Clock::from(high);
-    }
+    crate::pipeline_handshake!();
 
     fn drive(&mut self, beat: Option<&Beat>) {
         self.in_valid.next = beat.is_some();
@@ -267,12 +265,6 @@ impl StreamBlock for RegFile {
         self.clear_context.next = beat.map_or(0u64.into(), |b| b[READ_PORTS + 7].clone().into());
     }
 
-    fn input_ready(&self) -> bool {
-        true
-    }
-
-    fn set_output_ready(&mut self, _ready: bool) {}
-
     fn output(&self) -> Option<Beat> {
         self.out_valid
             .val()
@@ -287,6 +279,34 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// `cycles` of random traffic on `hot` random addresses (so that reads often follow
+    /// writes from either port), with a clear now and then: the input beats and the reads
+    /// they must give.
+    pub fn random<R: rand::Rng>(rng: &mut R, cycles: usize, hot: usize) -> (Vec<Beat>, Vec<Beat>) {
+        let mut traffic = Self::default();
+        let hot: Vec<usize> = (0..hot.max(2)).map(|_| rng.gen_range(0..ENTRIES)).collect();
+        let pick = |rng: &mut R| hot[rng.gen_range(0..hot.len())];
+        let (mut inputs, mut expected) = (Vec::new(), Vec::new());
+        for _ in 0..cycles {
+            let reads = [0; READ_PORTS].map(|_| pick(rng));
+            let first = pick(rng);
+            // The ports never write one register in one cycle: the second skips the first's.
+            let second = Some(pick(rng)).filter(|&address| address != first);
+            let [v0, v1] = [0; 2].map(|_| BigUint::from_bytes_le(&rng.gen::<[u8; 32]>()) >> 1u8);
+            let writes = [
+                rng.gen_bool(0.7).then_some((first, v0)),
+                second
+                    .filter(|_| rng.gen_bool(0.7))
+                    .map(|address| (address, v1)),
+            ];
+            let clear = rng.gen_bool(0.05).then(|| pick(rng) >> 6);
+            let (beat, want) = traffic.cycle(reads, clear, writes);
+            inputs.push(beat);
+            expected.push(want);
+        }
+        (inputs, expected)
+    }
+
     /// The input beat of a cycle that reads `reads`, forgets context `clear` if given, and
     /// performs `writes` (multiplier's, linear unit's; `None` for no write), and the output
     /// beat it must give next cycle (the values from before this cycle's clear and writes).
@@ -331,40 +351,13 @@ impl Traffic {
 mod tests {
     use super::*;
     use crate::flow::harness::{compare, run, Stalls};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn reads_see_the_last_write_of_either_port() {
         let seed = 0x4e6;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut traffic = Traffic::default();
-        let (mut inputs, mut expected) = (Vec::new(), Vec::new());
-        // A few hot addresses, so that reads often follow writes from either port.
-        let hot: Vec<usize> = (0..12).map(|_| rng.gen_range(0..ENTRIES)).collect();
-        for _ in 0..400 {
-            let reads = [0; READ_PORTS].map(|_| hot[rng.gen_range(0..hot.len())]);
-            let first = hot[rng.gen_range(0..hot.len())];
-            let second = loop {
-                let candidate = hot[rng.gen_range(0..hot.len())];
-                if candidate != first {
-                    break candidate;
-                }
-            };
-            let values = [0; 2].map(|_| BigUint::from_bytes_le(&rng.gen::<[u8; 32]>()) >> 1u8);
-            let enables = [rng.gen_bool(0.6), rng.gen_bool(0.6)];
-            let [v0, v1] = values;
-            let writes = [
-                enables[0].then_some((first, v0)),
-                enables[1].then_some((second, v1)),
-            ];
-            let clear = rng
-                .gen_bool(0.05)
-                .then(|| hot[rng.gen_range(0..hot.len())] >> 6);
-            let (beat, want) = traffic.cycle(reads, clear, writes);
-            inputs.push(beat);
-            expected.push(want);
-        }
+        let (inputs, expected) = Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed), 400, 12);
         let mut uut = RegFile::default();
         uut.connect_all();
         let trace = run(&mut uut, &inputs, &Stalls::none(), expected.len(), 10_000);

@@ -21,7 +21,7 @@ use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
 use verity_hdl::flow::tools;
 use verity_hdl::merkle::Merkle;
-use verity_hdl::reg_file::{self, RegFile, Traffic};
+use verity_hdl::reg_file::{RegFile, Traffic};
 use verity_hdl::sha2::Sha2;
 use verity_hdl::Block;
 
@@ -340,35 +340,7 @@ fn field_linear_verilog_matches_the_firmware_field_in_icarus() {
 #[test]
 fn reg_file_verilog_reads_the_last_write_of_either_port() {
     let compiled = build::<RegFile>(Block::RegFile, "reg-file");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed());
-    let mut traffic = Traffic::default();
-    let (mut inputs, mut expected) = (Vec::new(), Vec::new());
-    // Hot addresses from every context, so that reads often follow writes from either port.
-    let hot: Vec<usize> = (0..24)
-        .map(|_| rng.gen_range(0..reg_file::ENTRIES))
-        .collect();
-    for _ in 0..2_000 {
-        let reads = [0; reg_file::READ_PORTS].map(|_| hot[rng.gen_range(0..hot.len())]);
-        let first = hot[rng.gen_range(0..hot.len())];
-        let second = hot
-            .iter()
-            .copied()
-            .cycle()
-            .skip(rng.gen_range(0..hot.len()))
-            .find(|&a| a != first);
-        let values = [0; 2].map(|_| BigUint::from_bytes_le(&rng.gen::<[u8; 32]>()) >> 1u8);
-        let [v0, v1] = values;
-        let writes = [
-            rng.gen_bool(0.7).then_some((first, v0)),
-            second.filter(|_| rng.gen_bool(0.7)).map(|a| (a, v1)),
-        ];
-        let clear = rng
-            .gen_bool(0.05)
-            .then(|| hot[rng.gen_range(0..hot.len())] >> 6);
-        let (beat, want) = traffic.cycle(reads, clear, writes);
-        inputs.push(beat);
-        expected.push(want);
-    }
+    let (inputs, expected) = Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed()), 2_000, 24);
     check(
         &compiled,
         RegFile::default,

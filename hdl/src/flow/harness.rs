@@ -70,6 +70,23 @@ macro_rules! stream_handshake {
     };
 }
 
+/// The clock and handshake methods of [`StreamBlock`] for a pipeline without back-pressure
+/// (`BACK_PRESSURE = false`): it takes an input every cycle and its outputs cannot wait.
+#[macro_export]
+macro_rules! pipeline_handshake {
+    () => {
+        fn set_clock(&mut self, high: bool) {
+            self.clock.next = ::rust_hdl::prelude::Clock::from(high);
+        }
+
+        fn input_ready(&self) -> bool {
+            true
+        }
+
+        fn set_output_ready(&mut self, _ready: bool) {}
+    };
+}
+
 /// Cycles after which a stall pattern repeats.
 pub const STALL_PERIOD: usize = 4096;
 
