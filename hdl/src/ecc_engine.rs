@@ -181,7 +181,12 @@ impl Logic for EccEngine {
         self.s_digits.write_enable.next =
             self.in_valid.val() & self.in_ready.val() & (self.in_cmd.val() == 3);
 
-        // The instruction's fields: straight from the RAM in Decode, latched afterwards.
+        // The instruction's fields: straight from the RAM in Decode, latched afterwards. The
+        // opcodes and sequencing kinds are `verity_firmware::isa`'s encoding: 0 Nop, 1 Mul,
+        // 2 Sqr, 3 MulC, 4 Add, 5 Sub, 6 LdC, 7 Load, 8 CNeg, 9 CSel, 10 Eq, 11 Odd, 12 FAnd,
+        // 13 FOr, 14 MulT, 15 MulTC, 16 TNeg, 17 SetI, 18 SetJ; sequencing 0 Next, 1 Jump,
+        // 2 IfFlag, 3 IfNotFlag, 4 IfDigitZero, 5 LoopI, 6 LoopJ, 7 Done, 8 IfBothDigitsZero.
+        // `tests/tests/engine.rs` holds them to the interpreter on the Ed25519 program.
         self.fields.next = self.word.q.val();
         if self.state.q.val() == EngineState::Decode {
             self.fields.next = self.code.read_data.val();
