@@ -588,7 +588,7 @@ pub mod command {
             .constants
             .iter()
             .enumerate()
-            .map(|(at, c)| beat(1, at, BigUint::from_bytes_le(&c.to_bytes())));
+            .map(|(at, c)| beat(1, at, crate::field_value::from_fe(*c)));
         code.chain(constants).collect()
     }
 
@@ -645,7 +645,7 @@ pub fn expected_run(
     beats.extend(context.regs.iter().map(|r| {
         vec![
             BigUint::from(1u8),
-            BigUint::from_bytes_le(&r.to_bytes()),
+            crate::field_value::from_fe(*r),
             flags.clone(),
         ]
     }));

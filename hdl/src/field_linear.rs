@@ -13,6 +13,7 @@
 //! The engine maps its instructions onto these operations: `Add`, `Sub`, `CNeg`/`TNeg` (0 − a
 //! or a), `CSel`/`LdC` (a or b), `Load` (reduce), `Eq` and `Odd` (the flags).
 
+use crate::field_value::{from_fe, to_fe};
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
@@ -288,21 +289,14 @@ impl FieldLinear {
 /// What the firmware's reference arithmetic gives for `op` on `a` and `b`: the unit's expected
 /// output beat.
 pub fn reference(op: LinearOp, a: &BigUint, b: &BigUint, tag: u16) -> Beat {
-    use verity_firmware::field::Fe;
-    let fe = |x: &BigUint| {
-        let mut bytes = [0u8; 32];
-        let le = x.to_bytes_le();
-        bytes[..le.len()].copy_from_slice(&le);
-        Fe::from_bytes_mod_p(&bytes)
-    };
     let value = match op {
-        LinearOp::Add => fe(a) + fe(b),
-        LinearOp::Sub => fe(a) - fe(b),
-        LinearOp::Reduce => fe(a),
-        LinearOp::PassB => fe(b),
+        LinearOp::Add => to_fe(a) + to_fe(b),
+        LinearOp::Sub => to_fe(a) - to_fe(b),
+        LinearOp::Reduce => to_fe(a),
+        LinearOp::PassB => to_fe(b),
     };
     vec![
-        BigUint::from_bytes_le(&value.to_bytes()),
+        from_fe(value),
         BigUint::from(u8::from(a == b)),
         BigUint::from(u8::from(a.bit(0))),
         BigUint::from(tag),
@@ -316,7 +310,7 @@ mod tests {
 
     #[test]
     fn every_operation_on_edge_values_matches_the_firmware() {
-        let p = crate::field_mul::modulus();
+        let p = crate::field_value::modulus();
         let one = BigUint::from(1u8);
         let canonical = [
             BigUint::from(0u8),

@@ -29,6 +29,7 @@
 //! behaviour in Rust (the exact product, delayed [`LATENCY`] cycles) and its Verilog body,
 //! generated below. The co-simulation holds the two to each other cycle for cycle.
 
+use crate::field_value::modulus;
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
@@ -47,11 +48,6 @@ const FIELD_BITS: usize = 255;
 const HEAP_BITS: usize = 512;
 /// Width of the folded sum (below 2^264).
 const FOLD_BITS: usize = 266;
-
-/// p = 2^255 − 19.
-pub fn modulus() -> BigUint {
-    (BigUint::from(1u8) << FIELD_BITS) - 19u8
-}
 
 /// One operation in flight in the Rust model.
 #[derive(Clone, Debug, Default)]

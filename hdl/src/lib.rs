@@ -14,6 +14,7 @@
 pub mod ecc_engine;
 pub mod field_linear;
 pub mod field_mul;
+pub mod field_value;
 pub mod flow;
 pub mod merkle;
 pub mod padder;

@@ -60,6 +60,8 @@ pub struct RegFile {
     was_written: [DFF<Bit>; READ_PORTS],
     context_mask: Constant<Bits<ENTRIES>>,
     cleared: Signal<Local, Bits<ENTRIES>>,
+    written_after_mul: Signal<Local, Bits<ENTRIES>>,
+    live_after_mul: Signal<Local, Bits<ENTRIES>>,
     write: [Signal<Local, Bit>; 2],
     valid: DFF<Bit>,
 }
@@ -84,6 +86,8 @@ impl Default for RegFile {
             was_written: Default::default(),
             context_mask: Constant::new(u64::MAX.into()),
             cleared: Default::default(),
+            written_after_mul: Default::default(),
+            live_after_mul: Default::default(),
             write: Default::default(),
             valid: Default::default(),
         }
@@ -129,46 +133,30 @@ impl Logic for RegFile {
             self.cleared.next = self.written.q.val()
                 & !(self.context_mask.val() << (bit_cast::<16, 4>(self.clear_context.val()) << 6));
         }
-        self.written.d.next = self.cleared.val();
+        // Port 0's write, then port 1's: the ports never name one register in one cycle.
+        self.written_after_mul.next = self.cleared.val();
+        self.live_after_mul.next = self.live.q.val();
         if self.write[0].val() {
-            self.written.d.next = self
+            self.written_after_mul.next = self
                 .cleared
                 .val()
                 .replace_bit(self.wr_addr[0].val().index(), true);
-        }
-        if self.write[1].val() {
-            self.written.d.next = self
-                .cleared
-                .val()
-                .replace_bit(self.wr_addr[1].val().index(), true);
-        }
-        if self.write[0].val() & self.write[1].val() {
-            self.written.d.next = self
-                .cleared
-                .val()
-                .replace_bit(self.wr_addr[0].val().index(), true)
-                .replace_bit(self.wr_addr[1].val().index(), true);
-        }
-        if self.write[0].val() {
-            self.live.d.next = self
+            self.live_after_mul.next = self
                 .live
                 .q
                 .val()
                 .replace_bit(self.wr_addr[0].val().index(), false);
         }
+        self.written.d.next = self.written_after_mul.val();
+        self.live.d.next = self.live_after_mul.val();
         if self.write[1].val() {
-            self.live.d.next = self
-                .live
-                .q
+            self.written.d.next = self
+                .written_after_mul
                 .val()
                 .replace_bit(self.wr_addr[1].val().index(), true);
-        }
-        if self.write[0].val() & self.write[1].val() {
             self.live.d.next = self
-                .live
-                .q
+                .live_after_mul
                 .val()
-                .replace_bit(self.wr_addr[0].val().index(), false)
                 .replace_bit(self.wr_addr[1].val().index(), true);
         }
         self.valid.d.next = self.in_valid.val();

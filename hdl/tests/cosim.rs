@@ -12,14 +12,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Digest;
 use std::path::PathBuf;
-use verity_firmware::field::Fe;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
 use verity_hdl::ecc_engine::{self, command, EccEngine};
 use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
-use verity_hdl::field_mul::{self, FieldMul};
+use verity_hdl::field_mul::FieldMul;
+use verity_hdl::field_value::{from_fe, modulus, to_fe};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
-use verity_hdl::flow::tools;
 use verity_hdl::merkle::Merkle;
 use verity_hdl::reg_file::{RegFile, Traffic};
 use verity_hdl::sha2::Sha2;
@@ -38,25 +37,15 @@ fn workdir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Exports `block`, lints it and compiles it in Icarus, in a directory of the test's own
-/// (tests run in parallel).
-fn build<B: StreamBlock>(block: Block, test: &str) -> Compiled {
-    build_with::<B>(block, test, Simulator::Icarus)
+/// Exports `block`, lints it and compiles it in Icarus, in a directory of the test's own.
+fn build(block: Block, test: &str) -> Compiled {
+    build_with(block, test, Simulator::Icarus)
 }
 
-fn build_with<B: StreamBlock>(block: Block, test: &str, simulator: Simulator) -> Compiled {
-    let cosim = Cosim {
-        top: block.name().to_owned(),
-        verilog: block.verilog(),
-        inputs: B::INPUTS,
-        outputs: B::OUTPUTS,
-        back_pressure: B::BACK_PRESSURE,
-        dir: workdir(test),
-    };
-    let compiled = cosim.compile(simulator).unwrap_or_else(|e| panic!("{e}"));
-    tools::lint(&cosim.dir.join(format!("{}.v", block.name())), block)
-        .unwrap_or_else(|e| panic!("verilator lint of {block}: {e}"));
-    compiled
+fn build_with(block: Block, test: &str, simulator: Simulator) -> Compiled {
+    Cosim::new(block, workdir(test))
+        .compile(simulator)
+        .unwrap_or_else(|e| panic!("{block}: {e}"))
 }
 
 /// Runs the Verilog, checks it against the reference, then replays the first `replay`
@@ -129,7 +118,7 @@ fn sha_cosim<const W: usize, const B: usize, const D: usize>(
     block: Block,
     reference: fn(&[u8]) -> Vec<u8>,
 ) {
-    let compiled = build::<Sha2<W, B, D>>(block, block.name());
+    let compiled = build(block, block.name());
     let (inputs, expected, replay) = sha_stimulus::<W, B, D>(reference, 200);
     let stall_patterns = [
         ("back-to-back", Stalls::none()),
@@ -163,7 +152,7 @@ fn ids(rng: &mut ChaCha8Rng, n: usize) -> Vec<Hash> {
 }
 
 fn merkle_sizes(simulator: Simulator, test: &str, sizes: std::ops::RangeInclusive<usize>) {
-    let compiled = build_with::<Merkle>(Block::Merkle, test, simulator);
+    let compiled = build_with(Block::Merkle, test, simulator);
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let batches: Vec<Vec<Hash>> = sizes.map(|n| ids(&mut rng, n)).collect();
     let (inputs, expected) = Merkle::stimulus(&batches);
@@ -195,7 +184,7 @@ fn merkle_verilog_matches_the_firmware_rule_for_every_size_to_70() {
 fn merkle_verilog_closes_a_full_batch_itself() {
     // 850,000 cycles: Verilator's compiled model runs them in a fraction of a second, where
     // Icarus would take a minute.
-    let compiled = build_with::<Merkle>(Block::Merkle, "merkle-full", Simulator::Verilator);
+    let compiled = build_with(Block::Merkle, "merkle-full", Simulator::Verilator);
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let all = ids(&mut rng, MAX_LEAVES + 3);
     // One stream with `last` only on the final id: the unit must cut it after MAX_LEAVES.
@@ -222,7 +211,7 @@ fn merkle_verilog_closes_a_full_batch_itself() {
 /// Operand pairs for the multiplier: every pair of edge values (0, 1, 2, 19, p − 1, p, p + 1,
 /// 2^254, 2^255 − 1, the values just below and at 2^k limb boundaries), then random ones.
 fn field_operands(random: usize) -> Vec<(BigUint, BigUint)> {
-    let p = field_mul::modulus();
+    let p = modulus();
     let one = BigUint::from(1u8);
     let edges = [
         BigUint::from(0u8),
@@ -252,23 +241,18 @@ fn field_operands(random: usize) -> Vec<(BigUint, BigUint)> {
 
 /// The product the firmware's reference arithmetic gives (the interpreter's `Mul`).
 fn firmware_product(a: &BigUint, b: &BigUint) -> BigUint {
-    let fe = |x: &BigUint| {
-        let mut bytes = [0u8; 32];
-        bytes[..x.to_bytes_le().len()].copy_from_slice(&x.to_bytes_le());
-        Fe::from_bytes_mod_p(&bytes)
-    };
-    BigUint::from_bytes_le(&(fe(a) * fe(b)).to_bytes())
+    from_fe(to_fe(a) * to_fe(b))
 }
 
 fn field_mul_cosim(simulator: Simulator, test: &str, random: usize) {
-    let compiled = build_with::<FieldMul>(Block::FieldMul, test, simulator);
+    let compiled = build_with(Block::FieldMul, test, simulator);
     let pairs = field_operands(random);
     let inputs: Vec<Beat> = pairs
         .iter()
         .enumerate()
         .map(|(n, (a, b))| FieldMul::operation(a, b, n as u16))
         .collect();
-    let p = field_mul::modulus();
+    let p = modulus();
     let expected: Vec<Beat> = pairs
         .iter()
         .enumerate()
@@ -304,8 +288,8 @@ fn field_mul_verilog_matches_the_firmware_field_on_10000_products() {
 
 #[test]
 fn field_linear_verilog_matches_the_firmware_field_in_icarus() {
-    let compiled = build::<FieldLinear>(Block::FieldLinear, "field-linear");
-    let p = field_mul::modulus();
+    let compiled = build(Block::FieldLinear, "field-linear");
+    let p = modulus();
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let mut inputs = Vec::new();
     let mut expected = Vec::new();
@@ -339,7 +323,7 @@ fn field_linear_verilog_matches_the_firmware_field_in_icarus() {
 
 #[test]
 fn reg_file_verilog_reads_the_last_write_of_either_port() {
-    let compiled = build::<RegFile>(Block::RegFile, "reg-file");
+    let compiled = build(Block::RegFile, "reg-file");
     let (inputs, expected) = Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed()), 2_000, 24);
     check(
         &compiled,
@@ -358,7 +342,7 @@ fn ecc_engine_verilog_runs_the_microcode_like_the_interpreter() {
     use verity_firmware::image::Image;
     use verity_firmware::program::ed25519_verify;
     use verity_firmware::verify::prepare;
-    let compiled = build_with::<EccEngine>(Block::EccEngine, "ecc-engine", Simulator::Verilator);
+    let compiled = build_with(Block::EccEngine, "ecc-engine", Simulator::Verilator);
     let image = Image::new(ed25519_verify());
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let mut inputs = command::load(&image);

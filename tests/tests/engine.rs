@@ -17,7 +17,6 @@ use verity_firmware::Verdict;
 use verity_hdl::ecc_engine::{command, expected_run, EccEngine};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{compare, Beat, Stalls, StreamBlock};
-use verity_hdl::flow::tools;
 use verity_hdl::Block;
 use verity_tests::{adversarial, reference, signed, vectors};
 
@@ -30,22 +29,12 @@ fn seed() -> u64 {
 
 /// The engine's Verilog, linted and compiled by Verilator in a directory of the test's own.
 fn engine(test: &str) -> Compiled {
-    let cosim = Cosim {
-        top: Block::EccEngine.name().to_owned(),
-        verilog: Block::EccEngine.verilog(),
-        inputs: EccEngine::INPUTS,
-        outputs: EccEngine::OUTPUTS,
-        back_pressure: EccEngine::BACK_PRESSURE,
-        dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("engine")
-            .join(test),
-    };
-    let compiled = cosim
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("engine")
+        .join(test);
+    Cosim::new(Block::EccEngine, dir)
         .compile(Simulator::Verilator)
-        .unwrap_or_else(|e| panic!("{e}"));
-    tools::lint(&cosim.dir.join("ecc_engine.v"), Block::EccEngine)
-        .unwrap_or_else(|e| panic!("lint: {e}"));
-    compiled
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs every request that reaches the engine through the Verilog and checks it against the

@@ -8,6 +8,7 @@
 //! can be compared with the reference and with rust-hdl's own simulation of the same design,
 //! cycle for cycle.
 
+use super::export::Block;
 use super::harness::{Beat, Port, Stalls, Trace};
 use super::tools::{self, ToolError};
 use num_bigint::BigUint;
@@ -24,21 +25,14 @@ pub enum Simulator {
     Verilator,
 }
 
-/// One co-simulation: a block's Verilog, its stream ports and a working directory.
+/// One co-simulation: a block (its Verilog, stream ports and handshake come from
+/// [`Block`]) and a working directory.
 #[derive(Clone, Debug)]
 pub struct Cosim {
-    /// The block's top module.
-    pub top: String,
-    /// The block's Verilog (from [`super::export`]).
-    pub verilog: String,
-    /// Data ports of the input stream.
-    pub inputs: &'static [Port],
-    /// Data ports of the output stream.
-    pub outputs: &'static [Port],
-    /// Whether the block has `in_ready` and `out_ready` ([`super::harness::StreamBlock::BACK_PRESSURE`]).
-    pub back_pressure: bool,
-    /// Where the bench, stimulus and build live.
-    pub dir: PathBuf,
+    block: Block,
+    inputs: &'static [Port],
+    outputs: &'static [Port],
+    dir: PathBuf,
 }
 
 /// A compiled bench, ready to run stimulus.
@@ -51,14 +45,28 @@ pub struct Compiled {
 }
 
 impl Cosim {
-    /// Writes the design and the bench and compiles them with `simulator`.
+    /// A co-simulation of `block` whose files live in `dir` (one per test: tests run in
+    /// parallel).
+    pub fn new(block: Block, dir: PathBuf) -> Self {
+        let (inputs, outputs) = block.ports();
+        Self {
+            block,
+            inputs,
+            outputs,
+            dir,
+        }
+    }
+
+    /// Writes the block's Verilog and the bench, lints the Verilog ([`tools::lint`]) and
+    /// compiles both with `simulator`.
     pub fn compile(&self, simulator: Simulator) -> Result<Compiled, ToolError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| ToolError::Io {
             path: self.dir.display().to_string(),
             source,
         })?;
-        let design = format!("{}.v", self.top);
-        tools::write(&self.dir.join(&design), &self.verilog)?;
+        let design = format!("{}.v", self.block.name());
+        tools::write(&self.dir.join(&design), self.block.verilog())?;
+        tools::lint(&self.dir.join(&design), self.block)?;
         tools::write(&self.dir.join("bench.v"), self.bench())?;
         match simulator {
             Simulator::Icarus => {
@@ -112,7 +120,7 @@ impl Cosim {
             v,
             "  reg clock = 0;\n  reg in_valid = 0;\n  wire out_valid;"
         );
-        if self.back_pressure {
+        if self.block.back_pressure() {
             let _ = writeln!(v, "  wire in_ready;\n  reg out_ready = 0;");
         } else {
             // A pipeline takes every input and its outputs cannot wait.
@@ -124,7 +132,7 @@ impl Cosim {
         for port in self.outputs {
             declare(&mut v, "wire", port);
         }
-        let handshake: &[&str] = if self.back_pressure {
+        let handshake: &[&str] = if self.block.back_pressure() {
             &["clock", "in_valid", "in_ready", "out_valid", "out_ready"]
         } else {
             &["clock", "in_valid", "out_valid"]
@@ -135,7 +143,12 @@ impl Cosim {
             .chain(self.inputs.iter().chain(self.outputs).map(|p| p.name))
             .map(|name| format!(".{name}({name})"))
             .collect();
-        let _ = writeln!(v, "  {} dut({});", self.top, connections.join(", "));
+        let _ = writeln!(
+            v,
+            "  {} dut({});",
+            self.block.name(),
+            connections.join(", ")
+        );
         let in_names: Vec<&str> = self.inputs.iter().map(|p| p.name).collect();
         let out_names: Vec<&str> = self.outputs.iter().map(|p| p.name).collect();
         let _ = write!(
@@ -186,7 +199,7 @@ endmodule
             period_top = super::harness::STALL_PERIOD - 1,
             in_names = in_names.join(", "),
             out_names = out_names.join(", "),
-            sink = if self.back_pressure {
+            sink = if self.block.back_pressure() {
                 format!("!stalls[cycle % {}][1]", super::harness::STALL_PERIOD)
             } else {
                 "1'b1".to_owned()
