@@ -534,24 +534,12 @@ const TABLE_SPAN: usize = 32;
 
 /// The register and flags an operation writes.
 fn writes(op: &Op) -> ([Option<Reg>; 1], [Option<Flag>; 1]) {
-    match *op {
-        Op::Nop | Op::SetI { .. } | Op::SetJ { .. } => ([None], [None]),
-        Op::Mul { d, .. }
-        | Op::Sqr { d, .. }
-        | Op::MulC { d, .. }
-        | Op::Add { d, .. }
-        | Op::Sub { d, .. }
-        | Op::LdC { d, .. }
-        | Op::CNeg { d, .. }
-        | Op::CSel { d, .. }
-        | Op::MulT { d, .. }
-        | Op::MulTC { d, .. }
-        | Op::TNeg { d, .. } => ([Some(d)], [None]),
-        Op::Load { d, sign, .. } => ([Some(d)], [Some(sign)]),
-        Op::Eq { f, .. } | Op::Odd { f, .. } | Op::FAnd { f, .. } | Op::FOr { f, .. } => {
-            ([None], [Some(f)])
-        }
-    }
+    let flag = match *op {
+        Op::Load { sign, .. } => Some(sign),
+        Op::Eq { f, .. } | Op::Odd { f, .. } | Op::FAnd { f, .. } | Op::FOr { f, .. } => Some(f),
+        _ => None,
+    };
+    ([op.destination()], [flag])
 }
 
 #[cfg(test)]

@@ -258,6 +258,31 @@ impl Op {
             _ => Class::Linear,
         }
     }
+
+    /// The register it writes, if any.
+    pub const fn destination(&self) -> Option<Reg> {
+        match *self {
+            Op::Mul { d, .. }
+            | Op::Sqr { d, .. }
+            | Op::MulC { d, .. }
+            | Op::Add { d, .. }
+            | Op::Sub { d, .. }
+            | Op::LdC { d, .. }
+            | Op::Load { d, .. }
+            | Op::CNeg { d, .. }
+            | Op::CSel { d, .. }
+            | Op::MulT { d, .. }
+            | Op::MulTC { d, .. }
+            | Op::TNeg { d, .. } => Some(d),
+            Op::Nop
+            | Op::Eq { .. }
+            | Op::Odd { .. }
+            | Op::FAnd { .. }
+            | Op::FOr { .. }
+            | Op::SetI { .. }
+            | Op::SetJ { .. } => None,
+        }
+    }
 }
 
 const OPCODES: [&str; 19] = [

@@ -1,65 +1,100 @@
-//! The ECC engine, first version: the firmware's instruction set in hardware, one context,
-//! one instruction at a time.
+//! The ECC engine: the firmware's instruction set on the field ALU, 16 signature contexts
+//! interleaved so the multiplier takes an operation almost every cycle.
 //!
-//! This version exists to prove the instruction set end to end: decoding, the mapping of
-//! every operation onto the multiplier ([`crate::field_mul`]) and the linear unit
-//! ([`crate::field_linear`]), table reads, flags, counters, digit streams and sequencing,
-//! register for register against `verity_firmware::interp`. It runs one instruction to
-//! completion before fetching the next (tens of thousands of cycles per verification); the
-//! interleaved engine of `hdl/README.md`'s plan replaces its control with the issue logic and
-//! keeps its datapath.
+//! # Structure
+//!
+//! - **Contexts** ([`ContextSlot`] × [`CONTEXTS`]): each holds its program counter, flags,
+//!   counters, the decoded instruction it is about to issue and a scoreboard of its results
+//!   in flight.
+//! - **Fetch**: two ports, each a copy of the code RAM and of the digit RAMs, serving contexts
+//!   0–7 and 8–15, each round-robin: about 1.8 instructions retire per cycle, more than one
+//!   port delivers.
+//! - **Issue**: each cycle at most one multiplier instruction and one linear-unit instruction,
+//!   each from a context that says it is ready, chosen round-robin ([`RoundRobin`]): the rule
+//!   of the firmware's issue model (`Engine::schedule`). Sequencing-only instructions (`Nop`,
+//!   `FAnd`, `FOr`, `SetI`, `SetJ`) take a linear slot, as in the model, and pass through the
+//!   unit as a no-op, so every instruction retires through a unit.
+//! - **Lanes**: cycle 1 reads the operands (register file, constant RAM, inputs), cycle 2
+//!   registers the unit's operands, the unit runs ([`FieldMul`], 12 cycles; [`FieldLinear`],
+//!   2), and its result writes the register file and clears the context's pending bit. The
+//!   result's tag names the context, the register and the flag it writes.
+//! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
 //!
 //! # Command stream
 //!
-//! Everything reaches the engine through one stream of commands (`in_cmd`, `in_addr`,
-//! `in_data`), as the card's register block will drive it:
+//! | `in_cmd` | effect | accepted when |
+//! |---|---|---|
+//! | 0 | microcode word `addr` ← `data[63:0]` | always |
+//! | 1 | constant `addr` ← `data[254:0]` | always |
+//! | 2 | digit `addr[7:0]` of k for context `addr[11:8]` ← `data[7:0]` (two's complement) | the context is idle |
+//! | 3 | digit of S, addressed as for k | the context is idle |
+//! | 4 | input A of context `addr[3:0]` ← `data` (the encoding as a little-endian number) | the context is idle |
+//! | 5 | input R, as for A | the context is idle |
+//! | 6 | run context `data[3:0]` from word `addr` with zeroed registers, flags and counters | the context is idle |
+//! | 7 | read register `addr[5:0]` of context `addr[9:6]` | the context is idle and the output is free |
+//! | 8 | debug mode ← `data[0]` | always |
 //!
-//! | `in_cmd` | effect |
-//! |---|---|
-//! | 0 | microcode word `addr` ← `data[63:0]` |
-//! | 1 | constant `addr` ← `data[254:0]` |
-//! | 2 | digit `addr` of k ← `data[7:0]` (two's complement) |
-//! | 3 | digit `addr` of S ← `data[7:0]` |
-//! | 4 | input A ← `data` (the 32-byte encoding as a little-endian number) |
-//! | 5 | input R ← `data` |
-//! | 6 | run from word `addr` with zeroed registers, flags and counters |
-//! | 7 | read register `addr` |
+//! A command for a busy context waits (`in_ready` low), so a host may queue the next
+//! signature of a context behind the current one.
 //!
-//! The output stream carries the verdict (`out_kind` 0, the `Done` code in `out_value`) when a
-//! run ends, and register values (`out_kind` 1) when asked; `out_flags` is the context's flags.
+//! # Output stream
+//!
+//! | `out_kind` | beat | `out_info` | `out_value` |
+//! |---|---|---|---|
+//! | 0 | a context finished (after its last result landed) | the `Done` code | 0 |
+//! | 1 | a register read | the register | its value |
+//! | 2 | debug mode: an instruction retired | its address | the unit's result |
+//!
+//! `out_ctx` is the context and `out_flags` its flags at that point. In debug mode one
+//! instruction is in flight at a time, and each retirement is reported, so a checker can step
+//! the interpreter along and compare after every instruction.
 
+use crate::context_slot::ContextSlot;
 use crate::field_linear::{FieldLinear, LinearOp};
 use crate::field_mul::FieldMul;
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use crate::reg_file::RegFile;
-use num_bigint::BigUint;
+use crate::round_robin::RoundRobin;
 use rust_hdl::prelude::*;
 
-/// Where the engine is in an instruction.
-#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
-pub enum EngineState {
-    /// Taking commands.
-    Idle,
-    /// A register read for the host: its value arrives.
-    ReadReg,
-    /// Reading the word at `pc`.
-    Fetch,
-    /// The word arrives; its operands are read.
-    Decode,
-    /// The operands arrive; a table entry is addressed.
-    Operands,
-    /// The table entry arrives.
-    Table,
-    /// The operation goes to its unit, or acts on flags and counters directly.
-    Exec,
-    /// Waiting for the unit's result.
-    Wait,
-    /// The digits at the (possibly new) position `I` are read for sequencing.
-    SeqRead,
-    /// The next `pc`, or the end.
-    SeqDecide,
-    /// Offering an output beat.
-    Output,
+/// Signature contexts per engine.
+pub const CONTEXTS: usize = 16;
+
+
+/// Output beat kinds (`out_kind`).
+pub mod kind {
+    /// A verdict.
+    pub const VERDICT: u64 = 0;
+    /// A register value.
+    pub const REGISTER: u64 = 1;
+    /// A retired instruction (debug mode).
+    pub const RETIRED: u64 = 2;
+}
+
+/// The numbers of the contexts, as signals to compare context fields with.
+#[derive(LogicBlock)]
+pub struct ContextIds {
+    /// Context `c`'s number.
+    pub id: [Signal<Out, Bits<4>>; CONTEXTS],
+    values: [Constant<Bits<4>>; CONTEXTS],
+}
+
+impl Default for ContextIds {
+    fn default() -> Self {
+        Self {
+            id: Default::default(),
+            values: std::array::from_fn(|c| Constant::new(bits::<4>(c as u64))),
+        }
+    }
+}
+
+impl Logic for ContextIds {
+    #[hdl_gen]
+    fn update(&mut self) {
+        for c in 0..CONTEXTS {
+            self.id[c].next = self.values[c].val();
+        }
+    }
 }
 
 /// The engine.
@@ -72,7 +107,7 @@ pub struct EccEngine {
     /// The engine takes the command this cycle.
     pub in_ready: Signal<Out, Bit>,
     /// The command.
-    pub in_cmd: Signal<In, Bits<3>>,
+    pub in_cmd: Signal<In, Bits<4>>,
     /// Its address.
     pub in_addr: Signal<In, Bits<12>>,
     /// Its data.
@@ -81,53 +116,115 @@ pub struct EccEngine {
     pub out_valid: Signal<Out, Bit>,
     /// The consumer takes it this cycle.
     pub out_ready: Signal<In, Bit>,
-    /// 0: a verdict; 1: a register value.
-    pub out_kind: Signal<Out, Bit>,
-    /// The verdict code or the register's value.
+    /// What the beat is ([`kind`]).
+    pub out_kind: Signal<Out, Bits<2>>,
+    /// The context.
+    pub out_ctx: Signal<Out, Bits<4>>,
+    /// The verdict code, register number or instruction address.
+    pub out_info: Signal<Out, Bits<12>>,
+    /// The register's value or the unit's result.
     pub out_value: Signal<Out, Bits<255>>,
     /// The context's flags.
     pub out_flags: Signal<Out, Bits<16>>,
-    code: RAM<Bits<64>, 12>,
-    constants: RAM<Bits<255>, 8>,
-    k_digits: RAM<Bits<8>, 8>,
-    s_digits: RAM<Bits<8>, 8>,
+    slots: [ContextSlot; CONTEXTS],
+    mul_pick: RoundRobin<16, 4>,
+    lin_pick: RoundRobin<16, 4>,
+    done_pick: RoundRobin<16, 4>,
+    fetch_low: RoundRobin<8, 3>,
+    fetch_high: RoundRobin<8, 3>,
     regs: RegFile,
     mul: FieldMul,
     linear: FieldLinear,
-    state: DFF<EngineState>,
-    pc: DFF<Bits<12>>,
-    word: DFF<Bits<64>>,
-    flags: DFF<Bits<16>>,
-    i: DFF<Bits<10>>,
-    j: DFF<Bits<10>>,
-    input_a: DFF<Bits<256>>,
-    input_r: DFF<Bits<256>>,
-    operand_a: DFF<Bits<255>>,
-    operand_b: DFF<Bits<255>>,
-    k_digit: DFF<Bits<8>>,
-    s_digit: DFF<Bits<8>>,
+    code: [RAM<Bits<64>, 12>; 2],
+    constants: [RAM<Bits<255>, 8>; 2],
+    k_digits: [RAM<Bits<8>, 11>; 2],
+    s_digits: [RAM<Bits<8>, 11>; 2],
+    inputs: RAM<Bits<256>, 5>,
+    ids: ContextIds,
+    // Issue.
+    mul_go: Signal<Local, Bit>,
+    lin_go: Signal<Local, Bit>,
+    mul_reg_a: Signal<Local, Bits<6>>,
+    mul_reg_b: Signal<Local, Bits<6>>,
+    mul_const_addr: Signal<Local, Bits<8>>,
+    mul_b_sel: Signal<Local, Bits<2>>,
+    mul_dest: Signal<Local, Bits<6>>,
+    lin_reg_a: Signal<Local, Bits<6>>,
+    lin_reg_b: Signal<Local, Bits<6>>,
+    lin_const_addr: Signal<Local, Bits<8>>,
+    lin_a_sel: Signal<Local, Bits<2>>,
+    lin_b_sel: Signal<Local, Bits<2>>,
+    lin_op: Signal<Local, LinearOp>,
+    lin_dest: Signal<Local, Bits<6>>,
+    lin_wreg: Signal<Local, Bit>,
+    lin_wflag: Signal<Local, Bit>,
+    lin_flag: Signal<Local, Bits<4>>,
+    lin_flag_src: Signal<Local, Bits<2>>,
+    lin_input_r: Signal<Local, Bit>,
+    issue_pc: Signal<Local, Bits<12>>,
+    port_digit: [Signal<Local, Bits<8>>; 2],
+    // Multiplier lane: operands read, then registered.
+    m1_valid: DFF<Bit>,
+    m1_ctx: DFF<Bits<4>>,
+    m1_dest: DFF<Bits<6>>,
+    m1_b_const: DFF<Bit>,
+    m2_valid: DFF<Bit>,
+    m2_a: DFF<Bits<255>>,
+    m2_b: DFF<Bits<255>>,
+    m2_tag: DFF<Bits<16>>,
+    // Linear lane.
+    l1_valid: DFF<Bit>,
+    l1_ctx: DFF<Bits<4>>,
+    l1_dest: DFF<Bits<6>>,
+    l1_a_sel: DFF<Bits<2>>,
+    l1_b_sel: DFF<Bits<2>>,
+    l1_op: DFF<LinearOp>,
+    l1_wreg: DFF<Bit>,
+    l1_wflag: DFF<Bit>,
+    l1_flag: DFF<Bits<4>>,
+    l1_flag_src: DFF<Bits<2>>,
+    l2_valid: DFF<Bit>,
+    l2_a: DFF<Bits<255>>,
+    l2_b: DFF<Bits<255>>,
+    l2_op: DFF<LinearOp>,
+    l2_tag: DFF<Bits<19>>,
+    mark_wreg: Signal<Local, Bits<19>>,
+    mark_wflag: Signal<Local, Bits<19>>,
+    mark_sign: Signal<Local, Bits<19>>,
+    // Results.
+    mul_ret_ctx: Signal<Local, Bits<4>>,
+    mul_ret_reg: Signal<Local, Bits<6>>,
+    lin_ret_ctx: Signal<Local, Bits<4>>,
+    lin_ret_reg: Signal<Local, Bits<6>>,
+    lin_ret_value: Signal<Local, Bit>,
+    // Host commands.
+    cmd_ctx: Signal<Local, Bits<4>>,
+    target_idle: Signal<Local, Bit>,
+    read_now: Signal<Local, Bit>,
+    accept: Signal<Local, Bit>,
+    read_inflight: DFF<Bit>,
+    read_ctx: DFF<Bits<4>>,
+    read_reg: DFF<Bits<6>>,
+    // Debug mode.
+    debug: DFF<Bit>,
+    dbg_wait: DFF<Bit>,
+    dbg_ctx: DFF<Bits<4>>,
+    dbg_pc: DFF<Bits<12>>,
+    trace_hold: DFF<Bit>,
+    trace_value: DFF<Bits<255>>,
+    // Output.
+    claim_trace: Signal<Local, Bit>,
+    claim_done: Signal<Local, Bit>,
+    read_flags: Signal<Local, Bits<16>>,
+    trace_flags: Signal<Local, Bits<16>>,
+    done_flags: Signal<Local, Bits<16>>,
+    done_code: Signal<Local, Bits<4>>,
     out_pending: DFF<Bit>,
-    out_kind_reg: DFF<Bit>,
-    out_value_reg: DFF<Bits<255>>,
-    fields: Signal<Local, Bits<64>>,
-    opcode: Signal<Local, Bits<6>>,
-    f1: Signal<Local, Bits<6>>,
-    f2: Signal<Local, Bits<6>>,
-    f3: Signal<Local, Bits<6>>,
-    imm: Signal<Local, Bits<8>>,
-    seq: Signal<Local, Bits<4>>,
-    seq_operand: Signal<Local, Bits<4>>,
-    target: Signal<Local, Bits<12>>,
-    digit: Signal<Local, Bits<8>>,
-    negative: Signal<Local, Bit>,
-    magnitude: Signal<Local, Bits<8>>,
-    index: Signal<Local, Bits<8>>,
-    coord: Signal<Local, Bits<2>>,
-    swapped: Signal<Local, Bits<8>>,
-    next_i: Signal<Local, Bits<10>>,
-    next_j: Signal<Local, Bits<10>>,
-    taken: Signal<Local, Bit>,
-    input_word: Signal<Local, Bits<256>>,
+    out_kind_q: DFF<Bits<2>>,
+    out_ctx_q: DFF<Bits<4>>,
+    out_info_q: DFF<Bits<12>>,
+    out_value_q: DFF<Bits<255>>,
+    out_flags_q: DFF<Bits<16>>,
 }
 
 impl Logic for EccEngine {
@@ -136,379 +233,446 @@ impl Logic for EccEngine {
         dff_setup!(
             self,
             clock,
-            state,
-            pc,
-            word,
-            flags,
-            i,
-            j,
-            input_a,
-            input_r,
-            operand_a,
-            operand_b,
-            k_digit,
-            s_digit,
+            m1_valid,
+            m1_ctx,
+            m1_dest,
+            m1_b_const,
+            m2_valid,
+            m2_a,
+            m2_b,
+            m2_tag,
+            l1_valid,
+            l1_ctx,
+            l1_dest,
+            l1_a_sel,
+            l1_b_sel,
+            l1_op,
+            l1_wreg,
+            l1_wflag,
+            l1_flag,
+            l1_flag_src,
+            l2_valid,
+            l2_a,
+            l2_b,
+            l2_op,
+            l2_tag,
+            read_inflight,
+            read_ctx,
+            read_reg,
+            debug,
+            dbg_wait,
+            dbg_ctx,
+            dbg_pc,
+            trace_hold,
+            trace_value,
             out_pending,
-            out_kind_reg,
-            out_value_reg
+            out_kind_q,
+            out_ctx_q,
+            out_info_q,
+            out_value_q,
+            out_flags_q
         );
-        clock!(self, clock, regs, mul, linear);
-        self.code.read_clock.next = self.clock.val();
-        self.code.write_clock.next = self.clock.val();
-        self.constants.read_clock.next = self.clock.val();
-        self.constants.write_clock.next = self.clock.val();
-        self.k_digits.read_clock.next = self.clock.val();
-        self.k_digits.write_clock.next = self.clock.val();
-        self.s_digits.read_clock.next = self.clock.val();
-        self.s_digits.write_clock.next = self.clock.val();
-
-        // Host writes into the memories (only while idle: `in_ready`).
-        self.in_ready.next = self.state.q.val() == EngineState::Idle;
-        self.code.write_address.next = self.in_addr.val();
-        self.code.write_data.next = self.in_data.val().get_bits::<64>(0);
-        self.code.write_enable.next =
-            self.in_valid.val() & self.in_ready.val() & (self.in_cmd.val() == 0);
-        self.constants.write_address.next = self.in_addr.val().get_bits::<8>(0);
-        self.constants.write_data.next = self.in_data.val().get_bits::<255>(0);
-        self.constants.write_enable.next =
-            self.in_valid.val() & self.in_ready.val() & (self.in_cmd.val() == 1);
-        self.k_digits.write_address.next = self.in_addr.val().get_bits::<8>(0);
-        self.k_digits.write_data.next = self.in_data.val().get_bits::<8>(0);
-        self.k_digits.write_enable.next =
-            self.in_valid.val() & self.in_ready.val() & (self.in_cmd.val() == 2);
-        self.s_digits.write_address.next = self.in_addr.val().get_bits::<8>(0);
-        self.s_digits.write_data.next = self.in_data.val().get_bits::<8>(0);
-        self.s_digits.write_enable.next =
-            self.in_valid.val() & self.in_ready.val() & (self.in_cmd.val() == 3);
-
-        // The instruction's fields: straight from the RAM in Decode, latched afterwards. The
-        // opcodes and sequencing kinds are `verity_firmware::isa`'s encoding: 0 Nop, 1 Mul,
-        // 2 Sqr, 3 MulC, 4 Add, 5 Sub, 6 LdC, 7 Load, 8 CNeg, 9 CSel, 10 Eq, 11 Odd, 12 FAnd,
-        // 13 FOr, 14 MulT, 15 MulTC, 16 TNeg, 17 SetI, 18 SetJ; sequencing 0 Next, 1 Jump,
-        // 2 IfFlag, 3 IfNotFlag, 4 IfDigitZero, 5 LoopI, 6 LoopJ, 7 Done, 8 IfBothDigitsZero.
-        // `tests/tests/engine.rs` holds them to the interpreter on the Ed25519 program.
-        self.fields.next = self.word.q.val();
-        if self.state.q.val() == EngineState::Decode {
-            self.fields.next = self.code.read_data.val();
+        clock!(
+            self, clock, mul_pick, lin_pick, done_pick, fetch_low, fetch_high, regs, mul, linear
+        );
+        for p in 0..2 {
+            self.code[p].read_clock.next = self.clock.val();
+            self.code[p].write_clock.next = self.clock.val();
+            self.constants[p].read_clock.next = self.clock.val();
+            self.constants[p].write_clock.next = self.clock.val();
+            self.k_digits[p].read_clock.next = self.clock.val();
+            self.k_digits[p].write_clock.next = self.clock.val();
+            self.s_digits[p].read_clock.next = self.clock.val();
+            self.s_digits[p].write_clock.next = self.clock.val();
         }
-        self.opcode.next = self.fields.val().get_bits::<6>(0);
-        self.f1.next = self.fields.val().get_bits::<6>(6);
-        self.f2.next = self.fields.val().get_bits::<6>(12);
-        self.f3.next = self.fields.val().get_bits::<6>(18);
-        self.imm.next = self.fields.val().get_bits::<8>(24);
-        self.seq.next = self.fields.val().get_bits::<4>(32);
-        self.seq_operand.next = self.fields.val().get_bits::<4>(36);
-        self.target.next = self.fields.val().get_bits::<12>(40);
+        self.inputs.read_clock.next = self.clock.val();
+        self.inputs.write_clock.next = self.clock.val();
 
-        // The current digit of the stream an operation names, its table index and the
-        // coordinate after the swap a negative digit makes.
-        self.digit.next = self.k_digit.q.val();
-        self.coord.next = self.imm.val().get_bits::<2>(0);
-        if self.opcode.val() == 14 {
-            if self.imm.val().get_bit(2) {
-                self.digit.next = self.s_digit.q.val();
+        // Host commands. A command for a context waits until the context is idle.
+        self.cmd_ctx.next = self.in_addr.val().get_bits::<4>(8);
+        if (self.in_cmd.val() == 4) | (self.in_cmd.val() == 5) {
+            self.cmd_ctx.next = self.in_addr.val().get_bits::<4>(0);
+        }
+        if self.in_cmd.val() == 6 {
+            self.cmd_ctx.next = self.in_data.val().get_bits::<4>(0);
+        }
+        if self.in_cmd.val() == 7 {
+            self.cmd_ctx.next = self.in_addr.val().get_bits::<4>(6);
+        }
+        self.target_idle.next = false;
+        for c in 0..CONTEXTS {
+            self.slots[c].clock.next = self.clock.val();
+            if self.cmd_ctx.val() == self.ids.id[c].val() {
+                self.target_idle.next = self.slots[c].idle.val();
             }
-        } else if self.opcode.val() == 15 {
-            self.coord.next = self.f3.val().get_bits::<2>(0);
-            if self.f3.val().get_bit(2) {
-                self.digit.next = self.s_digit.q.val();
-            }
-        } else if self.f3.val().get_bit(0) {
-            self.digit.next = self.s_digit.q.val();
         }
-        self.negative.next = self.digit.val().get_bit(7);
-        self.magnitude.next = self.digit.val();
-        if self.negative.val() {
-            self.magnitude.next = 0u64.to_bits::<8>() - self.digit.val();
+        self.read_now.next = self.in_valid.val()
+            & (self.in_cmd.val() == 7)
+            & self.target_idle.val()
+            & !self.out_pending.q.val()
+            & !self.read_inflight.q.val()
+            & !self.trace_hold.q.val();
+        self.in_ready.next = true;
+        if (self.in_cmd.val() > 1) & (self.in_cmd.val() < 7) {
+            self.in_ready.next = self.target_idle.val();
         }
-        self.index.next = 0.into();
-        if self.magnitude.val().any() {
-            self.index.next = (self.magnitude.val() - 1) >> 1;
+        if self.in_cmd.val() == 7 {
+            self.in_ready.next = self.read_now.val();
         }
-        self.swapped.next = bit_cast::<8, 2>(self.coord.val());
-        if self.negative.val() & (self.coord.val() == 0) {
-            self.swapped.next = 1.into();
+        self.accept.next = self.in_valid.val() & self.in_ready.val();
+        for p in 0..2 {
+            self.code[p].write_address.next = self.in_addr.val();
+            self.code[p].write_data.next = self.in_data.val().get_bits::<64>(0);
+            self.code[p].write_enable.next = self.accept.val() & (self.in_cmd.val() == 0);
+            self.constants[p].write_address.next = self.in_addr.val().get_bits::<8>(0);
+            self.constants[p].write_data.next = self.in_data.val().get_bits::<255>(0);
+            self.constants[p].write_enable.next = self.accept.val() & (self.in_cmd.val() == 1);
+            self.k_digits[p].write_address.next = self.in_addr.val().get_bits::<11>(0);
+            self.k_digits[p].write_data.next = self.in_data.val().get_bits::<8>(0);
+            self.s_digits[p].write_address.next = self.in_addr.val().get_bits::<11>(0);
+            self.s_digits[p].write_data.next = self.in_data.val().get_bits::<8>(0);
         }
-        if self.negative.val() & (self.coord.val() == 1) {
-            self.swapped.next = 0.into();
+        // Contexts 0–7 take their digits from port 0's copy, 8–15 from port 1's.
+        self.k_digits[0].write_enable.next =
+            self.accept.val() & (self.in_cmd.val() == 2) & !self.in_addr.val().get_bit(11);
+        self.k_digits[1].write_enable.next =
+            self.accept.val() & (self.in_cmd.val() == 2) & self.in_addr.val().get_bit(11);
+        self.s_digits[0].write_enable.next =
+            self.accept.val() & (self.in_cmd.val() == 3) & !self.in_addr.val().get_bit(11);
+        self.s_digits[1].write_enable.next =
+            self.accept.val() & (self.in_cmd.val() == 3) & self.in_addr.val().get_bit(11);
+        self.inputs.write_address.next = self.in_addr.val().get_bits::<5>(0) << 1;
+        if self.in_cmd.val() == 5 {
+            self.inputs.write_address.next = (self.in_addr.val().get_bits::<5>(0) << 1) + 1;
         }
-        self.input_word.next = self.input_a.q.val();
-        if self.imm.val().get_bit(0) {
-            self.input_word.next = self.input_r.q.val();
+        self.inputs.write_data.next = self.in_data.val();
+        self.inputs.write_enable.next =
+            self.accept.val() & ((self.in_cmd.val() == 4) | (self.in_cmd.val() == 5));
+        if self.accept.val() & (self.in_cmd.val() == 8) {
+            self.debug.d.next = self.in_data.val().get_bit(0);
         }
-
-        // Defaults: no reads of interest, no writes, no unit busy.
         self.regs.in_valid.next = true;
-        for k in 0..4 {
-            self.regs.rd_addr[k].next = 0.into();
+        self.regs.clear.next = self.accept.val() & (self.in_cmd.val() == 6);
+        self.regs.clear_context.next = self.cmd_ctx.val();
+
+        // Fetch: each port grants one of its eight contexts a cycle; the word and digits
+        // arrive the next cycle, when the context is in `Arrive`.
+        self.code[0].read_address.next = 0.into();
+        self.code[1].read_address.next = 0.into();
+        self.port_digit[0].next = 0.into();
+        self.port_digit[1].next = 0.into();
+        self.fetch_low.take.next = true;
+        self.fetch_high.take.next = true;
+        for k in 0..8 {
+            self.fetch_low.req[k].next = self.slots[k].wants_fetch.val();
+            self.fetch_high.req[k].next = self.slots[k + 8].wants_fetch.val();
+            self.slots[k].fetch_grant.next = self.fetch_low.grant[k].val();
+            self.slots[k + 8].fetch_grant.next = self.fetch_high.grant[k].val();
+            if self.fetch_low.grant[k].val() {
+                self.code[0].read_address.next = self.slots[k].pc_out.val();
+                self.port_digit[0].next = self.slots[k].digit_index.val();
+            }
+            if self.fetch_high.grant[k].val() {
+                self.code[1].read_address.next = self.slots[k + 8].pc_out.val();
+                self.port_digit[1].next = self.slots[k + 8].digit_index.val();
+            }
+            self.slots[k].fetch_word.next = self.code[0].read_data.val();
+            self.slots[k].fetch_k.next = self.k_digits[0].read_data.val();
+            self.slots[k].fetch_s.next = self.s_digits[0].read_data.val();
+            self.slots[k + 8].fetch_word.next = self.code[1].read_data.val();
+            self.slots[k + 8].fetch_k.next = self.k_digits[1].read_data.val();
+            self.slots[k + 8].fetch_s.next = self.s_digits[1].read_data.val();
         }
-        for k in 0..2 {
-            self.regs.wr_en[k].next = false;
-            self.regs.wr_addr[k].next = bit_cast::<10, 6>(self.f1.val());
+        self.k_digits[0].read_address.next = (bit_cast::<11, 3>(
+            self.fetch_low.index.val(),
+        ) << 8)
+            | bit_cast::<11, 8>(self.port_digit[0].val());
+        self.s_digits[0].read_address.next = (bit_cast::<11, 3>(
+            self.fetch_low.index.val(),
+        ) << 8)
+            | bit_cast::<11, 8>(self.port_digit[0].val());
+        self.k_digits[1].read_address.next = (bit_cast::<11, 3>(
+            self.fetch_high.index.val(),
+        ) << 8)
+            | bit_cast::<11, 8>(self.port_digit[1].val());
+        self.s_digits[1].read_address.next = (bit_cast::<11, 3>(
+            self.fetch_high.index.val(),
+        ) << 8)
+            | bit_cast::<11, 8>(self.port_digit[1].val());
+
+        // Issue: one multiplier and one linear instruction a cycle, round-robin over the ready
+        // contexts. Debug mode issues one instruction at a time, and only once the previous
+        // one has been reported; a host register read takes the linear lane's second port.
+        self.mul_go.next = self.mul_pick.valid.val()
+            & !(self.debug.q.val() & (self.dbg_wait.q.val() | self.trace_hold.q.val()));
+        self.lin_go.next = self.lin_pick.valid.val()
+            & !self.read_now.val()
+            & !(self.debug.q.val()
+                & (self.dbg_wait.q.val() | self.trace_hold.q.val() | self.mul_pick.valid.val()));
+        self.mul_pick.take.next = self.mul_go.val();
+        self.lin_pick.take.next = self.lin_go.val();
+        self.mul_reg_a.next = 0.into();
+        self.mul_reg_b.next = 0.into();
+        self.mul_const_addr.next = 0.into();
+        self.mul_b_sel.next = 0.into();
+        self.mul_dest.next = 0.into();
+        self.lin_reg_a.next = 0.into();
+        self.lin_reg_b.next = 0.into();
+        self.lin_const_addr.next = 0.into();
+        self.lin_a_sel.next = 0.into();
+        self.lin_b_sel.next = 0.into();
+        self.lin_op.next = LinearOp::PassB;
+        self.lin_dest.next = 0.into();
+        self.lin_wreg.next = false;
+        self.lin_wflag.next = false;
+        self.lin_flag.next = 0.into();
+        self.lin_flag_src.next = 0.into();
+        self.lin_input_r.next = false;
+        self.issue_pc.next = 0.into();
+        for c in 0..CONTEXTS {
+            self.mul_pick.req[c].next = self.slots[c].ready_mul.val();
+            self.lin_pick.req[c].next = self.slots[c].ready_lin.val();
+            self.slots[c].issue.next = (self.mul_go.val() & self.mul_pick.grant[c].val())
+                | (self.lin_go.val() & self.lin_pick.grant[c].val());
+            if self.mul_pick.grant[c].val() {
+                self.mul_reg_a.next = self.slots[c].reg_a.val();
+                self.mul_reg_b.next = self.slots[c].reg_b.val();
+                self.mul_const_addr.next = self.slots[c].const_addr.val();
+                self.mul_b_sel.next = self.slots[c].b_sel.val();
+                self.mul_dest.next = self.slots[c].dest.val();
+            }
+            if self.lin_pick.grant[c].val() {
+                self.lin_reg_a.next = self.slots[c].reg_a.val();
+                self.lin_reg_b.next = self.slots[c].reg_b.val();
+                self.lin_const_addr.next = self.slots[c].const_addr.val();
+                self.lin_a_sel.next = self.slots[c].a_sel.val();
+                self.lin_b_sel.next = self.slots[c].b_sel.val();
+                self.lin_op.next = self.slots[c].lin_op.val();
+                self.lin_dest.next = self.slots[c].dest.val();
+                self.lin_wreg.next = self.slots[c].wreg.val();
+                self.lin_wflag.next = self.slots[c].wflag.val();
+                self.lin_flag.next = self.slots[c].flag.val();
+                self.lin_flag_src.next = self.slots[c].flag_src.val();
+                self.lin_input_r.next = self.slots[c].input_r.val();
+            }
+            if self.slots[c].issue.val() {
+                self.issue_pc.next = self.slots[c].pc_out.val();
+            }
         }
+        if self.debug.q.val() & (self.mul_go.val() | self.lin_go.val()) {
+            self.dbg_wait.d.next = true;
+            self.dbg_pc.d.next = self.issue_pc.val();
+            self.dbg_ctx.d.next = self.lin_pick.index.val();
+            if self.mul_go.val() {
+                self.dbg_ctx.d.next = self.mul_pick.index.val();
+            }
+        }
+
+        // Operand reads, in the issue cycle. Operand sources are `context_slot::a_source` and
+        // `b_source`; the linear tag is context [3:0], register [9:4], flag [13:10], writes
+        // the register [14], writes the flag [15], the flag's source [17:16]
+        // (`context_slot::flag_source`), `Load`'s sign [18]; output kinds are [`kind`]'s.
+        self.regs.rd_addr[0].next = (bit_cast::<10, 4>(self.mul_pick.index.val()) << 6)
+            | bit_cast::<10, 6>(self.mul_reg_a.val());
+        self.regs.rd_addr[1].next = (bit_cast::<10, 4>(self.mul_pick.index.val()) << 6)
+            | bit_cast::<10, 6>(self.mul_reg_b.val());
+        self.regs.rd_addr[2].next = (bit_cast::<10, 4>(self.lin_pick.index.val()) << 6)
+            | bit_cast::<10, 6>(self.lin_reg_a.val());
+        self.regs.rd_addr[3].next = (bit_cast::<10, 4>(self.lin_pick.index.val()) << 6)
+            | bit_cast::<10, 6>(self.lin_reg_b.val());
+        if self.read_now.val() {
+            self.regs.rd_addr[3].next = bit_cast::<10, 12>(self.in_addr.val());
+            self.read_inflight.d.next = true;
+            self.read_ctx.d.next = self.cmd_ctx.val();
+            self.read_reg.d.next = self.in_addr.val().get_bits::<6>(0);
+        }
+        self.constants[0].read_address.next = self.mul_const_addr.val();
+        self.constants[1].read_address.next = self.lin_const_addr.val();
+        self.inputs.read_address.next = bit_cast::<5, 4>(self.lin_pick.index.val()) << 1;
+        if self.lin_input_r.val() {
+            self.inputs.read_address.next =
+                (bit_cast::<5, 4>(self.lin_pick.index.val()) << 1) + 1;
+        }
+        self.m1_valid.d.next = self.mul_go.val();
+        self.m1_ctx.d.next = self.mul_pick.index.val();
+        self.m1_dest.d.next = self.mul_dest.val();
+        self.m1_b_const.d.next = self.mul_b_sel.val() == 1;
+        self.l1_valid.d.next = self.lin_go.val();
+        self.l1_ctx.d.next = self.lin_pick.index.val();
+        self.l1_dest.d.next = self.lin_dest.val();
+        self.l1_a_sel.d.next = self.lin_a_sel.val();
+        self.l1_b_sel.d.next = self.lin_b_sel.val();
+        self.l1_op.d.next = self.lin_op.val();
+        self.l1_wreg.d.next = self.lin_wreg.val();
+        self.l1_wflag.d.next = self.lin_wflag.val();
+        self.l1_flag.d.next = self.lin_flag.val();
+        self.l1_flag_src.d.next = self.lin_flag_src.val();
+
+        // Operands, registered for the units.
+        self.m2_valid.d.next = self.m1_valid.q.val();
+        self.m2_a.d.next = self.regs.rd_data[0].val();
+        self.m2_b.d.next = self.regs.rd_data[1].val();
+        if self.m1_b_const.q.val() {
+            self.m2_b.d.next = self.constants[0].read_data.val();
+        }
+        self.m2_tag.d.next = bit_cast::<16, 4>(self.m1_ctx.q.val())
+            | (bit_cast::<16, 6>(self.m1_dest.q.val()) << 4);
+        self.l2_valid.d.next = self.l1_valid.q.val();
+        self.l2_a.d.next = self.regs.rd_data[2].val();
+        if self.l1_a_sel.q.val() == 1 {
+            self.l2_a.d.next = 0.into();
+        }
+        if self.l1_a_sel.q.val() == 2 {
+            self.l2_a.d.next = self.inputs.read_data.val().get_bits::<255>(0);
+        }
+        self.l2_b.d.next = self.regs.rd_data[3].val();
+        if self.l1_b_sel.q.val() == 1 {
+            self.l2_b.d.next = self.constants[1].read_data.val();
+        }
+        if self.l1_b_sel.q.val() == 2 {
+            self.l2_b.d.next = 0.into();
+        }
+        self.l2_op.d.next = self.l1_op.q.val();
+        self.mark_wreg.next = 0.into();
+        if self.l1_wreg.q.val() {
+            self.mark_wreg.next = 0x4000.into();
+        }
+        self.mark_wflag.next = 0.into();
+        if self.l1_wflag.q.val() {
+            self.mark_wflag.next = 0x8000.into();
+        }
+        self.mark_sign.next = 0.into();
+        if self.inputs.read_data.val().get_bit(255) {
+            self.mark_sign.next = 0x40000.into();
+        }
+        self.l2_tag.d.next = bit_cast::<19, 4>(self.l1_ctx.q.val())
+            | (bit_cast::<19, 6>(self.l1_dest.q.val()) << 4)
+            | (bit_cast::<19, 4>(self.l1_flag.q.val()) << 10)
+            | (bit_cast::<19, 2>(self.l1_flag_src.q.val()) << 16)
+            | self.mark_wreg.val()
+            | self.mark_wflag.val()
+            | self.mark_sign.val();
+        self.mul.in_valid.next = self.m2_valid.q.val();
+        self.mul.in_a.next = self.m2_a.q.val();
+        self.mul.in_b.next = self.m2_b.q.val();
+        self.mul.in_tag.next = self.m2_tag.q.val();
+        self.linear.in_valid.next = self.l2_valid.q.val();
+        self.linear.in_op.next = self.l2_op.q.val();
+        self.linear.in_a.next = self.l2_a.q.val();
+        self.linear.in_b.next = self.l2_b.q.val();
+        self.linear.in_tag.next = self.l2_tag.q.val();
+
+        // Results land: the register file, and the context's scoreboard and flags.
+        self.mul_ret_ctx.next = self.mul.out_tag.val().get_bits::<4>(0);
+        self.mul_ret_reg.next = self.mul.out_tag.val().get_bits::<6>(4);
+        self.lin_ret_ctx.next = self.linear.out_tag.val().get_bits::<4>(0);
+        self.lin_ret_reg.next = self.linear.out_tag.val().get_bits::<6>(4);
+        self.lin_ret_value.next = self.linear.out_equal.val();
+        if self.linear.out_tag.val().get_bits::<2>(16) == 1 {
+            self.lin_ret_value.next = self.linear.out_odd.val();
+        }
+        if self.linear.out_tag.val().get_bits::<2>(16) == 2 {
+            self.lin_ret_value.next = self.linear.out_tag.val().get_bit(18);
+        }
+        self.regs.wr_en[0].next = self.mul.out_valid.val();
+        self.regs.wr_addr[0].next = (bit_cast::<10, 4>(self.mul_ret_ctx.val()) << 6)
+            | bit_cast::<10, 6>(self.mul_ret_reg.val());
         self.regs.wr_data[0].next = self.mul.out_product.val();
+        self.regs.wr_en[1].next =
+            self.linear.out_valid.val() & self.linear.out_tag.val().get_bit(14);
+        self.regs.wr_addr[1].next = (bit_cast::<10, 4>(self.lin_ret_ctx.val()) << 6)
+            | bit_cast::<10, 6>(self.lin_ret_reg.val());
         self.regs.wr_data[1].next = self.linear.out_value.val();
-        self.regs.clear.next = false;
-        self.regs.clear_context.next = 0.into();
-        self.code.read_address.next = self.pc.q.val();
-        self.constants.read_address.next = self.imm.val();
-        self.k_digits.read_address.next = self.i.q.val().get_bits::<8>(0);
-        self.s_digits.read_address.next = self.i.q.val().get_bits::<8>(0);
-        self.mul.in_valid.next = false;
-        self.mul.in_a.next = self.operand_a.q.val();
-        self.mul.in_b.next = self.operand_b.q.val();
-        self.mul.in_tag.next = 0.into();
-        self.linear.in_valid.next = false;
-        self.linear.in_op.next = LinearOp::PassB;
-        self.linear.in_a.next = 0.into();
-        self.linear.in_b.next = self.operand_a.q.val();
-        self.linear.in_tag.next = 0.into();
-        self.next_i.next = self.i.q.val() - 1;
-        self.next_j.next = self.j.q.val() - 1;
-        self.taken.next = false;
-
-        self.out_valid.next = self.out_pending.q.val();
-        self.out_kind.next = self.out_kind_reg.q.val();
-        self.out_value.next = self.out_value_reg.q.val();
-        self.out_flags.next = self.flags.q.val();
-
-        match self.state.q.val() {
-            EngineState::Idle => {
-                if self.in_valid.val() {
-                    if self.in_cmd.val() == 4 {
-                        self.input_a.d.next = self.in_data.val();
-                    }
-                    if self.in_cmd.val() == 5 {
-                        self.input_r.d.next = self.in_data.val();
-                    }
-                    if self.in_cmd.val() == 6 {
-                        self.pc.d.next = self.in_addr.val();
-                        self.flags.d.next = 0.into();
-                        self.i.d.next = 0.into();
-                        self.j.d.next = 0.into();
-                        self.regs.clear.next = true;
-                        self.state.d.next = EngineState::Fetch;
-                    }
-                    if self.in_cmd.val() == 7 {
-                        self.regs.rd_addr[0].next = bit_cast::<10, 12>(self.in_addr.val() & 63);
-                        self.state.d.next = EngineState::ReadReg;
-                    }
-                }
-            }
-            EngineState::ReadReg => {
-                self.out_pending.d.next = true;
-                self.out_kind_reg.d.next = true;
-                self.out_value_reg.d.next = self.regs.rd_data[0].val();
-                self.state.d.next = EngineState::Output;
-            }
-            EngineState::Fetch => {
-                self.state.d.next = EngineState::Decode;
-            }
-            EngineState::Decode => {
-                self.word.d.next = self.code.read_data.val();
-                self.regs.rd_addr[0].next = bit_cast::<10, 6>(self.f2.val());
-                self.regs.rd_addr[1].next = bit_cast::<10, 6>(self.f3.val());
-                self.state.d.next = EngineState::Operands;
-            }
-            EngineState::Operands => {
-                self.operand_a.d.next = self.regs.rd_data[0].val();
-                self.operand_b.d.next = self.regs.rd_data[1].val();
-                self.k_digit.d.next = self.k_digits.read_data.val();
-                self.s_digit.d.next = self.s_digits.read_data.val();
-                if (self.opcode.val() == 3) | (self.opcode.val() == 6) {
-                    self.operand_b.d.next = self.constants.read_data.val();
-                }
-                if self.opcode.val() == 2 {
-                    self.operand_b.d.next = self.regs.rd_data[0].val();
-                }
-                self.state.d.next = EngineState::Exec;
-                if (self.opcode.val() == 14) | (self.opcode.val() == 15) {
-                    self.state.d.next = EngineState::Table;
-                }
-            }
-            EngineState::Table => {
-                // The digits are in their registers now: address the entry.
-                self.regs.rd_addr[1].next = bit_cast::<10, 6>(
-                    self.f3.val()
-                        + (self.index.val().get_bits::<6>(0) << 2)
-                        + self.swapped.val().get_bits::<6>(0),
-                );
-                self.constants.read_address.next = self.imm.val()
-                    + (self.index.val() << 1)
-                    + self.index.val()
-                    + self.swapped.val();
-                self.state.d.next = EngineState::Exec;
-            }
-            EngineState::Exec => {
-                self.state.d.next = EngineState::Wait;
-                if self.opcode.val() == 14 {
-                    self.mul.in_b.next = self.regs.rd_data[1].val();
-                    self.operand_b.d.next = self.regs.rd_data[1].val();
-                }
-                if self.opcode.val() == 15 {
-                    self.mul.in_b.next = self.constants.read_data.val();
-                    self.operand_b.d.next = self.constants.read_data.val();
-                }
-                if (self.opcode.val() == 1)
-                    | (self.opcode.val() == 2)
-                    | (self.opcode.val() == 3)
-                    | (self.opcode.val() == 14)
-                    | (self.opcode.val() == 15)
-                {
-                    self.mul.in_valid.next = true;
-                }
-                if self.opcode.val() == 4 {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_op.next = LinearOp::Add;
-                    self.linear.in_a.next = self.operand_a.q.val();
-                    self.linear.in_b.next = self.operand_b.q.val();
-                }
-                if self.opcode.val() == 5 {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_op.next = LinearOp::Sub;
-                    self.linear.in_a.next = self.operand_a.q.val();
-                    self.linear.in_b.next = self.operand_b.q.val();
-                }
-                if self.opcode.val() == 6 {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_b.next = self.operand_b.q.val();
-                }
-                if self.opcode.val() == 7 {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_op.next = LinearOp::Reduce;
-                    self.linear.in_a.next = self.input_word.val().get_bits::<255>(0);
-                    self.linear.in_b.next = 0.into();
-                    self.flags.d.next = self
-                        .flags
-                        .q
-                        .val()
-                        .replace_bit(self.f2.val().index(), self.input_word.val().get_bit(255));
-                }
-                if (self.opcode.val() == 8) | (self.opcode.val() == 16) {
-                    self.linear.in_valid.next = true;
-                    if ((self.opcode.val() == 8)
-                        & self.flags.q.val().get_bit(self.f3.val().index()))
-                        | ((self.opcode.val() == 16) & self.negative.val())
-                    {
-                        self.linear.in_op.next = LinearOp::Sub;
-                        self.linear.in_b.next = self.operand_a.q.val();
-                    }
-                }
-                if self.opcode.val() == 9 {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_b.next = self.operand_b.q.val();
-                    if self.flags.q.val().get_bit(self.imm.val().index()) {
-                        self.linear.in_b.next = self.operand_a.q.val();
-                    }
-                }
-                if (self.opcode.val() == 10) | (self.opcode.val() == 11) {
-                    self.linear.in_valid.next = true;
-                    self.linear.in_a.next = self.operand_a.q.val();
-                    self.linear.in_b.next = self.operand_b.q.val();
-                }
-                if (self.opcode.val() == 0)
-                    | (self.opcode.val() == 12)
-                    | (self.opcode.val() == 13)
-                    | (self.opcode.val() == 17)
-                    | (self.opcode.val() == 18)
-                {
-                    self.state.d.next = EngineState::SeqRead;
-                }
-                if self.opcode.val() == 12 {
-                    self.flags.d.next = self.flags.q.val().replace_bit(
-                        self.f1.val().index(),
-                        self.flags.q.val().get_bit(self.f2.val().index())
-                            & self.flags.q.val().get_bit(self.f3.val().index()),
-                    );
-                }
-                if self.opcode.val() == 13 {
-                    self.flags.d.next = self.flags.q.val().replace_bit(
-                        self.f1.val().index(),
-                        self.flags.q.val().get_bit(self.f2.val().index())
-                            | self.flags.q.val().get_bit(self.f3.val().index()),
-                    );
-                }
-                if self.opcode.val() == 17 {
-                    self.i.d.next = bit_cast::<10, 8>(self.imm.val());
-                }
-                if self.opcode.val() == 18 {
-                    self.j.d.next = bit_cast::<10, 8>(self.imm.val());
-                }
-            }
-            EngineState::Wait => {
-                if self.mul.out_valid.val() {
-                    self.regs.wr_en[0].next = true;
-                    self.state.d.next = EngineState::SeqRead;
-                }
-                if self.linear.out_valid.val() {
-                    if self.opcode.val() == 10 {
-                        self.flags.d.next = self
-                            .flags
-                            .q
-                            .val()
-                            .replace_bit(self.f1.val().index(), self.linear.out_equal.val());
-                    } else if self.opcode.val() == 11 {
-                        self.flags.d.next = self
-                            .flags
-                            .q
-                            .val()
-                            .replace_bit(self.f1.val().index(), self.linear.out_odd.val());
-                    } else {
-                        self.regs.wr_en[1].next = true;
-                    }
-                    self.state.d.next = EngineState::SeqRead;
-                }
-            }
-            EngineState::SeqRead => {
-                self.state.d.next = EngineState::SeqDecide;
-            }
-            EngineState::SeqDecide => {
-                self.state.d.next = EngineState::Fetch;
-                self.pc.d.next = self.pc.q.val() + 1;
-                if self.seq.val() == 1 {
-                    self.taken.next = true;
-                }
-                if self.seq.val() == 2 {
-                    self.taken.next = self.flags.q.val().get_bit(self.seq_operand.val().index());
-                }
-                if self.seq.val() == 3 {
-                    self.taken.next = !self.flags.q.val().get_bit(self.seq_operand.val().index());
-                }
-                if self.seq.val() == 4 {
-                    self.taken.next = !self.k_digits.read_data.val().any();
-                    if self.seq_operand.val().get_bit(0) {
-                        self.taken.next = !self.s_digits.read_data.val().any();
-                    }
-                }
-                if self.seq.val() == 5 {
-                    self.i.d.next = self.next_i.val();
-                    self.taken.next = !self.next_i.val().get_bit(9);
-                }
-                if self.seq.val() == 6 {
-                    self.j.d.next = self.next_j.val();
-                    self.taken.next = !self.next_j.val().get_bit(9);
-                }
-                if self.seq.val() == 8 {
-                    self.taken.next =
-                        !self.k_digits.read_data.val().any() & !self.s_digits.read_data.val().any();
-                }
-                if self.taken.val() {
-                    self.pc.d.next = self.target.val();
-                }
-                if self.seq.val() == 7 {
-                    self.out_pending.d.next = true;
-                    self.out_kind_reg.d.next = false;
-                    self.out_value_reg.d.next = bit_cast::<255, 4>(self.seq_operand.val());
-                    self.state.d.next = EngineState::Output;
-                }
-            }
-            EngineState::Output => {
-                if self.out_ready.val() {
-                    self.out_pending.d.next = false;
-                    self.state.d.next = EngineState::Idle;
-                }
+        for c in 0..CONTEXTS {
+            self.slots[c].mul_retire.next =
+                self.mul.out_valid.val() & (self.mul_ret_ctx.val() == self.ids.id[c].val());
+            self.slots[c].mul_reg.next = self.mul_ret_reg.val();
+            self.slots[c].lin_retire.next =
+                self.linear.out_valid.val() & (self.lin_ret_ctx.val() == self.ids.id[c].val());
+            self.slots[c].lin_wreg.next = self.linear.out_tag.val().get_bit(14);
+            self.slots[c].lin_reg.next = self.lin_ret_reg.val();
+            self.slots[c].lin_wflag.next = self.linear.out_tag.val().get_bit(15);
+            self.slots[c].lin_flag.next = self.linear.out_tag.val().get_bits::<4>(10);
+            self.slots[c].lin_value.next = self.lin_ret_value.val();
+            self.slots[c].start.next = self.accept.val()
+                & (self.in_cmd.val() == 6)
+                & (self.cmd_ctx.val() == self.ids.id[c].val());
+            self.slots[c].start_pc.next = self.in_addr.val();
+        }
+        if self.debug.q.val() & (self.mul.out_valid.val() | self.linear.out_valid.val()) {
+            self.trace_hold.d.next = true;
+            self.trace_value.d.next = self.linear.out_value.val();
+            if self.mul.out_valid.val() {
+                self.trace_value.d.next = self.mul.out_product.val();
             }
         }
+
+        // Output: a register read first (its port was reserved), then a retirement report,
+        // then a verdict.
+        self.read_flags.next = 0.into();
+        self.trace_flags.next = 0.into();
+        self.done_flags.next = 0.into();
+        self.done_code.next = 0.into();
+        for c in 0..CONTEXTS {
+            self.done_pick.req[c].next = self.slots[c].done.val();
+            if self.read_ctx.q.val() == self.ids.id[c].val() {
+                self.read_flags.next = self.slots[c].flags_out.val();
+            }
+            if self.dbg_ctx.q.val() == self.ids.id[c].val() {
+                self.trace_flags.next = self.slots[c].flags_out.val();
+            }
+            if self.done_pick.grant[c].val() {
+                self.done_flags.next = self.slots[c].flags_out.val();
+                self.done_code.next = self.slots[c].code.val();
+            }
+        }
+        self.claim_trace.next = self.trace_hold.q.val()
+            & !self.out_pending.q.val()
+            & !self.read_inflight.q.val()
+            & !self.read_now.val();
+        self.claim_done.next = self.done_pick.valid.val()
+            & !self.out_pending.q.val()
+            & !self.read_inflight.q.val()
+            & !self.read_now.val()
+            & !self.trace_hold.q.val();
+        self.done_pick.take.next = self.claim_done.val();
+        for c in 0..CONTEXTS {
+            self.slots[c].emit.next = self.claim_done.val() & self.done_pick.grant[c].val();
+        }
+        self.out_pending.d.next = self.out_pending.q.val() & !self.out_ready.val();
+        if self.read_inflight.q.val() {
+            self.read_inflight.d.next = false;
+            self.out_pending.d.next = true;
+            self.out_kind_q.d.next = 1.into();
+            self.out_ctx_q.d.next = self.read_ctx.q.val();
+            self.out_info_q.d.next = bit_cast::<12, 6>(self.read_reg.q.val());
+            self.out_value_q.d.next = self.regs.rd_data[3].val();
+            self.out_flags_q.d.next = self.read_flags.val();
+        }
+        if self.claim_trace.val() {
+            self.trace_hold.d.next = false;
+            self.dbg_wait.d.next = false;
+            self.out_pending.d.next = true;
+            self.out_kind_q.d.next = 2.into();
+            self.out_ctx_q.d.next = self.dbg_ctx.q.val();
+            self.out_info_q.d.next = self.dbg_pc.q.val();
+            self.out_value_q.d.next = self.trace_value.q.val();
+            self.out_flags_q.d.next = self.trace_flags.val();
+        }
+        if self.claim_done.val() {
+            self.out_pending.d.next = true;
+            self.out_kind_q.d.next = 0.into();
+            self.out_ctx_q.d.next = self.done_pick.index.val();
+            self.out_info_q.d.next = bit_cast::<12, 4>(self.done_code.val());
+            self.out_value_q.d.next = 0.into();
+            self.out_flags_q.d.next = self.done_flags.val();
+        }
+        self.out_valid.next = self.out_pending.q.val();
+        self.out_kind.next = self.out_kind_q.q.val();
+        self.out_ctx.next = self.out_ctx_q.q.val();
+        self.out_info.next = self.out_info_q.q.val();
+        self.out_value.next = self.out_value_q.q.val();
+        self.out_flags.next = self.out_flags_q.q.val();
     }
 }
 
@@ -516,7 +680,7 @@ impl StreamBlock for EccEngine {
     const INPUTS: &'static [Port] = &[
         Port {
             name: "in_cmd",
-            bits: 3,
+            bits: 4,
         },
         Port {
             name: "in_addr",
@@ -530,7 +694,15 @@ impl StreamBlock for EccEngine {
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "out_kind",
-            bits: 1,
+            bits: 2,
+        },
+        Port {
+            name: "out_ctx",
+            bits: 4,
+        },
+        Port {
+            name: "out_info",
+            bits: 12,
         },
         Port {
             name: "out_value",
@@ -556,98 +728,12 @@ impl StreamBlock for EccEngine {
     fn output(&self) -> Option<Beat> {
         self.out_valid.val().then(|| {
             vec![
-                BigUint::from(u8::from(self.out_kind.val())),
+                self.out_kind.val().into(),
+                self.out_ctx.val().into(),
+                self.out_info.val().into(),
                 self.out_value.val().into(),
                 self.out_flags.val().into(),
             ]
         })
     }
-}
-
-/// Commands of the engine's input stream.
-pub mod command {
-    use crate::flow::harness::Beat;
-    use num_bigint::BigUint;
-    use verity_firmware::image::Image;
-    use verity_firmware::interp::Inputs;
-    use verity_firmware::isa::REGISTERS;
-
-    fn beat(cmd: u8, addr: usize, data: BigUint) -> Beat {
-        vec![BigUint::from(cmd), BigUint::from(addr), data]
-    }
-
-    /// Loads the image's microcode and constants.
-    pub fn load(image: &Image) -> Vec<Beat> {
-        let program = &image.program;
-        let code = program
-            .code
-            .iter()
-            .enumerate()
-            .map(|(at, word)| beat(0, at, word.encode().into()));
-        let constants = program
-            .constants
-            .iter()
-            .enumerate()
-            .map(|(at, c)| beat(1, at, crate::field_value::from_fe(*c)));
-        code.chain(constants).collect()
-    }
-
-    /// Loads one signature's inputs and runs the program from the image's entry.
-    pub fn run(image: &Image, inputs: &Inputs) -> Vec<Beat> {
-        let digit = |d: i8| BigUint::from(d as u8);
-        let k = inputs
-            .k
-            .iter()
-            .enumerate()
-            .map(|(at, &d)| beat(2, at, digit(d)));
-        let s = inputs
-            .s
-            .iter()
-            .enumerate()
-            .map(|(at, &d)| beat(3, at, digit(d)));
-        k.chain(s)
-            .chain([
-                beat(4, 0, BigUint::from_bytes_le(&inputs.a)),
-                beat(5, 0, BigUint::from_bytes_le(&inputs.r)),
-                beat(6, image.program.entry.index(), BigUint::default()),
-            ])
-            .collect()
-    }
-
-    /// Reads every register back.
-    pub fn read_registers() -> Vec<Beat> {
-        (0..REGISTERS)
-            .map(|r| beat(7, r, BigUint::default()))
-            .collect()
-    }
-}
-
-/// What the interpreter says a run followed by [`command::read_registers`] must output: the
-/// verdict, then each register, all with the final flags.
-pub fn expected_run(
-    image: &verity_firmware::image::Image,
-    inputs: &verity_firmware::interp::Inputs,
-) -> Result<Vec<Beat>, verity_firmware::interp::ExecError> {
-    use verity_firmware::interp::{Context, Step, STEP_LIMIT};
-    let mut context = Context::new(image, inputs.clone());
-    let mut steps = 0;
-    let code = loop {
-        if let Step::Done(code) = context.step(image)? {
-            break code;
-        }
-        steps += 1;
-        if steps > STEP_LIMIT {
-            return Err(verity_firmware::interp::ExecError::StepLimit(steps));
-        }
-    };
-    let flags = BigUint::from(context.flags);
-    let mut beats = vec![vec![BigUint::default(), BigUint::from(code), flags.clone()]];
-    beats.extend(context.regs.iter().map(|r| {
-        vec![
-            BigUint::from(1u8),
-            crate::field_value::from_fe(*r),
-            flags.clone(),
-        ]
-    }));
-    Ok(beats)
 }

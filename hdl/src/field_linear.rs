@@ -21,7 +21,7 @@ use rust_hdl::prelude::*;
 /// Cycles from operands to result.
 pub const LATENCY: usize = 2;
 /// Width of the tag that travels with each operation.
-pub const TAG_BITS: usize = 16;
+pub const TAG_BITS: usize = 19;
 
 /// What the unit computes.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]

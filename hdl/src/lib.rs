@@ -11,7 +11,9 @@
 //! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit. The
 //! card's contract with the host is [`verity_firmware`].
 
+pub mod context_slot;
 pub mod ecc_engine;
+pub mod ecc_engine_bench;
 pub mod field_linear;
 pub mod field_mul;
 pub mod field_value;
@@ -19,6 +21,7 @@ pub mod flow;
 pub mod merkle;
 pub mod padder;
 pub mod reg_file;
+pub mod round_robin;
 pub mod sha2;
 pub mod sha2_core;
 pub mod sha2_spec;

@@ -14,9 +14,9 @@ use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_firmware::verify::prepare;
 use verity_firmware::Verdict;
-use verity_hdl::ecc_engine::{command, expected_run, EccEngine};
+use verity_hdl::ecc_engine_bench::{self as bench, Options};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
-use verity_hdl::flow::harness::{compare, Beat, Stalls, StreamBlock};
+use verity_hdl::flow::harness::Stalls;
 use verity_hdl::Block;
 use verity_tests::{adversarial, reference, signed, vectors};
 
@@ -37,55 +37,58 @@ fn engine(test: &str) -> Compiled {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Runs every request that reaches the engine through the Verilog and checks it against the
-/// interpreter and the reference; returns how many ran on the engine.
+/// Runs every request that reaches the engine through the Verilog, 16 at a time, and checks
+/// each context's verdict, flags and 64 registers against the interpreter and the verdict
+/// against the reference; returns how many ran on the engine.
 fn check(compiled: &Compiled, name: &str, requests: &[Request]) -> usize {
     let image = Image::new(ed25519_verify());
-    let mut inputs: Vec<Beat> = command::load(&image);
-    let mut expected: Vec<Beat> = Vec::new();
-    let mut verdicts = Vec::new();
+    let mut jobs = Vec::new();
+    let mut accepted = Vec::new();
     for request in requests {
-        let accepted = reference::accepts(request);
+        let accepts = reference::accepts(request);
         match prepare(&request.public_key, &request.signature, &request.message) {
             // Rejected before the engine (S ≥ L, a message too long): the reference agrees.
             Err(verdict) => assert!(
-                !accepted,
+                !accepts,
                 "{}: {verdict:?} but the reference accepts",
                 request.tag
             ),
             Ok(job) => {
-                inputs.extend(command::run(&image, &job));
-                inputs.extend(command::read_registers());
-                let beats = expected_run(&image, &job).unwrap_or_else(|e| panic!("{e}"));
-                let code = u8::try_from(&beats[0][1]).unwrap_or(u8::MAX);
-                let verdict = Verdict::from_code(code).unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(
-                    verdict == Verdict::Valid,
-                    accepted,
-                    "{}: interpreter vs reference",
-                    request.tag
-                );
-                verdicts.push(verdict);
-                expected.extend(beats);
+                jobs.push(job);
+                accepted.push((request.tag, accepts));
             }
         }
     }
+    let options = Options {
+        debug: false,
+        read_registers: true,
+    };
+    let inputs = bench::stimulus(&image, &jobs, options);
+    let beats = bench::output_beats(&image, &jobs, options).unwrap_or_else(|e| panic!("{e}"));
     let trace = compiled
         .run(
             name,
             &inputs,
             &Stalls::none(),
-            expected.len(),
-            200_000 * (verdicts.len() as u64 + 1),
+            beats,
+            100_000 * (jobs.len() as u64 + 1),
         )
         .unwrap_or_else(|e| panic!("seed {}: {e}", seed()));
-    if let Err(mismatch) = compare(EccEngine::OUTPUTS, &trace, &expected) {
+    let report = bench::check(&image, &jobs, options, &trace).unwrap_or_else(|e| {
         panic!(
-            "seed {}: the engine's Verilog and the interpreter differ: {mismatch}",
+            "seed {}: the engine's Verilog and the interpreter differ: {e}",
             seed()
+        )
+    });
+    for ((tag, accepts), code) in accepted.iter().zip(&report.codes) {
+        let verdict = Verdict::from_code(*code).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            verdict == Verdict::Valid,
+            *accepts,
+            "{tag}: the engine says {verdict:?}, the reference {accepts}"
         );
     }
-    verdicts.len()
+    jobs.len()
 }
 
 fn random_valid(rng: &mut ChaCha20Rng, count: usize, first_tag: u64) -> Vec<Request> {

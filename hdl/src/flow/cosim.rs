@@ -88,7 +88,9 @@ impl Cosim {
                 let mut args = vec!["--binary", "-j", "2", "-O3", "--top-module", "bench"];
                 args.extend(tools::LINT_WAIVERS);
                 args.extend(["-Wno-STMTDLY", "-Wno-INITIALDLY", "-Mdir", "verilator"]);
-                args.extend(["bench.v", design.as_str()]);
+                // The block's waivers, written by the lint above.
+                let config = format!("{}.vlt", self.block.name());
+                args.extend([config.as_str(), "bench.v", design.as_str()]);
                 tools::run("verilator", args, &self.dir)?;
             }
         }

@@ -1,0 +1,622 @@
+//! One signature context of the ECC engine: its program counter, flags, loop counters, the
+//! instruction it is about to issue, and its scoreboard.
+//!
+//! The engine holds 16 of these ([`crate::ecc_engine`]). A slot fetches one instruction at a
+//! time through the engine's fetch ports, decodes it into an issue packet (register and
+//! constant addresses with table reads resolved from the current digit, the linear unit's
+//! operation and operand choice, what the result writes), and says when it may issue: its
+//! sources and destination have no result in flight (`pend`, `pend_f`). Sequencing resolves at
+//! issue from the flags, counters and digits as they are after the operation; two cases
+//! wait instead:
+//!
+//! - a branch on a flag the instruction itself writes through a unit (`Eq`, `Odd`, `Load`)
+//!   resolves when that result lands (state `Flag`);
+//! - a digit branch after `SetI` re-reads the digits at the new position first (state
+//!   `Fetch` with `redigit`, then `Resolve`).
+//!
+//! After `Done` the slot waits for its results in flight (`Drain`), then offers its verdict
+//! (`Done`) until the engine emits it.
+//!
+//! Readiness is registered: `ready_mul`/`ready_lin` are computed one cycle ahead from the
+//! state after this cycle's retirements, so the arbiters start from flip-flops. A slot that
+//! issues drops readiness the same cycle, and only its own issue sets its pending bits, so a
+//! registered `ready` is never optimistic.
+
+use crate::field_linear::LinearOp;
+use rust_hdl::prelude::*;
+
+/// Where a slot is.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+pub enum SlotState {
+    /// No signature.
+    Idle,
+    /// Asking a fetch port for the word at `pc` (and the digits at `I`).
+    Fetch,
+    /// The fetch was granted; the word and digits arrive this cycle.
+    Arrive,
+    /// Holding a decoded instruction, issuing when its operands are ready.
+    Ready,
+    /// Issued; the branch waits for the flag the instruction writes.
+    Flag,
+    /// The digits at the new `I` arrived; the branch resolves.
+    Resolve,
+    /// `Done` issued; waiting for results in flight.
+    Drain,
+    /// The verdict is ready.
+    Done,
+}
+
+/// Where the linear unit's first operand comes from.
+pub mod a_source {
+    /// The first read port (register `reg_a`).
+    pub const PORT: u64 = 0;
+    /// Zero.
+    pub const ZERO: u64 = 1;
+    /// The context's input A or R (`Load`).
+    pub const INPUT: u64 = 2;
+}
+
+/// Where the second operand comes from (both units).
+pub mod b_source {
+    /// The second read port (register `reg_b`).
+    pub const PORT: u64 = 0;
+    /// The constant at `const_addr`.
+    pub const CONSTANT: u64 = 1;
+    /// Zero.
+    pub const ZERO: u64 = 2;
+}
+
+/// Which flag value a linear result carries.
+pub mod flag_source {
+    /// `a == b` (`Eq`).
+    pub const EQUAL: u64 = 0;
+    /// `a` odd (`Odd`).
+    pub const ODD: u64 = 1;
+    /// Bit 255 of the loaded input (`Load`'s sign).
+    pub const SIGN: u64 = 2;
+}
+
+/// One context.
+#[derive(LogicBlock, Default)]
+pub struct ContextSlot {
+    /// The engine clock.
+    pub clock: Signal<In, Clock>,
+    /// Start a signature at `start_pc` with everything zeroed (only while idle).
+    pub start: Signal<In, Bit>,
+    /// Where the program starts.
+    pub start_pc: Signal<In, Bits<12>>,
+    /// The fetch request is granted this cycle (the port reads `pc` and `digit_index`).
+    pub fetch_grant: Signal<In, Bit>,
+    /// The fetched word, in the cycle after the grant.
+    pub fetch_word: Signal<In, Bits<64>>,
+    /// The digit of k at `I`, with the word.
+    pub fetch_k: Signal<In, Bits<8>>,
+    /// The digit of S at `I`, with the word.
+    pub fetch_s: Signal<In, Bits<8>>,
+    /// The instruction issues this cycle.
+    pub issue: Signal<In, Bit>,
+    /// A multiplier result of this context lands this cycle.
+    pub mul_retire: Signal<In, Bit>,
+    /// Its register.
+    pub mul_reg: Signal<In, Bits<6>>,
+    /// A linear result of this context lands this cycle.
+    pub lin_retire: Signal<In, Bit>,
+    /// It writes register `lin_reg`.
+    pub lin_wreg: Signal<In, Bit>,
+    /// Its register.
+    pub lin_reg: Signal<In, Bits<6>>,
+    /// It writes flag `lin_flag` with `lin_value`.
+    pub lin_wflag: Signal<In, Bit>,
+    /// Its flag.
+    pub lin_flag: Signal<In, Bits<4>>,
+    /// The flag's value.
+    pub lin_value: Signal<In, Bit>,
+    /// The verdict is taken this cycle.
+    pub emit: Signal<In, Bit>,
+    /// The address to fetch (and, while ready, the address of the held instruction).
+    pub pc_out: Signal<Out, Bits<12>>,
+    /// The digit position `I`.
+    pub digit_index: Signal<Out, Bits<8>>,
+    /// Asking for a fetch.
+    pub wants_fetch: Signal<Out, Bit>,
+    /// A multiplier instruction may issue.
+    pub ready_mul: Signal<Out, Bit>,
+    /// A linear-unit instruction may issue.
+    pub ready_lin: Signal<Out, Bit>,
+    /// No signature: inputs may be written and a run started.
+    pub idle: Signal<Out, Bit>,
+    /// The verdict is ready.
+    pub done: Signal<Out, Bit>,
+    /// The verdict code (`Done`'s operand).
+    pub code: Signal<Out, Bits<4>>,
+    /// The flags.
+    pub flags_out: Signal<Out, Bits<16>>,
+    /// Issue packet: first read register.
+    pub reg_a: Signal<Out, Bits<6>>,
+    /// Second read register.
+    pub reg_b: Signal<Out, Bits<6>>,
+    /// Constant address.
+    pub const_addr: Signal<Out, Bits<8>>,
+    /// Linear first operand ([`a_source`]).
+    pub a_sel: Signal<Out, Bits<2>>,
+    /// Second operand ([`b_source`]).
+    pub b_sel: Signal<Out, Bits<2>>,
+    /// Linear operation.
+    pub lin_op: Signal<Out, LinearOp>,
+    /// Destination register.
+    pub dest: Signal<Out, Bits<6>>,
+    /// The result writes `dest`.
+    pub wreg: Signal<Out, Bit>,
+    /// The result writes `flag`.
+    pub wflag: Signal<Out, Bit>,
+    /// The flag written.
+    pub flag: Signal<Out, Bits<4>>,
+    /// Which value the flag takes ([`flag_source`]).
+    pub flag_src: Signal<Out, Bits<2>>,
+    /// `Load` reads R (else A).
+    pub input_r: Signal<Out, Bit>,
+    state: DFF<SlotState>,
+    pc: DFF<Bits<12>>,
+    word: DFF<Bits<64>>,
+    k_digit: DFF<Bits<8>>,
+    s_digit: DFF<Bits<8>>,
+    flags: DFF<Bits<16>>,
+    i: DFF<Bits<10>>,
+    j: DFF<Bits<10>>,
+    pend: DFF<Bits<64>>,
+    pend_f: DFF<Bits<16>>,
+    ready_mul_q: DFF<Bit>,
+    ready_lin_q: DFF<Bit>,
+    redigit: DFF<Bit>,
+    opcode: Signal<Local, Bits<6>>,
+    f1: Signal<Local, Bits<6>>,
+    f2: Signal<Local, Bits<6>>,
+    f3: Signal<Local, Bits<6>>,
+    imm: Signal<Local, Bits<8>>,
+    seq: Signal<Local, Bits<4>>,
+    seq_operand: Signal<Local, Bits<4>>,
+    target: Signal<Local, Bits<12>>,
+    digit: Signal<Local, Bits<8>>,
+    negative: Signal<Local, Bit>,
+    magnitude: Signal<Local, Bits<8>>,
+    index: Signal<Local, Bits<8>>,
+    coord: Signal<Local, Bits<2>>,
+    swapped: Signal<Local, Bits<8>>,
+    is_mul: Signal<Local, Bit>,
+    check_b: Signal<Local, Bits<6>>,
+    uses_a: Signal<Local, Bit>,
+    uses_b: Signal<Local, Bit>,
+    flag_a: Signal<Local, Bits<4>>,
+    uses_flag_a: Signal<Local, Bit>,
+    uses_flag_b: Signal<Local, Bit>,
+    writes_flag_now: Signal<Local, Bit>,
+    branches_on_flag: Signal<Local, Bit>,
+    pend_after_mul: Signal<Local, Bits<64>>,
+    pend_now: Signal<Local, Bits<64>>,
+    pend_f_now: Signal<Local, Bits<16>>,
+    operands_ready: Signal<Local, Bit>,
+    flags_now: Signal<Local, Bits<16>>,
+    flags_op: Signal<Local, Bits<16>>,
+    i_op: Signal<Local, Bits<10>>,
+    j_op: Signal<Local, Bits<10>>,
+    next_i: Signal<Local, Bits<10>>,
+    next_j: Signal<Local, Bits<10>>,
+    taken: Signal<Local, Bit>,
+    waits_flag: Signal<Local, Bit>,
+    needs_digits: Signal<Local, Bit>,
+    resolve: Signal<Local, Bit>,
+}
+
+impl Logic for ContextSlot {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            state,
+            pc,
+            word,
+            k_digit,
+            s_digit,
+            flags,
+            i,
+            j,
+            pend,
+            pend_f,
+            ready_mul_q,
+            ready_lin_q,
+            redigit
+        );
+
+        // The instruction's fields: `verity_firmware::isa`'s encoding. Opcodes: 0 Nop, 1 Mul,
+        // 2 Sqr, 3 MulC, 4 Add, 5 Sub, 6 LdC, 7 Load, 8 CNeg, 9 CSel, 10 Eq, 11 Odd, 12 FAnd,
+        // 13 FOr, 14 MulT, 15 MulTC, 16 TNeg, 17 SetI, 18 SetJ; sequencing 0 Next, 1 Jump,
+        // 2 IfFlag, 3 IfNotFlag, 4 IfDigitZero, 5 LoopI, 6 LoopJ, 7 Done, 8 IfBothDigitsZero.
+        self.opcode.next = self.word.q.val().get_bits::<6>(0);
+        self.f1.next = self.word.q.val().get_bits::<6>(6);
+        self.f2.next = self.word.q.val().get_bits::<6>(12);
+        self.f3.next = self.word.q.val().get_bits::<6>(18);
+        self.imm.next = self.word.q.val().get_bits::<8>(24);
+        self.seq.next = self.word.q.val().get_bits::<4>(32);
+        self.seq_operand.next = self.word.q.val().get_bits::<4>(36);
+        self.target.next = self.word.q.val().get_bits::<12>(40);
+
+        // The digit an operation names, its table index and the coordinate after the swap a
+        // negative digit makes.
+        self.digit.next = self.k_digit.q.val();
+        self.coord.next = self.imm.val().get_bits::<2>(0);
+        if self.opcode.val() == 14 {
+            if self.imm.val().get_bit(2) {
+                self.digit.next = self.s_digit.q.val();
+            }
+        } else if self.opcode.val() == 15 {
+            self.coord.next = self.f3.val().get_bits::<2>(0);
+            if self.f3.val().get_bit(2) {
+                self.digit.next = self.s_digit.q.val();
+            }
+        } else if self.f3.val().get_bit(0) {
+            self.digit.next = self.s_digit.q.val();
+        }
+        self.negative.next = self.digit.val().get_bit(7);
+        self.magnitude.next = self.digit.val();
+        if self.negative.val() {
+            self.magnitude.next = 0u64.to_bits::<8>() - self.digit.val();
+        }
+        self.index.next = 0.into();
+        if self.magnitude.val().any() {
+            self.index.next = (self.magnitude.val() - 1) >> 1;
+        }
+        self.swapped.next = bit_cast::<8, 2>(self.coord.val());
+        if self.negative.val() & (self.coord.val() == 0) {
+            self.swapped.next = 1.into();
+        }
+        if self.negative.val() & (self.coord.val() == 1) {
+            self.swapped.next = 0.into();
+        }
+
+        // The issue packet. The literals of `a_sel`, `b_sel` and `flag_src` are the values of
+        // [`a_source`], [`b_source`] and [`flag_source`] (rust-hdl's Verilog export cannot name
+        // Rust constants).
+        self.is_mul.next = (self.opcode.val() == 1)
+            | (self.opcode.val() == 2)
+            | (self.opcode.val() == 3)
+            | (self.opcode.val() == 14)
+            | (self.opcode.val() == 15);
+        self.reg_a.next = self.f2.val();
+        self.check_b.next = self.f3.val();
+        if self.opcode.val() == 14 {
+            self.check_b.next = self.f3.val()
+                + (self.index.val().get_bits::<6>(0) << 2)
+                + self.swapped.val().get_bits::<6>(0);
+        }
+        self.reg_b.next = self.check_b.val();
+        if (self.opcode.val() == 2) | (self.opcode.val() == 8) | (self.opcode.val() == 16) {
+            self.reg_b.next = self.f2.val();
+        }
+        if (self.opcode.val() == 9) & !self.flags.q.val().get_bit(self.imm.val().index()) {
+            self.reg_b.next = self.f3.val();
+        }
+        if (self.opcode.val() == 9) & self.flags.q.val().get_bit(self.imm.val().index()) {
+            self.reg_b.next = self.f2.val();
+        }
+        self.const_addr.next = self.imm.val();
+        if self.opcode.val() == 15 {
+            self.const_addr.next = self.imm.val()
+                + (self.index.val() << 1)
+                + self.index.val()
+                + self.swapped.val();
+        }
+        self.a_sel.next = 0.into();
+        if (self.opcode.val() == 0)
+            | (self.opcode.val() == 6)
+            | (self.opcode.val() == 8)
+            | (self.opcode.val() == 9)
+            | (self.opcode.val() == 12)
+            | (self.opcode.val() == 13)
+            | (self.opcode.val() == 16)
+            | (self.opcode.val() == 17)
+            | (self.opcode.val() == 18)
+        {
+            self.a_sel.next = 1.into();
+        }
+        if self.opcode.val() == 7 {
+            self.a_sel.next = 2.into();
+        }
+        self.b_sel.next = 0.into();
+        if (self.opcode.val() == 3) | (self.opcode.val() == 6) | (self.opcode.val() == 15) {
+            self.b_sel.next = 1.into();
+        }
+        if (self.opcode.val() == 7) | (self.opcode.val() == 11) {
+            self.b_sel.next = 2.into();
+        }
+        self.lin_op.next = LinearOp::PassB;
+        if self.opcode.val() == 4 {
+            self.lin_op.next = LinearOp::Add;
+        }
+        if self.opcode.val() == 5 {
+            self.lin_op.next = LinearOp::Sub;
+        }
+        if self.opcode.val() == 7 {
+            self.lin_op.next = LinearOp::Reduce;
+        }
+        if ((self.opcode.val() == 8) & self.flags.q.val().get_bit(self.f3.val().index()))
+            | ((self.opcode.val() == 16) & self.negative.val())
+        {
+            self.lin_op.next = LinearOp::Sub;
+        }
+        self.dest.next = self.f1.val();
+        self.wreg.next = self.is_mul.val()
+            | ((self.opcode.val() > 3) & (self.opcode.val() < 10))
+            | (self.opcode.val() == 16);
+        self.wflag.next =
+            (self.opcode.val() == 7) | (self.opcode.val() == 10) | (self.opcode.val() == 11);
+        self.flag.next = self.f1.val().get_bits::<4>(0);
+        self.flag_src.next = 0.into();
+        if self.opcode.val() == 7 {
+            self.flag.next = self.f2.val().get_bits::<4>(0);
+            self.flag_src.next = 2.into();
+        }
+        if self.opcode.val() == 11 {
+            self.flag_src.next = 1.into();
+        }
+        self.input_r.next = self.imm.val().get_bit(0);
+
+        // Readiness: what the instruction reads and writes has nothing in flight, after this
+        // cycle's retirements.
+        self.pend_after_mul.next = self.pend.q.val();
+        if self.mul_retire.val() {
+            self.pend_after_mul.next = self
+                .pend
+                .q
+                .val()
+                .replace_bit(self.mul_reg.val().index(), false);
+        }
+        self.pend_now.next = self.pend_after_mul.val();
+        if self.lin_retire.val() & self.lin_wreg.val() {
+            self.pend_now.next = self
+                .pend_after_mul
+                .val()
+                .replace_bit(self.lin_reg.val().index(), false);
+        }
+        self.pend_f_now.next = self.pend_f.q.val();
+        if self.lin_retire.val() & self.lin_wflag.val() {
+            self.pend_f_now.next = self
+                .pend_f
+                .q
+                .val()
+                .replace_bit(self.lin_flag.val().index(), false);
+        }
+        self.uses_a.next = self.is_mul.val()
+            | ((self.opcode.val() > 3) & (self.opcode.val() < 12) & !(self.opcode.val() == 6)
+                & !(self.opcode.val() == 7))
+            | (self.opcode.val() == 16);
+        self.uses_b.next = (self.opcode.val() == 1)
+            | (self.opcode.val() == 4)
+            | (self.opcode.val() == 5)
+            | (self.opcode.val() == 9)
+            | (self.opcode.val() == 10)
+            | (self.opcode.val() == 14);
+        self.flag_a.next = self.f2.val().get_bits::<4>(0);
+        if self.opcode.val() == 8 {
+            self.flag_a.next = self.f3.val().get_bits::<4>(0);
+        }
+        if self.opcode.val() == 9 {
+            self.flag_a.next = self.imm.val().get_bits::<4>(0);
+        }
+        self.uses_flag_a.next = (self.opcode.val() == 8)
+            | (self.opcode.val() == 9)
+            | (self.opcode.val() == 12)
+            | (self.opcode.val() == 13);
+        self.uses_flag_b.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
+        self.writes_flag_now.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
+        self.branches_on_flag.next = (self.seq.val() == 2) | (self.seq.val() == 3);
+        self.operands_ready.next = !(self.uses_a.val()
+            & self.pend_now.val().get_bit(self.f2.val().index()))
+            & !(self.uses_b.val() & self.pend_now.val().get_bit(self.check_b.val().index()))
+            & !(self.wreg.val() & self.pend_now.val().get_bit(self.f1.val().index()))
+            & !(self.uses_flag_a.val() & self.pend_f_now.val().get_bit(self.flag_a.val().index()))
+            & !(self.uses_flag_b.val()
+                & self
+                    .pend_f_now
+                    .val()
+                    .get_bit(self.f3.val().get_bits::<4>(0).index()))
+            & !(self.wflag.val() & self.pend_f_now.val().get_bit(self.flag.val().index()))
+            & !(self.writes_flag_now.val()
+                & self
+                    .pend_f_now
+                    .val()
+                    .get_bit(self.f1.val().get_bits::<4>(0).index()))
+            & !(self.branches_on_flag.val()
+                & self
+                    .pend_f_now
+                    .val()
+                    .get_bit(self.seq_operand.val().index()));
+        self.ready_mul_q.d.next = (self.state.q.val() == SlotState::Ready)
+            & !self.issue.val()
+            & self.is_mul.val()
+            & self.operands_ready.val();
+        self.ready_lin_q.d.next = (self.state.q.val() == SlotState::Ready)
+            & !self.issue.val()
+            & !self.is_mul.val()
+            & self.operands_ready.val();
+
+        // Sequencing, on the flags and counters as the operation leaves them (and the flags
+        // as this cycle's linear result leaves them).
+        self.flags_now.next = self.flags.q.val();
+        if self.lin_retire.val() & self.lin_wflag.val() {
+            self.flags_now.next = self
+                .flags
+                .q
+                .val()
+                .replace_bit(self.lin_flag.val().index(), self.lin_value.val());
+        }
+        self.flags_op.next = self.flags_now.val();
+        if self.opcode.val() == 12 {
+            self.flags_op.next = self.flags_now.val().replace_bit(
+                self.f1.val().index(),
+                self.flags_now.val().get_bit(self.f2.val().index())
+                    & self.flags_now.val().get_bit(self.f3.val().index()),
+            );
+        }
+        if self.opcode.val() == 13 {
+            self.flags_op.next = self.flags_now.val().replace_bit(
+                self.f1.val().index(),
+                self.flags_now.val().get_bit(self.f2.val().index())
+                    | self.flags_now.val().get_bit(self.f3.val().index()),
+            );
+        }
+        self.i_op.next = self.i.q.val();
+        if self.opcode.val() == 17 {
+            self.i_op.next = bit_cast::<10, 8>(self.imm.val());
+        }
+        self.j_op.next = self.j.q.val();
+        if self.opcode.val() == 18 {
+            self.j_op.next = bit_cast::<10, 8>(self.imm.val());
+        }
+        self.next_i.next = self.i_op.val() - 1;
+        self.next_j.next = self.j_op.val() - 1;
+        self.taken.next = false;
+        if self.seq.val() == 1 {
+            self.taken.next = true;
+        }
+        if self.seq.val() == 2 {
+            self.taken.next = self.flags_op.val().get_bit(self.seq_operand.val().index());
+        }
+        if self.seq.val() == 3 {
+            self.taken.next = !self.flags_op.val().get_bit(self.seq_operand.val().index());
+        }
+        if self.seq.val() == 4 {
+            self.taken.next = !self.k_digit.q.val().any();
+            if self.seq_operand.val().get_bit(0) {
+                self.taken.next = !self.s_digit.q.val().any();
+            }
+        }
+        if self.seq.val() == 5 {
+            self.taken.next = !self.next_i.val().get_bit(9);
+        }
+        if self.seq.val() == 6 {
+            self.taken.next = !self.next_j.val().get_bit(9);
+        }
+        if self.seq.val() == 8 {
+            self.taken.next = !self.k_digit.q.val().any() & !self.s_digit.q.val().any();
+        }
+        self.waits_flag.next = self.branches_on_flag.val()
+            & self.wflag.val()
+            & (self.flag.val() == self.seq_operand.val());
+        self.needs_digits.next =
+            (self.opcode.val() == 17) & ((self.seq.val() == 4) | (self.seq.val() == 8));
+
+        // Outputs.
+        self.pc_out.next = self.pc.q.val();
+        self.digit_index.next = self.i.q.val().get_bits::<8>(0);
+        self.wants_fetch.next = self.state.q.val() == SlotState::Fetch;
+        self.ready_mul.next = self.ready_mul_q.q.val();
+        self.ready_lin.next = self.ready_lin_q.q.val();
+        self.idle.next = self.state.q.val() == SlotState::Idle;
+        self.done.next = self.state.q.val() == SlotState::Done;
+        self.code.next = self.seq_operand.val();
+        self.flags_out.next = self.flags.q.val();
+
+        // Results landing: clear their pending bits, write their flags.
+        self.pend.d.next = self.pend_now.val();
+        self.pend_f.d.next = self.pend_f_now.val();
+        self.flags.d.next = self.flags_now.val();
+
+        self.resolve.next = false;
+        match self.state.q.val() {
+            SlotState::Idle => {
+                if self.start.val() {
+                    self.pc.d.next = self.start_pc.val();
+                    self.flags.d.next = 0.into();
+                    self.i.d.next = 0.into();
+                    self.j.d.next = 0.into();
+                    self.pend.d.next = 0.into();
+                    self.pend_f.d.next = 0.into();
+                    self.redigit.d.next = false;
+                    self.state.d.next = SlotState::Fetch;
+                }
+            }
+            SlotState::Fetch => {
+                if self.fetch_grant.val() {
+                    self.state.d.next = SlotState::Arrive;
+                }
+            }
+            SlotState::Arrive => {
+                self.k_digit.d.next = self.fetch_k.val();
+                self.s_digit.d.next = self.fetch_s.val();
+                self.redigit.d.next = false;
+                if self.redigit.q.val() {
+                    self.state.d.next = SlotState::Resolve;
+                } else {
+                    self.word.d.next = self.fetch_word.val();
+                    self.state.d.next = SlotState::Ready;
+                }
+            }
+            SlotState::Ready => {
+                if self.issue.val() {
+                    // Only this issue sets pending bits; nothing of this context retires
+                    // into the destination (it was not pending).
+                    if self.wreg.val() {
+                        self.pend.d.next = self
+                            .pend_now
+                            .val()
+                            .replace_bit(self.f1.val().index(), true);
+                    }
+                    if self.wflag.val() {
+                        self.pend_f.d.next = self
+                            .pend_f_now
+                            .val()
+                            .replace_bit(self.flag.val().index(), true);
+                    }
+                    if self.writes_flag_now.val() {
+                        self.flags.d.next = self.flags_op.val();
+                    }
+                    self.i.d.next = self.i_op.val();
+                    self.j.d.next = self.j_op.val();
+                    if self.waits_flag.val() {
+                        self.state.d.next = SlotState::Flag;
+                    } else if self.needs_digits.val() {
+                        self.redigit.d.next = true;
+                        self.state.d.next = SlotState::Fetch;
+                    } else {
+                        self.resolve.next = true;
+                    }
+                }
+            }
+            SlotState::Flag => {
+                if !self.pend_f_now.val().get_bit(self.seq_operand.val().index()) {
+                    self.resolve.next = true;
+                }
+            }
+            SlotState::Resolve => {
+                self.resolve.next = true;
+            }
+            SlotState::Drain => {
+                if !self.pend.q.val().any() & !self.pend_f.q.val().any() {
+                    self.state.d.next = SlotState::Done;
+                }
+            }
+            SlotState::Done => {
+                if self.emit.val() {
+                    self.state.d.next = SlotState::Idle;
+                }
+            }
+        }
+        if self.resolve.val() {
+            self.state.d.next = SlotState::Fetch;
+            self.pc.d.next = self.pc.q.val() + 1;
+            if self.taken.val() {
+                self.pc.d.next = self.target.val();
+            }
+            if self.seq.val() == 5 {
+                self.i.d.next = self.next_i.val();
+            }
+            if self.seq.val() == 6 {
+                self.j.d.next = self.next_j.val();
+            }
+            if self.seq.val() == 7 {
+                self.state.d.next = SlotState::Drain;
+            }
+        }
+    }
+}
