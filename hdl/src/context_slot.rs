@@ -293,18 +293,28 @@ impl Logic for ContextSlot {
         if (self.opcode.val() == 2) | (self.opcode.val() == 8) | (self.opcode.val() == 16) {
             self.reg_b.next = self.f2.val();
         }
-        if (self.opcode.val() == 9) & !self.flags.q.val().get_bit(self.imm.val().index()) {
+        if (self.opcode.val() == 9)
+            & !self
+                .flags
+                .q
+                .val()
+                .get_bit(self.imm.val().get_bits::<4>(0).index())
+        {
             self.reg_b.next = self.f3.val();
         }
-        if (self.opcode.val() == 9) & self.flags.q.val().get_bit(self.imm.val().index()) {
+        if (self.opcode.val() == 9)
+            & self
+                .flags
+                .q
+                .val()
+                .get_bit(self.imm.val().get_bits::<4>(0).index())
+        {
             self.reg_b.next = self.f2.val();
         }
         self.const_addr.next = self.imm.val();
         if self.opcode.val() == 15 {
-            self.const_addr.next = self.imm.val()
-                + (self.index.val() << 1)
-                + self.index.val()
-                + self.swapped.val();
+            self.const_addr.next =
+                self.imm.val() + (self.index.val() << 1) + self.index.val() + self.swapped.val();
         }
         self.a_sel.next = 0.into();
         if (self.opcode.val() == 0)
@@ -339,7 +349,12 @@ impl Logic for ContextSlot {
         if self.opcode.val() == 7 {
             self.lin_op.next = LinearOp::Reduce;
         }
-        if ((self.opcode.val() == 8) & self.flags.q.val().get_bit(self.f3.val().index()))
+        if ((self.opcode.val() == 8)
+            & self
+                .flags
+                .q
+                .val()
+                .get_bit(self.f3.val().get_bits::<4>(0).index()))
             | ((self.opcode.val() == 16) & self.negative.val())
         {
             self.lin_op.next = LinearOp::Sub;
@@ -387,8 +402,10 @@ impl Logic for ContextSlot {
                 .replace_bit(self.lin_flag.val().index(), false);
         }
         self.uses_a.next = self.is_mul.val()
-            | ((self.opcode.val() > 3) & (self.opcode.val() < 12) & !(self.opcode.val() == 6)
-                & !(self.opcode.val() == 7))
+            | ((self.opcode.val() > 3)
+                & (self.opcode.val() < 12)
+                & (self.opcode.val() != 6)
+                & (self.opcode.val() != 7))
             | (self.opcode.val() == 16);
         self.uses_b.next = (self.opcode.val() == 1)
             | (self.opcode.val() == 4)
@@ -453,16 +470,26 @@ impl Logic for ContextSlot {
         self.flags_op.next = self.flags_now.val();
         if self.opcode.val() == 12 {
             self.flags_op.next = self.flags_now.val().replace_bit(
-                self.f1.val().index(),
-                self.flags_now.val().get_bit(self.f2.val().index())
-                    & self.flags_now.val().get_bit(self.f3.val().index()),
+                self.f1.val().get_bits::<4>(0).index(),
+                self.flags_now
+                    .val()
+                    .get_bit(self.f2.val().get_bits::<4>(0).index())
+                    & self
+                        .flags_now
+                        .val()
+                        .get_bit(self.f3.val().get_bits::<4>(0).index()),
             );
         }
         if self.opcode.val() == 13 {
             self.flags_op.next = self.flags_now.val().replace_bit(
-                self.f1.val().index(),
-                self.flags_now.val().get_bit(self.f2.val().index())
-                    | self.flags_now.val().get_bit(self.f3.val().index()),
+                self.f1.val().get_bits::<4>(0).index(),
+                self.flags_now
+                    .val()
+                    .get_bit(self.f2.val().get_bits::<4>(0).index())
+                    | self
+                        .flags_now
+                        .val()
+                        .get_bit(self.f3.val().get_bits::<4>(0).index()),
             );
         }
         self.i_op.next = self.i.q.val();
@@ -557,10 +584,8 @@ impl Logic for ContextSlot {
                     // Only this issue sets pending bits; nothing of this context retires
                     // into the destination (it was not pending).
                     if self.wreg.val() {
-                        self.pend.d.next = self
-                            .pend_now
-                            .val()
-                            .replace_bit(self.f1.val().index(), true);
+                        self.pend.d.next =
+                            self.pend_now.val().replace_bit(self.f1.val().index(), true);
                     }
                     if self.wflag.val() {
                         self.pend_f.d.next = self
@@ -584,7 +609,11 @@ impl Logic for ContextSlot {
                 }
             }
             SlotState::Flag => {
-                if !self.pend_f_now.val().get_bit(self.seq_operand.val().index()) {
+                if !self
+                    .pend_f_now
+                    .val()
+                    .get_bit(self.seq_operand.val().index())
+                {
                     self.resolve.next = true;
                 }
             }

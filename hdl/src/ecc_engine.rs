@@ -60,7 +60,6 @@ use rust_hdl::prelude::*;
 /// Signature contexts per engine.
 pub const CONTEXTS: usize = 16;
 
-
 /// Output beat kinds (`out_kind`).
 pub mod kind {
     /// A verdict.
@@ -383,21 +382,13 @@ impl Logic for EccEngine {
             self.slots[k + 8].fetch_k.next = self.k_digits[1].read_data.val();
             self.slots[k + 8].fetch_s.next = self.s_digits[1].read_data.val();
         }
-        self.k_digits[0].read_address.next = (bit_cast::<11, 3>(
-            self.fetch_low.index.val(),
-        ) << 8)
+        self.k_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
             | bit_cast::<11, 8>(self.port_digit[0].val());
-        self.s_digits[0].read_address.next = (bit_cast::<11, 3>(
-            self.fetch_low.index.val(),
-        ) << 8)
+        self.s_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
             | bit_cast::<11, 8>(self.port_digit[0].val());
-        self.k_digits[1].read_address.next = (bit_cast::<11, 3>(
-            self.fetch_high.index.val(),
-        ) << 8)
+        self.k_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
             | bit_cast::<11, 8>(self.port_digit[1].val());
-        self.s_digits[1].read_address.next = (bit_cast::<11, 3>(
-            self.fetch_high.index.val(),
-        ) << 8)
+        self.s_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
             | bit_cast::<11, 8>(self.port_digit[1].val());
 
         // Issue: one multiplier and one linear instruction a cycle, round-robin over the ready
@@ -490,8 +481,7 @@ impl Logic for EccEngine {
         self.constants[1].read_address.next = self.lin_const_addr.val();
         self.inputs.read_address.next = bit_cast::<5, 4>(self.lin_pick.index.val()) << 1;
         if self.lin_input_r.val() {
-            self.inputs.read_address.next =
-                (bit_cast::<5, 4>(self.lin_pick.index.val()) << 1) + 1;
+            self.inputs.read_address.next = (bit_cast::<5, 4>(self.lin_pick.index.val()) << 1) + 1;
         }
         self.m1_valid.d.next = self.mul_go.val();
         self.m1_ctx.d.next = self.mul_pick.index.val();
@@ -515,8 +505,8 @@ impl Logic for EccEngine {
         if self.m1_b_const.q.val() {
             self.m2_b.d.next = self.constants[0].read_data.val();
         }
-        self.m2_tag.d.next = bit_cast::<16, 4>(self.m1_ctx.q.val())
-            | (bit_cast::<16, 6>(self.m1_dest.q.val()) << 4);
+        self.m2_tag.d.next =
+            bit_cast::<16, 4>(self.m1_ctx.q.val()) | (bit_cast::<16, 6>(self.m1_dest.q.val()) << 4);
         self.l2_valid.d.next = self.l1_valid.q.val();
         self.l2_a.d.next = self.regs.rd_data[2].val();
         if self.l1_a_sel.q.val() == 1 {
@@ -608,7 +598,8 @@ impl Logic for EccEngine {
         }
 
         // Output: a register read first (its port was reserved), then a retirement report,
-        // then a verdict.
+        // then a verdict. A `Done` word that writes nothing drains at once, so in debug mode
+        // its verdict also waits for its own report.
         self.read_flags.next = 0.into();
         self.trace_flags.next = 0.into();
         self.done_flags.next = 0.into();
@@ -634,7 +625,8 @@ impl Logic for EccEngine {
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
             & !self.read_now.val()
-            & !self.trace_hold.q.val();
+            & !self.trace_hold.q.val()
+            & !(self.debug.q.val() & self.dbg_wait.q.val());
         self.done_pick.take.next = self.claim_done.val();
         for c in 0..CONTEXTS {
             self.slots[c].emit.next = self.claim_done.val() & self.done_pick.grant[c].val();
@@ -735,5 +727,244 @@ impl StreamBlock for EccEngine {
                 self.out_flags.val().into(),
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ecc_engine_bench::{self as bench, Options};
+    use crate::flow::harness::Stalls;
+    use num_bigint::BigUint;
+    use rand::{Rng, SeedableRng};
+    use verity_firmware::field::Fe;
+    use verity_firmware::image::Image;
+    use verity_firmware::interp::Inputs;
+    use verity_firmware::isa::{Addr, ConstId, Digits, Flag, Input, Instr, Op, Reg, Seq};
+    use verity_firmware::scalar::DIGITS;
+
+    fn r(i: usize) -> Reg {
+        Reg::new(i).expect("register")
+    }
+
+    fn f(i: usize) -> Flag {
+        Flag::new(i).expect("flag")
+    }
+
+    fn c(i: usize) -> ConstId {
+        ConstId::new(i).expect("constant")
+    }
+
+    fn at(i: usize) -> Addr {
+        Addr::new(i).expect("address")
+    }
+
+    fn next(op: Op) -> Instr {
+        Instr::op(op)
+    }
+
+    fn then(op: Op, seq: Seq) -> Instr {
+        Instr { op, seq }
+    }
+
+    /// Every opcode and every kind of sequencing once, with dependent operations back to back,
+    /// both branch directions, a branch on a flag its own word writes, a digit branch after
+    /// `SetI`, register and ROM tables with a negative and a positive digit, and a `Done`
+    /// word that still has a multiplication in flight. Words 5, 19, 29, 31 and 34 end the
+    /// program with a code other than 0 and are reached only by a wrong branch.
+    fn every_instruction() -> Image {
+        use Op::*;
+        let code = vec![
+            next(LdC { d: r(0), c: c(0) }),
+            next(LdC { d: r(1), c: c(1) }),
+            next(LdC { d: r(2), c: c(2) }),
+            next(LdC { d: r(25), c: c(3) }),
+            then(
+                Load {
+                    d: r(4),
+                    sign: f(0),
+                    input: Input::A,
+                },
+                Seq::IfFlag(f(0), at(6)),
+            ),
+            then(Nop, Seq::Done(9)),
+            next(Load {
+                d: r(5),
+                sign: f(1),
+                input: Input::R,
+            }),
+            next(Mul {
+                d: r(6),
+                a: r(0),
+                b: r(1),
+            }),
+            next(Sqr { d: r(7), a: r(6) }),
+            next(MulC {
+                d: r(8),
+                a: r(7),
+                c: c(4),
+            }),
+            next(Add {
+                d: r(9),
+                a: r(8),
+                b: r(2),
+            }),
+            next(Sub {
+                d: r(10),
+                a: r(5),
+                b: r(9),
+            }),
+            next(CNeg {
+                d: r(11),
+                a: r(10),
+                f: f(0),
+            }),
+            next(CNeg {
+                d: r(12),
+                a: r(10),
+                f: f(1),
+            }),
+            next(CSel {
+                d: r(13),
+                a: r(0),
+                b: r(1),
+                f: f(0),
+            }),
+            then(
+                Eq {
+                    f: f(2),
+                    a: r(13),
+                    b: r(0),
+                },
+                Seq::IfNotFlag(f(2), at(5)),
+            ),
+            next(CSel {
+                d: r(14),
+                a: r(0),
+                b: r(1),
+                f: f(1),
+            }),
+            next(Odd { f: f(3), a: r(4) }),
+            then(
+                FAnd {
+                    f: f(4),
+                    a: f(0),
+                    b: f(2),
+                },
+                Seq::IfFlag(f(4), at(20)),
+            ),
+            then(Nop, Seq::Done(10)),
+            next(FOr {
+                f: f(5),
+                a: f(1),
+                b: f(3),
+            }),
+            then(SetI { n: 5 }, Seq::IfDigitZero(Digits::K, at(5))),
+            next(MulT {
+                d: r(15),
+                a: r(9),
+                base: r(20),
+                coord: 0,
+                digits: Digits::K,
+            }),
+            next(MulTC {
+                d: r(16),
+                a: r(9),
+                base: c(6),
+                coord: 2,
+                digits: Digits::S,
+            }),
+            next(TNeg {
+                d: r(17),
+                a: r(9),
+                digits: Digits::K,
+            }),
+            next(TNeg {
+                d: r(18),
+                a: r(9),
+                digits: Digits::S,
+            }),
+            next(SetJ { n: 2 }),
+            then(
+                Add {
+                    d: r(19),
+                    a: r(19),
+                    b: r(0),
+                },
+                Seq::LoopJ(at(27)),
+            ),
+            then(SetI { n: 7 }, Seq::IfBothDigitsZero(at(30))),
+            then(Nop, Seq::Done(11)),
+            then(SetI { n: 6 }, Seq::LoopI(at(32))),
+            then(Nop, Seq::Done(12)),
+            then(Nop, Seq::IfDigitZero(Digits::S, at(34))),
+            then(Nop, Seq::Jump(at(35))),
+            then(Nop, Seq::Done(13)),
+            then(
+                Mul {
+                    d: r(21),
+                    a: r(15),
+                    b: r(16),
+                },
+                Seq::Done(0),
+            ),
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1a57);
+        let constants = (0..24)
+            .map(|_| {
+                let value = BigUint::from_bytes_le(&rng.gen::<[u8; 32]>());
+                crate::field_value::to_fe(&(value % crate::field_value::modulus()))
+            })
+            .collect::<Vec<Fe>>();
+        Image::new(verity_firmware::asm::Program {
+            code,
+            constants,
+            entry: at(0),
+        })
+    }
+
+    /// Inputs for [`every_instruction`]: A with its sign bit set, R without; at I = 5 a
+    /// negative k digit and a positive S digit; at I = 7 both zero.
+    fn instruction_inputs(seed: u8) -> Inputs {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(seed));
+        let mut a: [u8; 32] = rng.gen();
+        let mut r: [u8; 32] = rng.gen();
+        a[31] |= 0x80;
+        r[31] &= 0x7f;
+        let mut k = [0i8; DIGITS];
+        let mut s = [0i8; DIGITS];
+        k[5] = -3;
+        s[5] = 9;
+        k[6] = 1;
+        Inputs { a, r, k, s }
+    }
+
+    fn simulate(image: &Image, jobs: &[Inputs], options: Options) -> bench::Report {
+        bench::simulate(image, jobs, options, &Stalls::random(7, 20, 20))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_instruction_agrees_with_the_interpreter_after_each_step() {
+        let image = every_instruction();
+        let jobs = [instruction_inputs(1), instruction_inputs(2)];
+        let options = Options {
+            debug: true,
+            read_registers: true,
+        };
+        let report = simulate(&image, &jobs, options);
+        assert_eq!(report.codes, [0, 0]);
+        assert_eq!(report.retired, 2 * 33);
+    }
+
+    #[test]
+    fn interleaved_contexts_agree_with_the_interpreter() {
+        let image = every_instruction();
+        let jobs: Vec<Inputs> = (0..20).map(instruction_inputs).collect();
+        let options = Options {
+            debug: false,
+            read_registers: true,
+        };
+        let report = simulate(&image, &jobs, options);
+        assert!(report.codes.iter().all(|&c| c == 0));
     }
 }

@@ -12,10 +12,11 @@
 //! - at the **end of each signature**, the verdict code and flags, and, when asked, all 64
 //!   registers.
 
-use crate::ecc_engine::{kind, CONTEXTS};
+use crate::ecc_engine::{kind, EccEngine, CONTEXTS};
 use crate::field_value::from_fe;
-use crate::flow::harness::{Beat, Trace};
+use crate::flow::harness::{self, Beat, Stalls, Trace};
 use num_bigint::BigUint;
+use rust_hdl::prelude::Block;
 use std::collections::VecDeque;
 use verity_firmware::image::Image;
 use verity_firmware::interp::{Context, ExecError, Inputs, Step, STEP_LIMIT};
@@ -224,7 +225,9 @@ pub fn check(
                 registers_read: 0,
             });
         }
-        let run = running[ctx].as_mut().expect("a context with output runs a signature");
+        let run = running[ctx]
+            .as_mut()
+            .expect("a context with output runs a signature");
         let fail = |what: String| BenchError::Mismatch {
             cycle: *cycle,
             ctx,
@@ -280,7 +283,9 @@ pub fn check(
                 };
                 run.code = Some(code);
                 if info != u64::from(code) {
-                    return Err(fail(format!("verdict code {info}, the interpreter's {code}")));
+                    return Err(fail(format!(
+                        "verdict code {info}, the interpreter's {code}"
+                    )));
                 }
                 if flags != u64::from(run.interp.flags) {
                     return Err(fail(format!(
@@ -326,4 +331,22 @@ pub fn check(
         verdict_cycles,
         retired,
     })
+}
+
+/// Runs `jobs` in rust-hdl's own simulation of the engine, under `stalls`, and checks the
+/// output against the interpreter.
+pub fn simulate(
+    image: &Image,
+    jobs: &[Inputs],
+    options: Options,
+    stalls: &Stalls,
+) -> Result<Report, BenchError> {
+    let stimulus = stimulus(image, jobs, options);
+    let beats = output_beats(image, jobs, options)?;
+    let mut uut = EccEngine::default();
+    uut.connect_all();
+    // Generous: a signature alone takes about 36,000 cycles, and 16 run at once.
+    let limit = 60_000 * (jobs.len() as u64 / CONTEXTS as u64 + 1) + 20 * stimulus.len() as u64;
+    let trace = harness::run(&mut uut, &stimulus, stalls, beats, limit);
+    check(image, jobs, options, &trace)
 }

@@ -127,11 +127,16 @@ mod tests {
                 }
                 x.take.next = take;
                 x = sim.wait(1, x)?;
-                let want = (0..16).map(|k| (turn + k) % 16).find(|&s| mask & (1 << s) != 0);
+                let want = (0..16)
+                    .map(|k| (turn + k) % 16)
+                    .find(|&s| mask & (1 << s) != 0);
                 sim_assert_eq!(sim, x.valid.val(), want.is_some(), x);
                 if let Some(s) = want {
                     if x.index.val().index() != s {
-                        println!("seed {seed:#x}, cycle {n}: granted {} instead of {s}", x.index.val().index());
+                        println!(
+                            "seed {seed:#x}, cycle {n}: granted {} instead of {s}",
+                            x.index.val().index()
+                        );
                     }
                     sim_assert_eq!(sim, x.index.val().index(), s, x);
                     for c in 0..16 {
@@ -145,6 +150,7 @@ mod tests {
             }
             sim.done(x)
         });
-        sim.run(Box::new(uut), 100_000).expect("the arbiter follows the model");
+        sim.run(Box::new(uut), 100_000)
+            .expect("the arbiter follows the model");
     }
 }

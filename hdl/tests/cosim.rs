@@ -12,8 +12,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Digest;
 use std::path::PathBuf;
+use verity_firmware::image::Image;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
-use verity_hdl::ecc_engine::{self, command, EccEngine};
+use verity_firmware::program::ed25519_verify;
+use verity_hdl::ecc_engine_bench as bench;
 use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
 use verity_hdl::field_mul::FieldMul;
 use verity_hdl::field_value::{from_fe, modulus, to_fe};
@@ -336,40 +338,87 @@ fn reg_file_verilog_reads_the_last_write_of_either_port() {
     );
 }
 
-#[test]
-fn ecc_engine_verilog_runs_the_microcode_like_the_interpreter() {
+/// `count` signatures from `rng`, every third one with a forged R (invalid, or not on the
+/// curve).
+fn engine_jobs(rng: &mut ChaCha8Rng, count: usize) -> Vec<verity_firmware::interp::Inputs> {
     use ed25519_dalek::{Signer, SigningKey};
-    use verity_firmware::image::Image;
-    use verity_firmware::program::ed25519_verify;
     use verity_firmware::verify::prepare;
-    let compiled = build_with(Block::EccEngine, "ecc-engine", Simulator::Verilator);
+    (0..count)
+        .map(|n| {
+            let key = SigningKey::from_bytes(&rng.gen());
+            let message: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect();
+            let mut signature = key.sign(&message).to_bytes();
+            if n % 3 == 1 {
+                signature[5] ^= 1;
+            }
+            prepare(key.verifying_key().as_bytes(), &signature, &message)
+                .unwrap_or_else(|verdict| panic!("prepared before the engine: {verdict:?}"))
+        })
+        .collect()
+}
+
+/// Runs `jobs` through the engine's Verilog and checks them against the interpreter.
+fn engine_batch(
+    compiled: &Compiled,
+    name: &str,
+    jobs: &[verity_firmware::interp::Inputs],
+    options: bench::Options,
+) -> (Vec<Beat>, bench::Report) {
     let image = Image::new(ed25519_verify());
-    let mut rng = ChaCha8Rng::seed_from_u64(seed());
-    let mut inputs = command::load(&image);
-    let mut expected = Vec::new();
-    for n in 0..3 {
-        let key = SigningKey::from_bytes(&rng.gen());
-        let message: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect();
-        let mut signature = key.sign(&message).to_bytes();
-        if n == 1 {
-            signature[5] ^= 1; // a forged R: invalid, or not on the curve
-        }
-        let job = prepare(key.verifying_key().as_bytes(), &signature, &message)
-            .unwrap_or_else(|verdict| panic!("prepared before the engine: {verdict:?}"));
-        inputs.extend(command::run(&image, &job));
-        inputs.extend(command::read_registers());
-        expected.extend(ecc_engine::expected_run(&image, &job).unwrap_or_else(|e| panic!("{e}")));
-    }
+    let inputs = bench::stimulus(&image, jobs, options);
+    let beats = bench::output_beats(&image, jobs, options).unwrap_or_else(|e| panic!("{e}"));
     let trace = compiled
-        .run(
-            "signatures",
-            &inputs,
-            &Stalls::none(),
-            expected.len(),
-            10_000_000,
-        )
+        .run(name, &inputs, &Stalls::none(), beats, 50_000_000)
         .unwrap_or_else(|e| panic!("{e}"));
-    if let Err(mismatch) = compare(EccEngine::OUTPUTS, &trace, &expected) {
-        panic!("seed {}: {mismatch}", seed());
-    }
+    let report = bench::check(&image, jobs, options, &trace)
+        .unwrap_or_else(|e| panic!("seed {}: {e}", seed()));
+    (inputs, report)
+}
+
+#[test]
+fn ecc_engine_verilog_agrees_with_the_interpreter_after_every_instruction() {
+    let compiled = build_with(Block::EccEngine, "ecc-engine-debug", Simulator::Verilator);
+    let jobs = engine_jobs(&mut ChaCha8Rng::seed_from_u64(seed()), 3);
+    let options = bench::Options {
+        debug: true,
+        read_registers: true,
+    };
+    let (_, report) = engine_batch(&compiled, "debug", &jobs, options);
+    assert!(
+        report.retired > 15_000,
+        "{} instructions retired",
+        report.retired
+    );
+    assert_eq!(report.codes.iter().filter(|&&c| c == 0).count(), 2);
+}
+
+/// Cycles per verification at steady state (48 signatures on 16 contexts, measured between the
+/// 16th and the last verdict) and the latency of one signature alone, from the Verilog.
+#[test]
+fn ecc_engine_verilog_cycles_per_verification() {
+    use verity_firmware::interp::{CostModel, Engine};
+    let compiled = build_with(Block::EccEngine, "ecc-engine-cycles", Simulator::Verilator);
+    let image = Image::new(ed25519_verify());
+    let jobs = engine_jobs(&mut ChaCha8Rng::seed_from_u64(seed() ^ 1), 48);
+    let options = bench::Options {
+        debug: false,
+        read_registers: false,
+    };
+    let (_, report) = engine_batch(&compiled, "steady", &jobs, options);
+    let mut done = report.verdict_cycles.clone();
+    done.sort_unstable();
+    let steady = (done[47] - done[15]) / 32;
+    let (inputs, alone) = engine_batch(&compiled, "alone", &jobs[..1], options);
+    // The run command is the last input beat; with no stalls the engine takes one a cycle.
+    let latency = alone.verdict_cycles[0] - (inputs.len() as u64 - 1);
+    let model = Engine::new(image.clone())
+        .schedule(CostModel::default(), &jobs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "engine: {steady} cycles per verification at steady state, {} over the batch of 48; \
+         {latency} cycles for one alone; the cost model: {:.0} over the batch",
+        done[47] / 48,
+        model.cycles_per_verification()
+    );
+    assert!(steady <= 4_000, "{steady} cycles per verification");
 }

@@ -126,6 +126,28 @@ fn engine_verilog_matches_the_interpreter_on_the_shared_vectors_and_a_sample() {
     assert!(ran >= 20, "{ran} signatures reached the engine");
 }
 
+/// The shared vectors that reach the engine, all at once, in rust-hdl's own simulation of the
+/// engine (the Verilog runs them above).
+#[test]
+fn engine_in_rust_hdl_matches_the_interpreter_on_the_shared_vectors() {
+    let image = Image::new(ed25519_verify());
+    let jobs: Vec<_> = vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"))
+        .iter()
+        .filter_map(|vector| {
+            let request = vector.request(0);
+            prepare(&request.public_key, &request.signature, &request.message).ok()
+        })
+        .collect();
+    let options = Options {
+        debug: false,
+        read_registers: true,
+    };
+    let report = bench::simulate(&image, &jobs, options, &Stalls::none())
+        .unwrap_or_else(|e| panic!("rust-hdl's engine and the interpreter differ: {e}"));
+    assert_eq!(report.codes.len(), jobs.len());
+    assert!(jobs.len() >= 8, "{} vectors reach the engine", jobs.len());
+}
+
 #[test]
 #[ignore = "long: about four minutes; `make test-long` runs it"]
 fn engine_verilog_matches_the_interpreter_on_400_more_signatures() {
