@@ -20,6 +20,9 @@
 //!   result's tag names the context, the register and the flag it writes.
 //! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
 //!
+//! [`EccEngine::new`] with [`Rate::Half`] builds the ECP5 variant, whose multiplier takes an
+//! operation every other cycle; the issue logic then leaves a cycle between multiplications.
+//!
 //! # Command stream
 //!
 //! | `in_cmd` | effect | accepted when |
@@ -51,7 +54,7 @@
 
 use crate::context_slot::ContextSlot;
 use crate::field_linear::{FieldLinear, LinearOp};
-use crate::field_mul::FieldMul;
+use crate::field_mul::{FieldMul, Rate};
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use crate::reg_file::RegFile;
 use crate::round_robin::RoundRobin;
@@ -96,7 +99,37 @@ impl Logic for ContextIds {
     }
 }
 
-/// The engine.
+/// A build-time switch, as a signal the engine's logic can read.
+#[derive(LogicBlock)]
+pub struct Setting {
+    /// The setting.
+    pub value: Signal<Out, Bit>,
+    constant: Constant<Bit>,
+}
+
+impl Default for Setting {
+    fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl Setting {
+    fn new(on: bool) -> Self {
+        Self {
+            value: Default::default(),
+            constant: Constant::new(on),
+        }
+    }
+}
+
+impl Logic for Setting {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.value.next = self.constant.val();
+    }
+}
+
+/// The engine ([`EccEngine::default`] has the full-rate multiplier).
 #[derive(LogicBlock, Default)]
 pub struct EccEngine {
     /// The engine clock.
@@ -140,6 +173,7 @@ pub struct EccEngine {
     s_digits: [RAM<Bits<8>, 11>; 2],
     inputs: RAM<Bits<256>, 5>,
     ids: ContextIds,
+    half_rate: Setting,
     // Issue.
     mul_go: Signal<Local, Bit>,
     lin_go: Signal<Local, Bit>,
@@ -395,6 +429,7 @@ impl Logic for EccEngine {
         // contexts. Debug mode issues one instruction at a time, and only once the previous
         // one has been reported; a host register read takes the linear lane's second port.
         self.mul_go.next = self.mul_pick.valid.val()
+            & !(self.half_rate.value.val() & self.m1_valid.q.val())
             & !(self.debug.q.val() & (self.dbg_wait.q.val() | self.trace_hold.q.val()));
         self.lin_go.next = self.lin_pick.valid.val()
             & !self.read_now.val()
@@ -665,6 +700,18 @@ impl Logic for EccEngine {
         self.out_info.next = self.out_info_q.q.val();
         self.out_value.next = self.out_value_q.q.val();
         self.out_flags.next = self.out_flags_q.q.val();
+    }
+}
+
+impl EccEngine {
+    /// An engine whose multiplier runs at `rate` (the half-rate one issues a multiplication at
+    /// most every other cycle).
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            mul: FieldMul::new(rate),
+            half_rate: Setting::new(rate == Rate::Half),
+            ..Self::default()
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 //! unsigned one), so the multiplier needs 150 DSP slices, under the engine's budget of 200. A
 //! square split (15 × 15 limbs of 17 bits) would fit both the DSP48E2 and ECP5's 18 × 18
 //! MULT18X18D but needs 225. On ECP5 a 26 × 17 product takes two MULT18X18D; the LFE5U-85
-//! has 156, so a full-rate multiplier does not fit it in DSPs by either split (the
-//! figures in `hdl/README.md` say how the ECP5 build is made).
+//! has 156, so a full-rate multiplier does not fit it by either split. The ECP5 build uses
+//! [`Rate::Half`]: the square split, its 225 products computed in two passes on 120
+//! MULT18X18D, one operation every other cycle and one stage more (stage 2 the first pass,
+//! stage 3 the second, stage 4 both registered).
 //!
 //! # Pipeline
 //!
@@ -35,13 +37,45 @@ use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 use std::fmt::Write as _;
 
-/// Cycles from an operation's operands to its result.
+/// Cycles from an operation's operands to its result, at [`Rate::Full`].
 pub const LATENCY: usize = 12;
 /// Width of the tag that travels with each operation (context and destination register).
 pub const TAG_BITS: usize = 16;
 
-const LIMB_A: usize = 26;
-const LIMB_B: usize = 17;
+/// How often the multiplier takes an operation: the build's choice of DSP budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rate {
+    /// Every cycle: `a` as 10 × 26-bit and `b` as 15 × 17-bit limbs, 150 products of
+    /// 26 × 17 bits, one UltraScale+ DSP48E2 each. [`LATENCY`] cycles.
+    #[default]
+    Full,
+    /// Every other cycle: both operands as 15 × 17-bit limbs, 225 products of 17 × 17 bits
+    /// computed in two passes on 120 multipliers, one ECP5 MULT18X18D each (the LFE5U-85 has
+    /// 156). The operands must stay put for the second pass, so the engine issues at most
+    /// one multiplication every two cycles. One cycle longer than [`LATENCY`].
+    Half,
+}
+
+impl Rate {
+    /// Cycles from an operation's operands to its result.
+    pub const fn latency(self) -> usize {
+        match self {
+            Rate::Full => LATENCY,
+            Rate::Half => LATENCY + 1,
+        }
+    }
+
+    /// Limb widths of `a` and `b`.
+    const fn limbs(self) -> (usize, usize) {
+        match self {
+            Rate::Full => (26, 17),
+            Rate::Half => (17, 17),
+        }
+    }
+}
+
+/// The longest latency of any rate: the Rust model's pipeline length.
+const MAX_LATENCY: usize = LATENCY + 1;
 const FIELD_BITS: usize = 255;
 /// Width of the product's bit heap: the product is below 2^510, and carry-save rows may
 /// carry a bit or two above it.
@@ -76,8 +110,24 @@ pub struct FieldMul {
     pub out_product: Signal<Out, Bits<255>>,
     /// The operation's tag.
     pub out_tag: Signal<Out, Bits<TAG_BITS>>,
-    _pipeline: Box<[Slot; LATENCY]>,
+    _pipeline: Box<[Slot; MAX_LATENCY]>,
     _clock_was_high: bool,
+    _rate: Rate,
+}
+
+impl FieldMul {
+    /// A multiplier of the given rate ([`FieldMul::default`] is [`Rate::Full`]).
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            _rate: rate,
+            ..Self::default()
+        }
+    }
+
+    /// Its rate.
+    pub fn rate(&self) -> Rate {
+        self._rate
+    }
 }
 
 impl Logic for FieldMul {
@@ -96,7 +146,7 @@ impl Logic for FieldMul {
             };
         }
         self._clock_was_high = high;
-        let head = &self._pipeline[LATENCY - 1];
+        let head = &self._pipeline[self._rate.latency() - 1];
         self.out_valid.next = head.valid;
         self.out_product.next = head.product;
         self.out_tag.next = head.tag;
@@ -109,7 +159,7 @@ impl Logic for FieldMul {
     }
 
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(verilog_body())
+        Verilog::Custom(verilog_body(self._rate))
     }
 }
 
@@ -173,34 +223,89 @@ fn compress(
     (rows, stages)
 }
 
-fn verilog_body() -> String {
+fn verilog_body(rate: Rate) -> String {
     let mut v = String::new();
-    let a_limbs = limbs(LIMB_A);
-    let b_limbs = limbs(LIMB_B);
-    // Stage 1: operands.
-    let _ = writeln!(v, "reg [254:0] a1, b1;");
-    let _ = writeln!(
-        v,
-        "always @(posedge clock) begin\n  a1 <= in_a;\n  b1 <= in_b;\nend"
-    );
-    // Stages 2-3: products.
+    let (limb_a, limb_b) = rate.limbs();
+    let a_limbs = limbs(limb_a);
+    let b_limbs = limbs(limb_b);
+    let latency = rate.latency();
     let mut products = Vec::new();
-    let _ = writeln!(v, "always @(posedge clock) begin");
-    let mut declarations = String::new();
-    for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
-        for (j, &(b_lo, b_w)) in b_limbs.iter().enumerate() {
-            let w = a_w + b_w;
-            let _ = writeln!(declarations, "reg [{}:0] m_{i}_{j}, p_{i}_{j};", w - 1);
+    // The valid bit and the tag travel alongside (declared first: the passes use the line).
+    let mut declarations = format!(
+        "reg [{}:0] valid_line;\nreg [{}:0] tag_line [0:{}];\n",
+        latency - 2,
+        TAG_BITS - 1,
+        latency - 2
+    );
+    let product_stages = match rate {
+        Rate::Full => {
+            // Stage 1: operands. Stages 2-3: products (the DSP's M and P registers).
+            let _ = writeln!(v, "reg [254:0] a1, b1;");
             let _ = writeln!(
                 v,
-                "  m_{i}_{j} <= a1[{}:{a_lo}] * b1[{}:{b_lo}];\n  p_{i}_{j} <= m_{i}_{j};",
-                a_lo + a_w - 1,
-                b_lo + b_w - 1
+                "always @(posedge clock) begin\n  a1 <= in_a;\n  b1 <= in_b;\nend"
             );
-            products.push((a_lo + b_lo, w, format!("p_{i}_{j}")));
+            let _ = writeln!(v, "always @(posedge clock) begin");
+            for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
+                for (j, &(b_lo, b_w)) in b_limbs.iter().enumerate() {
+                    let w = a_w + b_w;
+                    let _ = writeln!(declarations, "reg [{}:0] m_{i}_{j}, p_{i}_{j};", w - 1);
+                    let _ = writeln!(
+                        v,
+                        "  m_{i}_{j} <= a1[{}:{a_lo}] * b1[{}:{b_lo}];\n  p_{i}_{j} <= m_{i}_{j};",
+                        a_lo + a_w - 1,
+                        b_lo + b_w - 1
+                    );
+                    products.push((a_lo + b_lo, w, format!("p_{i}_{j}")));
+                }
+            }
+            let _ = writeln!(v, "end");
+            3
         }
-    }
-    let _ = writeln!(v, "end");
+        Rate::Half => {
+            // Stage 1: operands, held for both passes. Stage 2: the products of b's low
+            // limbs; stage 3: those of its high limbs on the same multipliers (`second`: the
+            // operation's second pass), while the first pass's move on; stage 4: both
+            // registered together.
+            let passes = b_limbs.len().div_ceil(2);
+            let _ = writeln!(v, "reg [254:0] a1, b1;\nwire second = valid_line[1];");
+            let _ = writeln!(
+                v,
+                "always @(posedge clock) begin\n  if (in_valid) begin\n    a1 <= in_a;\n    b1 <= in_b;\n  end\nend"
+            );
+            let _ = writeln!(v, "always @(posedge clock) begin");
+            for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
+                for j in 0..passes {
+                    let (lo, lo_w) = b_limbs[j];
+                    let w = a_w + limb_b;
+                    let _ = writeln!(
+                        declarations,
+                        "reg [{}:0] m_{i}_{j}, q_{i}_{j}, p0_{i}_{j};",
+                        w - 1
+                    );
+                    let high = match b_limbs.get(j + passes) {
+                        Some(&(hi, hi_w)) => {
+                            let _ = writeln!(declarations, "reg [{}:0] p1_{i}_{j};", w - 1);
+                            let _ = writeln!(v, "  p1_{i}_{j} <= m_{i}_{j};");
+                            products.push((a_lo + hi, a_w + hi_w, format!("p1_{i}_{j}")));
+                            format!("b1[{}:{hi}]", hi + hi_w - 1)
+                        }
+                        None => format!("{limb_b}'d0"),
+                    };
+                    let _ = writeln!(
+                        v,
+                        "  m_{i}_{j} <= a1[{}:{a_lo}] * (second ? {high} : b1[{}:{lo}]);\n  \
+                         q_{i}_{j} <= m_{i}_{j};\n  p0_{i}_{j} <= q_{i}_{j};",
+                        a_lo + a_w - 1,
+                        lo + lo_w - 1
+                    );
+                    products.push((a_lo + lo, a_w + lo_w, format!("p0_{i}_{j}")));
+                }
+            }
+            let _ = writeln!(v, "end");
+            4
+        }
+    };
     v = declarations + &v;
     // Stages 4-6: non-overlapping rows of the bit heap, then carry-save compression.
     products.sort_by_key(|&(offset, _, _)| offset);
@@ -270,17 +375,9 @@ fn verilog_body() -> String {
     let _ = writeln!(v, "  out_product <= w[255] ? w[254:0] : t[254:0];");
     let _ = writeln!(v, "end");
     assert_eq!(
-        3 + heap_stages + fold_stages + 4,
-        LATENCY,
+        product_stages + heap_stages + fold_stages + 4,
+        latency,
         "the pipeline stages add up: heap {heap_stages}, fold {fold_stages}"
-    );
-    // The valid bit and the tag travel alongside.
-    let _ = writeln!(
-        v,
-        "reg [{}:0] valid_line;\nreg [{}:0] tag_line [0:{}];",
-        LATENCY - 2,
-        TAG_BITS - 1,
-        LATENCY - 2
     );
     // Power-on values, as the FPGA's configuration gives them: no operation in flight.
     let _ = writeln!(v, "initial begin\n  valid_line = 0;\n  out_valid = 0;\nend");
@@ -288,11 +385,11 @@ fn verilog_body() -> String {
     let _ = writeln!(
         v,
         "  valid_line <= {{valid_line[{}:0], in_valid}};",
-        LATENCY - 3
+        latency - 3
     );
-    let _ = writeln!(v, "  out_valid <= valid_line[{}];", LATENCY - 2);
-    let _ = writeln!(v, "  tag_line[0] <= in_tag;\n  for (k = 1; k < {}; k = k + 1) tag_line[k] <= tag_line[k - 1];", LATENCY - 1);
-    let _ = writeln!(v, "  out_tag <= tag_line[{}];\nend", LATENCY - 2);
+    let _ = writeln!(v, "  out_valid <= valid_line[{}];", latency - 2);
+    let _ = writeln!(v, "  tag_line[0] <= in_tag;\n  for (k = 1; k < {}; k = k + 1) tag_line[k] <= tag_line[k - 1];", latency - 1);
+    let _ = writeln!(v, "  out_tag <= tag_line[{}];\nend", latency - 2);
     v
 }
 
@@ -361,14 +458,21 @@ mod tests {
     #[test]
     fn the_generated_pipeline_has_the_cost_models_latency() {
         // `verilog_body` asserts that its stages add up to LATENCY.
-        assert!(verilog_body().contains("out_product <="));
+        assert!(verilog_body(Rate::Full).contains("out_product <="));
+        assert!(verilog_body(Rate::Half).contains("out_product <="));
         let model = verity_firmware::interp::CostModel::default();
         assert_eq!(LATENCY as u64, model.multiplier_latency);
     }
 
     #[test]
     fn the_model_is_one_product_per_cycle_after_latency_cycles() {
-        let mut uut = FieldMul::default();
+        for rate in [Rate::Full, Rate::Half] {
+            model_latency(rate);
+        }
+    }
+
+    fn model_latency(rate: Rate) {
+        let mut uut = FieldMul::new(rate);
         uut.connect_all();
         let p = modulus();
         let values = [
@@ -390,10 +494,10 @@ mod tests {
         }
         let trace = run(&mut uut, &inputs, &Stalls::none(), expected.len(), 1_000);
         compare(FieldMul::OUTPUTS, &trace, &expected).unwrap_or_else(|m| panic!("{m}"));
-        // The first result leaves LATENCY cycles after the first operand went in, and one
-        // follows every cycle.
+        // The first result leaves the rate's latency after the first operand went in, and one
+        // follows every cycle (the model does not hold the half-rate spacing: the engine does).
         let cycles: Vec<u64> = trace.outputs.iter().map(|(cycle, _)| *cycle).collect();
-        assert_eq!(cycles[0], LATENCY as u64);
+        assert_eq!(cycles[0], rate.latency() as u64);
         assert!(cycles.windows(2).all(|w| w[1] == w[0] + 1));
     }
 }

@@ -3,7 +3,7 @@
 use super::harness::{Port, StreamBlock};
 use crate::ecc_engine::EccEngine;
 use crate::field_linear::FieldLinear;
-use crate::field_mul::FieldMul;
+use crate::field_mul::{FieldMul, Rate};
 use crate::merkle::Merkle;
 use crate::reg_file::RegFile;
 use crate::sha2::{Sha256, Sha512};
@@ -28,11 +28,13 @@ pub enum Block {
     RegFile,
     /// The ECC engine: 16 interleaved signature contexts on the field ALU.
     EccEngine,
+    /// The ECC engine with the half-rate multiplier, for ECP5 (its DSP budget).
+    EccEngineEcp5,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 7] = [
+    pub const ALL: [Block; 8] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -40,6 +42,7 @@ impl Block {
         Block::FieldLinear,
         Block::RegFile,
         Block::EccEngine,
+        Block::EccEngineEcp5,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -52,6 +55,7 @@ impl Block {
             Self::FieldLinear => "field_linear",
             Self::RegFile => "reg_file",
             Self::EccEngine => "ecc_engine",
+            Self::EccEngineEcp5 => "ecc_engine_ecp5",
         }
     }
 
@@ -66,6 +70,7 @@ impl Block {
             Self::FieldLinear => verilog_of(FieldLinear::default(), self.name()),
             Self::RegFile => verilog_of(RegFile::default(), self.name()),
             Self::EccEngine => verilog_of(EccEngine::default(), self.name()),
+            Self::EccEngineEcp5 => verilog_of(EccEngine::new(Rate::Half), self.name()),
         }
     }
 
@@ -78,7 +83,7 @@ impl Block {
             Self::FieldMul => FieldMul::BACK_PRESSURE,
             Self::FieldLinear => FieldLinear::BACK_PRESSURE,
             Self::RegFile => RegFile::BACK_PRESSURE,
-            Self::EccEngine => EccEngine::BACK_PRESSURE,
+            Self::EccEngine | Self::EccEngineEcp5 => EccEngine::BACK_PRESSURE,
         }
     }
 
@@ -91,7 +96,7 @@ impl Block {
             Self::FieldMul => (FieldMul::INPUTS, FieldMul::OUTPUTS),
             Self::FieldLinear => (FieldLinear::INPUTS, FieldLinear::OUTPUTS),
             Self::RegFile => (RegFile::INPUTS, RegFile::OUTPUTS),
-            Self::EccEngine => (EccEngine::INPUTS, EccEngine::OUTPUTS),
+            Self::EccEngine | Self::EccEngineEcp5 => (EccEngine::INPUTS, EccEngine::OUTPUTS),
         }
     }
 }
@@ -112,7 +117,7 @@ impl Block {
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
             Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear | Self::RegFile => &[],
-            Self::EccEngine => &[
+            Self::EccEngine | Self::EccEngineEcp5 => &[
                 Waiver {
                     rule: "UNOPTFLAT",
                     signal: "*.slots$*",
@@ -160,7 +165,7 @@ impl fmt::Display for Block {
 
 /// A name that is not one of [`Block::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no block named {0:?}; the blocks are sha512, sha256, merkle, field_mul, field_linear, reg_file and ecc_engine")]
+#[error("no block named {0:?}; the blocks are sha512, sha256, merkle, field_mul, field_linear, reg_file, ecc_engine and ecc_engine_ecp5")]
 pub struct UnknownBlock(pub String);
 
 impl FromStr for Block {
