@@ -177,6 +177,12 @@ pub struct EccEngine {
     // Issue.
     mul_go: Signal<Local, Bit>,
     lin_go: Signal<Local, Bit>,
+    mul_issued: DFF<Bit>,
+    lin_issued: DFF<Bit>,
+    mul_ctx_q: DFF<Bits<4>>,
+    lin_ctx_q: DFF<Bits<4>>,
+    mul_grant_q: [DFF<Bit>; CONTEXTS],
+    lin_grant_q: [DFF<Bit>; CONTEXTS],
     mul_reg_a: Signal<Local, Bits<6>>,
     mul_reg_b: Signal<Local, Bits<6>>,
     mul_const_addr: Signal<Local, Bits<8>>,
@@ -233,6 +239,7 @@ pub struct EccEngine {
     // Host commands.
     cmd_ctx: Signal<Local, Bits<4>>,
     target_idle: Signal<Local, Bit>,
+    read_wanted: Signal<Local, Bit>,
     read_now: Signal<Local, Bit>,
     accept: Signal<Local, Bit>,
     read_inflight: DFF<Bit>,
@@ -266,6 +273,10 @@ impl Logic for EccEngine {
         dff_setup!(
             self,
             clock,
+            mul_issued,
+            lin_issued,
+            mul_ctx_q,
+            lin_ctx_q,
             m1_valid,
             m1_ctx,
             m1_dest,
@@ -339,12 +350,15 @@ impl Logic for EccEngine {
                 self.target_idle.next = self.slots[c].idle.val();
             }
         }
-        self.read_now.next = self.in_valid.val()
+        // A register read takes the linear lane's second read port, in a cycle the lane does
+        // not use it; while one waits, the lane issues nothing new.
+        self.read_wanted.next = self.in_valid.val()
             & (self.in_cmd.val() == 7)
             & self.target_idle.val()
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
             & !self.trace_hold.q.val();
+        self.read_now.next = self.read_wanted.val() & !self.lin_issued.q.val();
         self.in_ready.next = true;
         if (self.in_cmd.val() > 1) & (self.in_cmd.val() < 7) {
             self.in_ready.next = self.target_idle.val();
@@ -426,17 +440,24 @@ impl Logic for EccEngine {
             | bit_cast::<11, 8>(self.port_digit[1].val());
 
         // Issue: one multiplier and one linear instruction a cycle, round-robin over the ready
-        // contexts. Debug mode issues one instruction at a time, and only once the previous
-        // one has been reported; a host register read takes the linear lane's second port.
+        // contexts. The grant is registered: the next cycle the context learns it issued and
+        // the lane reads its operands (so the arbiters, the operand multiplexers and the
+        // contexts' next-state logic sit in different cycles); a context granted last cycle
+        // does not ask again. Debug mode issues one instruction at a time, and only once the
+        // previous one has been reported.
         self.mul_go.next = self.mul_pick.valid.val()
-            & !(self.half_rate.value.val() & self.m1_valid.q.val())
+            & !(self.half_rate.value.val() & self.mul_issued.q.val())
             & !(self.debug.q.val() & (self.dbg_wait.q.val() | self.trace_hold.q.val()));
         self.lin_go.next = self.lin_pick.valid.val()
-            & !self.read_now.val()
+            & !self.read_wanted.val()
             & !(self.debug.q.val()
                 & (self.dbg_wait.q.val() | self.trace_hold.q.val() | self.mul_pick.valid.val()));
         self.mul_pick.take.next = self.mul_go.val();
         self.lin_pick.take.next = self.lin_go.val();
+        self.mul_issued.d.next = self.mul_go.val();
+        self.lin_issued.d.next = self.lin_go.val();
+        self.mul_ctx_q.d.next = self.mul_pick.index.val();
+        self.lin_ctx_q.d.next = self.lin_pick.index.val();
         self.mul_reg_a.next = 0.into();
         self.mul_reg_b.next = 0.into();
         self.mul_const_addr.next = 0.into();
@@ -456,18 +477,21 @@ impl Logic for EccEngine {
         self.lin_input_r.next = false;
         self.issue_pc.next = 0.into();
         for c in 0..CONTEXTS {
-            self.mul_pick.req[c].next = self.slots[c].ready_mul.val();
-            self.lin_pick.req[c].next = self.slots[c].ready_lin.val();
-            self.slots[c].issue.next = (self.mul_go.val() & self.mul_pick.grant[c].val())
-                | (self.lin_go.val() & self.lin_pick.grant[c].val());
-            if self.mul_pick.grant[c].val() {
+            self.mul_grant_q[c].clock.next = self.clock.val();
+            self.lin_grant_q[c].clock.next = self.clock.val();
+            self.mul_grant_q[c].d.next = self.mul_go.val() & self.mul_pick.grant[c].val();
+            self.lin_grant_q[c].d.next = self.lin_go.val() & self.lin_pick.grant[c].val();
+            self.slots[c].issue.next = self.mul_grant_q[c].q.val() | self.lin_grant_q[c].q.val();
+            self.mul_pick.req[c].next = self.slots[c].ready_mul.val() & !self.slots[c].issue.val();
+            self.lin_pick.req[c].next = self.slots[c].ready_lin.val() & !self.slots[c].issue.val();
+            if self.mul_grant_q[c].q.val() {
                 self.mul_reg_a.next = self.slots[c].reg_a.val();
                 self.mul_reg_b.next = self.slots[c].reg_b.val();
                 self.mul_const_addr.next = self.slots[c].const_addr.val();
                 self.mul_b_sel.next = self.slots[c].b_sel.val();
                 self.mul_dest.next = self.slots[c].dest.val();
             }
-            if self.lin_pick.grant[c].val() {
+            if self.lin_grant_q[c].q.val() {
                 self.lin_reg_a.next = self.slots[c].reg_a.val();
                 self.lin_reg_b.next = self.slots[c].reg_b.val();
                 self.lin_const_addr.next = self.slots[c].const_addr.val();
@@ -487,24 +511,26 @@ impl Logic for EccEngine {
         }
         if self.debug.q.val() & (self.mul_go.val() | self.lin_go.val()) {
             self.dbg_wait.d.next = true;
-            self.dbg_pc.d.next = self.issue_pc.val();
             self.dbg_ctx.d.next = self.lin_pick.index.val();
             if self.mul_go.val() {
                 self.dbg_ctx.d.next = self.mul_pick.index.val();
             }
         }
+        if self.debug.q.val() & (self.mul_issued.q.val() | self.lin_issued.q.val()) {
+            self.dbg_pc.d.next = self.issue_pc.val();
+        }
 
-        // Operand reads, in the issue cycle. Operand sources are `context_slot::a_source` and
+        // Operand reads, the cycle after the grant. Operand sources are `context_slot::a_source` and
         // `b_source`; the linear tag is context [3:0], register [9:4], flag [13:10], writes
         // the register [14], writes the flag [15], the flag's source [17:16]
         // (`context_slot::flag_source`), `Load`'s sign [18]; output kinds are [`kind`]'s.
-        self.regs.rd_addr[0].next = (bit_cast::<10, 4>(self.mul_pick.index.val()) << 6)
+        self.regs.rd_addr[0].next = (bit_cast::<10, 4>(self.mul_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.mul_reg_a.val());
-        self.regs.rd_addr[1].next = (bit_cast::<10, 4>(self.mul_pick.index.val()) << 6)
+        self.regs.rd_addr[1].next = (bit_cast::<10, 4>(self.mul_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.mul_reg_b.val());
-        self.regs.rd_addr[2].next = (bit_cast::<10, 4>(self.lin_pick.index.val()) << 6)
+        self.regs.rd_addr[2].next = (bit_cast::<10, 4>(self.lin_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.lin_reg_a.val());
-        self.regs.rd_addr[3].next = (bit_cast::<10, 4>(self.lin_pick.index.val()) << 6)
+        self.regs.rd_addr[3].next = (bit_cast::<10, 4>(self.lin_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.lin_reg_b.val());
         if self.read_now.val() {
             self.regs.rd_addr[3].next = bit_cast::<10, 12>(self.in_addr.val());
@@ -514,16 +540,16 @@ impl Logic for EccEngine {
         }
         self.constants[0].read_address.next = self.mul_const_addr.val();
         self.constants[1].read_address.next = self.lin_const_addr.val();
-        self.inputs.read_address.next = bit_cast::<5, 4>(self.lin_pick.index.val()) << 1;
+        self.inputs.read_address.next = bit_cast::<5, 4>(self.lin_ctx_q.q.val()) << 1;
         if self.lin_input_r.val() {
-            self.inputs.read_address.next = (bit_cast::<5, 4>(self.lin_pick.index.val()) << 1) + 1;
+            self.inputs.read_address.next = (bit_cast::<5, 4>(self.lin_ctx_q.q.val()) << 1) + 1;
         }
-        self.m1_valid.d.next = self.mul_go.val();
-        self.m1_ctx.d.next = self.mul_pick.index.val();
+        self.m1_valid.d.next = self.mul_issued.q.val();
+        self.m1_ctx.d.next = self.mul_ctx_q.q.val();
         self.m1_dest.d.next = self.mul_dest.val();
         self.m1_b_const.d.next = self.mul_b_sel.val() == 1;
-        self.l1_valid.d.next = self.lin_go.val();
-        self.l1_ctx.d.next = self.lin_pick.index.val();
+        self.l1_valid.d.next = self.lin_issued.q.val();
+        self.l1_ctx.d.next = self.lin_ctx_q.q.val();
         self.l1_dest.d.next = self.lin_dest.val();
         self.l1_a_sel.d.next = self.lin_a_sel.val();
         self.l1_b_sel.d.next = self.lin_b_sel.val();
