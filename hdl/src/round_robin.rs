@@ -2,12 +2,89 @@
 //! after the last taken grant.
 //!
 //! This is the rule of the firmware's issue model (`Engine::schedule`: the search starts at
-//! `turn`, and a taken grant to `s` moves `turn` to `s + 1`), so the engine's issue order can
-//! be compared with the model's. `N` must be `2^B`: the turn wraps by overflow.
+//! `turn`, and a taken grant to `s` moves `turn` to `s + 1`, wrapping to 0), so the engine's
+//! issue order can be compared with the model's.
 
 use rust_hdl::prelude::*;
 
-/// The arbiter over `N = 2^B` requesters.
+/// The exclusive prefix OR of `N ≤ 16` bits, `output[k] = input[0] | … | input[k − 1]`, in four
+/// doubling steps (Kogge–Stone), so its depth grows with log N: written as a ripple, synthesis
+/// keeps the chain (every step is also an output) and the arbiter's path grows with N.
+#[derive(LogicBlock)]
+pub struct PrefixOr<const N: usize> {
+    /// The bits.
+    pub input: [Signal<In, Bit>; N],
+    /// Whether any bit below `k` is set.
+    pub output: [Signal<Out, Bit>; N],
+    /// Whether any bit is set.
+    pub any: Signal<Out, Bit>,
+    step0: [Signal<Local, Bit>; N],
+    step1: [Signal<Local, Bit>; N],
+    step2: [Signal<Local, Bit>; N],
+    step3: [Signal<Local, Bit>; N],
+}
+
+impl<const N: usize> Default for PrefixOr<N> {
+    fn default() -> Self {
+        assert!(N <= 16, "four doubling steps cover 16 bits");
+        Self {
+            input: std::array::from_fn(|_| Default::default()),
+            output: std::array::from_fn(|_| Default::default()),
+            any: Default::default(),
+            step0: std::array::from_fn(|_| Default::default()),
+            step1: std::array::from_fn(|_| Default::default()),
+            step2: std::array::from_fn(|_| Default::default()),
+            step3: std::array::from_fn(|_| Default::default()),
+        }
+    }
+}
+
+impl<const N: usize> Logic for PrefixOr<N> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // step0[k]: bit k − 1; each step ORs in its value from 2^s places lower.
+        self.step0[0].next = false;
+        for k in 1..N {
+            self.step0[k].next = self.input[k - 1].val();
+        }
+        for k in 0..N {
+            self.step1[k].next = self.step0[k].val();
+        }
+        for k in 1..N {
+            self.step1[k].next = self.step0[k].val() | self.step0[k - 1].val();
+        }
+        for k in 0..N {
+            self.step2[k].next = self.step1[k].val();
+        }
+        for k in 2..N {
+            self.step2[k].next = self.step1[k].val() | self.step1[k - 2].val();
+        }
+        for k in 0..N {
+            self.step3[k].next = self.step2[k].val();
+        }
+        for k in 4..N {
+            self.step3[k].next = self.step2[k].val() | self.step2[k - 4].val();
+        }
+        for k in 0..N {
+            self.output[k].next = self.step3[k].val();
+        }
+        for k in 8..N {
+            self.output[k].next = self.step3[k].val() | self.step3[k - 8].val();
+        }
+        self.any.next = false;
+        for k in 0..N {
+            if self.input[k].val() {
+                self.any.next = true;
+            }
+        }
+    }
+}
+
+/// The arbiter over `N = 2^B ≤ 16` requesters.
+///
+/// The turn is kept as a mask of the requesters after the last grant, so the grant is
+/// computed one-hot from two prefix ORs and the binary `index` is encoded from it, off the
+/// grant's path.
 #[derive(LogicBlock)]
 pub struct RoundRobin<const N: usize, const B: usize> {
     /// The clock.
@@ -22,16 +99,16 @@ pub struct RoundRobin<const N: usize, const B: usize> {
     pub index: Signal<Out, Bits<B>>,
     /// The grant, one-hot (all clear when nobody asks).
     pub grant: [Signal<Out, Bit>; N],
-    turn: DFF<Bits<B>>,
+    /// Requesters after the last taken grant (none: start from 0).
+    after_turn: [DFF<Bit>; N],
     ids: [Constant<Bits<B>>; N],
-    first: Signal<Local, Bits<B>>,
-    first_after: Signal<Local, Bits<B>>,
-    any_after: Signal<Local, Bit>,
-    all: Constant<Bits<N>>,
-    at_or_after: Signal<Local, Bits<N>>,
+    weights: [Constant<Bits<B>>; B],
     eligible: [Signal<Local, Bit>; N],
-    seen: [Signal<Local, Bit>; N],
-    seen_after: [Signal<Local, Bit>; N],
+    asked_below: PrefixOr<N>,
+    eligible_below: PrefixOr<N>,
+    granted_below: PrefixOr<N>,
+    index_bit: [Signal<Local, Bit>; B],
+    index_sum: [Signal<Local, Bits<B>>; B],
 }
 
 impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
@@ -44,16 +121,15 @@ impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
             valid: Default::default(),
             index: Default::default(),
             grant: std::array::from_fn(|_| Default::default()),
-            turn: Default::default(),
+            after_turn: std::array::from_fn(|_| Default::default()),
             ids: std::array::from_fn(|c| Constant::new(bits::<B>(c as u64))),
-            first: Default::default(),
-            first_after: Default::default(),
-            any_after: Default::default(),
-            all: Constant::new(!Bits::<N>::default()),
-            at_or_after: Default::default(),
+            weights: std::array::from_fn(|b| Constant::new(bits::<B>(1 << b))),
             eligible: std::array::from_fn(|_| Default::default()),
-            seen: std::array::from_fn(|_| Default::default()),
-            seen_after: std::array::from_fn(|_| Default::default()),
+            asked_below: Default::default(),
+            eligible_below: Default::default(),
+            granted_below: Default::default(),
+            index_bit: std::array::from_fn(|_| Default::default()),
+            index_sum: std::array::from_fn(|_| Default::default()),
         }
     }
 }
@@ -61,42 +137,51 @@ impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
 impl<const N: usize, const B: usize> Logic for RoundRobin<N, B> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, turn);
-        // The lowest asking index, and the lowest asking index at or after the turn: a
-        // prefix OR says whether a lower index asked.
-        self.at_or_after.next = self.all.val() << self.turn.q.val();
+        // The lowest asking requester after the turn, else the lowest asking one.
         for k in 0..N {
-            self.eligible[k].next = self.req[k].val() & self.at_or_after.val().get_bit(k);
+            self.after_turn[k].clock.next = self.clock.val();
+            self.after_turn[k].d.next = self.after_turn[k].q.val();
+            self.eligible[k].next = self.req[k].val() & self.after_turn[k].q.val();
+            self.asked_below.input[k].next = self.req[k].val();
+            self.eligible_below.input[k].next = self.eligible[k].val();
         }
-        self.seen[0].next = false;
-        self.seen_after[0].next = false;
-        for k in 1..N {
-            self.seen[k].next = self.seen[k - 1].val() | self.req[k - 1].val();
-            self.seen_after[k].next = self.seen_after[k - 1].val() | self.eligible[k - 1].val();
-        }
-        self.first.next = 0.into();
-        self.first_after.next = 0.into();
-        self.any_after.next = false;
-        self.valid.next = false;
+        self.valid.next = self.asked_below.any.val();
         for k in 0..N {
-            if self.req[k].val() & !self.seen[k].val() {
-                self.first.next = self.ids[k].val();
-                self.valid.next = true;
+            self.grant[k].next = self.req[k].val() & !self.asked_below.output[k].val();
+            if self.eligible_below.any.val() {
+                self.grant[k].next = self.eligible[k].val() & !self.eligible_below.output[k].val();
             }
-            if self.eligible[k].val() & !self.seen_after[k].val() {
-                self.first_after.next = self.ids[k].val();
-                self.any_after.next = true;
+            self.granted_below.input[k].next = self.grant[k].val();
+        }
+        // A taken grant to s makes the requesters after s the next turn's.
+        if self.take.val() & self.granted_below.any.val() {
+            for k in 0..N {
+                self.after_turn[k].d.next = self.granted_below.output[k].val();
             }
         }
-        self.index.next = self.first.val();
-        if self.any_after.val() {
-            self.index.next = self.first_after.val();
+        // The index, bit by bit: an OR of the grants whose number has the bit.
+        for b in 0..B {
+            self.index_bit[b].next = false;
+            for k in 0..N {
+                if self.grant[k].val() & self.ids[k].val().get_bit(b) {
+                    self.index_bit[b].next = true;
+                }
+            }
+            self.index_sum[b].next = 0.into();
+            if self.index_bit[b].val() {
+                self.index_sum[b].next = self.weights[b].val();
+            }
         }
-        for c in 0..N {
-            self.grant[c].next = self.valid.val() & (self.index.val() == self.ids[c].val());
+        for b in 1..B {
+            if self.index_bit[b].val() {
+                self.index_sum[b].next = self.index_sum[b - 1].val() | self.weights[b].val();
+            } else {
+                self.index_sum[b].next = self.index_sum[b - 1].val();
+            }
         }
-        if self.take.val() & self.valid.val() {
-            self.turn.d.next = self.index.val() + 1;
+        self.index.next = 0.into();
+        for b in 0..B {
+            self.index.next = self.index_sum[b].val();
         }
     }
 }

@@ -132,6 +132,12 @@ impl Block {
                              which only moves the turn",
                 },
                 Waiver {
+                    rule: "UNOPTFLAT",
+                    signal: "*_below$*",
+                    reason: "the same inside an arbiter, which drives its prefix ORs' inputs and \
+                             reads their outputs from one always block",
+                },
+                Waiver {
                     rule: "UNUSEDSIGNAL",
                     signal: "fetch_*$valid",
                     reason: "a fetch port takes every grant",
