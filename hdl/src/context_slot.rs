@@ -22,7 +22,6 @@
 //! issues drops readiness the same cycle, and only its own issue sets its pending bits, so a
 //! registered `ready` is never optimistic.
 
-use crate::field_linear::LinearOp;
 use rust_hdl::prelude::*;
 
 /// Where a slot is.
@@ -65,6 +64,25 @@ pub mod b_source {
     /// Zero.
     pub const ZERO: u64 = 2;
 }
+
+/// The issue packet's layout (`packet`), as the engine unpacks it.
+///
+/// | bits | field |
+/// |---|---|
+/// | 5:0 | first read register |
+/// | 11:6 | second read register |
+/// | 19:12 | constant address |
+/// | 21:20 | the linear unit's first operand ([`a_source`]) |
+/// | 23:22 | the second operand ([`b_source`]) |
+/// | 25:24 | the linear operation (`LinearOp::code`) |
+/// | 31:26 | destination register |
+/// | 32 | the result writes the register |
+/// | 33 | the result writes a flag |
+/// | 37:34 | that flag |
+/// | 39:38 | the flag's source ([`flag_source`]) |
+/// | 40 | `Load` reads R (else A) |
+/// | 52:41 | the instruction's address |
+pub mod packet {}
 
 /// Which flag value a linear result carries.
 pub mod flag_source {
@@ -113,10 +131,8 @@ pub struct ContextSlot {
     pub lin_value: Signal<In, Bit>,
     /// The verdict is taken this cycle.
     pub emit: Signal<In, Bit>,
-    /// The address to fetch (and, while ready, the address of the held instruction).
-    pub pc_out: Signal<Out, Bits<12>>,
-    /// The digit position `I`.
-    pub digit_index: Signal<Out, Bits<8>>,
+    /// What a fetch reads: the word at `pc` [11:0] and the digits at `I` [19:12].
+    pub fetch_address: Signal<Out, Bits<20>>,
     /// Asking for a fetch.
     pub wants_fetch: Signal<Out, Bit>,
     /// A multiplier instruction may issue.
@@ -127,34 +143,12 @@ pub struct ContextSlot {
     pub idle: Signal<Out, Bit>,
     /// The verdict is ready.
     pub done: Signal<Out, Bit>,
-    /// The verdict code (`Done`'s operand).
-    pub code: Signal<Out, Bits<4>>,
+    /// The flags [15:0] and the verdict code (`Done`'s operand) [19:16].
+    pub verdict: Signal<Out, Bits<20>>,
     /// The flags.
     pub flags_out: Signal<Out, Bits<16>>,
-    /// Issue packet: first read register.
-    pub reg_a: Signal<Out, Bits<6>>,
-    /// Second read register.
-    pub reg_b: Signal<Out, Bits<6>>,
-    /// Constant address.
-    pub const_addr: Signal<Out, Bits<8>>,
-    /// Linear first operand ([`a_source`]).
-    pub a_sel: Signal<Out, Bits<2>>,
-    /// Second operand ([`b_source`]).
-    pub b_sel: Signal<Out, Bits<2>>,
-    /// Linear operation.
-    pub lin_op: Signal<Out, LinearOp>,
-    /// Destination register.
-    pub dest: Signal<Out, Bits<6>>,
-    /// The result writes `dest`.
-    pub wreg: Signal<Out, Bit>,
-    /// The result writes `flag`.
-    pub wflag: Signal<Out, Bit>,
-    /// The flag written.
-    pub flag: Signal<Out, Bits<4>>,
-    /// Which value the flag takes ([`flag_source`]).
-    pub flag_src: Signal<Out, Bits<2>>,
-    /// `Load` reads R (else A).
-    pub input_r: Signal<Out, Bit>,
+    /// The issue packet (see [`packet`]).
+    pub packet: Signal<Out, Bits<53>>,
     state: DFF<SlotState>,
     pc: DFF<Bits<12>>,
     word: DFF<Bits<64>>,
@@ -168,6 +162,21 @@ pub struct ContextSlot {
     ready_mul_q: DFF<Bit>,
     ready_lin_q: DFF<Bit>,
     redigit: DFF<Bit>,
+    reg_a: Signal<Local, Bits<6>>,
+    reg_b: Signal<Local, Bits<6>>,
+    const_addr: Signal<Local, Bits<8>>,
+    a_sel: Signal<Local, Bits<2>>,
+    b_sel: Signal<Local, Bits<2>>,
+    lin_op: Signal<Local, Bits<2>>,
+    dest: Signal<Local, Bits<6>>,
+    wreg: Signal<Local, Bit>,
+    wflag: Signal<Local, Bit>,
+    flag: Signal<Local, Bits<4>>,
+    flag_src: Signal<Local, Bits<2>>,
+    input_r: Signal<Local, Bit>,
+    mark_wreg: Signal<Local, Bits<53>>,
+    mark_wflag: Signal<Local, Bits<53>>,
+    mark_input_r: Signal<Local, Bits<53>>,
     opcode: Signal<Local, Bits<6>>,
     f1: Signal<Local, Bits<6>>,
     f2: Signal<Local, Bits<6>>,
@@ -339,15 +348,15 @@ impl Logic for ContextSlot {
         if (self.opcode.val() == 7) | (self.opcode.val() == 11) {
             self.b_sel.next = 2.into();
         }
-        self.lin_op.next = LinearOp::PassB;
+        self.lin_op.next = 3.into();
         if self.opcode.val() == 4 {
-            self.lin_op.next = LinearOp::Add;
+            self.lin_op.next = 0.into();
         }
         if self.opcode.val() == 5 {
-            self.lin_op.next = LinearOp::Sub;
+            self.lin_op.next = 1.into();
         }
         if self.opcode.val() == 7 {
-            self.lin_op.next = LinearOp::Reduce;
+            self.lin_op.next = 2.into();
         }
         if ((self.opcode.val() == 8)
             & self
@@ -357,7 +366,7 @@ impl Logic for ContextSlot {
                 .get_bit(self.f3.val().get_bits::<4>(0).index()))
             | ((self.opcode.val() == 16) & self.negative.val())
         {
-            self.lin_op.next = LinearOp::Sub;
+            self.lin_op.next = 1.into();
         }
         self.dest.next = self.f1.val();
         self.wreg.next = self.is_mul.val()
@@ -534,14 +543,40 @@ impl Logic for ContextSlot {
             (self.opcode.val() == 17) & ((self.seq.val() == 4) | (self.seq.val() == 8));
 
         // Outputs.
-        self.pc_out.next = self.pc.q.val();
-        self.digit_index.next = self.i.q.val().get_bits::<8>(0);
+        self.fetch_address.next = bit_cast::<20, 12>(self.pc.q.val())
+            | (bit_cast::<20, 8>(self.i.q.val().get_bits::<8>(0)) << 12);
+        self.mark_wreg.next = 0.into();
+        if self.wreg.val() {
+            self.mark_wreg.next = 0x1_0000_0000_u64.into();
+        }
+        self.mark_wflag.next = 0.into();
+        if self.wflag.val() {
+            self.mark_wflag.next = 0x2_0000_0000_u64.into();
+        }
+        self.mark_input_r.next = 0.into();
+        if self.input_r.val() {
+            self.mark_input_r.next = 0x100_0000_0000_u64.into();
+        }
+        self.packet.next = bit_cast::<53, 6>(self.reg_a.val())
+            | (bit_cast::<53, 6>(self.reg_b.val()) << 6)
+            | (bit_cast::<53, 8>(self.const_addr.val()) << 12)
+            | (bit_cast::<53, 2>(self.a_sel.val()) << 20)
+            | (bit_cast::<53, 2>(self.b_sel.val()) << 22)
+            | (bit_cast::<53, 2>(self.lin_op.val()) << 24)
+            | (bit_cast::<53, 6>(self.dest.val()) << 26)
+            | self.mark_wreg.val()
+            | self.mark_wflag.val()
+            | (bit_cast::<53, 4>(self.flag.val()) << 34)
+            | (bit_cast::<53, 2>(self.flag_src.val()) << 38)
+            | self.mark_input_r.val()
+            | (bit_cast::<53, 12>(self.pc.q.val()) << 41);
         self.wants_fetch.next = self.state.q.val() == SlotState::Fetch;
         self.ready_mul.next = self.ready_mul_q.q.val();
         self.ready_lin.next = self.ready_lin_q.q.val();
         self.idle.next = self.state.q.val() == SlotState::Idle;
         self.done.next = self.state.q.val() == SlotState::Done;
-        self.code.next = self.seq_operand.val();
+        self.verdict.next = bit_cast::<20, 16>(self.flags.q.val())
+            | (bit_cast::<20, 4>(self.seq_operand.val()) << 16);
         self.flags_out.next = self.flags.q.val();
 
         // Results landing: clear their pending bits, write their flags.

@@ -201,7 +201,14 @@ pub struct EccEngine {
     lin_flag_src: Signal<Local, Bits<2>>,
     lin_input_r: Signal<Local, Bit>,
     issue_pc: Signal<Local, Bits<12>>,
-    port_digit: [Signal<Local, Bits<8>>; 2],
+    fetch_sel_low: [Signal<Local, Bits<20>>; 8],
+    fetch_sel_high: [Signal<Local, Bits<20>>; 8],
+    fetch_low_address: Signal<Local, Bits<20>>,
+    fetch_high_address: Signal<Local, Bits<20>>,
+    mul_sel: [Signal<Local, Bits<53>>; CONTEXTS],
+    lin_sel: [Signal<Local, Bits<53>>; CONTEXTS],
+    mul_packet: Signal<Local, Bits<53>>,
+    lin_packet: Signal<Local, Bits<53>>,
     // Multiplier lane: operands read, then registered.
     m1_valid: DFF<Bit>,
     m1_ctx: DFF<Bits<4>>,
@@ -238,6 +245,7 @@ pub struct EccEngine {
     lin_ret_value: Signal<Local, Bit>,
     // Host commands.
     cmd_ctx: Signal<Local, Bits<4>>,
+    idle_hit: [Signal<Local, Bit>; CONTEXTS],
     target_idle: Signal<Local, Bit>,
     read_wanted: Signal<Local, Bit>,
     read_now: Signal<Local, Bit>,
@@ -257,8 +265,10 @@ pub struct EccEngine {
     claim_done: Signal<Local, Bit>,
     read_flags: Signal<Local, Bits<16>>,
     trace_flags: Signal<Local, Bits<16>>,
-    done_flags: Signal<Local, Bits<16>>,
-    done_code: Signal<Local, Bits<4>>,
+    done_info: Signal<Local, Bits<20>>,
+    read_sel: [Signal<Local, Bits<16>>; CONTEXTS],
+    trace_sel: [Signal<Local, Bits<16>>; CONTEXTS],
+    done_sel: [Signal<Local, Bits<20>>; CONTEXTS],
     out_pending: DFF<Bit>,
     out_kind_q: DFF<Bits<2>>,
     out_ctx_q: DFF<Bits<4>>,
@@ -343,13 +353,27 @@ impl Logic for EccEngine {
         if self.in_cmd.val() == 7 {
             self.cmd_ctx.next = self.in_addr.val().get_bits::<4>(6);
         }
-        self.target_idle.next = false;
         for c in 0..CONTEXTS {
             self.slots[c].clock.next = self.clock.val();
-            if self.cmd_ctx.val() == self.ids.id[c].val() {
-                self.target_idle.next = self.slots[c].idle.val();
-            }
+            self.idle_hit[c].next =
+                (self.cmd_ctx.val() == self.ids.id[c].val()) & self.slots[c].idle.val();
         }
+        self.target_idle.next = self.idle_hit[0].val()
+            | self.idle_hit[1].val()
+            | self.idle_hit[2].val()
+            | self.idle_hit[3].val()
+            | self.idle_hit[4].val()
+            | self.idle_hit[5].val()
+            | self.idle_hit[6].val()
+            | self.idle_hit[7].val()
+            | self.idle_hit[8].val()
+            | self.idle_hit[9].val()
+            | self.idle_hit[10].val()
+            | self.idle_hit[11].val()
+            | self.idle_hit[12].val()
+            | self.idle_hit[13].val()
+            | self.idle_hit[14].val()
+            | self.idle_hit[15].val();
         // A register read takes the linear lane's second read port, in a cycle the lane does
         // not use it; while one waits, the lane issues nothing new.
         self.read_wanted.next = self.in_valid.val()
@@ -404,10 +428,6 @@ impl Logic for EccEngine {
 
         // Fetch: each port grants one of its eight contexts a cycle; the word and digits
         // arrive the next cycle, when the context is in `Arrive`.
-        self.code[0].read_address.next = 0.into();
-        self.code[1].read_address.next = 0.into();
-        self.port_digit[0].next = 0.into();
-        self.port_digit[1].next = 0.into();
         self.fetch_low.take.next = true;
         self.fetch_high.take.next = true;
         for k in 0..8 {
@@ -415,13 +435,13 @@ impl Logic for EccEngine {
             self.fetch_high.req[k].next = self.slots[k + 8].wants_fetch.val();
             self.slots[k].fetch_grant.next = self.fetch_low.grant[k].val();
             self.slots[k + 8].fetch_grant.next = self.fetch_high.grant[k].val();
+            self.fetch_sel_low[k].next = 0.into();
             if self.fetch_low.grant[k].val() {
-                self.code[0].read_address.next = self.slots[k].pc_out.val();
-                self.port_digit[0].next = self.slots[k].digit_index.val();
+                self.fetch_sel_low[k].next = self.slots[k].fetch_address.val();
             }
+            self.fetch_sel_high[k].next = 0.into();
             if self.fetch_high.grant[k].val() {
-                self.code[1].read_address.next = self.slots[k + 8].pc_out.val();
-                self.port_digit[1].next = self.slots[k + 8].digit_index.val();
+                self.fetch_sel_high[k].next = self.slots[k + 8].fetch_address.val();
             }
             self.slots[k].fetch_word.next = self.code[0].read_data.val();
             self.slots[k].fetch_k.next = self.k_digits[0].read_data.val();
@@ -430,14 +450,34 @@ impl Logic for EccEngine {
             self.slots[k + 8].fetch_k.next = self.k_digits[1].read_data.val();
             self.slots[k + 8].fetch_s.next = self.s_digits[1].read_data.val();
         }
+        // One-hot selections are written as an OR of masked terms: an `if` per context
+        // would be a priority chain as deep as the number of contexts.
+        self.fetch_low_address.next = self.fetch_sel_low[0].val()
+            | self.fetch_sel_low[1].val()
+            | self.fetch_sel_low[2].val()
+            | self.fetch_sel_low[3].val()
+            | self.fetch_sel_low[4].val()
+            | self.fetch_sel_low[5].val()
+            | self.fetch_sel_low[6].val()
+            | self.fetch_sel_low[7].val();
+        self.fetch_high_address.next = self.fetch_sel_high[0].val()
+            | self.fetch_sel_high[1].val()
+            | self.fetch_sel_high[2].val()
+            | self.fetch_sel_high[3].val()
+            | self.fetch_sel_high[4].val()
+            | self.fetch_sel_high[5].val()
+            | self.fetch_sel_high[6].val()
+            | self.fetch_sel_high[7].val();
+        self.code[0].read_address.next = self.fetch_low_address.val().get_bits::<12>(0);
+        self.code[1].read_address.next = self.fetch_high_address.val().get_bits::<12>(0);
         self.k_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
-            | bit_cast::<11, 8>(self.port_digit[0].val());
+            | bit_cast::<11, 8>(self.fetch_low_address.val().get_bits::<8>(12));
         self.s_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
-            | bit_cast::<11, 8>(self.port_digit[0].val());
+            | bit_cast::<11, 8>(self.fetch_low_address.val().get_bits::<8>(12));
         self.k_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
-            | bit_cast::<11, 8>(self.port_digit[1].val());
+            | bit_cast::<11, 8>(self.fetch_high_address.val().get_bits::<8>(12));
         self.s_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
-            | bit_cast::<11, 8>(self.port_digit[1].val());
+            | bit_cast::<11, 8>(self.fetch_high_address.val().get_bits::<8>(12));
 
         // Issue: one multiplier and one linear instruction a cycle, round-robin over the ready
         // contexts. The grant is registered: the next cycle the context learns it issued and
@@ -458,24 +498,6 @@ impl Logic for EccEngine {
         self.lin_issued.d.next = self.lin_go.val();
         self.mul_ctx_q.d.next = self.mul_pick.index.val();
         self.lin_ctx_q.d.next = self.lin_pick.index.val();
-        self.mul_reg_a.next = 0.into();
-        self.mul_reg_b.next = 0.into();
-        self.mul_const_addr.next = 0.into();
-        self.mul_b_sel.next = 0.into();
-        self.mul_dest.next = 0.into();
-        self.lin_reg_a.next = 0.into();
-        self.lin_reg_b.next = 0.into();
-        self.lin_const_addr.next = 0.into();
-        self.lin_a_sel.next = 0.into();
-        self.lin_b_sel.next = 0.into();
-        self.lin_op.next = LinearOp::PassB;
-        self.lin_dest.next = 0.into();
-        self.lin_wreg.next = false;
-        self.lin_wflag.next = false;
-        self.lin_flag.next = 0.into();
-        self.lin_flag_src.next = 0.into();
-        self.lin_input_r.next = false;
-        self.issue_pc.next = 0.into();
         for c in 0..CONTEXTS {
             self.mul_grant_q[c].clock.next = self.clock.val();
             self.lin_grant_q[c].clock.next = self.clock.val();
@@ -484,30 +506,77 @@ impl Logic for EccEngine {
             self.slots[c].issue.next = self.mul_grant_q[c].q.val() | self.lin_grant_q[c].q.val();
             self.mul_pick.req[c].next = self.slots[c].ready_mul.val() & !self.slots[c].issue.val();
             self.lin_pick.req[c].next = self.slots[c].ready_lin.val() & !self.slots[c].issue.val();
+            self.mul_sel[c].next = 0.into();
             if self.mul_grant_q[c].q.val() {
-                self.mul_reg_a.next = self.slots[c].reg_a.val();
-                self.mul_reg_b.next = self.slots[c].reg_b.val();
-                self.mul_const_addr.next = self.slots[c].const_addr.val();
-                self.mul_b_sel.next = self.slots[c].b_sel.val();
-                self.mul_dest.next = self.slots[c].dest.val();
+                self.mul_sel[c].next = self.slots[c].packet.val();
             }
+            self.lin_sel[c].next = 0.into();
             if self.lin_grant_q[c].q.val() {
-                self.lin_reg_a.next = self.slots[c].reg_a.val();
-                self.lin_reg_b.next = self.slots[c].reg_b.val();
-                self.lin_const_addr.next = self.slots[c].const_addr.val();
-                self.lin_a_sel.next = self.slots[c].a_sel.val();
-                self.lin_b_sel.next = self.slots[c].b_sel.val();
-                self.lin_op.next = self.slots[c].lin_op.val();
-                self.lin_dest.next = self.slots[c].dest.val();
-                self.lin_wreg.next = self.slots[c].wreg.val();
-                self.lin_wflag.next = self.slots[c].wflag.val();
-                self.lin_flag.next = self.slots[c].flag.val();
-                self.lin_flag_src.next = self.slots[c].flag_src.val();
-                self.lin_input_r.next = self.slots[c].input_r.val();
+                self.lin_sel[c].next = self.slots[c].packet.val();
             }
-            if self.slots[c].issue.val() {
-                self.issue_pc.next = self.slots[c].pc_out.val();
-            }
+        }
+        // The granted contexts' packets (`context_slot::packet` gives the layout).
+        self.mul_packet.next = self.mul_sel[0].val()
+            | self.mul_sel[1].val()
+            | self.mul_sel[2].val()
+            | self.mul_sel[3].val()
+            | self.mul_sel[4].val()
+            | self.mul_sel[5].val()
+            | self.mul_sel[6].val()
+            | self.mul_sel[7].val()
+            | self.mul_sel[8].val()
+            | self.mul_sel[9].val()
+            | self.mul_sel[10].val()
+            | self.mul_sel[11].val()
+            | self.mul_sel[12].val()
+            | self.mul_sel[13].val()
+            | self.mul_sel[14].val()
+            | self.mul_sel[15].val();
+        self.lin_packet.next = self.lin_sel[0].val()
+            | self.lin_sel[1].val()
+            | self.lin_sel[2].val()
+            | self.lin_sel[3].val()
+            | self.lin_sel[4].val()
+            | self.lin_sel[5].val()
+            | self.lin_sel[6].val()
+            | self.lin_sel[7].val()
+            | self.lin_sel[8].val()
+            | self.lin_sel[9].val()
+            | self.lin_sel[10].val()
+            | self.lin_sel[11].val()
+            | self.lin_sel[12].val()
+            | self.lin_sel[13].val()
+            | self.lin_sel[14].val()
+            | self.lin_sel[15].val();
+        self.mul_reg_a.next = self.mul_packet.val().get_bits::<6>(0);
+        self.mul_reg_b.next = self.mul_packet.val().get_bits::<6>(6);
+        self.mul_const_addr.next = self.mul_packet.val().get_bits::<8>(12);
+        self.mul_b_sel.next = self.mul_packet.val().get_bits::<2>(22);
+        self.mul_dest.next = self.mul_packet.val().get_bits::<6>(26);
+        self.lin_reg_a.next = self.lin_packet.val().get_bits::<6>(0);
+        self.lin_reg_b.next = self.lin_packet.val().get_bits::<6>(6);
+        self.lin_const_addr.next = self.lin_packet.val().get_bits::<8>(12);
+        self.lin_a_sel.next = self.lin_packet.val().get_bits::<2>(20);
+        self.lin_b_sel.next = self.lin_packet.val().get_bits::<2>(22);
+        self.lin_op.next = LinearOp::PassB;
+        if self.lin_packet.val().get_bits::<2>(24) == 0 {
+            self.lin_op.next = LinearOp::Add;
+        }
+        if self.lin_packet.val().get_bits::<2>(24) == 1 {
+            self.lin_op.next = LinearOp::Sub;
+        }
+        if self.lin_packet.val().get_bits::<2>(24) == 2 {
+            self.lin_op.next = LinearOp::Reduce;
+        }
+        self.lin_dest.next = self.lin_packet.val().get_bits::<6>(26);
+        self.lin_wreg.next = self.lin_packet.val().get_bit(32);
+        self.lin_wflag.next = self.lin_packet.val().get_bit(33);
+        self.lin_flag.next = self.lin_packet.val().get_bits::<4>(34);
+        self.lin_flag_src.next = self.lin_packet.val().get_bits::<2>(38);
+        self.lin_input_r.next = self.lin_packet.val().get_bit(40);
+        self.issue_pc.next = self.lin_packet.val().get_bits::<12>(41);
+        if self.mul_issued.q.val() {
+            self.issue_pc.next = self.mul_packet.val().get_bits::<12>(41);
         }
         if self.debug.q.val() & (self.mul_go.val() | self.lin_go.val()) {
             self.dbg_wait.d.next = true;
@@ -661,23 +730,69 @@ impl Logic for EccEngine {
         // Output: a register read first (its port was reserved), then a retirement report,
         // then a verdict. A `Done` word that writes nothing drains at once, so in debug mode
         // its verdict also waits for its own report.
-        self.read_flags.next = 0.into();
-        self.trace_flags.next = 0.into();
-        self.done_flags.next = 0.into();
-        self.done_code.next = 0.into();
         for c in 0..CONTEXTS {
             self.done_pick.req[c].next = self.slots[c].done.val();
+            self.read_sel[c].next = 0.into();
             if self.read_ctx.q.val() == self.ids.id[c].val() {
-                self.read_flags.next = self.slots[c].flags_out.val();
+                self.read_sel[c].next = self.slots[c].flags_out.val();
             }
+            self.trace_sel[c].next = 0.into();
             if self.dbg_ctx.q.val() == self.ids.id[c].val() {
-                self.trace_flags.next = self.slots[c].flags_out.val();
+                self.trace_sel[c].next = self.slots[c].flags_out.val();
             }
+            self.done_sel[c].next = 0.into();
             if self.done_pick.grant[c].val() {
-                self.done_flags.next = self.slots[c].flags_out.val();
-                self.done_code.next = self.slots[c].code.val();
+                self.done_sel[c].next = self.slots[c].verdict.val();
             }
         }
+        self.read_flags.next = self.read_sel[0].val()
+            | self.read_sel[1].val()
+            | self.read_sel[2].val()
+            | self.read_sel[3].val()
+            | self.read_sel[4].val()
+            | self.read_sel[5].val()
+            | self.read_sel[6].val()
+            | self.read_sel[7].val()
+            | self.read_sel[8].val()
+            | self.read_sel[9].val()
+            | self.read_sel[10].val()
+            | self.read_sel[11].val()
+            | self.read_sel[12].val()
+            | self.read_sel[13].val()
+            | self.read_sel[14].val()
+            | self.read_sel[15].val();
+        self.trace_flags.next = self.trace_sel[0].val()
+            | self.trace_sel[1].val()
+            | self.trace_sel[2].val()
+            | self.trace_sel[3].val()
+            | self.trace_sel[4].val()
+            | self.trace_sel[5].val()
+            | self.trace_sel[6].val()
+            | self.trace_sel[7].val()
+            | self.trace_sel[8].val()
+            | self.trace_sel[9].val()
+            | self.trace_sel[10].val()
+            | self.trace_sel[11].val()
+            | self.trace_sel[12].val()
+            | self.trace_sel[13].val()
+            | self.trace_sel[14].val()
+            | self.trace_sel[15].val();
+        self.done_info.next = self.done_sel[0].val()
+            | self.done_sel[1].val()
+            | self.done_sel[2].val()
+            | self.done_sel[3].val()
+            | self.done_sel[4].val()
+            | self.done_sel[5].val()
+            | self.done_sel[6].val()
+            | self.done_sel[7].val()
+            | self.done_sel[8].val()
+            | self.done_sel[9].val()
+            | self.done_sel[10].val()
+            | self.done_sel[11].val()
+            | self.done_sel[12].val()
+            | self.done_sel[13].val()
+            | self.done_sel[14].val()
+            | self.done_sel[15].val();
         self.claim_trace.next = self.trace_hold.q.val()
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
@@ -716,9 +831,9 @@ impl Logic for EccEngine {
             self.out_pending.d.next = true;
             self.out_kind_q.d.next = 0.into();
             self.out_ctx_q.d.next = self.done_pick.index.val();
-            self.out_info_q.d.next = bit_cast::<12, 4>(self.done_code.val());
+            self.out_info_q.d.next = bit_cast::<12, 4>(self.done_info.val().get_bits::<4>(16));
             self.out_value_q.d.next = 0.into();
-            self.out_flags_q.d.next = self.done_flags.val();
+            self.out_flags_q.d.next = self.done_info.val().get_bits::<16>(0);
         }
         self.out_valid.next = self.out_pending.q.val();
         self.out_kind.next = self.out_kind_q.q.val();

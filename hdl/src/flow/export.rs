@@ -149,6 +149,12 @@ impl Block {
                 },
                 Waiver {
                     rule: "UNUSEDSIGNAL",
+                    signal: "mul_packet",
+                    reason: "the multiplier lane uses the packet's registers, constant and \
+                             destination; the rest is the linear unit's",
+                },
+                Waiver {
+                    rule: "UNUSEDSIGNAL",
                     signal: "mul$out_tag",
                     reason: "the multiplier carries a 16-bit tag; results need 10 bits (context \
                              and register)",
