@@ -203,6 +203,8 @@ pub struct ContextSlot {
     pend_after_mul: Signal<Local, Bits<64>>,
     pend_now: Signal<Local, Bits<64>>,
     pend_f_now: Signal<Local, Bits<16>>,
+    registers_ready: Signal<Local, Bit>,
+    flags_ready: Signal<Local, Bit>,
     operands_ready: Signal<Local, Bit>,
     flags_now: Signal<Local, Bits<16>>,
     flags_op: Signal<Local, Bits<16>>,
@@ -436,27 +438,30 @@ impl Logic for ContextSlot {
         self.uses_flag_b.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
         self.writes_flag_now.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
         self.branches_on_flag.next = (self.seq.val() == 2) | (self.seq.val() == 3);
-        self.operands_ready.next = !(self.uses_a.val()
+        // Written as a balanced tree: Yosys keeps a flat chain of `&` as written.
+        self.registers_ready.next = (!(self.uses_a.val()
             & self.pend_now.val().get_bit(self.f2.val().index()))
-            & !(self.uses_b.val() & self.pend_now.val().get_bit(self.check_b.val().index()))
-            & !(self.wreg.val() & self.pend_now.val().get_bit(self.f1.val().index()))
-            & !(self.uses_flag_a.val() & self.pend_f_now.val().get_bit(self.flag_a.val().index()))
+            & !(self.uses_b.val() & self.pend_now.val().get_bit(self.check_b.val().index())))
+            & !(self.wreg.val() & self.pend_now.val().get_bit(self.f1.val().index()));
+        self.flags_ready.next = (!(self.uses_flag_a.val()
+            & self.pend_f_now.val().get_bit(self.flag_a.val().index()))
             & !(self.uses_flag_b.val()
                 & self
                     .pend_f_now
                     .val()
-                    .get_bit(self.f3.val().get_bits::<4>(0).index()))
-            & !(self.wflag.val() & self.pend_f_now.val().get_bit(self.flag.val().index()))
-            & !(self.writes_flag_now.val()
-                & self
-                    .pend_f_now
-                    .val()
-                    .get_bit(self.f1.val().get_bits::<4>(0).index()))
-            & !(self.branches_on_flag.val()
-                & self
-                    .pend_f_now
-                    .val()
-                    .get_bit(self.seq_operand.val().index()));
+                    .get_bit(self.f3.val().get_bits::<4>(0).index())))
+            & ((!(self.wflag.val() & self.pend_f_now.val().get_bit(self.flag.val().index()))
+                & !(self.writes_flag_now.val()
+                    & self
+                        .pend_f_now
+                        .val()
+                        .get_bit(self.f1.val().get_bits::<4>(0).index())))
+                & !(self.branches_on_flag.val()
+                    & self
+                        .pend_f_now
+                        .val()
+                        .get_bit(self.seq_operand.val().index())));
+        self.operands_ready.next = self.registers_ready.val() & self.flags_ready.val();
         self.ready_mul_q.d.next = (self.state.q.val() == SlotState::Ready)
             & !self.issue.val()
             & self.is_mul.val()

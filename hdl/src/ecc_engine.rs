@@ -358,22 +358,14 @@ impl Logic for EccEngine {
             self.idle_hit[c].next =
                 (self.cmd_ctx.val() == self.ids.id[c].val()) & self.slots[c].idle.val();
         }
-        self.target_idle.next = self.idle_hit[0].val()
-            | self.idle_hit[1].val()
-            | self.idle_hit[2].val()
-            | self.idle_hit[3].val()
-            | self.idle_hit[4].val()
-            | self.idle_hit[5].val()
-            | self.idle_hit[6].val()
-            | self.idle_hit[7].val()
-            | self.idle_hit[8].val()
-            | self.idle_hit[9].val()
-            | self.idle_hit[10].val()
-            | self.idle_hit[11].val()
-            | self.idle_hit[12].val()
-            | self.idle_hit[13].val()
-            | self.idle_hit[14].val()
-            | self.idle_hit[15].val();
+        self.target_idle.next = (((self.idle_hit[0].val() | self.idle_hit[1].val())
+            | (self.idle_hit[2].val() | self.idle_hit[3].val()))
+            | ((self.idle_hit[4].val() | self.idle_hit[5].val())
+                | (self.idle_hit[6].val() | self.idle_hit[7].val())))
+            | (((self.idle_hit[8].val() | self.idle_hit[9].val())
+                | (self.idle_hit[10].val() | self.idle_hit[11].val()))
+                | ((self.idle_hit[12].val() | self.idle_hit[13].val())
+                    | (self.idle_hit[14].val() | self.idle_hit[15].val())));
         // A register read takes the linear lane's second read port, in a cycle the lane does
         // not use it; while one waits, the lane issues nothing new.
         self.read_wanted.next = self.in_valid.val()
@@ -450,24 +442,18 @@ impl Logic for EccEngine {
             self.slots[k + 8].fetch_k.next = self.k_digits[1].read_data.val();
             self.slots[k + 8].fetch_s.next = self.s_digits[1].read_data.val();
         }
-        // One-hot selections are written as an OR of masked terms: an `if` per context
-        // would be a priority chain as deep as the number of contexts.
-        self.fetch_low_address.next = self.fetch_sel_low[0].val()
-            | self.fetch_sel_low[1].val()
-            | self.fetch_sel_low[2].val()
-            | self.fetch_sel_low[3].val()
-            | self.fetch_sel_low[4].val()
-            | self.fetch_sel_low[5].val()
-            | self.fetch_sel_low[6].val()
-            | self.fetch_sel_low[7].val();
-        self.fetch_high_address.next = self.fetch_sel_high[0].val()
-            | self.fetch_sel_high[1].val()
-            | self.fetch_sel_high[2].val()
-            | self.fetch_sel_high[3].val()
-            | self.fetch_sel_high[4].val()
-            | self.fetch_sel_high[5].val()
-            | self.fetch_sel_high[6].val()
-            | self.fetch_sel_high[7].val();
+        // One-hot selections are written as a balanced OR of masked terms: an `if` per context
+        // would be a priority chain as deep as the number of contexts, and so would a flat
+        // `a | b | c …`, which Yosys builds left to right and keeps.
+        self.fetch_low_address.next = ((self.fetch_sel_low[0].val() | self.fetch_sel_low[1].val())
+            | (self.fetch_sel_low[2].val() | self.fetch_sel_low[3].val()))
+            | ((self.fetch_sel_low[4].val() | self.fetch_sel_low[5].val())
+                | (self.fetch_sel_low[6].val() | self.fetch_sel_low[7].val()));
+        self.fetch_high_address.next = ((self.fetch_sel_high[0].val()
+            | self.fetch_sel_high[1].val())
+            | (self.fetch_sel_high[2].val() | self.fetch_sel_high[3].val()))
+            | ((self.fetch_sel_high[4].val() | self.fetch_sel_high[5].val())
+                | (self.fetch_sel_high[6].val() | self.fetch_sel_high[7].val()));
         self.code[0].read_address.next = self.fetch_low_address.val().get_bits::<12>(0);
         self.code[1].read_address.next = self.fetch_high_address.val().get_bits::<12>(0);
         self.k_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
@@ -516,38 +502,22 @@ impl Logic for EccEngine {
             }
         }
         // The granted contexts' packets (`context_slot::packet` gives the layout).
-        self.mul_packet.next = self.mul_sel[0].val()
-            | self.mul_sel[1].val()
-            | self.mul_sel[2].val()
-            | self.mul_sel[3].val()
-            | self.mul_sel[4].val()
-            | self.mul_sel[5].val()
-            | self.mul_sel[6].val()
-            | self.mul_sel[7].val()
-            | self.mul_sel[8].val()
-            | self.mul_sel[9].val()
-            | self.mul_sel[10].val()
-            | self.mul_sel[11].val()
-            | self.mul_sel[12].val()
-            | self.mul_sel[13].val()
-            | self.mul_sel[14].val()
-            | self.mul_sel[15].val();
-        self.lin_packet.next = self.lin_sel[0].val()
-            | self.lin_sel[1].val()
-            | self.lin_sel[2].val()
-            | self.lin_sel[3].val()
-            | self.lin_sel[4].val()
-            | self.lin_sel[5].val()
-            | self.lin_sel[6].val()
-            | self.lin_sel[7].val()
-            | self.lin_sel[8].val()
-            | self.lin_sel[9].val()
-            | self.lin_sel[10].val()
-            | self.lin_sel[11].val()
-            | self.lin_sel[12].val()
-            | self.lin_sel[13].val()
-            | self.lin_sel[14].val()
-            | self.lin_sel[15].val();
+        self.mul_packet.next = (((self.mul_sel[0].val() | self.mul_sel[1].val())
+            | (self.mul_sel[2].val() | self.mul_sel[3].val()))
+            | ((self.mul_sel[4].val() | self.mul_sel[5].val())
+                | (self.mul_sel[6].val() | self.mul_sel[7].val())))
+            | (((self.mul_sel[8].val() | self.mul_sel[9].val())
+                | (self.mul_sel[10].val() | self.mul_sel[11].val()))
+                | ((self.mul_sel[12].val() | self.mul_sel[13].val())
+                    | (self.mul_sel[14].val() | self.mul_sel[15].val())));
+        self.lin_packet.next = (((self.lin_sel[0].val() | self.lin_sel[1].val())
+            | (self.lin_sel[2].val() | self.lin_sel[3].val()))
+            | ((self.lin_sel[4].val() | self.lin_sel[5].val())
+                | (self.lin_sel[6].val() | self.lin_sel[7].val())))
+            | (((self.lin_sel[8].val() | self.lin_sel[9].val())
+                | (self.lin_sel[10].val() | self.lin_sel[11].val()))
+                | ((self.lin_sel[12].val() | self.lin_sel[13].val())
+                    | (self.lin_sel[14].val() | self.lin_sel[15].val())));
         self.mul_reg_a.next = self.mul_packet.val().get_bits::<6>(0);
         self.mul_reg_b.next = self.mul_packet.val().get_bits::<6>(6);
         self.mul_const_addr.next = self.mul_packet.val().get_bits::<8>(12);
@@ -745,54 +715,30 @@ impl Logic for EccEngine {
                 self.done_sel[c].next = self.slots[c].verdict.val();
             }
         }
-        self.read_flags.next = self.read_sel[0].val()
-            | self.read_sel[1].val()
-            | self.read_sel[2].val()
-            | self.read_sel[3].val()
-            | self.read_sel[4].val()
-            | self.read_sel[5].val()
-            | self.read_sel[6].val()
-            | self.read_sel[7].val()
-            | self.read_sel[8].val()
-            | self.read_sel[9].val()
-            | self.read_sel[10].val()
-            | self.read_sel[11].val()
-            | self.read_sel[12].val()
-            | self.read_sel[13].val()
-            | self.read_sel[14].val()
-            | self.read_sel[15].val();
-        self.trace_flags.next = self.trace_sel[0].val()
-            | self.trace_sel[1].val()
-            | self.trace_sel[2].val()
-            | self.trace_sel[3].val()
-            | self.trace_sel[4].val()
-            | self.trace_sel[5].val()
-            | self.trace_sel[6].val()
-            | self.trace_sel[7].val()
-            | self.trace_sel[8].val()
-            | self.trace_sel[9].val()
-            | self.trace_sel[10].val()
-            | self.trace_sel[11].val()
-            | self.trace_sel[12].val()
-            | self.trace_sel[13].val()
-            | self.trace_sel[14].val()
-            | self.trace_sel[15].val();
-        self.done_info.next = self.done_sel[0].val()
-            | self.done_sel[1].val()
-            | self.done_sel[2].val()
-            | self.done_sel[3].val()
-            | self.done_sel[4].val()
-            | self.done_sel[5].val()
-            | self.done_sel[6].val()
-            | self.done_sel[7].val()
-            | self.done_sel[8].val()
-            | self.done_sel[9].val()
-            | self.done_sel[10].val()
-            | self.done_sel[11].val()
-            | self.done_sel[12].val()
-            | self.done_sel[13].val()
-            | self.done_sel[14].val()
-            | self.done_sel[15].val();
+        self.read_flags.next = (((self.read_sel[0].val() | self.read_sel[1].val())
+            | (self.read_sel[2].val() | self.read_sel[3].val()))
+            | ((self.read_sel[4].val() | self.read_sel[5].val())
+                | (self.read_sel[6].val() | self.read_sel[7].val())))
+            | (((self.read_sel[8].val() | self.read_sel[9].val())
+                | (self.read_sel[10].val() | self.read_sel[11].val()))
+                | ((self.read_sel[12].val() | self.read_sel[13].val())
+                    | (self.read_sel[14].val() | self.read_sel[15].val())));
+        self.trace_flags.next = (((self.trace_sel[0].val() | self.trace_sel[1].val())
+            | (self.trace_sel[2].val() | self.trace_sel[3].val()))
+            | ((self.trace_sel[4].val() | self.trace_sel[5].val())
+                | (self.trace_sel[6].val() | self.trace_sel[7].val())))
+            | (((self.trace_sel[8].val() | self.trace_sel[9].val())
+                | (self.trace_sel[10].val() | self.trace_sel[11].val()))
+                | ((self.trace_sel[12].val() | self.trace_sel[13].val())
+                    | (self.trace_sel[14].val() | self.trace_sel[15].val())));
+        self.done_info.next = (((self.done_sel[0].val() | self.done_sel[1].val())
+            | (self.done_sel[2].val() | self.done_sel[3].val()))
+            | ((self.done_sel[4].val() | self.done_sel[5].val())
+                | (self.done_sel[6].val() | self.done_sel[7].val())))
+            | (((self.done_sel[8].val() | self.done_sel[9].val())
+                | (self.done_sel[10].val() | self.done_sel[11].val()))
+                | ((self.done_sel[12].val() | self.done_sel[13].val())
+                    | (self.done_sel[14].val() | self.done_sel[15].val())));
         self.claim_trace.next = self.trace_hold.q.val()
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
