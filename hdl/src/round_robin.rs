@@ -71,11 +71,10 @@ impl<const N: usize> Logic for PrefixOr<N> {
         for k in 8..N {
             self.output[k].next = self.step3[k].val() | self.step3[k - 8].val();
         }
-        self.any.next = false;
+        // The last position's prefix and bit: the loop keeps only the last assignment, and a
+        // flat OR of all the inputs would be a chain.
         for k in 0..N {
-            if self.input[k].val() {
-                self.any.next = true;
-            }
+            self.any.next = self.output[k].val() | self.input[k].val();
         }
     }
 }
@@ -102,13 +101,15 @@ pub struct RoundRobin<const N: usize, const B: usize> {
     /// Requesters after the last taken grant (none: start from 0).
     after_turn: [DFF<Bit>; N],
     ids: [Constant<Bits<B>>; N],
-    weights: [Constant<Bits<B>>; B],
     eligible: [Signal<Local, Bit>; N],
     asked_below: PrefixOr<N>,
     eligible_below: PrefixOr<N>,
     granted_below: PrefixOr<N>,
-    index_bit: [Signal<Local, Bit>; B],
-    index_sum: [Signal<Local, Bits<B>>; B],
+    code0: [Signal<Local, Bits<B>>; N],
+    code1: [Signal<Local, Bits<B>>; N],
+    code2: [Signal<Local, Bits<B>>; N],
+    code3: [Signal<Local, Bits<B>>; N],
+    code4: [Signal<Local, Bits<B>>; N],
 }
 
 impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
@@ -123,13 +124,15 @@ impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
             grant: std::array::from_fn(|_| Default::default()),
             after_turn: std::array::from_fn(|_| Default::default()),
             ids: std::array::from_fn(|c| Constant::new(bits::<B>(c as u64))),
-            weights: std::array::from_fn(|b| Constant::new(bits::<B>(1 << b))),
             eligible: std::array::from_fn(|_| Default::default()),
             asked_below: Default::default(),
             eligible_below: Default::default(),
             granted_below: Default::default(),
-            index_bit: std::array::from_fn(|_| Default::default()),
-            index_sum: std::array::from_fn(|_| Default::default()),
+            code0: std::array::from_fn(|_| Default::default()),
+            code1: std::array::from_fn(|_| Default::default()),
+            code2: std::array::from_fn(|_| Default::default()),
+            code3: std::array::from_fn(|_| Default::default()),
+            code4: std::array::from_fn(|_| Default::default()),
         }
     }
 }
@@ -159,29 +162,40 @@ impl<const N: usize, const B: usize> Logic for RoundRobin<N, B> {
                 self.after_turn[k].d.next = self.granted_below.output[k].val();
             }
         }
-        // The index, bit by bit: an OR of the grants whose number has the bit.
-        for b in 0..B {
-            self.index_bit[b].next = false;
-            for k in 0..N {
-                if self.grant[k].val() & self.ids[k].val().get_bit(b) {
-                    self.index_bit[b].next = true;
-                }
-            }
-            self.index_sum[b].next = 0.into();
-            if self.index_bit[b].val() {
-                self.index_sum[b].next = self.weights[b].val();
+        // The index: the grant's number, ORed over all requesters in doubling steps (the OR
+        // of everything is the last position's prefix).
+        for k in 0..N {
+            self.code0[k].next = 0.into();
+            if self.grant[k].val() {
+                self.code0[k].next = self.ids[k].val();
             }
         }
-        for b in 1..B {
-            if self.index_bit[b].val() {
-                self.index_sum[b].next = self.index_sum[b - 1].val() | self.weights[b].val();
-            } else {
-                self.index_sum[b].next = self.index_sum[b - 1].val();
-            }
+        for k in 0..N {
+            self.code1[k].next = self.code0[k].val();
         }
-        self.index.next = 0.into();
-        for b in 0..B {
-            self.index.next = self.index_sum[b].val();
+        for k in 1..N {
+            self.code1[k].next = self.code0[k].val() | self.code0[k - 1].val();
+        }
+        for k in 0..N {
+            self.code2[k].next = self.code1[k].val();
+        }
+        for k in 2..N {
+            self.code2[k].next = self.code1[k].val() | self.code1[k - 2].val();
+        }
+        for k in 0..N {
+            self.code3[k].next = self.code2[k].val();
+        }
+        for k in 4..N {
+            self.code3[k].next = self.code2[k].val() | self.code2[k - 4].val();
+        }
+        for k in 0..N {
+            self.code4[k].next = self.code3[k].val();
+        }
+        for k in 8..N {
+            self.code4[k].next = self.code3[k].val() | self.code3[k - 8].val();
+        }
+        for k in 0..N {
+            self.index.next = self.code4[k].val();
         }
     }
 }
