@@ -18,9 +18,10 @@
 //! (`Done`) until the engine emits it.
 //!
 //! Readiness is registered: `ready_mul`/`ready_lin` are computed one cycle ahead from the
-//! state after this cycle's retirements, so the arbiters start from flip-flops. A slot that
-//! issues drops readiness the same cycle, and only its own issue sets its pending bits, so a
-//! registered `ready` is never optimistic.
+//! state after this cycle's retirements, so the arbiters start from flip-flops. The engine
+//! registers its grant and raises `issue` the next cycle, masking the slot's request
+//! meanwhile; the slot drops readiness on `issue`, and only its own issue sets its pending
+//! bits, so a registered `ready` is never optimistic.
 
 use rust_hdl::prelude::*;
 
@@ -131,7 +132,7 @@ pub struct ContextSlot {
     pub lin_value: Signal<In, Bit>,
     /// The verdict is taken this cycle.
     pub emit: Signal<In, Bit>,
-    /// What a fetch reads: the word at `pc` [11:0] and the digits at `I` [19:12].
+    /// What a fetch reads: the word at `pc` (bits 11:0) and the digits at `I` (bits 19:12).
     pub fetch_address: Signal<Out, Bits<20>>,
     /// Asking for a fetch.
     pub wants_fetch: Signal<Out, Bit>,
@@ -143,7 +144,7 @@ pub struct ContextSlot {
     pub idle: Signal<Out, Bit>,
     /// The verdict is ready.
     pub done: Signal<Out, Bit>,
-    /// The flags [15:0] and the verdict code (`Done`'s operand) [19:16].
+    /// The flags (bits 15:0) and the verdict code, `Done`'s operand (bits 19:16).
     pub verdict: Signal<Out, Bits<20>>,
     /// The flags.
     pub flags_out: Signal<Out, Bits<16>>,

@@ -11,11 +11,12 @@
 //!   port delivers.
 //! - **Issue**: each cycle at most one multiplier instruction and one linear-unit instruction,
 //!   each from a context that says it is ready, chosen round-robin ([`RoundRobin`]): the rule
-//!   of the firmware's issue model (`Engine::schedule`). Sequencing-only instructions (`Nop`,
+//!   of the firmware's issue model (`Engine::schedule`). The grant is registered: the context
+//!   learns it issued the next cycle (and does not ask meanwhile). Sequencing-only instructions (`Nop`,
 //!   `FAnd`, `FOr`, `SetI`, `SetJ`) take a linear slot, as in the model, and pass through the
 //!   unit as a no-op, so every instruction retires through a unit.
-//! - **Lanes**: cycle 1 reads the operands (register file, constant RAM, inputs), cycle 2
-//!   registers the unit's operands, the unit runs ([`FieldMul`], 12 cycles; [`FieldLinear`],
+//! - **Lanes**: the cycle after the grant reads the operands (register file, constant RAM,
+//!   inputs), the next registers the unit's operands, the unit runs ([`FieldMul`], 12 cycles; [`FieldLinear`],
 //!   2), and its result writes the register file and clears the context's pending bit. The
 //!   result's tag names the context, the register and the flag it writes.
 //! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
