@@ -46,54 +46,25 @@ pub enum SlotState {
     Done,
 }
 
-/// Where the linear unit's first operand comes from.
-pub mod a_source {
-    /// The first read port (register `reg_a`).
-    pub const PORT: u64 = 0;
-    /// Zero.
-    pub const ZERO: u64 = 1;
-    /// The context's input A or R (`Load`).
-    pub const INPUT: u64 = 2;
-}
-
-/// Where the second operand comes from (both units).
-pub mod b_source {
-    /// The second read port (register `reg_b`).
-    pub const PORT: u64 = 0;
-    /// The constant at `const_addr`.
-    pub const CONSTANT: u64 = 1;
-    /// Zero.
-    pub const ZERO: u64 = 2;
-}
-
-/// The issue packet's layout (`packet`), as the engine unpacks it.
+/// The issue packet's layout (`packet`), as the engine unpacks it, with the codes of its
+/// fields.
 ///
 /// | bits | field |
 /// |---|---|
 /// | 5:0 | first read register |
 /// | 11:6 | second read register |
 /// | 19:12 | constant address |
-/// | 21:20 | the linear unit's first operand ([`a_source`]) |
-/// | 23:22 | the second operand ([`b_source`]) |
+/// | 21:20 | the linear unit's first operand: 0 the first read port, 1 zero, 2 the context's input A or R (`Load`) |
+/// | 23:22 | the second operand (both units): 0 the second read port, 1 the constant, 2 zero |
 /// | 25:24 | the linear operation (`LinearOp::code`) |
 /// | 31:26 | destination register |
 /// | 32 | the result writes the register |
 /// | 33 | the result writes a flag |
 /// | 37:34 | that flag |
-/// | 39:38 | the flag's source ([`flag_source`]) |
+/// | 39:38 | the flag's value: 0 `a == b` (`Eq`), 1 `a` odd (`Odd`), 2 bit 255 of the loaded input (`Load`'s sign) |
 /// | 40 | `Load` reads R (else A) |
 /// | 52:41 | the instruction's address |
 pub mod packet {}
-
-/// Which flag value a linear result carries.
-pub mod flag_source {
-    /// `a == b` (`Eq`).
-    pub const EQUAL: u64 = 0;
-    /// `a` odd (`Odd`).
-    pub const ODD: u64 = 1;
-    /// Bit 255 of the loaded input (`Load`'s sign).
-    pub const SIGN: u64 = 2;
-}
 
 /// One context.
 #[derive(LogicBlock, Default)]
@@ -287,7 +258,7 @@ impl Logic for ContextSlot {
         }
 
         // The issue packet. The literals of `a_sel`, `b_sel` and `flag_src` are the values of
-        // [`a_source`], [`b_source`] and [`flag_source`] (rust-hdl's Verilog export cannot name
+        // [`packet`]'s codes (rust-hdl's Verilog export cannot name
         // Rust constants).
         self.is_mul.next = (self.opcode.val() == 1)
             | (self.opcode.val() == 2)

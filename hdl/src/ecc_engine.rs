@@ -560,10 +560,10 @@ impl Logic for EccEngine {
             self.dbg_pc.d.next = self.issue_pc.val();
         }
 
-        // Operand reads, the cycle after the grant. Operand sources are `context_slot::a_source` and
-        // `b_source`; the linear tag is context [3:0], register [9:4], flag [13:10], writes
-        // the register [14], writes the flag [15], the flag's source [17:16]
-        // (`context_slot::flag_source`), `Load`'s sign [18]; output kinds are [`kind`]'s.
+        // Operand reads, the cycle after the grant. Operand sources and flag sources are coded
+        // as in `context_slot::packet`; the linear tag is context [3:0], register [9:4], flag
+        // [13:10], writes the register [14], writes the flag [15], the flag's source [17:16],
+        // `Load`'s sign [18]; output kinds are [`kind`]'s.
         self.regs.rd_addr[0].next = (bit_cast::<10, 4>(self.mul_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.mul_reg_a.val());
         self.regs.rd_addr[1].next = (bit_cast::<10, 4>(self.mul_ctx_q.q.val()) << 6)

@@ -123,11 +123,6 @@ impl FieldMul {
             ..Self::default()
         }
     }
-
-    /// Its rate.
-    pub fn rate(&self) -> Rate {
-        self._rate
-    }
 }
 
 impl Logic for FieldMul {

@@ -7,26 +7,28 @@
 
 use rust_hdl::prelude::*;
 
-/// The exclusive prefix OR of `N ≤ 16` bits, `output[k] = input[0] | … | input[k − 1]`, in four
-/// doubling steps (Kogge–Stone), so its depth grows with log N: written as a ripple, synthesis
-/// keeps the chain (every step is also an output) and the arbiter's path grows with N.
+/// The exclusive prefix OR of `N ≤ 16` values (bits, or `Bits` words),
+/// `output[k] = input[0] | … | input[k − 1]`, in four doubling steps (Kogge–Stone), so its
+/// depth grows with log N: written as a ripple, synthesis keeps the chain (every step is also
+/// an output) and the arbiter's path grows with N.
 #[derive(LogicBlock)]
-pub struct PrefixOr<const N: usize> {
-    /// The bits.
-    pub input: [Signal<In, Bit>; N],
-    /// Whether any bit below `k` is set.
-    pub output: [Signal<Out, Bit>; N],
-    /// Whether any bit is set.
-    pub any: Signal<Out, Bit>,
-    step0: [Signal<Local, Bit>; N],
-    step1: [Signal<Local, Bit>; N],
-    step2: [Signal<Local, Bit>; N],
-    step3: [Signal<Local, Bit>; N],
+pub struct PrefixOr<T: Synth + std::ops::BitOr<Output = T>, const N: usize> {
+    /// The values.
+    pub input: [Signal<In, T>; N],
+    /// The OR of the values below `k` (zero for `k` = 0).
+    pub output: [Signal<Out, T>; N],
+    /// The OR of all the values.
+    pub any: Signal<Out, T>,
+    step0: [Signal<Local, T>; N],
+    step1: [Signal<Local, T>; N],
+    step2: [Signal<Local, T>; N],
+    step3: [Signal<Local, T>; N],
+    zero: Constant<T>,
 }
 
-impl<const N: usize> Default for PrefixOr<N> {
+impl<T: Synth + std::ops::BitOr<Output = T>, const N: usize> Default for PrefixOr<T, N> {
     fn default() -> Self {
-        assert!(N <= 16, "four doubling steps cover 16 bits");
+        assert!(N <= 16, "four doubling steps cover 16 values");
         Self {
             input: std::array::from_fn(|_| Default::default()),
             output: std::array::from_fn(|_| Default::default()),
@@ -35,15 +37,16 @@ impl<const N: usize> Default for PrefixOr<N> {
             step1: std::array::from_fn(|_| Default::default()),
             step2: std::array::from_fn(|_| Default::default()),
             step3: std::array::from_fn(|_| Default::default()),
+            zero: Constant::new(T::default()),
         }
     }
 }
 
-impl<const N: usize> Logic for PrefixOr<N> {
+impl<T: Synth + std::ops::BitOr<Output = T>, const N: usize> Logic for PrefixOr<T, N> {
     #[hdl_gen]
     fn update(&mut self) {
         // step0[k]: bit k − 1; each step ORs in its value from 2^s places lower.
-        self.step0[0].next = false;
+        self.step0[0].next = self.zero.val();
         for k in 1..N {
             self.step0[k].next = self.input[k - 1].val();
         }
@@ -82,8 +85,8 @@ impl<const N: usize> Logic for PrefixOr<N> {
 /// The arbiter over `N = 2^B ≤ 16` requesters.
 ///
 /// The turn is kept as a mask of the requesters after the last grant, so the grant is
-/// computed one-hot from two prefix ORs and the binary `index` is encoded from it, off the
-/// grant's path.
+/// computed one-hot from two prefix ORs, and the binary `index` is the OR of the granted
+/// requester's number over all requesters (the grant being one-hot), off the grant's path.
 #[derive(LogicBlock)]
 pub struct RoundRobin<const N: usize, const B: usize> {
     /// The clock.
@@ -102,14 +105,10 @@ pub struct RoundRobin<const N: usize, const B: usize> {
     after_turn: [DFF<Bit>; N],
     ids: [Constant<Bits<B>>; N],
     eligible: [Signal<Local, Bit>; N],
-    asked_below: PrefixOr<N>,
-    eligible_below: PrefixOr<N>,
-    granted_below: PrefixOr<N>,
-    code0: [Signal<Local, Bits<B>>; N],
-    code1: [Signal<Local, Bits<B>>; N],
-    code2: [Signal<Local, Bits<B>>; N],
-    code3: [Signal<Local, Bits<B>>; N],
-    code4: [Signal<Local, Bits<B>>; N],
+    asked_below: PrefixOr<Bit, N>,
+    eligible_below: PrefixOr<Bit, N>,
+    granted_below: PrefixOr<Bit, N>,
+    granted_number: PrefixOr<Bits<B>, N>,
 }
 
 impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
@@ -128,11 +127,7 @@ impl<const N: usize, const B: usize> Default for RoundRobin<N, B> {
             asked_below: Default::default(),
             eligible_below: Default::default(),
             granted_below: Default::default(),
-            code0: std::array::from_fn(|_| Default::default()),
-            code1: std::array::from_fn(|_| Default::default()),
-            code2: std::array::from_fn(|_| Default::default()),
-            code3: std::array::from_fn(|_| Default::default()),
-            code4: std::array::from_fn(|_| Default::default()),
+            granted_number: Default::default(),
         }
     }
 }
@@ -162,41 +157,14 @@ impl<const N: usize, const B: usize> Logic for RoundRobin<N, B> {
                 self.after_turn[k].d.next = self.granted_below.output[k].val();
             }
         }
-        // The index: the grant's number, ORed over all requesters in doubling steps (the OR
-        // of everything is the last position's prefix).
+        // The index: the granted requester's number, the only one not masked to zero.
         for k in 0..N {
-            self.code0[k].next = 0.into();
+            self.granted_number.input[k].next = 0.into();
             if self.grant[k].val() {
-                self.code0[k].next = self.ids[k].val();
+                self.granted_number.input[k].next = self.ids[k].val();
             }
         }
-        for k in 0..N {
-            self.code1[k].next = self.code0[k].val();
-        }
-        for k in 1..N {
-            self.code1[k].next = self.code0[k].val() | self.code0[k - 1].val();
-        }
-        for k in 0..N {
-            self.code2[k].next = self.code1[k].val();
-        }
-        for k in 2..N {
-            self.code2[k].next = self.code1[k].val() | self.code1[k - 2].val();
-        }
-        for k in 0..N {
-            self.code3[k].next = self.code2[k].val();
-        }
-        for k in 4..N {
-            self.code3[k].next = self.code2[k].val() | self.code2[k - 4].val();
-        }
-        for k in 0..N {
-            self.code4[k].next = self.code3[k].val();
-        }
-        for k in 8..N {
-            self.code4[k].next = self.code3[k].val() | self.code3[k - 8].val();
-        }
-        for k in 0..N {
-            self.index.next = self.code4[k].val();
-        }
+        self.index.next = self.granted_number.any.val();
     }
 }
 

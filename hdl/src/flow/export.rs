@@ -144,6 +144,12 @@ impl Block {
                 },
                 Waiver {
                     rule: "UNUSEDSIGNAL",
+                    signal: "*granted_number$output*",
+                    reason: "an arbiter's index is the OR of all the masked numbers (the prefix \
+                             OR's `any`); its prefixes are not needed",
+                },
+                Waiver {
+                    rule: "UNUSEDSIGNAL",
                     signal: "regs$out_valid",
                     reason: "the engine reads the register file every cycle",
                 },
