@@ -149,7 +149,7 @@ fn engine_in_rust_hdl_matches_the_interpreter_on_the_shared_vectors() {
 }
 
 #[test]
-#[ignore = "long: about four minutes; `make test-long` runs it"]
+#[ignore = "long: about a minute (400 signatures); `make test-long` runs it"]
 fn engine_verilog_matches_the_interpreter_on_400_more_signatures() {
     let compiled = engine("long");
     let mut rng = ChaCha20Rng::seed_from_u64(seed() ^ 0x10_0000);
