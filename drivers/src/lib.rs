@@ -20,11 +20,13 @@
 //! assert_eq!(responses[0].verdict, Verdict::Valid);
 //! ```
 
+mod card;
 mod pool;
 mod request;
 mod verifier;
 pub mod zip215;
 
+pub use card::{CardConfig, CardVerifier, OpenError};
 pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};
 pub use verifier::{verify_all, Verifier, VerifierError};

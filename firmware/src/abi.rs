@@ -30,7 +30,7 @@
 //!      0    8 tag of the request
 //!      8    1 status: 0 = verdict, 1 = record rejected
 //!      9    1 code: a Verdict code (status 0) or a RecordError code (status 1)
-//!     10    1 engine that ran it
+//!     10    1 engine that ran it; 255 when no engine ran (a rejected record, a non-canonical S)
 //!     11    1 reserved, 0
 //!     12    4 engine cycles spent
 //!     16   16 reserved, 0
@@ -53,6 +53,8 @@ pub const REQUEST_MAGIC: u16 = 0x5652;
 pub const REQUEST_WORDS_MAX: usize = (REQUEST_FIXED + MAX_MESSAGE_LEN).div_ceil(WORD);
 /// A response record's length.
 pub const RESPONSE_LEN: usize = WORD;
+/// A response's `engine` when no engine ran: the record was rejected, or S was not canonical.
+pub const NO_ENGINE: u8 = 0xff;
 
 /// A verification request as the host streams it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,7 +230,7 @@ pub struct Response {
     pub tag: Tag,
     /// The answer.
     pub status: Status,
-    /// The engine that ran it.
+    /// The engine that ran it; [`NO_ENGINE`] when none did.
     pub engine: u8,
     /// Engine cycles spent.
     pub cycles: u32,

@@ -92,6 +92,18 @@ registers! {
 /// `ID`'s value.
 pub const ID_VALUE: u32 = 0x5652_5459;
 
+/// The card design's major version: a host refuses a card whose major version differs.
+pub const DESIGN_MAJOR: u16 = 1;
+/// The card design's minor version: compatible additions.
+pub const DESIGN_MINOR: u8 = 0;
+
+/// `VERSION`'s value for this crate's design and instruction set.
+pub const fn version_value() -> u32 {
+    ((DESIGN_MAJOR as u32) << 16)
+        | ((DESIGN_MINOR as u32) << 8)
+        | (crate::image::ISA_VERSION as u32 & 0xff)
+}
+
 /// `CONTROL` bits.
 pub mod control {
     /// Accept requests.

@@ -2,7 +2,11 @@
 
 use std::num::NonZeroUsize;
 
-use verity_drivers::{PoolConfig, PoolVerifier, Verifier};
+use anyhow::Context;
+use verity_drivers::{CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verifier};
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_sim::FunctionalCard;
 
 /// The verification backends `verity` can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -11,6 +15,9 @@ pub enum BackendKind {
     Cpu,
     /// The card's microcode on the firmware's reference interpreter (slow; for checking).
     Model,
+    /// The simulated card's functional model, driven through the card ABI (records, BAR,
+    /// image upload) exactly as a card is.
+    Sim,
 }
 
 /// How to size the backend.
@@ -25,6 +32,9 @@ pub struct BackendOptions {
     /// Signatures per batch (one batch equation for `cpu`, one worker's share for `model`).
     #[arg(long, default_value = "1024")]
     pub batch: NonZeroUsize,
+    /// Engines of the simulated card (`sim`).
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub engines: u8,
 }
 
 impl BackendOptions {
@@ -36,12 +46,43 @@ impl BackendOptions {
         )
     }
 
-    /// Starts the chosen backend.
-    pub fn open(&self) -> Box<dyn Verifier> {
-        let config = self.config();
+    /// Threads the backend verifies on.
+    pub fn threads(&self) -> usize {
         match self.backend {
+            BackendKind::Cpu | BackendKind::Model => self.config().threads.get(),
+            BackendKind::Sim => 1,
+        }
+    }
+
+    /// How the backend is sized, for reports.
+    pub fn describe(&self) -> String {
+        match self.backend {
+            BackendKind::Cpu | BackendKind::Model => {
+                format!("{} threads, batches of {}", self.threads(), self.batch)
+            }
+            BackendKind::Sim => format!(
+                "functional card model, {} engines, on one thread",
+                self.engines
+            ),
+        }
+    }
+
+    /// Starts the chosen backend; a card backend is checked, loaded with the Ed25519 image
+    /// and enabled first.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Verifier>> {
+        let config = self.config();
+        Ok(match self.backend {
             BackendKind::Cpu => Box::new(PoolVerifier::cpu(config)),
             BackendKind::Model => Box::new(PoolVerifier::model(config)),
-        }
+            BackendKind::Sim => Box::new(
+                CardVerifier::open(
+                    FunctionalCard::new(self.engines),
+                    "sim",
+                    &Image::new(ed25519_verify()),
+                    CardConfig::default(),
+                )
+                .context("opening the simulated card")?,
+            ),
+        })
     }
 }

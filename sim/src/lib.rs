@@ -1,6 +1,19 @@
 //! The Verity card without hardware.
 //!
-//! A functional model (the firmware's reference interpreter behind the card's record and
-//! register semantics), a cycle model (the `hdl` design, simulated), and a virtual XDMA
-//! endpoint that serves either through the same files the real driver opens. They arrive with
-//! issues #6 and #7; the behaviour they model is defined in [`verity_firmware`].
+//! Every model here is reached through [`Card`], the surface a driver sees on a real card:
+//! the BAR's registers and the two DMA streams.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`card`] | the [`Card`] interface |
+//! | [`bar`] | the register block's rules |
+//! | [`functional`] | the functional model: the firmware's reference interpreter behind the card's records and registers |
+//!
+//! The cycle model and the virtual XDMA endpoint arrive with issues #6 and #7.
+
+pub mod bar;
+pub mod card;
+pub mod functional;
+
+pub use card::{Card, StreamError, MAX_TRANSFER};
+pub use functional::FunctionalCard;

@@ -1,6 +1,7 @@
 //! Every verification path against ZIP-215's reference, `ed25519-consensus`: the CPU in single
 //! and batch mode and as a backend, and the card's microcode on the firmware's reference
-//! interpreter, directly and as the `model` backend.
+//! interpreter, directly and as the `model` backend, and the simulated card's functional model
+//! through the card ABI (`sim` backend).
 
 use std::num::NonZeroUsize;
 
@@ -8,10 +9,13 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use verity_drivers::zip215;
-use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Verdict};
+use verity_drivers::{
+    verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Request, Verdict,
+};
 use verity_firmware::image::Image;
 use verity_firmware::interp::Engine;
 use verity_firmware::program::ed25519_verify;
+use verity_sim::FunctionalCard;
 use verity_tests::{adversarial, reference, signed, vectors};
 
 fn sized(threads: usize, batch: usize) -> PoolConfig {
@@ -45,15 +49,28 @@ fn seed() -> u64 {
         .unwrap_or_else(|| rand::thread_rng().gen())
 }
 
+/// The functional card model behind the card driver, with a small in-flight bound so long
+/// inputs go through many transfers.
+fn sim_card() -> CardVerifier<FunctionalCard> {
+    CardVerifier::open(
+        FunctionalCard::new(3),
+        "sim",
+        &Image::new(ed25519_verify()),
+        CardConfig { max_in_flight: 7 },
+    )
+    .expect("the functional card opens")
+}
+
 /// Every path: CPU single, CPU batch (one equation), the CPU backend (batches of 4 on 2
-/// threads, so vectors land in different batches and workers), the interpreter, and the model
-/// backend. All must give the same verdict, reason included.
+/// threads, so vectors land in different batches and workers), the interpreter, the model
+/// backend, and the functional card. All must give the same verdict, reason included.
 fn assert_every_path(requests: &[Request], expected: &[bool], what: &str) {
     let single: Vec<Verdict> = requests.iter().map(zip215::verify_single).collect();
     let batch = zip215::verify_batch(requests, &mut ChaCha20Rng::seed_from_u64(1));
     let cpu = verify_all(&mut PoolVerifier::cpu(sized(2, 4)), requests.to_vec()).expect("cpu runs");
     let model =
         verify_all(&mut PoolVerifier::model(sized(2, 4)), requests.to_vec()).expect("model runs");
+    let sim = verify_all(&mut sim_card(), requests.to_vec()).expect("sim runs");
     let engine = engine();
     for (i, request) in requests.iter().enumerate() {
         let want = expected[i];
@@ -72,7 +89,7 @@ fn assert_every_path(requests: &[Request], expected: &[bool], what: &str) {
             single[i],
             "{what} #{i}: interpreter disagrees"
         );
-        for (name, responses) in [("cpu", &cpu), ("model", &model)] {
+        for (name, responses) in [("cpu", &cpu), ("model", &model), ("sim", &sim)] {
             assert_eq!(
                 responses[i].tag, request.tag,
                 "{what} #{i}: {name} lost the tag"
@@ -266,4 +283,56 @@ proptest! {
         }
         prop_assert_eq!(batch.iter().all(|v| v.is_valid()), reference::accepts_batch(&requests), "seed {}", seed);
     }
+}
+
+#[test]
+fn random_and_adversarial_batches_agree_on_the_cpu_and_the_simulated_card() {
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let requests: Vec<Request> = (0..1_500u64)
+        .map(|i| {
+            let kind = rng.gen_range(0..adversarial::KINDS.len());
+            adversarial::case(kind, &mut rng, i)
+        })
+        .collect();
+    let cpu = verify_all(&mut PoolVerifier::cpu(sized(2, 64)), requests.clone()).expect("cpu");
+    let mut card = sim_card();
+    let sim = verify_all(&mut card, requests.clone()).expect("sim");
+    assert_eq!(sim.len(), requests.len(), "seed {seed}");
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(sim[i].tag, request.tag, "seed {seed}: #{i} out of order");
+        assert_eq!(sim[i].verdict, cpu[i].verdict, "seed {seed}: #{i}");
+    }
+    // The card counted what it was sent: every request went to it (none is over 1,024 bytes).
+    use verity_firmware::regs;
+    use verity_sim::Card;
+    let card = card.card_mut();
+    let count =
+        |verdict: fn(&Verdict) -> bool| cpu.iter().filter(|r| verdict(&r.verdict)).count() as u32;
+    assert_eq!(
+        card.read_register(regs::REQUESTS_IN),
+        requests.len() as u32,
+        "seed {seed}"
+    );
+    assert_eq!(
+        card.read_register(regs::RESPONSES_OUT),
+        requests.len() as u32,
+        "seed {seed}"
+    );
+    assert_eq!(
+        card.read_register(regs::VALID),
+        count(|v| *v == Verdict::Valid),
+        "seed {seed}"
+    );
+    assert_eq!(
+        card.read_register(regs::INVALID),
+        count(|v| *v == Verdict::Invalid),
+        "seed {seed}"
+    );
+    assert_eq!(
+        card.read_register(regs::MALFORMED),
+        count(|v| matches!(v, Verdict::Malformed(_))),
+        "seed {seed}"
+    );
+    assert_eq!(card.read_register(regs::RECORDS_REJECTED), 0, "seed {seed}");
 }

@@ -51,7 +51,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let (requests, expected) = workload(args);
     writeln!(out, "  signed in {:.2} s", started.elapsed().as_secs_f64())?;
 
-    let mut verifier = args.backend.open();
+    let mut verifier = args.backend.open()?;
     let started = Instant::now();
     let responses = verify_all(verifier.as_mut(), requests).context("verifying")?;
     let seconds = started.elapsed().as_secs_f64();
@@ -66,13 +66,12 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }] += 1;
         wrong += usize::from(response.verdict != *want);
     }
-    let threads = args.backend.config().threads;
+    let threads = args.backend.threads();
     writeln!(
         out,
-        "  backend {}: {} threads, batches of {}",
+        "  backend {}: {}",
         verifier.backend(),
-        threads,
-        args.backend.batch
+        args.backend.describe()
     )?;
     writeln!(
         out,
@@ -84,7 +83,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "  verified in {:.3} s: {:.0} signatures/s ({:.0} per thread)",
         seconds,
         count as f64 / seconds,
-        count as f64 / seconds / threads.get() as f64
+        count as f64 / seconds / threads as f64
     )?;
     anyhow::ensure!(
         responses.len() == count,

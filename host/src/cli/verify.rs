@@ -74,7 +74,7 @@ struct Slot {
 /// Runs `verity verify`.
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> anyhow::Result<Summary> {
     let mut input = super::open_input(&args.input)?;
-    let mut verifier = args.backend.open();
+    let mut verifier = args.backend.open()?;
     let started = Instant::now();
     let summary = verify_stream(&mut input, verifier.as_mut(), args.max_line_bytes, out)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -1,0 +1,540 @@
+//! A card behind [`Verifier`]: the host's half of the ABI, over any [`Card`].
+//!
+//! Opening a card checks what it is (`ID`, the design's major version and the instruction
+//! set), uploads the firmware image through the BAR's window, checks the card's CRC of what
+//! arrived, commits it, and enables the card. Requests then go out as request records in
+//! host-to-card transfers, each under a card tag of the driver's own (sequence numbers, so a
+//! caller's tags may repeat), and come back as response records that are matched to their
+//! request by that tag and handed out in submission order.
+//!
+//! The card is never trusted blindly: a response whose tag is not in flight or was already
+//! answered, a record-error answer to a record this driver framed, an unreadable response, or
+//! an idle card with requests unanswered fails the backend ([`VerifierError::Failed`]); the
+//! fail-over wrapper (issue #7) turns that into a switch to the CPU.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use thiserror::Error;
+use tracing::{debug, warn};
+use verity_firmware::abi::{self, Status, MAX_MESSAGE_LEN, RESPONSE_LEN};
+use verity_firmware::image::{Image, ISA_VERSION};
+use verity_firmware::regs::{self, control, status};
+use verity_firmware::{Malformed, Tag, Verdict};
+use verity_sim::{Card, StreamError, MAX_TRANSFER};
+
+use crate::{Request, Response, Verifier, VerifierError};
+
+/// Why a card could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// `ID` is not "VRTY": this is not a Verity card.
+    #[error("not a Verity card: ID reads {0:#010x}")]
+    NotVerity(u32),
+    /// The card's design or instruction set is not the one this host speaks.
+    #[error("card VERSION {found:#010x} is incompatible with this host's {expected:#010x}")]
+    Version {
+        /// Read from the card.
+        found: u32,
+        /// This build's.
+        expected: u32,
+    },
+    /// The card's CRC of the uploaded bytes differs from the image's: the upload was corrupted.
+    #[error("the card received an image with CRC {card:#010x}, sent {sent:#010x}")]
+    UploadCorrupt {
+        /// `IMAGE_CRC` after the upload.
+        card: u32,
+        /// The image's.
+        sent: u32,
+    },
+    /// The card refused the committed image.
+    #[error("the card refused the image (ERRORS {errors:#x})")]
+    ImageRefused {
+        /// `ERRORS` after the commit.
+        errors: u32,
+    },
+    /// The card did not start running after `ENABLE`.
+    #[error("the card is not running after enable (STATUS {status:#x})")]
+    NotRunning {
+        /// `STATUS` after enabling.
+        status: u32,
+    },
+}
+
+/// How a card backend is sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardConfig {
+    /// The most requests in flight ([`Verifier::capacity`]).
+    pub max_in_flight: usize,
+}
+
+impl Default for CardConfig {
+    /// 4,096 in flight: several per context of a large card.
+    fn default() -> Self {
+        Self {
+            max_in_flight: 4096,
+        }
+    }
+}
+
+/// A request in flight, in submission order.
+#[derive(Debug)]
+struct Slot {
+    /// The caller's tag.
+    tag: Tag,
+    /// Known once answered.
+    verdict: Option<Verdict>,
+}
+
+/// A [`Verifier`] that runs requests on a card.
+pub struct CardVerifier<C: Card> {
+    card: C,
+    backend: &'static str,
+    config: CardConfig,
+    /// Requests submitted and not yet written, with their card tags.
+    pending: Vec<(u64, Request)>,
+    /// Requests in flight in submission order; `front_tag` is the first one's card tag.
+    slots: VecDeque<Slot>,
+    front_tag: u64,
+    /// Card tags written to the card and not answered.
+    written: usize,
+    failed: Option<String>,
+    transfer: Vec<u8>,
+    records: Vec<u8>,
+}
+
+impl<C: Card> CardVerifier<C> {
+    /// Checks the card, loads `image` into it and enables it.
+    pub fn open(
+        mut card: C,
+        backend: &'static str,
+        image: &Image,
+        config: CardConfig,
+    ) -> Result<Self, OpenError> {
+        let id = card.read_register(regs::ID);
+        if id != regs::ID_VALUE {
+            return Err(OpenError::NotVerity(id));
+        }
+        let found = card.read_register(regs::VERSION);
+        let expected = regs::version_value();
+        if found >> 16 != expected >> 16 || found & 0xff != u32::from(ISA_VERSION) & 0xff {
+            return Err(OpenError::Version { found, expected });
+        }
+        card.write_register(regs::CONTROL, control::RESET);
+        let bytes = image.encode();
+        card.load_image(&bytes);
+        let sent = Image::checksum(&bytes);
+        let received = card.read_register(regs::IMAGE_CRC);
+        if received != sent {
+            return Err(OpenError::UploadCorrupt {
+                card: received,
+                sent,
+            });
+        }
+        if card.read_register(regs::STATUS) & status::IMAGE_OK == 0 {
+            let errors = card.read_register(regs::ERRORS);
+            return Err(OpenError::ImageRefused { errors });
+        }
+        card.write_register(regs::CONTROL, control::ENABLE);
+        let status = card.read_register(regs::STATUS);
+        if status & status::RUNNING == 0 {
+            return Err(OpenError::NotRunning { status });
+        }
+        debug!(backend, "card open and running");
+        Ok(Self {
+            card,
+            backend,
+            config,
+            pending: Vec::new(),
+            slots: VecDeque::new(),
+            front_tag: 0,
+            written: 0,
+            failed: None,
+            transfer: Vec::new(),
+            records: Vec::new(),
+        })
+    }
+
+    /// The card, for its registers.
+    pub fn card_mut(&mut self) -> &mut C {
+        &mut self.card
+    }
+
+    fn fail(&mut self, reason: String) -> VerifierError {
+        warn!(backend = self.backend, %reason, "card failed");
+        metrics::counter!("verity_card_failures_total", "backend" => self.backend).increment(1);
+        self.failed = Some(reason.clone());
+        VerifierError::Failed {
+            backend: self.backend,
+            reason,
+        }
+    }
+
+    fn check(&self) -> Result<(), VerifierError> {
+        match &self.failed {
+            Some(reason) => Err(VerifierError::Failed {
+                backend: self.backend,
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the pending requests as transfers of at most [`MAX_TRANSFER`] bytes.
+    fn write_pending(&mut self) -> Result<(), VerifierError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.transfer.clear();
+        for (card_tag, request) in &pending {
+            let record = abi::Request {
+                tag: Tag::new(*card_tag),
+                public_key: request.public_key,
+                signature: request.signature,
+                message: &request.message,
+            };
+            if self.transfer.len() + record.words() * abi::WORD > MAX_TRANSFER {
+                self.send()?;
+            }
+            record
+                .encode(&mut self.transfer)
+                .expect("long messages are answered without the card");
+            self.written += 1;
+        }
+        self.send()
+    }
+
+    fn send(&mut self) -> Result<(), VerifierError> {
+        if self.transfer.is_empty() {
+            return Ok(());
+        }
+        let result = self.card.write_stream(&self.transfer);
+        self.transfer.clear();
+        match result {
+            Ok(()) => Ok(()),
+            Err(error @ (StreamError::NotRunning | StreamError::TooLarge(_))) => {
+                Err(self.fail(error.to_string()))
+            }
+        }
+    }
+
+    /// Takes the card's responses into their slots.
+    fn collect(&mut self) -> Result<(), VerifierError> {
+        self.records.clear();
+        let n = self
+            .card
+            .read_stream(&mut self.records, self.written.max(1));
+        if n == 0 && self.written > 0 {
+            let reason = format!("card idle with {} requests unanswered", self.written);
+            return Err(self.fail(reason));
+        }
+        let records = std::mem::take(&mut self.records);
+        let result = records
+            .chunks_exact(RESPONSE_LEN)
+            .try_for_each(|record| self.answer(record));
+        self.records = records;
+        result
+    }
+
+    fn answer(&mut self, record: &[u8]) -> Result<(), VerifierError> {
+        let response = match abi::Response::decode(record) {
+            Ok(response) => response,
+            Err(error) => return Err(self.fail(format!("unreadable response: {error}"))),
+        };
+        let card_tag = response.tag.get();
+        let slot = card_tag
+            .checked_sub(self.front_tag)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.slots.get_mut(i));
+        let Some(slot) = slot else {
+            return Err(self.fail(format!("response for tag {card_tag}, not in flight")));
+        };
+        if slot.verdict.is_some() {
+            return Err(self.fail(format!("second response for tag {card_tag}")));
+        }
+        match response.status {
+            Status::Verdict(verdict) => {
+                slot.verdict = Some(verdict);
+                self.written -= 1;
+                Ok(())
+            }
+            Status::Rejected(code) => Err(self.fail(format!(
+                "card rejected well-formed record {card_tag} (code {code})"
+            ))),
+        }
+    }
+
+    fn hand_out(&mut self, out: &mut Vec<Response>) -> usize {
+        let mut n = 0;
+        while let Some(Slot {
+            tag,
+            verdict: Some(verdict),
+        }) = self.slots.front()
+        {
+            out.push(Response {
+                tag: *tag,
+                verdict: *verdict,
+            });
+            self.slots.pop_front();
+            self.front_tag += 1;
+            n += 1;
+        }
+        n
+    }
+}
+
+impl<C: Card> Verifier for CardVerifier<C> {
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    fn capacity(&self) -> usize {
+        self.config.max_in_flight
+    }
+
+    fn in_flight(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn submit(&mut self, request: Request) -> Result<(), VerifierError> {
+        self.check()?;
+        if self.slots.len() >= self.config.max_in_flight {
+            return Err(VerifierError::Full {
+                capacity: self.config.max_in_flight,
+            });
+        }
+        let card_tag = self.front_tag + self.slots.len() as u64;
+        // A message the ABI cannot carry is malformed without asking the card.
+        let verdict = (request.message.len() > MAX_MESSAGE_LEN)
+            .then_some(Verdict::Malformed(Malformed::MessageTooLong));
+        self.slots.push_back(Slot {
+            tag: request.tag,
+            verdict,
+        });
+        if verdict.is_none() {
+            self.pending.push((card_tag, request));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), VerifierError> {
+        self.check()?;
+        self.write_pending()
+    }
+
+    fn complete(
+        &mut self,
+        out: &mut Vec<Response>,
+        _wait: Duration,
+    ) -> Result<usize, VerifierError> {
+        self.check()?;
+        let n = self.hand_out(out);
+        if n > 0 || self.written == 0 {
+            return Ok(n);
+        }
+        self.collect()?;
+        Ok(self.hand_out(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+    use verity_firmware::program::ed25519_verify;
+    use verity_firmware::regs::Offset;
+    use verity_sim::FunctionalCard;
+
+    use super::*;
+    use crate::verify_all;
+
+    /// Rewrites the response records of one read.
+    type Rewrite = fn(&mut Vec<u8>);
+    /// Rewrites a register read.
+    type RegisterFault = fn(Offset, u32) -> u32;
+
+    /// The functional card with a fault injected into what it says.
+    struct Faulty {
+        card: FunctionalCard,
+        responses: Rewrite,
+        register: RegisterFault,
+    }
+
+    impl Card for Faulty {
+        fn read_register(&mut self, offset: Offset) -> u32 {
+            (self.register)(offset, self.card.read_register(offset))
+        }
+        fn write_register(&mut self, offset: Offset, value: u32) {
+            self.card.write_register(offset, value);
+        }
+        fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {
+            self.card.write_stream(transfer)
+        }
+        fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize {
+            let mut records = Vec::new();
+            self.card.read_stream(&mut records, max_records);
+            (self.responses)(&mut records);
+            out.extend_from_slice(&records);
+            records.len() / RESPONSE_LEN
+        }
+    }
+
+    fn faulty(
+        responses: Rewrite,
+        register: RegisterFault,
+    ) -> Result<CardVerifier<Faulty>, OpenError> {
+        let card = Faulty {
+            card: FunctionalCard::new(2),
+            responses,
+            register,
+        };
+        CardVerifier::open(
+            card,
+            "faulty",
+            &Image::new(ed25519_verify()),
+            CardConfig { max_in_flight: 8 },
+        )
+    }
+
+    fn requests(n: u64) -> Vec<Request> {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        (0..n)
+            .map(|i| {
+                let message = i.to_le_bytes().to_vec();
+                let signature = key.sign(&message).to_bytes();
+                // Every caller tag is the same: the driver matches by its own card tags.
+                Request::new(
+                    Tag::new(7),
+                    key.verifying_key().to_bytes(),
+                    signature,
+                    message,
+                )
+            })
+            .collect()
+    }
+
+    fn honest(_: &mut Vec<u8>) {}
+    fn same(_: Offset, value: u32) -> u32 {
+        value
+    }
+
+    #[test]
+    fn an_honest_card_answers_in_submission_order_whatever_the_callers_tags() {
+        let mut card = faulty(honest, same).expect("opens");
+        let mut all = requests(20);
+        all[3].message[0] ^= 1;
+        all[5].message = vec![0; MAX_MESSAGE_LEN + 1];
+        let responses = verify_all(&mut card, all).expect("runs");
+        let verdicts: Vec<Verdict> = responses.iter().map(|r| r.verdict).collect();
+        for (i, verdict) in verdicts.iter().enumerate() {
+            let want = match i {
+                3 => Verdict::Invalid,
+                5 => Verdict::Malformed(Malformed::MessageTooLong),
+                _ => Verdict::Valid,
+            };
+            assert_eq!(*verdict, want, "#{i}");
+        }
+        assert!(responses.iter().all(|r| r.tag == Tag::new(7)));
+        // The long message never reached the card.
+        assert_eq!(card.card_mut().read_register(regs::REQUESTS_IN), 19);
+    }
+
+    #[test]
+    fn a_card_that_lies_about_its_answers_fails_the_backend() {
+        let cases: [(Rewrite, &str); 5] = [
+            (
+                |r| r.truncate(r.len().saturating_sub(RESPONSE_LEN)),
+                "unanswered",
+            ),
+            (
+                |r| {
+                    let first = r[..RESPONSE_LEN].to_vec();
+                    r.extend_from_slice(&first);
+                },
+                "second response",
+            ),
+            (|r| r[0] = r[0].wrapping_add(100), "not in flight"),
+            (
+                |r| {
+                    r[8] = 1;
+                    r[9] = 3;
+                },
+                "rejected well-formed",
+            ),
+            (|r| r[8] = 9, "unreadable"),
+        ];
+        for (fault, reason) in cases {
+            let mut card = faulty(fault, same).expect("opens");
+            let error = verify_all(&mut card, requests(4)).expect_err(reason);
+            assert!(error.to_string().contains(reason), "{reason}: {error}");
+            // Failed stays failed.
+            assert!(matches!(
+                card.submit(requests(1).remove(0)),
+                Err(VerifierError::Failed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_card_that_is_not_a_compatible_verity_card_is_not_opened() {
+        fn not_verity(offset: Offset, value: u32) -> u32 {
+            if offset == regs::ID {
+                0xdead_beef
+            } else {
+                value
+            }
+        }
+        fn newer_major(offset: Offset, value: u32) -> u32 {
+            if offset == regs::VERSION {
+                value + (1 << 16)
+            } else {
+                value
+            }
+        }
+        fn corrupt_upload(offset: Offset, value: u32) -> u32 {
+            if offset == regs::IMAGE_CRC {
+                value ^ 1
+            } else {
+                value
+            }
+        }
+        fn refuses_image(offset: Offset, value: u32) -> u32 {
+            if offset == regs::STATUS {
+                value & !status::IMAGE_OK
+            } else {
+                value
+            }
+        }
+        fn never_runs(offset: Offset, value: u32) -> u32 {
+            if offset == regs::STATUS {
+                value & !status::RUNNING
+            } else {
+                value
+            }
+        }
+        let cases: [(RegisterFault, &str); 5] = [
+            (not_verity, "not a Verity card"),
+            (newer_major, "incompatible"),
+            (corrupt_upload, "received an image"),
+            (refuses_image, "refused the image"),
+            (never_runs, "not running"),
+        ];
+        for (fault, reason) in cases {
+            let error = faulty(honest, fault).err().expect(reason);
+            assert!(error.to_string().contains(reason), "{reason}: {error}");
+        }
+    }
+
+    #[test]
+    fn submissions_beyond_capacity_are_refused_until_completed() {
+        let mut card = faulty(honest, same).expect("opens");
+        for request in requests(8) {
+            card.submit(request).expect("room");
+        }
+        assert!(matches!(
+            card.submit(requests(1).remove(0)),
+            Err(VerifierError::Full { capacity: 8 })
+        ));
+        card.flush().expect("writes");
+        let mut out = Vec::new();
+        assert_eq!(card.complete(&mut out, Duration::ZERO).expect("answers"), 8);
+        card.submit(requests(1).remove(0)).expect("room again");
+    }
+}

@@ -1,0 +1,298 @@
+//! The register block's behaviour, as `firmware::regs` defines it: identity, control, status,
+//! sticky errors, counters, and the image upload window.
+//!
+//! The functional model keeps its registers here; the HDL register block implements the same
+//! rules, and the tests compare the two through [`crate::Card`].
+
+use verity_firmware::image::{Image, ImageError, IMAGE_LEN_MAX};
+use verity_firmware::regs::{self, control, errors, status, Offset};
+use verity_firmware::Verdict;
+
+/// The counters the BAR exposes; each wraps at 2^32 as the card's 32-bit counters do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Request records taken (answered with a verdict or a record error).
+    pub requests_in: u32,
+    /// Response records produced.
+    pub responses_out: u32,
+    /// Records answered with a record error.
+    pub records_rejected: u32,
+    /// Transfers cut short by a record that could not be framed.
+    pub framing_drops: u32,
+    /// `Valid` verdicts.
+    pub valid: u32,
+    /// `Invalid` verdicts.
+    pub invalid: u32,
+    /// `Malformed` verdicts.
+    pub malformed: u32,
+}
+
+impl Counters {
+    /// Counts a verdict.
+    pub fn verdict(&mut self, verdict: Verdict) {
+        let counter = match verdict {
+            Verdict::Valid => &mut self.valid,
+            Verdict::Invalid => &mut self.invalid,
+            Verdict::Malformed(_) => &mut self.malformed,
+        };
+        *counter = counter.wrapping_add(1);
+    }
+}
+
+/// An image upload in progress: `IMAGE_LEN` announced the length, `IMAGE_DATA` words fill it.
+#[derive(Debug, Default)]
+struct Upload {
+    /// Announced length; the buffer never grows past it.
+    len: usize,
+    bytes: Vec<u8>,
+    /// More data was written than announced.
+    overrun: bool,
+}
+
+/// What a register write asks the card around the register block to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Nothing beyond the register's own effect.
+    None,
+    /// `CONTROL.RESET`: drop everything in flight (the image stays).
+    Reset,
+    /// `IMAGE_COMMIT` accepted an image: run it from now on.
+    Load(Box<Image>),
+}
+
+/// The register block.
+#[derive(Debug)]
+pub struct Bar {
+    engines: u16,
+    contexts: u16,
+    enabled: bool,
+    image_ok: bool,
+    errors: u32,
+    upload: Upload,
+    /// The counters.
+    pub counters: Counters,
+}
+
+impl Bar {
+    /// A register block for `engines` engines of `contexts` contexts, with no image.
+    pub fn new(engines: u16, contexts: u16) -> Self {
+        Self {
+            engines,
+            contexts,
+            enabled: false,
+            image_ok: false,
+            errors: 0,
+            upload: Upload::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The card takes requests: a good image is committed and `ENABLE` is set.
+    pub fn running(&self) -> bool {
+        self.enabled && self.image_ok
+    }
+
+    /// Sets sticky error bits (`firmware::regs::errors`).
+    pub fn raise(&mut self, bits: u32) {
+        self.errors |= bits;
+    }
+
+    /// Reads a register; `idle` is whether no request is in flight.
+    pub fn read(&self, offset: Offset, idle: bool) -> u32 {
+        let c = &self.counters;
+        match offset {
+            regs::ID => regs::ID_VALUE,
+            regs::VERSION => regs::version_value(),
+            regs::CONTROL if self.enabled => control::ENABLE,
+            regs::STATUS => {
+                let bit = |on: bool, bit: u32| if on { bit } else { 0 };
+                bit(self.image_ok, status::IMAGE_OK)
+                    | bit(self.running(), status::RUNNING)
+                    | bit(idle, status::IDLE)
+            }
+            regs::ERRORS => self.errors,
+            regs::ENGINES => u32::from(self.engines) | (u32::from(self.contexts) << 16),
+            regs::MAX_MESSAGE => verity_firmware::abi::MAX_MESSAGE_LEN as u32,
+            regs::REQUESTS_IN => c.requests_in,
+            regs::RESPONSES_OUT => c.responses_out,
+            regs::RECORDS_REJECTED => c.records_rejected,
+            regs::FRAMING_DROPS => c.framing_drops,
+            regs::VALID => c.valid,
+            regs::INVALID => c.invalid,
+            regs::MALFORMED => c.malformed,
+            regs::IMAGE_LEN => self.upload.len as u32,
+            regs::IMAGE_CRC => Image::checksum(&self.upload.bytes),
+            _ => 0,
+        }
+    }
+
+    /// Writes a register and says what the card must do about it.
+    pub fn write(&mut self, offset: Offset, value: u32) -> Action {
+        match offset {
+            regs::CONTROL => {
+                self.enabled = value & control::ENABLE != 0;
+                if value & control::CLEAR_COUNTERS != 0 {
+                    self.counters = Counters::default();
+                }
+                if value & control::RESET != 0 {
+                    return Action::Reset;
+                }
+            }
+            regs::ERRORS => self.errors &= !value,
+            regs::IMAGE_LEN => {
+                // A new upload: the running image is no longer the committed one.
+                self.image_ok = false;
+                let len = value as usize;
+                self.upload = Upload {
+                    len,
+                    bytes: Vec::new(),
+                    overrun: len > IMAGE_LEN_MAX,
+                };
+                if !self.upload.overrun {
+                    self.upload.bytes.reserve_exact(len);
+                }
+            }
+            regs::IMAGE_DATA => {
+                let upload = &mut self.upload;
+                let room = upload.len.saturating_sub(upload.bytes.len());
+                if upload.overrun || room == 0 {
+                    upload.overrun = true;
+                } else {
+                    let word = value.to_le_bytes();
+                    upload.bytes.extend_from_slice(&word[..room.min(4)]);
+                }
+            }
+            regs::IMAGE_COMMIT if value & 1 != 0 => return self.commit(),
+            _ => {}
+        }
+        Action::None
+    }
+
+    fn commit(&mut self) -> Action {
+        let upload = &self.upload;
+        let decoded = if upload.overrun || upload.bytes.len() != upload.len {
+            Err(ImageError::Size(upload.bytes.len()))
+        } else {
+            Image::decode(&upload.bytes)
+        };
+        match decoded {
+            Ok(image) => {
+                self.image_ok = true;
+                Action::Load(Box::new(image))
+            }
+            Err(error) => {
+                self.image_ok = false;
+                self.raise(match error {
+                    ImageError::Checksum { .. } => errors::IMAGE_CHECKSUM,
+                    _ => errors::IMAGE_HEADER,
+                });
+                Action::None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use verity_firmware::program::ed25519_verify;
+
+    use super::*;
+
+    fn upload(bar: &mut Bar, bytes: &[u8]) -> Action {
+        bar.write(regs::IMAGE_LEN, bytes.len() as u32);
+        for chunk in bytes.chunks(4) {
+            let mut word = [0u8; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            bar.write(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        }
+        bar.write(regs::IMAGE_COMMIT, 1)
+    }
+
+    fn image() -> Vec<u8> {
+        Image::new(ed25519_verify()).encode()
+    }
+
+    #[test]
+    fn a_good_image_loads_and_enable_runs_it() {
+        let mut bar = Bar::new(2, 16);
+        bar.write(regs::CONTROL, control::ENABLE);
+        assert!(!bar.running(), "enable without an image does nothing");
+        let bytes = image();
+        assert!(matches!(upload(&mut bar, &bytes), Action::Load(_)));
+        assert_eq!(bar.read(regs::IMAGE_CRC, true), Image::checksum(&bytes));
+        assert!(bar.running());
+        assert_eq!(
+            bar.read(regs::STATUS, true),
+            status::IMAGE_OK | status::RUNNING | status::IDLE
+        );
+        assert_eq!(bar.read(regs::ENGINES, true), 2 | 16 << 16);
+        assert_eq!(bar.read(regs::ERRORS, true), 0);
+    }
+
+    #[test]
+    fn a_bad_checksum_or_length_is_refused_and_flagged() {
+        let mut bar = Bar::new(1, 16);
+        bar.write(regs::CONTROL, control::ENABLE);
+        let mut bytes = image();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(upload(&mut bar, &bytes), Action::None));
+        assert!(!bar.running());
+        assert_eq!(bar.read(regs::ERRORS, true), errors::IMAGE_CHECKSUM);
+        bar.write(regs::ERRORS, errors::IMAGE_CHECKSUM);
+        assert_eq!(bar.read(regs::ERRORS, true), 0, "write one to clear");
+
+        // Announce fewer bytes than are written: an overrun, refused as a header error.
+        let good = image();
+        bar.write(regs::IMAGE_LEN, good.len() as u32 - 4);
+        for chunk in good.chunks(4) {
+            let mut word = [0u8; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            bar.write(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        }
+        assert!(matches!(bar.write(regs::IMAGE_COMMIT, 1), Action::None));
+        assert_eq!(bar.read(regs::ERRORS, true), errors::IMAGE_HEADER);
+
+        // An announced length beyond any image allocates nothing and fails at commit.
+        bar.write(regs::IMAGE_LEN, u32::MAX);
+        assert!(matches!(bar.write(regs::IMAGE_COMMIT, 1), Action::None));
+        assert!(!bar.running());
+    }
+
+    #[test]
+    fn a_new_upload_stops_the_card_until_committed() {
+        let mut bar = Bar::new(1, 16);
+        bar.write(regs::CONTROL, control::ENABLE);
+        upload(&mut bar, &image());
+        assert!(bar.running());
+        bar.write(regs::IMAGE_LEN, 64);
+        assert!(!bar.running());
+        assert_eq!(bar.read(regs::STATUS, false) & status::IMAGE_OK, 0);
+    }
+
+    #[test]
+    fn control_actions_self_clear_and_counters_clear() {
+        let mut bar = Bar::new(1, 16);
+        bar.counters.verdict(Verdict::Valid);
+        bar.counters.requests_in = 3;
+        assert!(matches!(
+            bar.write(regs::CONTROL, control::ENABLE | control::CLEAR_COUNTERS),
+            Action::None
+        ));
+        assert_eq!(bar.read(regs::CONTROL, true), control::ENABLE);
+        assert_eq!(bar.counters, Counters::default());
+        assert!(matches!(
+            bar.write(regs::CONTROL, control::ENABLE | control::RESET),
+            Action::Reset
+        ));
+        assert_eq!(bar.read(regs::CONTROL, true), control::ENABLE);
+        assert_eq!(bar.read(regs::ID, true), regs::ID_VALUE);
+        assert_eq!(bar.read(regs::IMAGE_DATA, true), 0, "write-only reads 0");
+        bar.write(regs::ID, 0);
+        assert_eq!(
+            bar.read(regs::ID, true),
+            regs::ID_VALUE,
+            "read-only ignores writes"
+        );
+    }
+}

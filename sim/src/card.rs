@@ -1,0 +1,59 @@
+//! The card as its driver reaches it.
+//!
+//! A Verity card shows a host three things through the XDMA core: 32-bit registers in the
+//! user BAR (`firmware::regs`), a host-to-card stream that takes request records in DMA
+//! transfers, and a card-to-host stream that gives back 64-byte response records
+//! (`firmware::abi`). [`Card`] is exactly that surface, so a driver written against it runs
+//! unchanged on the functional model, on the cycle model, and (through the XDMA device files)
+//! on a card.
+
+use thiserror::Error;
+use verity_firmware::regs::{self, Offset};
+
+/// A card: its register block and its two streams.
+pub trait Card: Send {
+    /// Reads the 32-bit register at `offset`. Unmapped and write-only registers read 0.
+    fn read_register(&mut self, offset: Offset) -> u32;
+
+    /// Writes the 32-bit register at `offset`. Writes to read-only or unmapped registers are
+    /// ignored, as the card's register block ignores them.
+    fn write_register(&mut self, offset: Offset, value: u32);
+
+    /// Sends one host-to-card transfer: whole request records, the last one ending the
+    /// transfer (the stream's end-of-packet). A record the card cannot frame ends its
+    /// transfer: the rest is dropped and counted (`FRAMING_DROPS`).
+    fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError>;
+
+    /// Appends the response records the card has produced (64 bytes each), at most
+    /// `max_records`, and returns how many. Waits until there is at least one or the card has
+    /// no request left in flight; 0 means the card is idle and has nothing more to say.
+    fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize;
+
+    /// Uploads `image` through the BAR's window and commits it, as a driver does. Whether the
+    /// card took it shows in `STATUS.IMAGE_OK` and `ERRORS`.
+    fn load_image(&mut self, image: &[u8]) {
+        self.write_register(regs::IMAGE_LEN, image.len() as u32);
+        for chunk in image.chunks(4) {
+            let mut word = [0u8; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_register(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        }
+        self.write_register(regs::IMAGE_COMMIT, 1);
+    }
+}
+
+/// Why a transfer was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum StreamError {
+    /// The card is not running (no good image committed, or not enabled): it does not take
+    /// requests, as a card holds its stream's ready signal low.
+    #[error("the card is not running: commit a good image and enable it first")]
+    NotRunning,
+    /// The transfer is larger than one DMA transfer may be.
+    #[error("transfer of {0} bytes is over the {MAX_TRANSFER} bytes of one DMA transfer")]
+    TooLarge(usize),
+}
+
+/// The largest host-to-card transfer: what one XDMA descriptor chain moves in practice, and a
+/// bound on what a model holds at once.
+pub const MAX_TRANSFER: usize = 1 << 20;
