@@ -22,6 +22,13 @@
 //! registers its grant and raises `issue` the next cycle, masking the slot's request
 //! meanwhile; the slot drops readiness on `issue`, and only its own issue sets its pending
 //! bits, so a registered `ready` is never optimistic.
+//!
+//! The packet is registered too, so the engine's operand multiplexers and register-file
+//! addresses start from flip-flops: it is computed every cycle from the word, the digits and
+//! the flags, and the engine reads it at issue, at least two cycles after the word arrived
+//! (readiness takes one, the grant another). The flags it depends on (`CSel`'s choice,
+//! `CNeg`'s sign) are ones the instruction reads, so they have no result in flight once it is
+//! ready and cannot change under it.
 
 use rust_hdl::prelude::*;
 
@@ -133,6 +140,7 @@ pub struct ContextSlot {
     pend_f: DFF<Bits<16>>,
     ready_mul_q: DFF<Bit>,
     ready_lin_q: DFF<Bit>,
+    packet_q: DFF<Bits<53>>,
     redigit: DFF<Bit>,
     reg_a: Signal<Local, Bits<6>>,
     reg_b: Signal<Local, Bits<6>>,
@@ -208,6 +216,7 @@ impl Logic for ContextSlot {
             pend_f,
             ready_mul_q,
             ready_lin_q,
+            packet_q,
             redigit
         );
 
@@ -534,7 +543,7 @@ impl Logic for ContextSlot {
         if self.input_r.val() {
             self.mark_input_r.next = 0x100_0000_0000_u64.into();
         }
-        self.packet.next = bit_cast::<53, 6>(self.reg_a.val())
+        self.packet_q.d.next = bit_cast::<53, 6>(self.reg_a.val())
             | (bit_cast::<53, 6>(self.reg_b.val()) << 6)
             | (bit_cast::<53, 8>(self.const_addr.val()) << 12)
             | (bit_cast::<53, 2>(self.a_sel.val()) << 20)
@@ -547,6 +556,7 @@ impl Logic for ContextSlot {
             | (bit_cast::<53, 2>(self.flag_src.val()) << 38)
             | self.mark_input_r.val()
             | (bit_cast::<53, 12>(self.pc.q.val()) << 41);
+        self.packet.next = self.packet_q.q.val();
         self.wants_fetch.next = self.state.q.val() == SlotState::Fetch;
         self.ready_mul.next = self.ready_mul_q.q.val();
         self.ready_lin.next = self.ready_lin_q.q.val();
