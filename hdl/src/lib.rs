@@ -8,7 +8,9 @@
 //! Blocks so far: the SHA-2 [`padder`], the [`sha2_core`] compression function and the
 //! [`sha2`] units built from them (SHA-512 for the signature challenge, SHA-256 for
 //! transaction ids), the [`merkle`] root unit over a batch of transaction ids, and the ECC
-//! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit. The
+//! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit; the ECC engine
+//! ([`ecc_engine`]); and the [`scalar_unit`] that turns a challenge digest and S into the
+//! engine's digits. The
 //! card's contract with the host is [`verity_firmware`].
 
 pub mod context_slot;
@@ -22,6 +24,7 @@ pub mod merkle;
 pub mod padder;
 pub mod reg_file;
 pub mod round_robin;
+pub mod scalar_unit;
 pub mod sha2;
 pub mod sha2_core;
 pub mod sha2_spec;

@@ -23,6 +23,7 @@ use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
 use verity_hdl::merkle::Merkle;
 use verity_hdl::reg_file::{RegFile, Traffic};
+use verity_hdl::scalar_unit::{self, ScalarUnit};
 use verity_hdl::sha2::Sha2;
 use verity_hdl::Block;
 
@@ -478,4 +479,24 @@ fn ecc_engine_ecp5_verilog_agrees_with_the_interpreter() {
          of 48; {latency} cycles for one alone"
     );
     assert!(steady <= 8_000, "{steady} cycles per verification");
+}
+
+#[test]
+fn scalar_unit_verilog_matches_the_firmware_reduction_and_recoding() {
+    let compiled = build(Block::ScalarUnit, "scalar-unit");
+    let jobs = scalar_unit::sample_jobs(15, seed());
+    let inputs: Vec<Beat> = jobs.iter().map(|(h, s)| scalar_unit::job(h, s)).collect();
+    let expected: Vec<Beat> = jobs
+        .iter()
+        .flat_map(|(h, s)| scalar_unit::expected(h, s))
+        .collect();
+    check(
+        &compiled,
+        ScalarUnit::default,
+        "jobs",
+        &inputs,
+        &expected,
+        &Stalls::random(seed(), 30, 30),
+        (1, 256),
+    );
 }

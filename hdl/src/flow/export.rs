@@ -6,6 +6,7 @@ use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
 use crate::merkle::Merkle;
 use crate::reg_file::RegFile;
+use crate::scalar_unit::ScalarUnit;
 use crate::sha2::{Sha256, Sha512};
 use rust_hdl::prelude::{generate_verilog, Block as HdlBlock};
 use std::fmt;
@@ -30,11 +31,13 @@ pub enum Block {
     EccEngine,
     /// The ECC engine with the half-rate multiplier, for ECP5 (its DSP budget).
     EccEngineEcp5,
+    /// The scalar unit: S check, reduction mod L and recoding into the engine's digits.
+    ScalarUnit,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 8] = [
+    pub const ALL: [Block; 9] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -43,6 +46,7 @@ impl Block {
         Block::RegFile,
         Block::EccEngine,
         Block::EccEngineEcp5,
+        Block::ScalarUnit,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -56,6 +60,7 @@ impl Block {
             Self::RegFile => "reg_file",
             Self::EccEngine => "ecc_engine",
             Self::EccEngineEcp5 => "ecc_engine_ecp5",
+            Self::ScalarUnit => "scalar_unit",
         }
     }
 
@@ -71,6 +76,7 @@ impl Block {
             Self::RegFile => verilog_of(RegFile::default(), self.name()),
             Self::EccEngine => verilog_of(EccEngine::default(), self.name()),
             Self::EccEngineEcp5 => verilog_of(EccEngine::new(Rate::Half), self.name()),
+            Self::ScalarUnit => verilog_of(ScalarUnit::default(), self.name()),
         }
     }
 
@@ -84,6 +90,7 @@ impl Block {
             Self::FieldLinear => FieldLinear::BACK_PRESSURE,
             Self::RegFile => RegFile::BACK_PRESSURE,
             Self::EccEngine | Self::EccEngineEcp5 => EccEngine::BACK_PRESSURE,
+            Self::ScalarUnit => ScalarUnit::BACK_PRESSURE,
         }
     }
 
@@ -97,6 +104,7 @@ impl Block {
             Self::FieldLinear => (FieldLinear::INPUTS, FieldLinear::OUTPUTS),
             Self::RegFile => (RegFile::INPUTS, RegFile::OUTPUTS),
             Self::EccEngine | Self::EccEngineEcp5 => (EccEngine::INPUTS, EccEngine::OUTPUTS),
+            Self::ScalarUnit => (ScalarUnit::INPUTS, ScalarUnit::OUTPUTS),
         }
     }
 }
@@ -117,6 +125,11 @@ impl Block {
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
             Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear | Self::RegFile => &[],
+            Self::ScalarUnit => &[Waiver {
+                rule: "UNUSEDSIGNAL",
+                signal: "s_excess",
+                reason: "only the carry out of S + 2^256 - L is used: it says S >= L",
+            }],
             Self::EccEngine | Self::EccEngineEcp5 => &[
                 Waiver {
                     rule: "UNOPTFLAT",
