@@ -22,6 +22,7 @@ pub mod field_value;
 pub mod flow;
 pub mod merkle;
 pub mod padder;
+pub mod record_parser;
 pub mod reg_file;
 pub mod round_robin;
 pub mod scalar_unit;

@@ -22,6 +22,7 @@ use verity_hdl::field_value::{from_fe, modulus, to_fe};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
 use verity_hdl::merkle::Merkle;
+use verity_hdl::record_parser::{self, RecordParser};
 use verity_hdl::reg_file::{RegFile, Traffic};
 use verity_hdl::scalar_unit::{self, ScalarUnit};
 use verity_hdl::sha2::Sha2;
@@ -498,5 +499,24 @@ fn scalar_unit_verilog_matches_the_firmware_reduction_and_recoding() {
         &expected,
         &Stalls::random(seed(), 30, 30),
         (1, 256),
+    );
+}
+
+#[test]
+fn record_parser_verilog_classifies_records_as_the_firmware_decodes_them() {
+    let compiled = build(Block::RecordParser, "record-parser");
+    let transfers = record_parser::sample_transfers(60, seed());
+    let inputs = record_parser::beats(&transfers);
+    let expected = record_parser::expected(&transfers);
+    let replay = record_parser::beats(&transfers[..4]).len();
+    let replay_out = record_parser::expected(&transfers[..4]).len();
+    check(
+        &compiled,
+        RecordParser::default,
+        "transfers",
+        &inputs,
+        &expected,
+        &Stalls::random(seed(), 30, 30),
+        (replay, replay_out),
     );
 }

@@ -5,6 +5,7 @@ use crate::ecc_engine::EccEngine;
 use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
 use crate::merkle::Merkle;
+use crate::record_parser::RecordParser;
 use crate::reg_file::RegFile;
 use crate::scalar_unit::ScalarUnit;
 use crate::sha2::{Sha256, Sha512};
@@ -33,11 +34,13 @@ pub enum Block {
     EccEngineEcp5,
     /// The scalar unit: S check, reduction mod L and recoding into the engine's digits.
     ScalarUnit,
+    /// The request record parser on the host-to-card stream.
+    RecordParser,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 9] = [
+    pub const ALL: [Block; 10] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -47,6 +50,7 @@ impl Block {
         Block::EccEngine,
         Block::EccEngineEcp5,
         Block::ScalarUnit,
+        Block::RecordParser,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -61,6 +65,7 @@ impl Block {
             Self::EccEngine => "ecc_engine",
             Self::EccEngineEcp5 => "ecc_engine_ecp5",
             Self::ScalarUnit => "scalar_unit",
+            Self::RecordParser => "record_parser",
         }
     }
 
@@ -77,6 +82,7 @@ impl Block {
             Self::EccEngine => verilog_of(EccEngine::default(), self.name()),
             Self::EccEngineEcp5 => verilog_of(EccEngine::new(Rate::Half), self.name()),
             Self::ScalarUnit => verilog_of(ScalarUnit::default(), self.name()),
+            Self::RecordParser => verilog_of(RecordParser::default(), self.name()),
         }
     }
 
@@ -91,6 +97,7 @@ impl Block {
             Self::RegFile => RegFile::BACK_PRESSURE,
             Self::EccEngine | Self::EccEngineEcp5 => EccEngine::BACK_PRESSURE,
             Self::ScalarUnit => ScalarUnit::BACK_PRESSURE,
+            Self::RecordParser => RecordParser::BACK_PRESSURE,
         }
     }
 
@@ -105,6 +112,7 @@ impl Block {
             Self::RegFile => (RegFile::INPUTS, RegFile::OUTPUTS),
             Self::EccEngine | Self::EccEngineEcp5 => (EccEngine::INPUTS, EccEngine::OUTPUTS),
             Self::ScalarUnit => (ScalarUnit::INPUTS, ScalarUnit::OUTPUTS),
+            Self::RecordParser => (RecordParser::INPUTS, RecordParser::OUTPUTS),
         }
     }
 }
@@ -124,7 +132,12 @@ impl Block {
     /// The lint warnings waived on this block beyond [`super::tools::LINT_WAIVERS`].
     pub fn waivers(self) -> &'static [Waiver] {
         match self {
-            Self::Sha512 | Self::Sha256 | Self::FieldMul | Self::FieldLinear | Self::RegFile => &[],
+            Self::Sha512
+            | Self::Sha256
+            | Self::FieldMul
+            | Self::FieldLinear
+            | Self::RegFile
+            | Self::RecordParser => &[],
             Self::ScalarUnit => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "s_excess",
