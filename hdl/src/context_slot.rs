@@ -18,7 +18,8 @@
 //! (`Done`) until the engine emits it.
 //!
 //! Readiness is registered: `ready_mul`/`ready_lin` are computed one cycle ahead from the
-//! state after this cycle's retirements, so the arbiters start from flip-flops. The engine
+//! state after this cycle's retirements (each operand's pending bit, cleared when the result
+//! landing now is for it), so the arbiters start from flip-flops. The engine
 //! registers its grant and raises `issue` the next cycle, masking the slot's request
 //! meanwhile; the slot drops readiness on `issue`, and only its own issue sets its pending
 //! bits, so a registered `ready` is never optimistic.
@@ -183,6 +184,16 @@ pub struct ContextSlot {
     pend_after_mul: Signal<Local, Bits<64>>,
     pend_now: Signal<Local, Bits<64>>,
     pend_f_now: Signal<Local, Bits<16>>,
+    lin_clears_reg: Signal<Local, Bit>,
+    lin_clears_flag: Signal<Local, Bit>,
+    busy_a: Signal<Local, Bit>,
+    busy_b: Signal<Local, Bit>,
+    busy_dest: Signal<Local, Bit>,
+    busy_flag_a: Signal<Local, Bit>,
+    busy_flag_b: Signal<Local, Bit>,
+    busy_flag_dest: Signal<Local, Bit>,
+    busy_flag_now: Signal<Local, Bit>,
+    busy_flag_branch: Signal<Local, Bit>,
     registers_ready: Signal<Local, Bit>,
     flags_ready: Signal<Local, Bit>,
     operands_ready: Signal<Local, Bit>,
@@ -419,29 +430,54 @@ impl Logic for ContextSlot {
         self.uses_flag_b.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
         self.writes_flag_now.next = (self.opcode.val() == 12) | (self.opcode.val() == 13);
         self.branches_on_flag.next = (self.seq.val() == 2) | (self.seq.val() == 3);
-        // Written as a balanced tree: Yosys keeps a flat chain of `&` as written.
-        self.registers_ready.next = (!(self.uses_a.val()
-            & self.pend_now.val().get_bit(self.f2.val().index()))
-            & !(self.uses_b.val() & self.pend_now.val().get_bit(self.check_b.val().index())))
-            & !(self.wreg.val() & self.pend_now.val().get_bit(self.f1.val().index()));
-        self.flags_ready.next = (!(self.uses_flag_a.val()
-            & self.pend_f_now.val().get_bit(self.flag_a.val().index()))
-            & !(self.uses_flag_b.val()
-                & self
-                    .pend_f_now
-                    .val()
-                    .get_bit(self.f3.val().get_bits::<4>(0).index())))
-            & ((!(self.wflag.val() & self.pend_f_now.val().get_bit(self.flag.val().index()))
-                & !(self.writes_flag_now.val()
-                    & self
-                        .pend_f_now
-                        .val()
-                        .get_bit(self.f1.val().get_bits::<4>(0).index())))
-                & !(self.branches_on_flag.val()
-                    & self
-                        .pend_f_now
-                        .val()
-                        .get_bit(self.seq_operand.val().index())));
+        // Each operand's pending bit as this cycle's retirements leave it: the bit before
+        // them, unless a result landing now is for it. Comparing the landing register with the
+        // operand beside the bit's multiplexer, instead of selecting from the updated bits,
+        // keeps the result tags off the multiplexer's path.
+        self.lin_clears_reg.next = self.lin_retire.val() & self.lin_wreg.val();
+        self.lin_clears_flag.next = self.lin_retire.val() & self.lin_wflag.val();
+        self.busy_a.next = self.pend.q.val().get_bit(self.f2.val().index())
+            & !(self.mul_retire.val() & (self.mul_reg.val() == self.f2.val()))
+            & !(self.lin_clears_reg.val() & (self.lin_reg.val() == self.f2.val()));
+        self.busy_b.next = self.pend.q.val().get_bit(self.check_b.val().index())
+            & !(self.mul_retire.val() & (self.mul_reg.val() == self.check_b.val()))
+            & !(self.lin_clears_reg.val() & (self.lin_reg.val() == self.check_b.val()));
+        self.busy_dest.next = self.pend.q.val().get_bit(self.f1.val().index())
+            & !(self.mul_retire.val() & (self.mul_reg.val() == self.f1.val()))
+            & !(self.lin_clears_reg.val() & (self.lin_reg.val() == self.f1.val()));
+        self.busy_flag_a.next = self.pend_f.q.val().get_bit(self.flag_a.val().index())
+            & !(self.lin_clears_flag.val() & (self.lin_flag.val() == self.flag_a.val()));
+        self.busy_flag_b.next = self
+            .pend_f
+            .q
+            .val()
+            .get_bit(self.f3.val().get_bits::<4>(0).index())
+            & !(self.lin_clears_flag.val()
+                & (self.lin_flag.val() == self.f3.val().get_bits::<4>(0)));
+        self.busy_flag_dest.next = self.pend_f.q.val().get_bit(self.flag.val().index())
+            & !(self.lin_clears_flag.val() & (self.lin_flag.val() == self.flag.val()));
+        self.busy_flag_now.next = self
+            .pend_f
+            .q
+            .val()
+            .get_bit(self.f1.val().get_bits::<4>(0).index())
+            & !(self.lin_clears_flag.val()
+                & (self.lin_flag.val() == self.f1.val().get_bits::<4>(0)));
+        self.busy_flag_branch.next = self
+            .pend_f
+            .q
+            .val()
+            .get_bit(self.seq_operand.val().index())
+            & !(self.lin_clears_flag.val() & (self.lin_flag.val() == self.seq_operand.val()));
+        // Written as balanced trees: Yosys keeps a flat chain of `&` as written.
+        self.registers_ready.next = (!(self.uses_a.val() & self.busy_a.val())
+            & !(self.uses_b.val() & self.busy_b.val()))
+            & !(self.wreg.val() & self.busy_dest.val());
+        self.flags_ready.next = (!(self.uses_flag_a.val() & self.busy_flag_a.val())
+            & !(self.uses_flag_b.val() & self.busy_flag_b.val()))
+            & ((!(self.wflag.val() & self.busy_flag_dest.val())
+                & !(self.writes_flag_now.val() & self.busy_flag_now.val()))
+                & !(self.branches_on_flag.val() & self.busy_flag_branch.val()));
         self.operands_ready.next = self.registers_ready.val() & self.flags_ready.val();
         self.ready_mul_q.d.next = (self.state.q.val() == SlotState::Ready)
             & !self.issue.val()
