@@ -134,6 +134,8 @@ pub struct ContextSlot {
     word: DFF<Bits<64>>,
     k_digit: DFF<Bits<8>>,
     s_digit: DFF<Bits<8>>,
+    k_index: DFF<Bits<8>>,
+    s_index: DFF<Bits<8>>,
     flags: DFF<Bits<16>>,
     i: DFF<Bits<10>>,
     j: DFF<Bits<10>>,
@@ -166,10 +168,13 @@ pub struct ContextSlot {
     seq: Signal<Local, Bits<4>>,
     seq_operand: Signal<Local, Bits<4>>,
     target: Signal<Local, Bits<12>>,
-    digit: Signal<Local, Bits<8>>,
+    uses_s_digit: Signal<Local, Bit>,
     negative: Signal<Local, Bit>,
-    magnitude: Signal<Local, Bits<8>>,
     index: Signal<Local, Bits<8>>,
+    fetch_k_magnitude: Signal<Local, Bits<8>>,
+    fetch_s_magnitude: Signal<Local, Bits<8>>,
+    fetch_k_index: Signal<Local, Bits<8>>,
+    fetch_s_index: Signal<Local, Bits<8>>,
     coord: Signal<Local, Bits<2>>,
     swapped: Signal<Local, Bits<8>>,
     is_mul: Signal<Local, Bit>,
@@ -220,6 +225,8 @@ impl Logic for ContextSlot {
             word,
             k_digit,
             s_digit,
+            k_index,
+            s_index,
             flags,
             i,
             j,
@@ -244,30 +251,41 @@ impl Logic for ContextSlot {
         self.seq_operand.next = self.word.q.val().get_bits::<4>(36);
         self.target.next = self.word.q.val().get_bits::<12>(40);
 
+        // A digit's table index, (|d| − 1) / 2, is computed as the digits arrive, so the
+        // decode below only chooses between the two.
+        self.fetch_k_magnitude.next = self.fetch_k.val();
+        if self.fetch_k.val().get_bit(7) {
+            self.fetch_k_magnitude.next = 0u64.to_bits::<8>() - self.fetch_k.val();
+        }
+        self.fetch_k_index.next = 0.into();
+        if self.fetch_k_magnitude.val().any() {
+            self.fetch_k_index.next = (self.fetch_k_magnitude.val() - 1) >> 1;
+        }
+        self.fetch_s_magnitude.next = self.fetch_s.val();
+        if self.fetch_s.val().get_bit(7) {
+            self.fetch_s_magnitude.next = 0u64.to_bits::<8>() - self.fetch_s.val();
+        }
+        self.fetch_s_index.next = 0.into();
+        if self.fetch_s_magnitude.val().any() {
+            self.fetch_s_index.next = (self.fetch_s_magnitude.val() - 1) >> 1;
+        }
+
         // The digit an operation names, its table index and the coordinate after the swap a
         // negative digit makes.
-        self.digit.next = self.k_digit.q.val();
         self.coord.next = self.imm.val().get_bits::<2>(0);
+        self.uses_s_digit.next = self.f3.val().get_bit(0);
         if self.opcode.val() == 14 {
-            if self.imm.val().get_bit(2) {
-                self.digit.next = self.s_digit.q.val();
-            }
-        } else if self.opcode.val() == 15 {
+            self.uses_s_digit.next = self.imm.val().get_bit(2);
+        }
+        if self.opcode.val() == 15 {
             self.coord.next = self.f3.val().get_bits::<2>(0);
-            if self.f3.val().get_bit(2) {
-                self.digit.next = self.s_digit.q.val();
-            }
-        } else if self.f3.val().get_bit(0) {
-            self.digit.next = self.s_digit.q.val();
+            self.uses_s_digit.next = self.f3.val().get_bit(2);
         }
-        self.negative.next = self.digit.val().get_bit(7);
-        self.magnitude.next = self.digit.val();
-        if self.negative.val() {
-            self.magnitude.next = 0u64.to_bits::<8>() - self.digit.val();
-        }
-        self.index.next = 0.into();
-        if self.magnitude.val().any() {
-            self.index.next = (self.magnitude.val() - 1) >> 1;
+        self.negative.next = self.k_digit.q.val().get_bit(7);
+        self.index.next = self.k_index.q.val();
+        if self.uses_s_digit.val() {
+            self.negative.next = self.s_digit.q.val().get_bit(7);
+            self.index.next = self.s_index.q.val();
         }
         self.swapped.next = bit_cast::<8, 2>(self.coord.val());
         if self.negative.val() & (self.coord.val() == 0) {
@@ -629,6 +647,8 @@ impl Logic for ContextSlot {
             SlotState::Arrive => {
                 self.k_digit.d.next = self.fetch_k.val();
                 self.s_digit.d.next = self.fetch_s.val();
+                self.k_index.d.next = self.fetch_k_index.val();
+                self.s_index.d.next = self.fetch_s_index.val();
                 self.redigit.d.next = false;
                 if self.redigit.q.val() {
                     self.state.d.next = SlotState::Resolve;
