@@ -481,11 +481,7 @@ impl Logic for ContextSlot {
             .get_bit(self.f1.val().get_bits::<4>(0).index())
             & !(self.lin_clears_flag.val()
                 & (self.lin_flag.val() == self.f1.val().get_bits::<4>(0)));
-        self.busy_flag_branch.next = self
-            .pend_f
-            .q
-            .val()
-            .get_bit(self.seq_operand.val().index())
+        self.busy_flag_branch.next = self.pend_f.q.val().get_bit(self.seq_operand.val().index())
             & !(self.lin_clears_flag.val() & (self.lin_flag.val() == self.seq_operand.val()));
         // Written as balanced trees: Yosys keeps a flat chain of `&` as written.
         self.registers_ready.next = (!(self.uses_a.val() & self.busy_a.val())

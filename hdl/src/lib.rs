@@ -10,10 +10,12 @@
 //! transaction ids), the [`merkle`] root unit over a batch of transaction ids, and the ECC
 //! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit; the ECC engine
 //! ([`ecc_engine`]); and the [`scalar_unit`] that turns a challenge digest and S into the
-//! engine's digits. The
+//! engine's digits; the [`record_parser`] of the host-to-card stream; and the [`crc32`] of the
+//! image upload. The
 //! card's contract with the host is [`verity_firmware`].
 
 pub mod context_slot;
+pub mod crc32;
 pub mod ecc_engine;
 pub mod ecc_engine_bench;
 pub mod field_linear;

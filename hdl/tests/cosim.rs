@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use verity_firmware::image::Image;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
 use verity_firmware::program::ed25519_verify;
+use verity_hdl::crc32::{self, Crc32};
 use verity_hdl::ecc_engine_bench as bench;
 use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
 use verity_hdl::field_mul::FieldMul;
@@ -518,5 +519,22 @@ fn record_parser_verilog_classifies_records_as_the_firmware_decodes_them() {
         &expected,
         &Stalls::random(seed(), 30, 30),
         (replay, replay_out),
+    );
+}
+
+#[test]
+fn crc32_verilog_matches_crc32fast() {
+    let compiled = build(Block::Crc32, "crc32");
+    let messages = crc32::sample_messages(30, seed());
+    let (inputs, expected) = crc32::stimulus(&messages);
+    let (replay_in, replay_out) = crc32::stimulus(&messages[..9]);
+    check(
+        &compiled,
+        Crc32::default,
+        "messages",
+        &inputs,
+        &expected,
+        &Stalls::random(seed(), 30, 30),
+        (replay_in.len(), replay_out.len()),
     );
 }

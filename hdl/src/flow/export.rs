@@ -1,6 +1,7 @@
 //! The blocks by name, and their Verilog with a top module of that name.
 
 use super::harness::{Port, StreamBlock};
+use crate::crc32::Crc32;
 use crate::ecc_engine::EccEngine;
 use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
@@ -36,11 +37,13 @@ pub enum Block {
     ScalarUnit,
     /// The request record parser on the host-to-card stream.
     RecordParser,
+    /// CRC-32 of the image upload.
+    Crc32,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 10] = [
+    pub const ALL: [Block; 11] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -51,6 +54,7 @@ impl Block {
         Block::EccEngineEcp5,
         Block::ScalarUnit,
         Block::RecordParser,
+        Block::Crc32,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -66,6 +70,7 @@ impl Block {
             Self::EccEngineEcp5 => "ecc_engine_ecp5",
             Self::ScalarUnit => "scalar_unit",
             Self::RecordParser => "record_parser",
+            Self::Crc32 => "crc32",
         }
     }
 
@@ -83,6 +88,7 @@ impl Block {
             Self::EccEngineEcp5 => verilog_of(EccEngine::new(Rate::Half), self.name()),
             Self::ScalarUnit => verilog_of(ScalarUnit::default(), self.name()),
             Self::RecordParser => verilog_of(RecordParser::default(), self.name()),
+            Self::Crc32 => verilog_of(Crc32::default(), self.name()),
         }
     }
 
@@ -98,6 +104,7 @@ impl Block {
             Self::EccEngine | Self::EccEngineEcp5 => EccEngine::BACK_PRESSURE,
             Self::ScalarUnit => ScalarUnit::BACK_PRESSURE,
             Self::RecordParser => RecordParser::BACK_PRESSURE,
+            Self::Crc32 => Crc32::BACK_PRESSURE,
         }
     }
 
@@ -113,6 +120,7 @@ impl Block {
             Self::EccEngine | Self::EccEngineEcp5 => (EccEngine::INPUTS, EccEngine::OUTPUTS),
             Self::ScalarUnit => (ScalarUnit::INPUTS, ScalarUnit::OUTPUTS),
             Self::RecordParser => (RecordParser::INPUTS, RecordParser::OUTPUTS),
+            Self::Crc32 => (Crc32::INPUTS, Crc32::OUTPUTS),
         }
     }
 }
@@ -137,7 +145,8 @@ impl Block {
             | Self::FieldMul
             | Self::FieldLinear
             | Self::RegFile
-            | Self::RecordParser => &[],
+            | Self::RecordParser
+            | Self::Crc32 => &[],
             Self::ScalarUnit => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "s_excess",
