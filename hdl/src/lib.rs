@@ -10,8 +10,8 @@
 //! transaction ids), the [`merkle`] root unit over a batch of transaction ids, and the ECC
 //! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit; the ECC engine
 //! ([`ecc_engine`]); and the [`scalar_unit`] that turns a challenge digest and S into the
-//! engine's digits; the [`record_parser`] of the host-to-card stream; and the [`crc32`] of the
-//! image upload. The
+//! engine's digits; the [`record_parser`] of the host-to-card stream; and the image upload's
+//! [`crc32`] and code-word check ([`instr_check`]). The
 //! card's contract with the host is [`verity_firmware`].
 
 pub mod context_slot;
@@ -22,6 +22,7 @@ pub mod field_linear;
 pub mod field_mul;
 pub mod field_value;
 pub mod flow;
+pub mod instr_check;
 pub mod merkle;
 pub mod padder;
 pub mod record_parser;

@@ -22,6 +22,7 @@ use verity_hdl::field_mul::FieldMul;
 use verity_hdl::field_value::{from_fe, modulus, to_fe};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::{self, compare, Beat, Stalls, StreamBlock};
+use verity_hdl::instr_check::{self, InstrCheck};
 use verity_hdl::merkle::Merkle;
 use verity_hdl::record_parser::{self, RecordParser};
 use verity_hdl::reg_file::{RegFile, Traffic};
@@ -536,5 +537,21 @@ fn crc32_verilog_matches_crc32fast() {
         &expected,
         &Stalls::random(seed(), 30, 30),
         (replay_in.len(), replay_out.len()),
+    );
+}
+
+#[test]
+fn instr_check_verilog_matches_the_firmware_decoder() {
+    let compiled = build(Block::InstrCheck, "instr-check");
+    let words = instr_check::sample_words(seed());
+    let (inputs, expected) = instr_check::stimulus(&words);
+    check(
+        &compiled,
+        InstrCheck::default,
+        "words",
+        &inputs,
+        &expected,
+        &Stalls::random(seed(), 30, 30),
+        (200, 200),
     );
 }

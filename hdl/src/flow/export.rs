@@ -5,6 +5,7 @@ use crate::crc32::Crc32;
 use crate::ecc_engine::EccEngine;
 use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
+use crate::instr_check::InstrCheck;
 use crate::merkle::Merkle;
 use crate::record_parser::RecordParser;
 use crate::reg_file::RegFile;
@@ -39,11 +40,13 @@ pub enum Block {
     RecordParser,
     /// CRC-32 of the image upload.
     Crc32,
+    /// The image upload's check of a code word.
+    InstrCheck,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 11] = [
+    pub const ALL: [Block; 12] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -55,6 +58,7 @@ impl Block {
         Block::ScalarUnit,
         Block::RecordParser,
         Block::Crc32,
+        Block::InstrCheck,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -71,6 +75,7 @@ impl Block {
             Self::ScalarUnit => "scalar_unit",
             Self::RecordParser => "record_parser",
             Self::Crc32 => "crc32",
+            Self::InstrCheck => "instr_check",
         }
     }
 
@@ -89,6 +94,7 @@ impl Block {
             Self::ScalarUnit => verilog_of(ScalarUnit::default(), self.name()),
             Self::RecordParser => verilog_of(RecordParser::default(), self.name()),
             Self::Crc32 => verilog_of(Crc32::default(), self.name()),
+            Self::InstrCheck => verilog_of(InstrCheck::default(), self.name()),
         }
     }
 
@@ -105,6 +111,7 @@ impl Block {
             Self::ScalarUnit => ScalarUnit::BACK_PRESSURE,
             Self::RecordParser => RecordParser::BACK_PRESSURE,
             Self::Crc32 => Crc32::BACK_PRESSURE,
+            Self::InstrCheck => InstrCheck::BACK_PRESSURE,
         }
     }
 
@@ -121,6 +128,7 @@ impl Block {
             Self::ScalarUnit => (ScalarUnit::INPUTS, ScalarUnit::OUTPUTS),
             Self::RecordParser => (RecordParser::INPUTS, RecordParser::OUTPUTS),
             Self::Crc32 => (Crc32::INPUTS, Crc32::OUTPUTS),
+            Self::InstrCheck => (InstrCheck::INPUTS, InstrCheck::OUTPUTS),
         }
     }
 }
@@ -146,7 +154,8 @@ impl Block {
             | Self::FieldLinear
             | Self::RegFile
             | Self::RecordParser
-            | Self::Crc32 => &[],
+            | Self::Crc32
+            | Self::InstrCheck => &[],
             Self::ScalarUnit => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "s_excess",
