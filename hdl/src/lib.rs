@@ -22,6 +22,7 @@ pub mod field_linear;
 pub mod field_mul;
 pub mod field_value;
 pub mod flow;
+pub mod image_check;
 pub mod instr_check;
 pub mod merkle;
 pub mod padder;

@@ -212,6 +212,11 @@ endmodule
 }
 
 impl Compiled {
+    /// The simulator that runs this bench.
+    pub fn simulator(&self) -> Simulator {
+        self.simulator
+    }
+
     /// Runs `inputs` under `stalls` until `expected` beats come out or `max_cycles` pass.
     pub fn run(
         &self,

@@ -5,6 +5,7 @@ use crate::crc32::Crc32;
 use crate::ecc_engine::EccEngine;
 use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
+use crate::image_check::ImageCheck;
 use crate::instr_check::InstrCheck;
 use crate::merkle::Merkle;
 use crate::record_parser::RecordParser;
@@ -42,11 +43,13 @@ pub enum Block {
     Crc32,
     /// The image upload's check of a code word.
     InstrCheck,
+    /// The image upload's checker: header, CRC, code words, constants.
+    ImageCheck,
 }
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 12] = [
+    pub const ALL: [Block; 13] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
@@ -59,6 +62,7 @@ impl Block {
         Block::RecordParser,
         Block::Crc32,
         Block::InstrCheck,
+        Block::ImageCheck,
     ];
 
     /// The block's name: its file name (`NAME.v`) and its Verilog top module.
@@ -76,6 +80,7 @@ impl Block {
             Self::RecordParser => "record_parser",
             Self::Crc32 => "crc32",
             Self::InstrCheck => "instr_check",
+            Self::ImageCheck => "image_check",
         }
     }
 
@@ -95,6 +100,7 @@ impl Block {
             Self::RecordParser => verilog_of(RecordParser::default(), self.name()),
             Self::Crc32 => verilog_of(Crc32::default(), self.name()),
             Self::InstrCheck => verilog_of(InstrCheck::default(), self.name()),
+            Self::ImageCheck => verilog_of(ImageCheck::default(), self.name()),
         }
     }
 
@@ -112,6 +118,7 @@ impl Block {
             Self::RecordParser => RecordParser::BACK_PRESSURE,
             Self::Crc32 => Crc32::BACK_PRESSURE,
             Self::InstrCheck => InstrCheck::BACK_PRESSURE,
+            Self::ImageCheck => ImageCheck::BACK_PRESSURE,
         }
     }
 
@@ -129,6 +136,7 @@ impl Block {
             Self::RecordParser => (RecordParser::INPUTS, RecordParser::OUTPUTS),
             Self::Crc32 => (Crc32::INPUTS, Crc32::OUTPUTS),
             Self::InstrCheck => (InstrCheck::INPUTS, InstrCheck::OUTPUTS),
+            Self::ImageCheck => (ImageCheck::INPUTS, ImageCheck::OUTPUTS),
         }
     }
 }
@@ -156,6 +164,25 @@ impl Block {
             | Self::RecordParser
             | Self::Crc32
             | Self::InstrCheck => &[],
+            Self::ImageCheck => &[
+                Waiver {
+                    rule: "UNUSEDSIGNAL",
+                    signal: "value_excess",
+                    reason: "only the carry out of a constant + 2^256 - p is used: it says the \
+                             constant is not below p",
+                },
+                Waiver {
+                    rule: "UNUSEDSIGNAL",
+                    signal: "*$in_ready",
+                    reason: "the CRC and code-word units take a word every cycle: their output \
+                             is never held back",
+                },
+                Waiver {
+                    rule: "UNUSEDSIGNAL",
+                    signal: "crc$out_valid",
+                    reason: "the running CRC is read whenever it is needed, not as a stream",
+                },
+            ],
             Self::ScalarUnit => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "s_excess",
