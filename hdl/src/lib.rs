@@ -27,6 +27,7 @@ pub mod instr_check;
 pub mod merkle;
 pub mod padder;
 pub mod record_parser;
+pub mod reg_block;
 pub mod reg_file;
 pub mod round_robin;
 pub mod scalar_unit;
