@@ -172,66 +172,8 @@ impl Block {
             | Self::RecordParser
             | Self::Crc32
             | Self::InstrCheck => &[],
-            Self::RegBlock => &[
-                Waiver {
-                    rule: "PINMISSING",
-                    signal: "idle",
-                    reason: "the co-simulation bench drives the stream ports only: `idle` is 0 \
-                             there, as in the rust-hdl run",
-                },
-                Waiver {
-                    rule: "PINMISSING",
-                    signal: "running",
-                    reason: "a side output the bench does not read",
-                },
-                Waiver {
-                    rule: "PINMISSING",
-                    signal: "reset",
-                    reason: "a side output the bench does not read",
-                },
-                Waiver {
-                    rule: "PINMISSING",
-                    signal: "image_*",
-                    reason: "side outputs the bench does not read (the image's words are \
-                             checked by image_check's own co-simulation)",
-                },
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "value_excess",
-                    reason: "only the carry out of a constant + 2^256 - p is used: it says the \
-                             constant is not below p",
-                },
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "*$in_ready",
-                    reason: "the CRC and code-word units take a word every cycle: their output \
-                             is never held back",
-                },
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "crc$out_valid",
-                    reason: "the running CRC is read whenever it is needed, not as a stream",
-                },
-            ],
-            Self::ImageCheck => &[
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "value_excess",
-                    reason: "only the carry out of a constant + 2^256 - p is used: it says the \
-                             constant is not below p",
-                },
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "*$in_ready",
-                    reason: "the CRC and code-word units take a word every cycle: their output \
-                             is never held back",
-                },
-                Waiver {
-                    rule: "UNUSEDSIGNAL",
-                    signal: "crc$out_valid",
-                    reason: "the running CRC is read whenever it is needed, not as a stream",
-                },
-            ],
+            Self::RegBlock => REG_BLOCK,
+            Self::ImageCheck => IMAGE_CHECK,
             Self::ScalarUnit => &[Waiver {
                 rule: "UNUSEDSIGNAL",
                 signal: "s_excess",
@@ -346,6 +288,59 @@ fn rename_top(verilog: &str, name: &str) -> String {
         .join("\n")
         + "\n"
 }
+
+const CONSTANT_CARRY: Waiver = Waiver {
+    rule: "UNUSEDSIGNAL",
+    signal: "value_excess",
+    reason: "only the carry out of a constant + 2^256 - p is used: it says the constant is not \
+             below p",
+};
+
+const UNITS_ALWAYS_READY: Waiver = Waiver {
+    rule: "UNUSEDSIGNAL",
+    signal: "*$in_ready",
+    reason: "the CRC and code-word units take a word every cycle: their output is never held \
+             back",
+};
+
+const RUNNING_CRC: Waiver = Waiver {
+    rule: "UNUSEDSIGNAL",
+    signal: "crc$out_valid",
+    reason: "the running CRC is read whenever it is needed, not as a stream",
+};
+
+/// The image checker's waivers.
+const IMAGE_CHECK: &[Waiver] = &[CONSTANT_CARRY, UNITS_ALWAYS_READY, RUNNING_CRC];
+
+/// The register block's: its image checker's, and its side ports, which the co-simulation
+/// bench leaves unconnected.
+const REG_BLOCK: &[Waiver] = &[
+    CONSTANT_CARRY,
+    UNITS_ALWAYS_READY,
+    RUNNING_CRC,
+    Waiver {
+        rule: "PINMISSING",
+        signal: "idle",
+        reason: "the co-simulation bench drives the stream ports only: `idle` is 0 there, as in \
+                 the rust-hdl run",
+    },
+    Waiver {
+        rule: "PINMISSING",
+        signal: "running",
+        reason: "a side output the bench does not read",
+    },
+    Waiver {
+        rule: "PINMISSING",
+        signal: "reset",
+        reason: "a side output the bench does not read",
+    },
+    Waiver {
+        rule: "PINMISSING",
+        signal: "image_*",
+        reason: "side outputs the bench does not read (the image's words are checked by \
+                 image_check's own co-simulation)",
+    },
+];
 
 #[cfg(test)]
 mod tests {
