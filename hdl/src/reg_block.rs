@@ -18,6 +18,9 @@
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 
+use verity_firmware::abi::MAX_MESSAGE_LEN;
+use verity_firmware::regs;
+
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use crate::image_check::ImageCheck;
 
@@ -79,6 +82,9 @@ pub struct RegBlock {
     /// The code word (bits 63:0) or the constant.
     pub image_data: Signal<Out, Bits<256>>,
     upload: ImageCheck,
+    id: Constant<Bits<32>>,
+    version: Constant<Bits<32>>,
+    max_message: Constant<Bits<32>>,
     engines: Constant<Bits<32>>,
     enabled: DFF<Bit>,
     image_ok: DFF<Bit>,
@@ -125,6 +131,9 @@ impl RegBlock {
             image_addr: Default::default(),
             image_data: Default::default(),
             upload: Default::default(),
+            id: Constant::new(u64::from(regs::ID_VALUE).into()),
+            version: Constant::new(u64::from(regs::version_value()).into()),
+            max_message: Constant::new((MAX_MESSAGE_LEN as u64).into()),
             engines: Constant::new((u64::from(engines) | 16 << 16).into()),
             enabled: Default::default(),
             image_ok: Default::default(),
@@ -211,10 +220,10 @@ impl Logic for RegBlock {
         // IMAGE_COMMIT 0x04C.
         self.read_value.next = 0.into();
         if self.in_addr.val() == 0x000 {
-            self.read_value.next = 0x5652_5459_u64.into();
+            self.read_value.next = self.id.val();
         }
         if self.in_addr.val() == 0x004 {
-            self.read_value.next = 0x0001_0001_u64.into();
+            self.read_value.next = self.version.val();
         }
         if (self.in_addr.val() == 0x008) & self.enabled.q.val() {
             self.read_value.next = 1.into();
@@ -229,7 +238,7 @@ impl Logic for RegBlock {
             self.read_value.next = self.engines.val();
         }
         if self.in_addr.val() == 0x018 {
-            self.read_value.next = 1024.into();
+            self.read_value.next = self.max_message.val();
         }
         if self.in_addr.val() == 0x020 {
             self.read_value.next = self.requests_in.q.val();
