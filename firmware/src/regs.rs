@@ -104,6 +104,16 @@ pub const fn version_value() -> u32 {
         | (crate::image::ISA_VERSION as u32 & 0xff)
 }
 
+/// The `IMAGE_DATA` writes that upload `image`: four bytes each, little-endian, the last one
+/// zero-padded.
+pub fn image_words(image: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    image.chunks(4).map(|chunk| {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        u32::from_le_bytes(word)
+    })
+}
+
 /// `CONTROL` bits.
 pub mod control {
     /// Accept requests.

@@ -10,6 +10,13 @@ pub fn modulus() -> BigUint {
     (BigUint::from(1u8) << 255u32) - 19u8
 }
 
+/// 2^256 − `bound` as 257 bits: adding it to a value below 2^256 carries into bit 256 exactly
+/// when the value is at least `bound`, so one adder's carry is the comparison.
+pub fn excess_addend(bound: &BigUint) -> rust_hdl::prelude::Bits<257> {
+    let value: BigUint = (BigUint::from(1u8) << 256usize) - bound;
+    value.into()
+}
+
 /// The residue of `value`'s low 255 bits (any value below 2^256), as the firmware reads an
 /// encoding.
 pub fn to_fe(value: &BigUint) -> Fe {

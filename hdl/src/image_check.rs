@@ -25,6 +25,7 @@ use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 
 use crate::crc32::Crc32;
+use crate::field_value::{excess_addend, modulus};
 use crate::flow::harness::{Beat, Port, StreamBlock};
 use crate::instr_check::InstrCheck;
 
@@ -36,13 +37,6 @@ pub mod command {
     pub const DATA: u8 = 1;
     /// Check what was uploaded (`IMAGE_COMMIT`).
     pub const COMMIT: u8 = 2;
-}
-
-/// 2²⁵⁶ − p as 257 bits: adding it to a value below 2²⁵⁶ carries out exactly when the value is
-/// at least p.
-fn minus_p() -> Bits<257> {
-    let value: BigUint = (BigUint::from(1u8) << 256usize) - crate::field_value::modulus();
-    value.into()
 }
 
 /// The checker.
@@ -127,7 +121,7 @@ impl Default for ImageCheck {
             out_crc: Default::default(),
             crc: Default::default(),
             check: Default::default(),
-            minus_p: Constant::new(minus_p()),
+            minus_p: Constant::new(excess_addend(&modulus())),
             announced: Default::default(),
             received: Default::default(),
             overrun: Default::default(),
@@ -421,14 +415,7 @@ impl Upload {
 
     /// `bytes` sent in full but announced as `len` bytes.
     pub fn cut(bytes: &[u8], len: u32) -> Self {
-        let words = bytes
-            .chunks(4)
-            .map(|c| {
-                let mut w = [0u8; 4];
-                w[..c.len()].copy_from_slice(c);
-                u32::from_le_bytes(w)
-            })
-            .collect();
+        let words = verity_firmware::regs::image_words(bytes).collect();
         Self { len, words }
     }
 }

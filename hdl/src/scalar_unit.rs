@@ -24,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_hdl::prelude::*;
 
+use crate::field_value::excess_addend;
 use crate::flow::harness::{Beat, Port, StreamBlock};
 
 /// Where the unit is in a job.
@@ -35,14 +36,6 @@ pub enum ScalarState {
     Reduce,
     /// Handing out one digit position per beat.
     Recode,
-}
-
-/// 2²⁵⁶ − L as 257 bits: adding it to a value below 2²⁵⁶ carries into bit 256 exactly when
-/// the value is at least L.
-pub fn minus_order() -> Bits<257> {
-    let order = BigUint::from_bytes_le(&verity_firmware::scalar::order());
-    let value: BigUint = (BigUint::from(1u8) << 256usize) - order;
-    value.into()
 }
 
 /// The scalar unit.
@@ -110,7 +103,9 @@ impl Default for ScalarUnit {
             s: Default::default(),
             s_ok: Default::default(),
             count: Default::default(),
-            minus_order: Constant::new(minus_order()),
+            minus_order: Constant::new(excess_addend(&BigUint::from_bytes_le(
+                &verity_firmware::scalar::order(),
+            ))),
             s_excess: Default::default(),
             doubled: Default::default(),
             doubled_excess: Default::default(),

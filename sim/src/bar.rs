@@ -200,10 +200,8 @@ mod tests {
 
     fn upload(bar: &mut Bar, bytes: &[u8]) -> Action {
         bar.write(regs::IMAGE_LEN, bytes.len() as u32);
-        for chunk in bytes.chunks(4) {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            bar.write(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        for word in regs::image_words(bytes) {
+            bar.write(regs::IMAGE_DATA, word);
         }
         bar.write(regs::IMAGE_COMMIT, 1)
     }
@@ -245,10 +243,8 @@ mod tests {
         // Announce fewer bytes than are written: an overrun, refused as a header error.
         let good = image();
         bar.write(regs::IMAGE_LEN, good.len() as u32 - 4);
-        for chunk in good.chunks(4) {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            bar.write(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        for word in regs::image_words(&good) {
+            bar.write(regs::IMAGE_DATA, word);
         }
         assert!(matches!(bar.write(regs::IMAGE_COMMIT, 1), Action::None));
         assert_eq!(bar.read(regs::ERRORS, true), errors::IMAGE_HEADER);

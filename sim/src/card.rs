@@ -33,10 +33,8 @@ pub trait Card: Send {
     /// card took it shows in `STATUS.IMAGE_OK` and `ERRORS`.
     fn load_image(&mut self, image: &[u8]) {
         self.write_register(regs::IMAGE_LEN, image.len() as u32);
-        for chunk in image.chunks(4) {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_register(regs::IMAGE_DATA, u32::from_le_bytes(word));
+        for word in regs::image_words(image) {
+            self.write_register(regs::IMAGE_DATA, word);
         }
         self.write_register(regs::IMAGE_COMMIT, 1);
     }

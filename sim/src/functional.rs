@@ -120,9 +120,13 @@ impl Card for FunctionalCard {
         if transfer.len() > MAX_TRANSFER {
             return Err(StreamError::TooLarge(transfer.len()));
         }
-        let engine = match (&self.engine, self.bar.running()) {
-            (Some(engine), true) => engine.clone(),
-            _ => return Err(StreamError::NotRunning),
+        if !self.bar.running() {
+            return Err(StreamError::NotRunning);
+        }
+        // Held out of `self` for the transfer (put back below), so `verify` can count into
+        // the BAR while the engine runs.
+        let Some(engine) = self.engine.take() else {
+            return Err(StreamError::NotRunning);
         };
         let mut rest = transfer;
         while !rest.is_empty() {
@@ -160,6 +164,7 @@ impl Card for FunctionalCard {
                 }
             }
         }
+        self.engine = Some(engine);
         Ok(())
     }
 

@@ -102,10 +102,8 @@ fn upload(steps: &mut Vec<Step>, bytes: &[u8], rng: &mut ChaCha8Rng) {
     steps.push(write(regs::IMAGE_LEN, bytes.len() as u32));
     // A new upload stops the card until it is committed.
     steps.push(read(regs::STATUS, rng));
-    for (i, chunk) in bytes.chunks(4).enumerate() {
-        let mut word = [0u8; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        steps.push(write(regs::IMAGE_DATA, u32::from_le_bytes(word)));
+    for (i, word) in regs::image_words(bytes).enumerate() {
+        steps.push(write(regs::IMAGE_DATA, word));
         if i % 97 == 0 {
             steps.push(read(regs::IMAGE_CRC, rng));
         }
