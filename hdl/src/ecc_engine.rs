@@ -1,13 +1,13 @@
-//! The ECC engine: the firmware's instruction set on the field ALU, 16 signature contexts
-//! interleaved so the multiplier takes an operation almost every cycle.
+//! The ECC engine: the firmware's instruction set on the field ALU, up to 16 signature
+//! contexts interleaved so the multiplier takes an operation almost every cycle.
 //!
 //! # Structure
 //!
-//! - **Contexts** ([`ContextSlot`] × [`CONTEXTS`]): each holds its program counter, flags,
+//! - **Contexts** ([`ContextSlot`], 16 by default, fewer when built so): each holds its program counter, flags,
 //!   counters, the decoded instruction it is about to issue and a scoreboard of its results
 //!   in flight.
-//! - **Fetch**: two ports, each a copy of the code RAM and of the digit RAMs, serving contexts
-//!   0–7 and 8–15, each round-robin: about 1.8 instructions retire per cycle, more than one
+//! - **Fetch**: two ports, each a copy of the code RAM and of the digit RAMs, serving the lower
+//!   and the upper half of the contexts, each round-robin: about 1.8 instructions retire per cycle, more than one
 //!   port delivers.
 //! - **Issue**: each cycle at most one multiplier instruction and one linear-unit instruction,
 //!   each from a context that says it is ready, chosen round-robin ([`RoundRobin`]): the rule
@@ -22,7 +22,9 @@
 //! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
 //!
 //! [`EccEngine::new`] with [`Rate::Half`] builds the ECP5 variant, whose multiplier takes an
-//! operation every other cycle; the issue logic then leaves a cycle between multiplications.
+//! operation every other cycle; the issue logic then leaves a cycle between multiplications,
+//! and half as many contexts keep it busy. The register file, input and digit RAMs keep
+//! room for 16 contexts whatever the build.
 //!
 //! # Command stream
 //!
@@ -57,12 +59,17 @@ use crate::context_slot::ContextSlot;
 use crate::field_linear::{FieldLinear, LinearOp};
 use crate::field_mul::{FieldMul, Rate};
 use crate::flow::harness::{Beat, Port, StreamBlock};
+use crate::or_tree::OrTree;
 use crate::reg_file::RegFile;
 use crate::round_robin::RoundRobin;
 use rust_hdl::prelude::*;
 
-/// Signature contexts per engine.
-pub const CONTEXTS: usize = 16;
+/// The most signature contexts an engine has (context numbers are 4 bits).
+pub const MAX_CONTEXTS: usize = 16;
+
+/// The contexts of the ECP5 build: its half-rate multiplier needs half as many operations in
+/// flight to stay busy, and the part has room to route half as many contexts.
+pub const ECP5_CONTEXTS: usize = 8;
 
 /// Output beat kinds (`out_kind`).
 pub mod kind {
@@ -74,29 +81,109 @@ pub mod kind {
     pub const RETIRED: u64 = 2;
 }
 
-/// The numbers of the contexts, as signals to compare context fields with.
+/// Per-context constants, as signals to compare context fields with.
 #[derive(LogicBlock)]
 pub struct ContextIds {
     /// Context `c`'s number.
-    pub id: [Signal<Out, Bits<4>>; CONTEXTS],
-    values: [Constant<Bits<4>>; CONTEXTS],
+    pub id: Vec<Signal<Out, Bits<4>>>,
+    /// The fetch port that serves context `c` (the upper half of the contexts: port 1).
+    pub port: Vec<Signal<Out, Bit>>,
+    /// The first context of port 1.
+    pub half: Signal<Out, Bits<4>>,
+    /// A context's number within its port, as a mask.
+    pub half_mask: Signal<Out, Bits<4>>,
+    ids: Vec<Constant<Bits<4>>>,
+    ports: Vec<Constant<Bit>>,
+    half_value: Constant<Bits<4>>,
+    mask_value: Constant<Bits<4>>,
+}
+
+impl ContextIds {
+    /// The constants of an engine with `contexts` contexts (a power of two, 2 to 16).
+    pub fn new(contexts: usize) -> Self {
+        assert!(
+            contexts.is_power_of_two() && (2..=MAX_CONTEXTS).contains(&contexts),
+            "an engine has 2, 4, 8 or 16 contexts"
+        );
+        let half = contexts / 2;
+        Self {
+            id: (0..contexts).map(|_| Default::default()).collect(),
+            port: (0..contexts).map(|_| Default::default()).collect(),
+            half: Default::default(),
+            half_mask: Default::default(),
+            ids: (0..contexts)
+                .map(|c| Constant::new(bits::<4>(c as u64)))
+                .collect(),
+            ports: (0..contexts).map(|c| Constant::new(c >= half)).collect(),
+            half_value: Constant::new(bits::<4>(half as u64)),
+            mask_value: Constant::new(bits::<4>(half as u64 - 1)),
+        }
+    }
 }
 
 impl Default for ContextIds {
     fn default() -> Self {
-        Self {
-            id: Default::default(),
-            values: std::array::from_fn(|c| Constant::new(bits::<4>(c as u64))),
-        }
+        Self::new(MAX_CONTEXTS)
     }
 }
 
 impl Logic for ContextIds {
     #[hdl_gen]
     fn update(&mut self) {
-        for c in 0..CONTEXTS {
-            self.id[c].next = self.values[c].val();
+        for c in 0..self.id.len() {
+            self.id[c].next = self.ids[c].val();
+            self.port[c].next = self.ports[c].val();
         }
+        self.half.next = self.half_value.val();
+        self.half_mask.next = self.mask_value.val();
+    }
+}
+
+/// One `T` per context: the engine's per-context blocks and signals, sized when it is built
+/// ([`EccEngine::new`]); the default has one for each of [`MAX_CONTEXTS`].
+pub struct PerContext<T>(Vec<T>);
+
+impl<T: Default> PerContext<T> {
+    fn new(contexts: usize) -> Self {
+        Self((0..contexts).map(|_| T::default()).collect())
+    }
+}
+
+impl<T: Default> Default for PerContext<T> {
+    fn default() -> Self {
+        Self::new(MAX_CONTEXTS)
+    }
+}
+
+impl<T> std::ops::Deref for PerContext<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for PerContext<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+impl<T: Logic> Logic for PerContext<T> {
+    fn update(&mut self) {}
+}
+
+impl<T: Block> Block for PerContext<T> {
+    fn connect_all(&mut self) {
+        self.0.connect_all();
+    }
+    fn update_all(&mut self) {
+        self.0.update_all();
+    }
+    fn has_changed(&self) -> bool {
+        self.0.has_changed()
+    }
+    fn accept(&self, name: &str, probe: &mut dyn Probe) {
+        self.0.accept(name, probe);
     }
 }
 
@@ -130,7 +217,7 @@ impl Logic for Setting {
     }
 }
 
-/// The engine ([`EccEngine::default`] has the full-rate multiplier).
+/// The engine ([`EccEngine::default`] has the full-rate multiplier and 16 contexts).
 #[derive(LogicBlock, Default)]
 pub struct EccEngine {
     /// The engine clock.
@@ -159,12 +246,12 @@ pub struct EccEngine {
     pub out_value: Signal<Out, Bits<255>>,
     /// The context's flags.
     pub out_flags: Signal<Out, Bits<16>>,
-    slots: [ContextSlot; CONTEXTS],
-    mul_pick: RoundRobin<16, 4>,
-    lin_pick: RoundRobin<16, 4>,
-    done_pick: RoundRobin<16, 4>,
-    fetch_low: RoundRobin<8, 3>,
-    fetch_high: RoundRobin<8, 3>,
+    slots: PerContext<ContextSlot>,
+    mul_pick: RoundRobin,
+    lin_pick: RoundRobin,
+    done_pick: RoundRobin,
+    fetch_low: RoundRobin,
+    fetch_high: RoundRobin,
     regs: RegFile,
     mul: FieldMul,
     linear: FieldLinear,
@@ -182,8 +269,8 @@ pub struct EccEngine {
     lin_issued: DFF<Bit>,
     mul_ctx_q: DFF<Bits<4>>,
     lin_ctx_q: DFF<Bits<4>>,
-    mul_grant_q: [DFF<Bit>; CONTEXTS],
-    lin_grant_q: [DFF<Bit>; CONTEXTS],
+    mul_grant_q: PerContext<DFF<Bit>>,
+    lin_grant_q: PerContext<DFF<Bit>>,
     mul_reg_a: Signal<Local, Bits<6>>,
     mul_reg_b: Signal<Local, Bits<6>>,
     mul_const_addr: Signal<Local, Bits<8>>,
@@ -202,14 +289,10 @@ pub struct EccEngine {
     lin_flag_src: Signal<Local, Bits<2>>,
     lin_input_r: Signal<Local, Bit>,
     issue_pc: Signal<Local, Bits<12>>,
-    fetch_sel_low: [Signal<Local, Bits<20>>; 8],
-    fetch_sel_high: [Signal<Local, Bits<20>>; 8],
-    fetch_low_address: Signal<Local, Bits<20>>,
-    fetch_high_address: Signal<Local, Bits<20>>,
-    mul_sel: [Signal<Local, Bits<53>>; CONTEXTS],
-    lin_sel: [Signal<Local, Bits<53>>; CONTEXTS],
-    mul_packet: Signal<Local, Bits<53>>,
-    lin_packet: Signal<Local, Bits<53>>,
+    fetch_low_address: OrTree<Bits<20>>,
+    fetch_high_address: OrTree<Bits<20>>,
+    mul_packet: OrTree<Bits<53>>,
+    lin_packet: OrTree<Bits<53>>,
     // Multiplier lane: operands read, then registered.
     m1_valid: DFF<Bit>,
     m1_ctx: DFF<Bits<4>>,
@@ -246,8 +329,9 @@ pub struct EccEngine {
     lin_ret_value: Signal<Local, Bit>,
     // Host commands.
     cmd_ctx: Signal<Local, Bits<4>>,
-    idle_hit: [Signal<Local, Bit>; CONTEXTS],
-    target_idle: Signal<Local, Bit>,
+    target_idle: OrTree<Bit>,
+    digit_address: Signal<Local, Bits<11>>,
+    digit_port: Signal<Local, Bit>,
     read_wanted: Signal<Local, Bit>,
     read_now: Signal<Local, Bit>,
     accept: Signal<Local, Bit>,
@@ -264,12 +348,9 @@ pub struct EccEngine {
     // Output.
     claim_trace: Signal<Local, Bit>,
     claim_done: Signal<Local, Bit>,
-    read_flags: Signal<Local, Bits<16>>,
-    trace_flags: Signal<Local, Bits<16>>,
-    done_info: Signal<Local, Bits<20>>,
-    read_sel: [Signal<Local, Bits<16>>; CONTEXTS],
-    trace_sel: [Signal<Local, Bits<16>>; CONTEXTS],
-    done_sel: [Signal<Local, Bits<20>>; CONTEXTS],
+    read_flags: OrTree<Bits<16>>,
+    trace_flags: OrTree<Bits<16>>,
+    done_info: OrTree<Bits<20>>,
     out_pending: DFF<Bit>,
     out_kind_q: DFF<Bits<2>>,
     out_ctx_q: DFF<Bits<4>>,
@@ -354,36 +435,33 @@ impl Logic for EccEngine {
         if self.in_cmd.val() == 7 {
             self.cmd_ctx.next = self.in_addr.val().get_bits::<4>(6);
         }
-        for c in 0..CONTEXTS {
+        for c in 0..self.slots.len() {
             self.slots[c].clock.next = self.clock.val();
-            self.idle_hit[c].next =
+            self.target_idle.term[c].next =
                 (self.cmd_ctx.val() == self.ids.id[c].val()) & self.slots[c].idle.val();
         }
-        self.target_idle.next = (((self.idle_hit[0].val() | self.idle_hit[1].val())
-            | (self.idle_hit[2].val() | self.idle_hit[3].val()))
-            | ((self.idle_hit[4].val() | self.idle_hit[5].val())
-                | (self.idle_hit[6].val() | self.idle_hit[7].val())))
-            | (((self.idle_hit[8].val() | self.idle_hit[9].val())
-                | (self.idle_hit[10].val() | self.idle_hit[11].val()))
-                | ((self.idle_hit[12].val() | self.idle_hit[13].val())
-                    | (self.idle_hit[14].val() | self.idle_hit[15].val())));
         // A register read takes the linear lane's second read port, in a cycle the lane does
         // not use it; while one waits, the lane issues nothing new.
         self.read_wanted.next = self.in_valid.val()
             & (self.in_cmd.val() == 7)
-            & self.target_idle.val()
+            & self.target_idle.any.val()
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
             & !self.trace_hold.q.val();
         self.read_now.next = self.read_wanted.val() & !self.lin_issued.q.val();
         self.in_ready.next = true;
         if (self.in_cmd.val() > 1) & (self.in_cmd.val() < 7) {
-            self.in_ready.next = self.target_idle.val();
+            self.in_ready.next = self.target_idle.any.val();
         }
         if self.in_cmd.val() == 7 {
             self.in_ready.next = self.read_now.val();
         }
         self.accept.next = self.in_valid.val() & self.in_ready.val();
+        // A context's digits sit at its number within its half of the contexts.
+        self.digit_port.next = self.cmd_ctx.val() >= self.ids.half.val();
+        self.digit_address.next =
+            (bit_cast::<11, 4>(self.cmd_ctx.val() & self.ids.half_mask.val()) << 8)
+                | bit_cast::<11, 8>(self.in_addr.val().get_bits::<8>(0));
         for p in 0..2 {
             self.code[p].write_address.next = self.in_addr.val();
             self.code[p].write_data.next = self.in_data.val().get_bits::<64>(0);
@@ -391,20 +469,21 @@ impl Logic for EccEngine {
             self.constants[p].write_address.next = self.in_addr.val().get_bits::<8>(0);
             self.constants[p].write_data.next = self.in_data.val().get_bits::<255>(0);
             self.constants[p].write_enable.next = self.accept.val() & (self.in_cmd.val() == 1);
-            self.k_digits[p].write_address.next = self.in_addr.val().get_bits::<11>(0);
+            self.k_digits[p].write_address.next = self.digit_address.val();
             self.k_digits[p].write_data.next = self.in_data.val().get_bits::<8>(0);
-            self.s_digits[p].write_address.next = self.in_addr.val().get_bits::<11>(0);
+            self.s_digits[p].write_address.next = self.digit_address.val();
             self.s_digits[p].write_data.next = self.in_data.val().get_bits::<8>(0);
         }
-        // Contexts 0–7 take their digits from port 0's copy, 8–15 from port 1's.
+        // The lower half of the contexts take their digits from port 0's copy, the upper half
+        // from port 1's.
         self.k_digits[0].write_enable.next =
-            self.accept.val() & (self.in_cmd.val() == 2) & !self.in_addr.val().get_bit(11);
+            self.accept.val() & (self.in_cmd.val() == 2) & !self.digit_port.val();
         self.k_digits[1].write_enable.next =
-            self.accept.val() & (self.in_cmd.val() == 2) & self.in_addr.val().get_bit(11);
+            self.accept.val() & (self.in_cmd.val() == 2) & self.digit_port.val();
         self.s_digits[0].write_enable.next =
-            self.accept.val() & (self.in_cmd.val() == 3) & !self.in_addr.val().get_bit(11);
+            self.accept.val() & (self.in_cmd.val() == 3) & !self.digit_port.val();
         self.s_digits[1].write_enable.next =
-            self.accept.val() & (self.in_cmd.val() == 3) & self.in_addr.val().get_bit(11);
+            self.accept.val() & (self.in_cmd.val() == 3) & self.digit_port.val();
         self.inputs.write_address.next = self.in_addr.val().get_bits::<5>(0) << 1;
         if self.in_cmd.val() == 5 {
             self.inputs.write_address.next = (self.in_addr.val().get_bits::<5>(0) << 1) + 1;
@@ -419,52 +498,47 @@ impl Logic for EccEngine {
         self.regs.clear.next = self.accept.val() & (self.in_cmd.val() == 6);
         self.regs.clear_context.next = self.cmd_ctx.val();
 
-        // Fetch: each port grants one of its eight contexts a cycle; the word and digits
+        // Fetch: each port grants one of its half of the contexts a cycle (its arbiter sees
+        // the other half's requests as zero, which synthesis folds away); the word and digits
         // arrive the next cycle, when the context is in `Arrive`.
         self.fetch_low.take.next = true;
         self.fetch_high.take.next = true;
-        for k in 0..8 {
-            self.fetch_low.req[k].next = self.slots[k].wants_fetch.val();
-            self.fetch_high.req[k].next = self.slots[k + 8].wants_fetch.val();
-            self.slots[k].fetch_grant.next = self.fetch_low.grant[k].val();
-            self.slots[k + 8].fetch_grant.next = self.fetch_high.grant[k].val();
-            self.fetch_sel_low[k].next = 0.into();
-            if self.fetch_low.grant[k].val() {
-                self.fetch_sel_low[k].next = self.slots[k].fetch_address.val();
+        for c in 0..self.slots.len() {
+            self.fetch_low.req[c].next = self.slots[c].wants_fetch.val() & !self.ids.port[c].val();
+            self.fetch_high.req[c].next = self.slots[c].wants_fetch.val() & self.ids.port[c].val();
+            self.slots[c].fetch_grant.next =
+                self.fetch_low.grant[c].val() | self.fetch_high.grant[c].val();
+            self.fetch_low_address.term[c].next = 0.into();
+            if self.fetch_low.grant[c].val() {
+                self.fetch_low_address.term[c].next = self.slots[c].fetch_address.val();
             }
-            self.fetch_sel_high[k].next = 0.into();
-            if self.fetch_high.grant[k].val() {
-                self.fetch_sel_high[k].next = self.slots[k + 8].fetch_address.val();
+            self.fetch_high_address.term[c].next = 0.into();
+            if self.fetch_high.grant[c].val() {
+                self.fetch_high_address.term[c].next = self.slots[c].fetch_address.val();
             }
-            self.slots[k].fetch_word.next = self.code[0].read_data.val();
-            self.slots[k].fetch_k.next = self.k_digits[0].read_data.val();
-            self.slots[k].fetch_s.next = self.s_digits[0].read_data.val();
-            self.slots[k + 8].fetch_word.next = self.code[1].read_data.val();
-            self.slots[k + 8].fetch_k.next = self.k_digits[1].read_data.val();
-            self.slots[k + 8].fetch_s.next = self.s_digits[1].read_data.val();
+            self.slots[c].fetch_word.next = self.code[0].read_data.val();
+            self.slots[c].fetch_k.next = self.k_digits[0].read_data.val();
+            self.slots[c].fetch_s.next = self.s_digits[0].read_data.val();
+            if self.ids.port[c].val() {
+                self.slots[c].fetch_word.next = self.code[1].read_data.val();
+                self.slots[c].fetch_k.next = self.k_digits[1].read_data.val();
+                self.slots[c].fetch_s.next = self.s_digits[1].read_data.val();
+            }
         }
-        // One-hot selections are written as a balanced OR of masked terms: an `if` per context
-        // would be a priority chain as deep as the number of contexts, and so would a flat
-        // `a | b | c …`, which Yosys builds left to right and keeps.
-        self.fetch_low_address.next = ((self.fetch_sel_low[0].val() | self.fetch_sel_low[1].val())
-            | (self.fetch_sel_low[2].val() | self.fetch_sel_low[3].val()))
-            | ((self.fetch_sel_low[4].val() | self.fetch_sel_low[5].val())
-                | (self.fetch_sel_low[6].val() | self.fetch_sel_low[7].val()));
-        self.fetch_high_address.next = ((self.fetch_sel_high[0].val()
-            | self.fetch_sel_high[1].val())
-            | (self.fetch_sel_high[2].val() | self.fetch_sel_high[3].val()))
-            | ((self.fetch_sel_high[4].val() | self.fetch_sel_high[5].val())
-                | (self.fetch_sel_high[6].val() | self.fetch_sel_high[7].val()));
-        self.code[0].read_address.next = self.fetch_low_address.val().get_bits::<12>(0);
-        self.code[1].read_address.next = self.fetch_high_address.val().get_bits::<12>(0);
-        self.k_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
-            | bit_cast::<11, 8>(self.fetch_low_address.val().get_bits::<8>(12));
-        self.s_digits[0].read_address.next = (bit_cast::<11, 3>(self.fetch_low.index.val()) << 8)
-            | bit_cast::<11, 8>(self.fetch_low_address.val().get_bits::<8>(12));
-        self.k_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
-            | bit_cast::<11, 8>(self.fetch_high_address.val().get_bits::<8>(12));
-        self.s_digits[1].read_address.next = (bit_cast::<11, 3>(self.fetch_high.index.val()) << 8)
-            | bit_cast::<11, 8>(self.fetch_high_address.val().get_bits::<8>(12));
+        self.code[0].read_address.next = self.fetch_low_address.any.val().get_bits::<12>(0);
+        self.code[1].read_address.next = self.fetch_high_address.any.val().get_bits::<12>(0);
+        self.k_digits[0].read_address.next =
+            (bit_cast::<11, 4>(self.fetch_low.index.val() & self.ids.half_mask.val()) << 8)
+                | bit_cast::<11, 8>(self.fetch_low_address.any.val().get_bits::<8>(12));
+        self.s_digits[0].read_address.next =
+            (bit_cast::<11, 4>(self.fetch_low.index.val() & self.ids.half_mask.val()) << 8)
+                | bit_cast::<11, 8>(self.fetch_low_address.any.val().get_bits::<8>(12));
+        self.k_digits[1].read_address.next =
+            (bit_cast::<11, 4>(self.fetch_high.index.val() & self.ids.half_mask.val()) << 8)
+                | bit_cast::<11, 8>(self.fetch_high_address.any.val().get_bits::<8>(12));
+        self.s_digits[1].read_address.next =
+            (bit_cast::<11, 4>(self.fetch_high.index.val() & self.ids.half_mask.val()) << 8)
+                | bit_cast::<11, 8>(self.fetch_high_address.any.val().get_bits::<8>(12));
 
         // Issue: one multiplier and one linear instruction a cycle, round-robin over the ready
         // contexts. The grant is registered: the next cycle the context learns it issued and
@@ -485,7 +559,7 @@ impl Logic for EccEngine {
         self.lin_issued.d.next = self.lin_go.val();
         self.mul_ctx_q.d.next = self.mul_pick.index.val();
         self.lin_ctx_q.d.next = self.lin_pick.index.val();
-        for c in 0..CONTEXTS {
+        for c in 0..self.slots.len() {
             self.mul_grant_q[c].clock.next = self.clock.val();
             self.lin_grant_q[c].clock.next = self.clock.val();
             self.mul_grant_q[c].d.next = self.mul_go.val() & self.mul_pick.grant[c].val();
@@ -493,61 +567,45 @@ impl Logic for EccEngine {
             self.slots[c].issue.next = self.mul_grant_q[c].q.val() | self.lin_grant_q[c].q.val();
             self.mul_pick.req[c].next = self.slots[c].ready_mul.val() & !self.slots[c].issue.val();
             self.lin_pick.req[c].next = self.slots[c].ready_lin.val() & !self.slots[c].issue.val();
-            self.mul_sel[c].next = 0.into();
+            // The granted contexts' packets (`context_slot::packet` gives the layout).
+            self.mul_packet.term[c].next = 0.into();
             if self.mul_grant_q[c].q.val() {
-                self.mul_sel[c].next = self.slots[c].packet.val();
+                self.mul_packet.term[c].next = self.slots[c].packet.val();
             }
-            self.lin_sel[c].next = 0.into();
+            self.lin_packet.term[c].next = 0.into();
             if self.lin_grant_q[c].q.val() {
-                self.lin_sel[c].next = self.slots[c].packet.val();
+                self.lin_packet.term[c].next = self.slots[c].packet.val();
             }
         }
-        // The granted contexts' packets (`context_slot::packet` gives the layout).
-        self.mul_packet.next = (((self.mul_sel[0].val() | self.mul_sel[1].val())
-            | (self.mul_sel[2].val() | self.mul_sel[3].val()))
-            | ((self.mul_sel[4].val() | self.mul_sel[5].val())
-                | (self.mul_sel[6].val() | self.mul_sel[7].val())))
-            | (((self.mul_sel[8].val() | self.mul_sel[9].val())
-                | (self.mul_sel[10].val() | self.mul_sel[11].val()))
-                | ((self.mul_sel[12].val() | self.mul_sel[13].val())
-                    | (self.mul_sel[14].val() | self.mul_sel[15].val())));
-        self.lin_packet.next = (((self.lin_sel[0].val() | self.lin_sel[1].val())
-            | (self.lin_sel[2].val() | self.lin_sel[3].val()))
-            | ((self.lin_sel[4].val() | self.lin_sel[5].val())
-                | (self.lin_sel[6].val() | self.lin_sel[7].val())))
-            | (((self.lin_sel[8].val() | self.lin_sel[9].val())
-                | (self.lin_sel[10].val() | self.lin_sel[11].val()))
-                | ((self.lin_sel[12].val() | self.lin_sel[13].val())
-                    | (self.lin_sel[14].val() | self.lin_sel[15].val())));
-        self.mul_reg_a.next = self.mul_packet.val().get_bits::<6>(0);
-        self.mul_reg_b.next = self.mul_packet.val().get_bits::<6>(6);
-        self.mul_const_addr.next = self.mul_packet.val().get_bits::<8>(12);
-        self.mul_b_sel.next = self.mul_packet.val().get_bits::<2>(22);
-        self.mul_dest.next = self.mul_packet.val().get_bits::<6>(26);
-        self.lin_reg_a.next = self.lin_packet.val().get_bits::<6>(0);
-        self.lin_reg_b.next = self.lin_packet.val().get_bits::<6>(6);
-        self.lin_const_addr.next = self.lin_packet.val().get_bits::<8>(12);
-        self.lin_a_sel.next = self.lin_packet.val().get_bits::<2>(20);
-        self.lin_b_sel.next = self.lin_packet.val().get_bits::<2>(22);
+        self.mul_reg_a.next = self.mul_packet.any.val().get_bits::<6>(0);
+        self.mul_reg_b.next = self.mul_packet.any.val().get_bits::<6>(6);
+        self.mul_const_addr.next = self.mul_packet.any.val().get_bits::<8>(12);
+        self.mul_b_sel.next = self.mul_packet.any.val().get_bits::<2>(22);
+        self.mul_dest.next = self.mul_packet.any.val().get_bits::<6>(26);
+        self.lin_reg_a.next = self.lin_packet.any.val().get_bits::<6>(0);
+        self.lin_reg_b.next = self.lin_packet.any.val().get_bits::<6>(6);
+        self.lin_const_addr.next = self.lin_packet.any.val().get_bits::<8>(12);
+        self.lin_a_sel.next = self.lin_packet.any.val().get_bits::<2>(20);
+        self.lin_b_sel.next = self.lin_packet.any.val().get_bits::<2>(22);
         self.lin_op.next = LinearOp::PassB;
-        if self.lin_packet.val().get_bits::<2>(24) == 0 {
+        if self.lin_packet.any.val().get_bits::<2>(24) == 0 {
             self.lin_op.next = LinearOp::Add;
         }
-        if self.lin_packet.val().get_bits::<2>(24) == 1 {
+        if self.lin_packet.any.val().get_bits::<2>(24) == 1 {
             self.lin_op.next = LinearOp::Sub;
         }
-        if self.lin_packet.val().get_bits::<2>(24) == 2 {
+        if self.lin_packet.any.val().get_bits::<2>(24) == 2 {
             self.lin_op.next = LinearOp::Reduce;
         }
-        self.lin_dest.next = self.lin_packet.val().get_bits::<6>(26);
-        self.lin_wreg.next = self.lin_packet.val().get_bit(32);
-        self.lin_wflag.next = self.lin_packet.val().get_bit(33);
-        self.lin_flag.next = self.lin_packet.val().get_bits::<4>(34);
-        self.lin_flag_src.next = self.lin_packet.val().get_bits::<2>(38);
-        self.lin_input_r.next = self.lin_packet.val().get_bit(40);
-        self.issue_pc.next = self.lin_packet.val().get_bits::<12>(41);
+        self.lin_dest.next = self.lin_packet.any.val().get_bits::<6>(26);
+        self.lin_wreg.next = self.lin_packet.any.val().get_bit(32);
+        self.lin_wflag.next = self.lin_packet.any.val().get_bit(33);
+        self.lin_flag.next = self.lin_packet.any.val().get_bits::<4>(34);
+        self.lin_flag_src.next = self.lin_packet.any.val().get_bits::<2>(38);
+        self.lin_input_r.next = self.lin_packet.any.val().get_bit(40);
+        self.issue_pc.next = self.lin_packet.any.val().get_bits::<12>(41);
         if self.mul_issued.q.val() {
-            self.issue_pc.next = self.mul_packet.val().get_bits::<12>(41);
+            self.issue_pc.next = self.mul_packet.any.val().get_bits::<12>(41);
         }
         if self.debug.q.val() & (self.mul_go.val() | self.lin_go.val()) {
             self.dbg_wait.d.next = true;
@@ -674,7 +732,7 @@ impl Logic for EccEngine {
         self.regs.wr_addr[1].next = (bit_cast::<10, 4>(self.lin_ret_ctx.val()) << 6)
             | bit_cast::<10, 6>(self.lin_ret_reg.val());
         self.regs.wr_data[1].next = self.linear.out_value.val();
-        for c in 0..CONTEXTS {
+        for c in 0..self.slots.len() {
             self.slots[c].mul_retire.next =
                 self.mul.out_valid.val() & (self.mul_ret_ctx.val() == self.ids.id[c].val());
             self.slots[c].mul_reg.next = self.mul_ret_reg.val();
@@ -701,45 +759,21 @@ impl Logic for EccEngine {
         // Output: a register read first (its port was reserved), then a retirement report,
         // then a verdict. A `Done` word that writes nothing drains at once, so in debug mode
         // its verdict also waits for its own report.
-        for c in 0..CONTEXTS {
+        for c in 0..self.slots.len() {
             self.done_pick.req[c].next = self.slots[c].done.val();
-            self.read_sel[c].next = 0.into();
+            self.read_flags.term[c].next = 0.into();
             if self.read_ctx.q.val() == self.ids.id[c].val() {
-                self.read_sel[c].next = self.slots[c].flags_out.val();
+                self.read_flags.term[c].next = self.slots[c].flags_out.val();
             }
-            self.trace_sel[c].next = 0.into();
+            self.trace_flags.term[c].next = 0.into();
             if self.dbg_ctx.q.val() == self.ids.id[c].val() {
-                self.trace_sel[c].next = self.slots[c].flags_out.val();
+                self.trace_flags.term[c].next = self.slots[c].flags_out.val();
             }
-            self.done_sel[c].next = 0.into();
+            self.done_info.term[c].next = 0.into();
             if self.done_pick.grant[c].val() {
-                self.done_sel[c].next = self.slots[c].verdict.val();
+                self.done_info.term[c].next = self.slots[c].verdict.val();
             }
         }
-        self.read_flags.next = (((self.read_sel[0].val() | self.read_sel[1].val())
-            | (self.read_sel[2].val() | self.read_sel[3].val()))
-            | ((self.read_sel[4].val() | self.read_sel[5].val())
-                | (self.read_sel[6].val() | self.read_sel[7].val())))
-            | (((self.read_sel[8].val() | self.read_sel[9].val())
-                | (self.read_sel[10].val() | self.read_sel[11].val()))
-                | ((self.read_sel[12].val() | self.read_sel[13].val())
-                    | (self.read_sel[14].val() | self.read_sel[15].val())));
-        self.trace_flags.next = (((self.trace_sel[0].val() | self.trace_sel[1].val())
-            | (self.trace_sel[2].val() | self.trace_sel[3].val()))
-            | ((self.trace_sel[4].val() | self.trace_sel[5].val())
-                | (self.trace_sel[6].val() | self.trace_sel[7].val())))
-            | (((self.trace_sel[8].val() | self.trace_sel[9].val())
-                | (self.trace_sel[10].val() | self.trace_sel[11].val()))
-                | ((self.trace_sel[12].val() | self.trace_sel[13].val())
-                    | (self.trace_sel[14].val() | self.trace_sel[15].val())));
-        self.done_info.next = (((self.done_sel[0].val() | self.done_sel[1].val())
-            | (self.done_sel[2].val() | self.done_sel[3].val()))
-            | ((self.done_sel[4].val() | self.done_sel[5].val())
-                | (self.done_sel[6].val() | self.done_sel[7].val())))
-            | (((self.done_sel[8].val() | self.done_sel[9].val())
-                | (self.done_sel[10].val() | self.done_sel[11].val()))
-                | ((self.done_sel[12].val() | self.done_sel[13].val())
-                    | (self.done_sel[14].val() | self.done_sel[15].val())));
         self.claim_trace.next = self.trace_hold.q.val()
             & !self.out_pending.q.val()
             & !self.read_inflight.q.val()
@@ -751,7 +785,7 @@ impl Logic for EccEngine {
             & !self.trace_hold.q.val()
             & !(self.debug.q.val() & self.dbg_wait.q.val());
         self.done_pick.take.next = self.claim_done.val();
-        for c in 0..CONTEXTS {
+        for c in 0..self.slots.len() {
             self.slots[c].emit.next = self.claim_done.val() & self.done_pick.grant[c].val();
         }
         self.out_pending.d.next = self.out_pending.q.val() & !self.out_ready.val();
@@ -762,7 +796,7 @@ impl Logic for EccEngine {
             self.out_ctx_q.d.next = self.read_ctx.q.val();
             self.out_info_q.d.next = bit_cast::<12, 6>(self.read_reg.q.val());
             self.out_value_q.d.next = self.regs.rd_data[3].val();
-            self.out_flags_q.d.next = self.read_flags.val();
+            self.out_flags_q.d.next = self.read_flags.any.val();
         }
         if self.claim_trace.val() {
             self.trace_hold.d.next = false;
@@ -772,15 +806,15 @@ impl Logic for EccEngine {
             self.out_ctx_q.d.next = self.dbg_ctx.q.val();
             self.out_info_q.d.next = self.dbg_pc.q.val();
             self.out_value_q.d.next = self.trace_value.q.val();
-            self.out_flags_q.d.next = self.trace_flags.val();
+            self.out_flags_q.d.next = self.trace_flags.any.val();
         }
         if self.claim_done.val() {
             self.out_pending.d.next = true;
             self.out_kind_q.d.next = 0.into();
             self.out_ctx_q.d.next = self.done_pick.index.val();
-            self.out_info_q.d.next = bit_cast::<12, 4>(self.done_info.val().get_bits::<4>(16));
+            self.out_info_q.d.next = bit_cast::<12, 4>(self.done_info.any.val().get_bits::<4>(16));
             self.out_value_q.d.next = 0.into();
-            self.out_flags_q.d.next = self.done_info.val().get_bits::<16>(0);
+            self.out_flags_q.d.next = self.done_info.any.val().get_bits::<16>(0);
         }
         self.out_valid.next = self.out_pending.q.val();
         self.out_kind.next = self.out_kind_q.q.val();
@@ -793,13 +827,36 @@ impl Logic for EccEngine {
 
 impl EccEngine {
     /// An engine whose multiplier runs at `rate` (the half-rate one issues a multiplication at
-    /// most every other cycle).
-    pub fn new(rate: Rate) -> Self {
+    /// most every other cycle), with `contexts` signature contexts (2, 4, 8 or 16). A command
+    /// for a context the engine does not have waits forever, as one for a busy context waits.
+    pub fn new(rate: Rate, contexts: usize) -> Self {
         Self {
             mul: FieldMul::new(rate),
             half_rate: Setting::new(rate == Rate::Half),
+            ids: ContextIds::new(contexts),
+            slots: PerContext::new(contexts),
+            mul_pick: RoundRobin::new(contexts),
+            lin_pick: RoundRobin::new(contexts),
+            done_pick: RoundRobin::new(contexts),
+            fetch_low: RoundRobin::new(contexts),
+            fetch_high: RoundRobin::new(contexts),
+            mul_grant_q: PerContext::new(contexts),
+            lin_grant_q: PerContext::new(contexts),
+            fetch_low_address: OrTree::new(contexts),
+            fetch_high_address: OrTree::new(contexts),
+            mul_packet: OrTree::new(contexts),
+            lin_packet: OrTree::new(contexts),
+            target_idle: OrTree::new(contexts),
+            read_flags: OrTree::new(contexts),
+            trace_flags: OrTree::new(contexts),
+            done_info: OrTree::new(contexts),
             ..Self::default()
         }
+    }
+
+    /// Its number of signature contexts.
+    pub fn contexts(&self) -> usize {
+        self.slots.len()
     }
 }
 
@@ -867,6 +924,7 @@ impl StreamBlock for EccEngine {
 
 #[cfg(test)]
 mod tests {
+    use super::MAX_CONTEXTS;
     use crate::ecc_engine_bench::{self as bench, Options};
     use crate::flow::harness::Stalls;
     use num_bigint::BigUint;
@@ -1085,6 +1143,7 @@ mod tests {
         let options = Options {
             debug: true,
             read_registers: true,
+            contexts: MAX_CONTEXTS,
         };
         let report = simulate(&image, &jobs, options);
         assert_eq!(report.codes, [0, 0]);
@@ -1098,6 +1157,22 @@ mod tests {
         let options = Options {
             debug: false,
             read_registers: true,
+            contexts: MAX_CONTEXTS,
+        };
+        let report = simulate(&image, &jobs, options);
+        assert!(report.codes.iter().all(|&c| c == 0));
+    }
+
+    /// A smaller build: two contexts per fetch port, so each port's digit RAM is addressed by
+    /// a context's number within its half.
+    #[test]
+    fn four_contexts_agree_with_the_interpreter() {
+        let image = every_instruction();
+        let jobs: Vec<Inputs> = (0..9).map(instruction_inputs).collect();
+        let options = Options {
+            debug: false,
+            read_registers: true,
+            contexts: 4,
         };
         let report = simulate(&image, &jobs, options);
         assert!(report.codes.iter().all(|&c| c == 0));

@@ -1,8 +1,8 @@
 //! The ECC engine's test bench: the command stream that loads an image and runs signatures
-//! on the 16 contexts, and the checker that holds the engine's output to the firmware's
+//! on the engine's contexts, and the checker that holds the engine's output to the firmware's
 //! interpreter.
 //!
-//! Signature `n` runs on context `n mod 16`; a context's next signature waits in the stream
+//! Signature `n` runs on context `n mod C` of an engine with `C` contexts; a context's next signature waits in the stream
 //! until the context is idle, so one static stream keeps every context busy. The checker
 //! follows each context's output in order:
 //!
@@ -12,7 +12,8 @@
 //! - at the **end of each signature**, the verdict code and flags, and, when asked, all 64
 //!   registers.
 
-use crate::ecc_engine::{kind, EccEngine, CONTEXTS};
+use crate::ecc_engine::{kind, EccEngine, MAX_CONTEXTS};
+use crate::field_mul::Rate;
 use crate::field_value::from_fe;
 use crate::flow::harness::{self, Beat, Stalls, Trace};
 use num_bigint::BigUint;
@@ -50,7 +51,10 @@ pub fn debug(on: bool) -> Beat {
 /// Loads one signature's inputs into context `ctx` and runs the program from the image's
 /// entry.
 pub fn run(image: &Image, ctx: usize, inputs: &Inputs) -> Vec<Beat> {
-    assert!(ctx < CONTEXTS, "the engine has {CONTEXTS} contexts");
+    assert!(
+        ctx < MAX_CONTEXTS,
+        "an engine has at most {MAX_CONTEXTS} contexts"
+    );
     let digit = |d: i8| BigUint::from(d as u8);
     let k = inputs
         .k
@@ -85,22 +89,25 @@ pub struct Options {
     pub debug: bool,
     /// Read and check all 64 registers after each signature.
     pub read_registers: bool,
+    /// The engine's contexts ([`EccEngine::contexts`]).
+    pub contexts: usize,
 }
 
-/// The whole stream for a batch: the image, then each signature on context `n mod 16`.
+/// The whole stream for a batch: the image, then each signature on context `n mod C`.
 pub fn stimulus(image: &Image, jobs: &[Inputs], options: Options) -> Vec<Beat> {
     let mut beats = load(image);
     beats.push(debug(options.debug));
+    let contexts = options.contexts;
     for (n, job) in jobs.iter().enumerate() {
-        let ctx = n % CONTEXTS;
-        if options.read_registers && n >= CONTEXTS {
+        let ctx = n % contexts;
+        if options.read_registers && n >= contexts {
             beats.extend(read_registers(ctx));
         }
         beats.extend(run(image, ctx, job));
     }
     if options.read_registers {
-        for n in jobs.len().saturating_sub(CONTEXTS)..jobs.len() {
-            beats.extend(read_registers(n % CONTEXTS));
+        for n in jobs.len().saturating_sub(contexts)..jobs.len() {
+            beats.extend(read_registers(n % contexts));
         }
     }
     beats
@@ -188,11 +195,12 @@ pub fn check(
     options: Options,
     trace: &Trace,
 ) -> Result<Report, BenchError> {
-    let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); CONTEXTS];
+    let contexts = options.contexts;
+    let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); contexts];
     for n in 0..jobs.len() {
-        queues[n % CONTEXTS].push_back(n);
+        queues[n % contexts].push_back(n);
     }
-    let mut running: Vec<Option<Running>> = (0..CONTEXTS).map(|_| None).collect();
+    let mut running: Vec<Option<Running>> = (0..contexts).map(|_| None).collect();
     let mut codes = vec![None; jobs.len()];
     let mut verdict_cycles = vec![0; jobs.len()];
     let mut finished = 0;
@@ -201,7 +209,7 @@ pub fn check(
         let field = |k: usize| u64::try_from(&out[k]).unwrap_or(u64::MAX);
         let (out_kind, ctx, info, flags) = (field(0), field(1) as usize, field(2), field(4));
         let value = &out[3];
-        if ctx >= CONTEXTS {
+        if ctx >= contexts {
             return Err(BenchError::Mismatch {
                 cycle: *cycle,
                 ctx,
@@ -343,10 +351,11 @@ pub fn simulate(
 ) -> Result<Report, BenchError> {
     let stimulus = stimulus(image, jobs, options);
     let beats = output_beats(image, jobs, options)?;
-    let mut uut = EccEngine::default();
+    let mut uut = EccEngine::new(Rate::Full, options.contexts);
     uut.connect_all();
-    // Generous: a signature alone takes about 36,000 cycles, and 16 run at once.
-    let limit = 60_000 * (jobs.len() as u64 / CONTEXTS as u64 + 1) + 20 * stimulus.len() as u64;
+    // Generous: a signature alone takes about 40,000 cycles, and all contexts run at once.
+    let limit =
+        60_000 * (jobs.len() as u64 / options.contexts as u64 + 1) + 20 * stimulus.len() as u64;
     let trace = harness::run(&mut uut, &stimulus, stalls, beats, limit);
     check(image, jobs, options, &trace)
 }

@@ -25,6 +25,7 @@ pub mod flow;
 pub mod image_check;
 pub mod instr_check;
 pub mod merkle;
+pub mod or_tree;
 pub mod padder;
 pub mod record_parser;
 pub mod reg_block;

@@ -16,6 +16,7 @@ use verity_firmware::image::Image;
 use verity_firmware::merkle::{self, Hash, MAX_LEAVES};
 use verity_firmware::program::ed25519_verify;
 use verity_hdl::crc32::{self, Crc32};
+use verity_hdl::ecc_engine::{ECP5_CONTEXTS, MAX_CONTEXTS};
 use verity_hdl::ecc_engine_bench as bench;
 use verity_hdl::field_linear::{self, FieldLinear, LinearOp};
 use verity_hdl::field_mul::FieldMul;
@@ -395,6 +396,7 @@ fn ecc_engine_verilog_agrees_with_the_interpreter_after_every_instruction() {
     let options = bench::Options {
         debug: true,
         read_registers: true,
+        contexts: MAX_CONTEXTS,
     };
     let (_, report) = engine_batch(&compiled, "debug", &jobs, options);
     assert!(
@@ -409,11 +411,16 @@ fn ecc_engine_verilog_agrees_with_the_interpreter_after_every_instruction() {
 /// signature alone, from the Verilog. Steady state is what 32 more signatures add to a batch
 /// of 16 (`(T(48) − T(16)) / 32`, T(n) the last verdict's cycle), the same measure as
 /// [`model_cycles`] takes of the cost model.
-fn engine_cycles(compiled: &Compiled, jobs: &[verity_firmware::interp::Inputs]) -> (u64, u64, u64) {
+fn engine_cycles(
+    compiled: &Compiled,
+    jobs: &[verity_firmware::interp::Inputs],
+    contexts: usize,
+) -> (u64, u64, u64) {
     assert_eq!(jobs.len(), 48);
     let options = bench::Options {
         debug: false,
         read_registers: false,
+        contexts,
     };
     let last = |name: &str, jobs: &[verity_firmware::interp::Inputs]| {
         let (_, report) = engine_batch(compiled, name, jobs, options);
@@ -448,7 +455,7 @@ fn model_cycles(jobs: &[verity_firmware::interp::Inputs]) -> (u64, u64, u64) {
 fn ecc_engine_verilog_cycles_per_verification() {
     let compiled = build_with(Block::EccEngine, "ecc-engine-cycles", Simulator::Verilator);
     let jobs = engine_jobs(&mut ChaCha8Rng::seed_from_u64(seed() ^ 1), 48, false);
-    let (steady, batch, latency) = engine_cycles(&compiled, &jobs);
+    let (steady, batch, latency) = engine_cycles(&compiled, &jobs, MAX_CONTEXTS);
     let (model_steady, model_batch, model_latency) = model_cycles(&jobs);
     println!(
         "engine: {steady} cycles per verification at steady state, {batch} over the batch of \
@@ -474,6 +481,7 @@ fn ecc_engine_ecp5_verilog_agrees_with_the_interpreter() {
     let options = bench::Options {
         debug: false,
         read_registers: true,
+        contexts: ECP5_CONTEXTS,
     };
     engine_batch(
         &compiled,
@@ -481,7 +489,8 @@ fn ecc_engine_ecp5_verilog_agrees_with_the_interpreter() {
         &engine_jobs(&mut rng, 18, true),
         options,
     );
-    let (steady, batch, latency) = engine_cycles(&compiled, &engine_jobs(&mut rng, 48, false));
+    let (steady, batch, latency) =
+        engine_cycles(&compiled, &engine_jobs(&mut rng, 48, false), ECP5_CONTEXTS);
     println!(
         "ECP5 engine: {steady} cycles per verification at steady state, {batch} over the batch \
          of 48; {latency} cycles for one alone"

@@ -14,6 +14,7 @@ use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_firmware::verify::prepare;
 use verity_firmware::Verdict;
+use verity_hdl::ecc_engine::MAX_CONTEXTS;
 use verity_hdl::ecc_engine_bench::{self as bench, Options};
 use verity_hdl::flow::cosim::{Compiled, Cosim, Simulator};
 use verity_hdl::flow::harness::Stalls;
@@ -62,6 +63,7 @@ fn check(compiled: &Compiled, name: &str, requests: &[Request]) -> usize {
     let options = Options {
         debug: false,
         read_registers: true,
+        contexts: MAX_CONTEXTS,
     };
     let inputs = bench::stimulus(&image, &jobs, options);
     let beats = bench::output_beats(&image, &jobs, options).unwrap_or_else(|e| panic!("{e}"));
@@ -141,6 +143,7 @@ fn engine_in_rust_hdl_matches_the_interpreter_on_the_shared_vectors() {
     let options = Options {
         debug: false,
         read_registers: true,
+        contexts: MAX_CONTEXTS,
     };
     let report = bench::simulate(&image, &jobs, options, &Stalls::none())
         .unwrap_or_else(|e| panic!("rust-hdl's engine and the interpreter differ: {e}"));
