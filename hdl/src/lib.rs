@@ -30,6 +30,7 @@ pub mod padder;
 pub mod record_parser;
 pub mod reg_block;
 pub mod reg_file;
+pub mod request_hasher;
 pub mod round_robin;
 pub mod scalar_unit;
 pub mod sha2;

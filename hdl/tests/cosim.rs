@@ -28,6 +28,7 @@ use verity_hdl::instr_check::{self, InstrCheck};
 use verity_hdl::merkle::Merkle;
 use verity_hdl::record_parser::{self, RecordParser};
 use verity_hdl::reg_file::{RegFile, Traffic};
+use verity_hdl::request_hasher::{self, RequestHasher};
 use verity_hdl::scalar_unit::{self, ScalarUnit};
 use verity_hdl::sha2::Sha2;
 use verity_hdl::Block;
@@ -534,6 +535,36 @@ fn record_parser_verilog_classifies_records_as_the_firmware_decodes_them() {
         &expected,
         &Stalls::random(seed(), 30, 30),
         (replay, replay_out),
+    );
+}
+
+#[test]
+fn request_hasher_verilog_hashes_the_records() {
+    let compiled = build(Block::RequestHasher, "request-hasher");
+    let seed = seed();
+    let transfers = record_parser::sample_transfers(12, seed);
+    let inputs = request_hasher::inputs(&transfers);
+    let expected = request_hasher::expected(&transfers);
+    let stalls = Stalls::random(seed, 30, 30);
+    let limit = 400 * inputs.len() as u64 + 100_000;
+    let trace = compiled
+        .run("records", &inputs, &stalls, expected.len(), limit)
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    if let Err(mismatch) = request_hasher::check(&trace, &expected) {
+        panic!(
+            "seed {seed}: Verilog in {:?}: {mismatch}",
+            compiled.simulator()
+        );
+    }
+    let replay = request_hasher::inputs(&transfers[..3]);
+    let replay_out = request_hasher::expected(&transfers[..3]).len();
+    let mut uut = RequestHasher::default();
+    let ours = harness::run(&mut uut, &replay, &stalls, replay_out, limit);
+    assert_eq!(
+        ours.outputs[..],
+        trace.outputs[..replay_out],
+        "seed {seed}: rust-hdl and {:?} traces differ",
+        compiled.simulator()
     );
 }
 
