@@ -16,6 +16,7 @@
 
 pub mod context_slot;
 pub mod crc32;
+pub mod dispatcher;
 pub mod ecc_engine;
 pub mod ecc_engine_bench;
 pub mod field_linear;
