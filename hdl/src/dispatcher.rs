@@ -139,8 +139,8 @@ pub struct Dispatcher {
     last_engine: Constant<Bits<4>>,
     last_context: Constant<Bits<4>>,
     slots: Constant<Bits<9>>,
-    free: RAM<Bits<8>, 8>,
-    table: RAM<Bits<352>, 8>,
+    free_slots: RAM<Bits<8>, 8>,
+    slot_table: RAM<Bits<352>, 8>,
     verdict_pick: RoundRobin,
     ready_of_slot: OrTree<Bit>,
     picked_ctx: OrTree<Bits<4>>,
@@ -159,7 +159,7 @@ pub struct Dispatcher {
     r: DFF<Bits<256>>,
     txid: DFF<Bits<256>>,
     engine: DFF<Bits<4>>,
-    context: DFF<Bits<4>>,
+    slot_ctx: DFF<Bits<4>>,
     s_half: DFF<Bit>,
     // The verdict path: a verdict taken (its table entry being read), then the response.
     v_valid: DFF<Bit>,
@@ -230,8 +230,8 @@ impl Dispatcher {
             last_engine: Constant::new(bits::<4>(engines as u64 - 1)),
             last_context: Constant::new(bits::<4>(contexts as u64 - 1)),
             slots: Constant::new(bits::<9>((engines * contexts) as u64)),
-            free: Default::default(),
-            table: Default::default(),
+            free_slots: Default::default(),
+            slot_table: Default::default(),
             verdict_pick: RoundRobin::new(engines),
             ready_of_slot: OrTree::new(engines),
             picked_ctx: OrTree::new(engines),
@@ -250,7 +250,7 @@ impl Dispatcher {
             r: Default::default(),
             txid: Default::default(),
             engine: Default::default(),
-            context: Default::default(),
+            slot_ctx: Default::default(),
             s_half: Default::default(),
             v_valid: Default::default(),
             v_engine: Default::default(),
@@ -298,7 +298,7 @@ impl Logic for Dispatcher {
             r,
             txid,
             engine,
-            context,
+            slot_ctx,
             s_half,
             v_valid,
             v_engine,
@@ -308,10 +308,10 @@ impl Logic for Dispatcher {
             resp_events
         );
         clock!(self, clock, verdict_pick);
-        self.free.read_clock.next = self.clock.val();
-        self.free.write_clock.next = self.clock.val();
-        self.table.read_clock.next = self.clock.val();
-        self.table.write_clock.next = self.clock.val();
+        self.free_slots.read_clock.next = self.clock.val();
+        self.free_slots.write_clock.next = self.clock.val();
+        self.slot_table.read_clock.next = self.clock.val();
+        self.slot_table.write_clock.next = self.clock.val();
         self.now.d.next = self.now.q.val() + 1;
 
         // The command bus: the current job's engine, and whether it takes the command.
@@ -330,7 +330,7 @@ impl Logic for Dispatcher {
                 & ((self.state.q.val() != DispatchState::Digits) | self.dig_valid.val());
         }
         self.cmd_kind.next = 2.into();
-        self.cmd_addr.next = (bit_cast::<12, 4>(self.context.q.val()) << 8)
+        self.cmd_addr.next = (bit_cast::<12, 4>(self.slot_ctx.q.val()) << 8)
             | bit_cast::<12, 8>(self.dig_position.val());
         self.cmd_data.next = bit_cast::<256, 8>(self.dig_k.val());
         if self.s_half.q.val() {
@@ -339,27 +339,27 @@ impl Logic for Dispatcher {
         }
         if self.state.q.val() == DispatchState::SendA {
             self.cmd_kind.next = 4.into();
-            self.cmd_addr.next = bit_cast::<12, 4>(self.context.q.val());
+            self.cmd_addr.next = bit_cast::<12, 4>(self.slot_ctx.q.val());
             self.cmd_data.next = self.a.q.val();
         }
         if self.state.q.val() == DispatchState::SendR {
             self.cmd_kind.next = 5.into();
-            self.cmd_addr.next = bit_cast::<12, 4>(self.context.q.val());
+            self.cmd_addr.next = bit_cast::<12, 4>(self.slot_ctx.q.val());
             self.cmd_data.next = self.r.q.val();
         }
         if self.state.q.val() == DispatchState::Run {
             self.cmd_kind.next = 6.into();
             self.cmd_addr.next = self.entry.val();
-            self.cmd_data.next = bit_cast::<256, 4>(self.context.q.val());
+            self.cmd_data.next = bit_cast::<256, 4>(self.slot_ctx.q.val());
         }
 
         // The free-slot queue. After reset it is filled with context 0 of every engine, then
         // context 1 of every engine, and so on; a pop is read the cycle after.
-        self.free.read_address.next = self.free_read.q.val();
+        self.free_slots.read_address.next = self.free_read.q.val();
         self.init_write.next = self.state.q.val() == DispatchState::Init;
         self.pop.next = false;
-        self.free.write_address.next = self.free_write.q.val();
-        self.free.write_data.next = (bit_cast::<8, 4>(self.init_engine.q.val()) << 4)
+        self.free_slots.write_address.next = self.free_write.q.val();
+        self.free_slots.write_data.next = (bit_cast::<8, 4>(self.init_engine.q.val()) << 4)
             | bit_cast::<8, 4>(self.init_context.q.val());
         if self.init_write.val() {
             self.init_engine.d.next = self.init_engine.q.val() + 1;
@@ -395,8 +395,8 @@ impl Logic for Dispatcher {
             }
         }
         if self.state.q.val() == DispatchState::Slot {
-            self.engine.d.next = self.free.read_data.val().get_bits::<4>(4);
-            self.context.d.next = self.free.read_data.val().get_bits::<4>(0);
+            self.engine.d.next = self.free_slots.read_data.val().get_bits::<4>(4);
+            self.slot_ctx.d.next = self.free_slots.read_data.val().get_bits::<4>(0);
             self.s_half.d.next = false;
             self.state.d.next = DispatchState::Digits;
         }
@@ -423,12 +423,12 @@ impl Logic for Dispatcher {
             self.state.d.next = DispatchState::Run;
         }
         // The slot's entry: tag 63:0, transaction id 319:64, start 351:320.
-        self.table.write_address.next =
-            (bit_cast::<8, 4>(self.engine.q.val()) << 4) | bit_cast::<8, 4>(self.context.q.val());
-        self.table.write_data.next = bit_cast::<352, 64>(self.tag.q.val())
+        self.slot_table.write_address.next =
+            (bit_cast::<8, 4>(self.engine.q.val()) << 4) | bit_cast::<8, 4>(self.slot_ctx.q.val());
+        self.slot_table.write_data.next = bit_cast::<352, 64>(self.tag.q.val())
             | (bit_cast::<352, 256>(self.txid.q.val()) << 64)
             | (bit_cast::<352, 32>(self.now.q.val()) << 320);
-        self.table.write_enable.next =
+        self.slot_table.write_enable.next =
             (self.state.q.val() == DispatchState::Run) & self.cmd_taken.val();
         if (self.state.q.val() == DispatchState::Run) & self.cmd_taken.val() {
             self.state.d.next = DispatchState::Idle;
@@ -456,7 +456,7 @@ impl Logic for Dispatcher {
         for e in 0..self.ver_valid.len() {
             self.ver_ready[e].next = self.claim.val() & self.verdict_pick.grant[e].val();
         }
-        self.table.read_address.next = (bit_cast::<8, 4>(self.verdict_pick.index.val()) << 4)
+        self.slot_table.read_address.next = (bit_cast::<8, 4>(self.verdict_pick.index.val()) << 4)
             | bit_cast::<8, 4>(self.picked_ctx.any.val());
         self.v_valid.d.next = self.claim.val();
         self.v_engine.d.next = self.verdict_pick.index.val();
@@ -464,10 +464,11 @@ impl Logic for Dispatcher {
         // The slot goes back on the queue as its verdict is taken.
         self.push.next = self.claim.val();
         if !self.init_write.val() {
-            self.free.write_data.next = (bit_cast::<8, 4>(self.verdict_pick.index.val()) << 4)
+            self.free_slots.write_data.next = (bit_cast::<8, 4>(self.verdict_pick.index.val())
+                << 4)
                 | bit_cast::<8, 4>(self.picked_ctx.any.val());
         }
-        self.free.write_enable.next = self.init_write.val() | self.push.val();
+        self.free_slots.write_enable.next = self.init_write.val() | self.push.val();
         if self.init_write.val() | self.push.val() {
             self.free_write.d.next = self.free_write.q.val() + 1;
         }
@@ -486,9 +487,9 @@ impl Logic for Dispatcher {
         if self.resp_ready.val() {
             self.resp_pending.d.next = false;
         }
-        self.entry_tag.next = self.table.read_data.val().get_bits::<64>(0);
-        self.entry_txid.next = self.table.read_data.val().get_bits::<256>(64);
-        self.entry_start.next = self.table.read_data.val().get_bits::<32>(320);
+        self.entry_tag.next = self.slot_table.read_data.val().get_bits::<64>(0);
+        self.entry_txid.next = self.slot_table.read_data.val().get_bits::<256>(64);
+        self.entry_start.next = self.slot_table.read_data.val().get_bits::<32>(320);
         // Event bits as literals ([`event`]): RESPONSE 0x02, REJECTED 0x04, VALID 0x10,
         // INVALID 0x20, MALFORMED 0x40, FAULT 0x80.
         self.verdict_events.next = 0x42.into();

@@ -66,6 +66,8 @@ pub struct ImageCheck {
     pub out_verdict: Signal<Out, Bits<2>>,
     /// The CRC of the bytes kept.
     pub out_crc: Signal<Out, Bits<32>>,
+    /// The header's entry point (meaningful once the verdict is good).
+    pub entry: Signal<Out, Bits<12>>,
     crc: Crc32,
     check: InstrCheck,
     minus_p: Constant<Bits<257>>,
@@ -119,6 +121,7 @@ impl Default for ImageCheck {
             out_data: Default::default(),
             out_verdict: Default::default(),
             out_crc: Default::default(),
+            entry: Default::default(),
             crc: Default::default(),
             check: Default::default(),
             minus_p: Constant::new(excess_addend(&modulus())),
@@ -258,6 +261,8 @@ impl Logic for ImageCheck {
         self.out_data.next = self.o_data.q.val();
         self.out_verdict.next = self.o_verdict.q.val();
         self.out_crc.next = self.crc.out_crc.val();
+        // Header bytes 12–13; a good image's entry is inside its at most 4,096 words.
+        self.entry.next = self.header[3].q.val().get_bits::<12>(0);
         if !self.received.q.val().any() {
             self.out_crc.next = 0.into();
         }

@@ -14,6 +14,8 @@
 //! [`crc32`] and code-word check ([`instr_check`]). The
 //! card's contract with the host is [`verity_firmware`].
 
+pub mod card;
+pub mod card_bench;
 pub mod context_slot;
 pub mod crc32;
 pub mod dispatcher;

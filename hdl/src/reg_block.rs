@@ -44,7 +44,7 @@ pub mod event {
     pub const FAULT: u8 = 1 << 7;
 }
 
-/// The register block of a card with `engines` engines of 16 contexts.
+/// The register block of a card with `engines` engines of `contexts` contexts each.
 #[derive(LogicBlock)]
 pub struct RegBlock {
     /// The clock.
@@ -81,6 +81,8 @@ pub struct RegBlock {
     pub image_addr: Signal<Out, Bits<12>>,
     /// The code word (bits 63:0) or the constant.
     pub image_data: Signal<Out, Bits<256>>,
+    /// The uploaded image's entry point (meaningful while `running`).
+    pub image_entry: Signal<Out, Bits<12>>,
     upload: ImageCheck,
     id: Constant<Bits<32>>,
     version: Constant<Bits<32>>,
@@ -110,8 +112,8 @@ pub struct RegBlock {
 }
 
 impl RegBlock {
-    /// The block of a card with `engines` engines.
-    pub fn new(engines: u16) -> Self {
+    /// The block of a card with `engines` engines of `contexts` contexts each.
+    pub fn new(engines: u16, contexts: u16) -> Self {
         Self {
             clock: Default::default(),
             in_valid: Default::default(),
@@ -130,11 +132,12 @@ impl RegBlock {
             image_kind: Default::default(),
             image_addr: Default::default(),
             image_data: Default::default(),
+            image_entry: Default::default(),
             upload: Default::default(),
             id: Constant::new(u64::from(regs::ID_VALUE).into()),
             version: Constant::new(u64::from(regs::version_value()).into()),
             max_message: Constant::new((MAX_MESSAGE_LEN as u64).into()),
-            engines: Constant::new((u64::from(engines) | 16 << 16).into()),
+            engines: Constant::new((u64::from(engines) | u64::from(contexts) << 16).into()),
             enabled: Default::default(),
             image_ok: Default::default(),
             errors: Default::default(),
@@ -161,9 +164,9 @@ impl RegBlock {
 }
 
 impl Default for RegBlock {
-    /// One engine.
+    /// One engine of 16 contexts.
     fn default() -> Self {
-        Self::new(1)
+        Self::new(1, 16)
     }
 }
 
@@ -362,6 +365,7 @@ impl Logic for RegBlock {
         self.image_kind.next = self.upload.out_kind.val();
         self.image_addr.next = self.upload.out_addr.val();
         self.image_data.next = self.upload.out_data.val();
+        self.image_entry.next = self.upload.entry.val();
     }
 }
 

@@ -127,7 +127,7 @@ pub struct RequestHasher {
     word512: Signal<Local, Bits<8>>,
     last512: Signal<Local, Bit>,
     raw512: Signal<Local, Bits<64>>,
-    total256: Signal<Local, Bits<10>>,
+    total256: Signal<Local, Bits<12>>,
     word256: Signal<Local, Bits<8>>,
     last256: Signal<Local, Bit>,
     raw256: Signal<Local, Bits<64>>,
@@ -315,12 +315,12 @@ impl Logic for RequestHasher {
 
         // The SHA-256 feeder: M's 32-bit word m is half m mod 2 of record word 14 + m/2; an
         // empty message is one word of no bytes.
-        self.total256.next = (bit_cast::<10, 11>(self.msg_len.q.val()) + 3) >> 2;
+        self.total256.next = (bit_cast::<12, 11>(self.msg_len.q.val()) + 3) >> 2;
         if self.msg_len.q.val() == 0 {
             self.total256.next = 1.into();
         }
         self.word256.next = bit_cast::<8, 8>(self.m256.q.val().get_bits::<8>(1)) + 14;
-        self.last256.next = (bit_cast::<10, 9>(self.m256.q.val()) + 1) == self.total256.val();
+        self.last256.next = (bit_cast::<12, 9>(self.m256.q.val()) + 1) == self.total256.val();
         for j in 0..8 {
             self.words256[j].read_address.next = self.word256.val().get_bits::<5>(3);
         }
@@ -588,6 +588,33 @@ pub fn expected(transfers: &[Vec<u8>]) -> Vec<Beat> {
     out
 }
 
+/// Sample transfers for the hasher: [`record_parser::sample_transfers`]'s, then one of
+/// requests at the length edges (the longest message, an empty one, one 8-byte word, a message
+/// ending mid-word).
+pub fn sample_transfers(count: usize, seed: u64) -> Vec<Vec<u8>> {
+    use rand::{Rng, SeedableRng};
+    use verity_firmware::abi::Request;
+    use verity_firmware::Tag;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut edges = Vec::new();
+    for len in [1024, 0, 8, 13, 1021] {
+        let message: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        let mut signature = [0u8; 64];
+        rng.fill(&mut signature[..]);
+        Request {
+            tag: Tag::new(rng.gen()),
+            public_key: rng.gen(),
+            signature,
+            message: &message,
+        }
+        .encode(&mut edges)
+        .expect("at most 1,024 bytes");
+    }
+    let mut transfers = record_parser::sample_transfers(count, seed);
+    transfers.push(edges);
+    transfers
+}
+
 /// A request's A, R, S, SHA-512(R ‖ A ‖ M) and SHA-256(M), as the hasher gives them.
 fn job(request: &verity_firmware::abi::Request<'_>) -> Vec<BigUint> {
     let (r, s) = request.signature.split_at(32);
@@ -640,7 +667,7 @@ mod tests {
     #[test]
     fn jobs_carry_the_records_hashes_and_fields() {
         let seed = 0x4a5e;
-        let transfers = record_parser::sample_transfers(6, seed);
+        let transfers = sample_transfers(6, seed);
         let inputs = inputs(&transfers);
         let expected = expected(&transfers);
         assert!(

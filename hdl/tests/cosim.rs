@@ -542,7 +542,7 @@ fn record_parser_verilog_classifies_records_as_the_firmware_decodes_them() {
 fn request_hasher_verilog_hashes_the_records() {
     let compiled = build(Block::RequestHasher, "request-hasher");
     let seed = seed();
-    let transfers = record_parser::sample_transfers(12, seed);
+    let transfers = request_hasher::sample_transfers(12, seed);
     let inputs = request_hasher::inputs(&transfers);
     let expected = request_hasher::expected(&transfers);
     let stalls = Stalls::random(seed, 30, 30);

@@ -80,7 +80,7 @@ where
 pub fn lint(file: &Path, block: Block) -> Result<(), ToolError> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut config = String::from("`verilator_config\n");
-    for waiver in block.waivers() {
+    for waiver in &block.waivers() {
         config += &format!(
             "// {}\nlint_off -rule {} -file \"*\" -match \"*'{}'*\"\n",
             waiver.reason, waiver.rule, waiver.signal

@@ -1,0 +1,92 @@
+//! The card's test bench: a host session as host-port beats ([`crate::card`]), and the
+//! session's output taken apart into register values and response records.
+
+use num_bigint::BigUint;
+use verity_firmware::abi::RESPONSE_LEN;
+use verity_firmware::regs::{self, Offset};
+
+use crate::card::{host, out};
+use crate::flow::harness::{Beat, Trace};
+
+fn beat(kind: u8, addr: u32, data: BigUint, last: bool, bytes: usize) -> Beat {
+    vec![
+        BigUint::from(kind),
+        BigUint::from(addr),
+        data,
+        BigUint::from(u8::from(last)),
+        BigUint::from(bytes),
+    ]
+}
+
+/// A BAR write.
+pub fn write(offset: Offset, value: u32) -> Beat {
+    beat(host::WRITE, offset.0, BigUint::from(value), false, 0)
+}
+
+/// A BAR read.
+pub fn read(offset: Offset) -> Beat {
+    beat(host::READ, offset.0, BigUint::default(), false, 0)
+}
+
+/// The host-to-card stream beats of `transfers`: 64 bytes a beat, `last` on each transfer's
+/// final beat, which may be partial.
+pub fn stream(transfers: &[Vec<u8>]) -> Vec<Beat> {
+    let mut beats = Vec::new();
+    for transfer in transfers {
+        let chunks: Vec<&[u8]> = transfer.chunks(64).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            beats.push(beat(
+                host::STREAM,
+                0,
+                BigUint::from_bytes_le(chunk),
+                i + 1 == chunks.len(),
+                chunk.len(),
+            ));
+        }
+    }
+    beats
+}
+
+/// The registers a session reads before it streams, in order.
+pub const IDENTITY: [Offset; 4] = [regs::ID, regs::VERSION, regs::ENGINES, regs::MAX_MESSAGE];
+
+/// What the driver does at open: read the identity, upload `image` (its encoded bytes),
+/// commit it, enable the card, and read `STATUS` and `ERRORS`.
+pub fn open(image: &[u8]) -> Vec<Beat> {
+    let mut beats: Vec<Beat> = IDENTITY.iter().map(|&r| read(r)).collect();
+    beats.push(write(regs::IMAGE_LEN, image.len() as u32));
+    beats.extend(regs::image_words(image).map(|w| write(regs::IMAGE_DATA, w)));
+    beats.push(write(regs::IMAGE_COMMIT, 1));
+    beats.push(write(regs::CONTROL, regs::control::ENABLE));
+    beats.push(read(regs::STATUS));
+    beats.push(read(regs::ERRORS));
+    beats
+}
+
+/// A session's output: the values read, in order, and the response records, in the order
+/// they came out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    /// Register values.
+    pub reads: Vec<u32>,
+    /// Response records.
+    pub responses: Vec<[u8; RESPONSE_LEN]>,
+}
+
+/// Takes a trace of the card apart.
+pub fn session(trace: &Trace) -> Session {
+    let mut session = Session::default();
+    for (_, beat) in &trace.outputs {
+        let bytes = beat[1].to_bytes_le();
+        if beat[0] == BigUint::from(out::READ_DATA) {
+            let mut value = [0u8; 4];
+            value[..bytes.len().min(4)].copy_from_slice(&bytes[..bytes.len().min(4)]);
+            session.reads.push(u32::from_le_bytes(value));
+        } else {
+            let mut record = [0u8; RESPONSE_LEN];
+            record[..bytes.len()].copy_from_slice(&bytes);
+            session.responses.push(record);
+        }
+    }
+    session
+}

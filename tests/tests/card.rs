@@ -1,0 +1,186 @@
+//! The card's exported Verilog (`Block::Card`: one engine of 16 contexts), compiled by
+//! Verilator, against the functional model (`verity_sim::FunctionalCard`): the same host
+//! session — identity reads, the image upload, enable, then a stream of transfers mixing good
+//! requests, every kind of bad signature, record errors and an unframeable record in the
+//! middle — must give the same register values and the same response records (by tag; only
+//! the cycles differ, which the functional model does not count).
+//!
+//! Random inputs come from `VERITY_SEED` if set, else a fixed seed; failures print it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ed25519_dalek::SigningKey;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use verity_drivers::Request;
+use verity_firmware::abi::{self, NO_ENGINE, RESPONSE_LEN};
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_firmware::regs;
+use verity_hdl::card_bench;
+use verity_hdl::flow::cosim::{Cosim, Simulator};
+use verity_hdl::flow::harness::Stalls;
+use verity_hdl::Block;
+use verity_sim::{Card, FunctionalCard};
+use verity_tests::{adversarial, signed};
+
+fn seed() -> u64 {
+    std::env::var("VERITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0ca2_d5e5)
+}
+
+fn record(request: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    abi::Request {
+        tag: request.tag,
+        public_key: request.public_key,
+        signature: request.signature,
+        message: &request.message,
+    }
+    .encode(&mut out)
+    .expect("messages of at most 1,024 bytes");
+    out
+}
+
+/// Three transfers: good and bad signatures with a record error among them; a record with a
+/// bad magic after a good one (the rest of that transfer is dropped); then more requests and
+/// a record with non-zero padding, to show the stream recovers.
+fn transfers(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    let key = SigningKey::from_bytes(&rng.gen());
+    let mut tag = 0x7a90;
+    let mut next = || {
+        tag += 1;
+        tag
+    };
+    let good = |tag: u64, len: usize, rng: &mut ChaCha20Rng| {
+        let message: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        record(&signed(tag, &key, message))
+    };
+    let bad = |tag: u64, kind: &str, rng: &mut ChaCha20Rng| {
+        let k = adversarial::KINDS
+            .iter()
+            .position(|&name| name == kind)
+            .expect("a kind the generator has");
+        record(&adversarial::case(k, rng, tag))
+    };
+    let mut first = good(next(), 0, rng);
+    first.extend(bad(next(), "flipped bit", rng));
+    let mut reserved = good(next(), 40, rng);
+    reserved[3] = 0x01;
+    first.extend(reserved);
+    first.extend(bad(next(), "S + L", rng));
+    first.extend(good(next(), 200, rng));
+    let mut second = bad(next(), "random A bytes", rng);
+    let mut magic = good(next(), 10, rng);
+    magic[0] ^= 0xff;
+    second.extend(magic);
+    second.extend(good(next(), 33, rng));
+    let mut third = good(next(), 1024, rng);
+    third.extend(bad(next(), "small-order A and R", rng));
+    let mut padded = good(next(), 5, rng);
+    let end = padded.len() - 1;
+    padded[end] = 0x5a;
+    third.extend(padded);
+    third.extend(good(next(), 64, rng));
+    vec![first, second, third]
+}
+
+#[test]
+fn card_verilog_answers_as_the_functional_model() {
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let transfers = transfers(&mut rng);
+    let image = Image::new(ed25519_verify()).encode();
+
+    let mut model = FunctionalCard::new(1);
+    let reads: Vec<u32> = card_bench::IDENTITY
+        .iter()
+        .map(|&r| model.read_register(r))
+        .collect();
+    model.load_image(&image);
+    model.write_register(regs::CONTROL, regs::control::ENABLE);
+    let reads = [
+        reads,
+        vec![
+            model.read_register(regs::STATUS),
+            model.read_register(regs::ERRORS),
+        ],
+    ]
+    .concat();
+    for transfer in &transfers {
+        model
+            .write_stream(transfer)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut answers = Vec::new();
+    while model.read_stream(&mut answers, 64) > 0 {}
+    let expected: BTreeMap<[u8; 8], &[u8]> = answers
+        .chunks(RESPONSE_LEN)
+        .map(|r| (r[..8].try_into().expect("8 bytes"), r))
+        .collect();
+    assert_eq!(
+        expected.len(),
+        10,
+        "every record but the dropped ones answered once"
+    );
+
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("card");
+    let compiled = Cosim::new(Block::Card, dir)
+        .compile(Simulator::Verilator)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let inputs = [card_bench::open(&image), card_bench::stream(&transfers)].concat();
+    let trace = compiled
+        .run(
+            "session",
+            &inputs,
+            &Stalls::random(seed, 20, 20),
+            reads.len() + expected.len(),
+            2_000_000,
+        )
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let session = card_bench::session(&trace);
+    println!(
+        "card: {} responses in {} cycles; the last at cycle {}",
+        session.responses.len(),
+        trace.cycles,
+        trace.outputs.last().map_or(0, |(cycle, _)| *cycle)
+    );
+    assert_eq!(session.reads, reads, "seed {seed}: register values");
+    let missing: Vec<String> = expected
+        .keys()
+        .filter(|tag| !session.responses.iter().any(|r| r[..8] == tag[..]))
+        .map(|tag| format!("{:#x}", u64::from_le_bytes(*tag)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: no response to {missing:?}"
+    );
+    assert_eq!(
+        session.responses.len(),
+        expected.len(),
+        "seed {seed}: responses"
+    );
+    for got in &session.responses {
+        let tag: [u8; 8] = got[..8].try_into().expect("8 bytes");
+        let want = expected
+            .get(&tag)
+            .unwrap_or_else(|| panic!("seed {seed}: a response for unknown tag {tag:02x?}"));
+        let cycles = u32::from_le_bytes(got[12..16].try_into().expect("4 bytes"));
+        assert_eq!(
+            cycles > 0,
+            got[10] != NO_ENGINE,
+            "seed {seed}: {cycles} cycles on engine {}",
+            got[10]
+        );
+        let mut without_cycles = *got;
+        without_cycles[12..16].fill(0);
+        assert_eq!(
+            without_cycles[..],
+            want[..],
+            "seed {seed}: the response to tag {tag:02x?}"
+        );
+    }
+}
