@@ -210,9 +210,9 @@ impl<C: Card> CardVerifier<C> {
         self.transfer.clear();
         match result {
             Ok(()) => Ok(()),
-            Err(error @ (StreamError::NotRunning | StreamError::TooLarge(_))) => {
-                Err(self.fail(error.to_string()))
-            }
+            Err(
+                error @ (StreamError::NotRunning | StreamError::TooLarge(_) | StreamError::Failed),
+            ) => Err(self.fail(error.to_string())),
         }
     }
 

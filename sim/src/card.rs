@@ -50,6 +50,10 @@ pub enum StreamError {
     /// The transfer is larger than one DMA transfer may be.
     #[error("transfer of {0} bytes is over the {MAX_TRANSFER} bytes of one DMA transfer")]
     TooLarge(usize),
+    /// The card stopped taking the stream or answering (a model's simulator exited; a card
+    /// off the bus).
+    #[error("the card stopped answering")]
+    Failed,
 }
 
 /// The largest host-to-card transfer: what one XDMA descriptor chain moves in practice, and a

@@ -8,12 +8,15 @@
 //! | [`card`] | the [`Card`] interface |
 //! | [`bar`] | the register block's rules |
 //! | [`functional`] | the functional model: the firmware's reference interpreter behind the card's records and registers |
+//! | [`cycle`] | the cycle model: the card's Verilog under Verilator, cycle by cycle |
 //!
-//! The cycle model and the virtual XDMA endpoint arrive with issues #6 and #7.
+//! The virtual XDMA endpoint arrives with issue #7.
 
 pub mod bar;
 pub mod card;
+pub mod cycle;
 pub mod functional;
 
 pub use card::{Card, StreamError, MAX_TRANSFER};
+pub use cycle::CycleCard;
 pub use functional::FunctionalCard;

@@ -184,3 +184,76 @@ fn card_verilog_answers_as_the_functional_model() {
         );
     }
 }
+
+/// The cycle model behind the card driver gives the CPU's verdicts on every shared vector and
+/// on random and adversarial requests, and its counters say what it was sent.
+#[test]
+fn cycle_model_gives_the_cpus_verdicts() {
+    use std::num::NonZeroUsize;
+    use verity_drivers::{verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verdict};
+    use verity_sim::CycleCard;
+    use verity_tests::vectors;
+
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut requests: Vec<Request> =
+        vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"))
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.request(i as u64))
+            .collect();
+    let first = requests.len() as u64;
+    requests.extend((0..24u64).map(|i| {
+        let kind = rng.gen_range(0..adversarial::KINDS.len());
+        adversarial::case(kind, &mut rng, first + i)
+    }));
+    let one = NonZeroUsize::new(1).expect("1 > 0");
+    let cpu = verify_all(
+        &mut PoolVerifier::cpu(PoolConfig::new(one, one)),
+        requests.clone(),
+    )
+    .expect("cpu");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cycle-card");
+    let card = CycleCard::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut verifier = CardVerifier::open(
+        card,
+        "sim-cycle",
+        &Image::new(ed25519_verify()),
+        CardConfig { max_in_flight: 32 },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let cycle = verify_all(&mut verifier, requests.clone()).expect("sim-cycle");
+    let card = verifier.card_mut();
+    println!(
+        "cycle model: {} requests, {} cycles, {:.1} s",
+        requests.len(),
+        card.cycles(),
+        started.elapsed().as_secs_f64()
+    );
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(cycle[i].tag, request.tag, "seed {seed}: #{i} out of order");
+        assert_eq!(cycle[i].verdict, cpu[i].verdict, "seed {seed}: #{i}");
+    }
+    let count =
+        |verdict: fn(&Verdict) -> bool| cpu.iter().filter(|r| verdict(&r.verdict)).count() as u32;
+    let n = requests.len() as u32;
+    for (register, want) in [
+        (regs::REQUESTS_IN, n),
+        (regs::RESPONSES_OUT, n),
+        (regs::VALID, count(|v| *v == Verdict::Valid)),
+        (regs::INVALID, count(|v| *v == Verdict::Invalid)),
+        (
+            regs::MALFORMED,
+            count(|v| matches!(v, Verdict::Malformed(_))),
+        ),
+        (regs::RECORDS_REJECTED, 0),
+        (regs::FRAMING_DROPS, 0),
+    ] {
+        assert_eq!(
+            card.read_register(register),
+            want,
+            "seed {seed}: register {register:?}"
+        );
+    }
+}

@@ -102,6 +102,30 @@ impl Cosim {
         })
     }
 
+    /// [`Cosim::compile`], unless the directory already holds a build of the same Verilog and
+    /// bench (a long-lived model, such as the cycle-accurate card, is built once).
+    pub fn compile_cached(&self, simulator: Simulator) -> Result<Compiled, ToolError> {
+        let program = match simulator {
+            Simulator::Icarus => self.dir.join("bench.vvp"),
+            Simulator::Verilator => self.dir.join("verilator").join("Vbench"),
+        };
+        let same = |file: &str, text: String| {
+            std::fs::read_to_string(self.dir.join(file)).is_ok_and(|old| old == text)
+        };
+        if program.exists()
+            && same(&format!("{}.v", self.block.name()), self.block.verilog())
+            && same("bench.v", self.bench())
+        {
+            return Ok(Compiled {
+                simulator,
+                dir: self.dir.clone(),
+                inputs: self.inputs,
+                outputs: self.outputs,
+            });
+        }
+        self.compile(simulator)
+    }
+
     fn bench(&self) -> String {
         let in_bits: usize = self.inputs.iter().map(|p| p.bits).sum();
         let mut v = String::new();
@@ -158,9 +182,62 @@ impl Cosim {
             r#"  reg [{in_top}:0] beat;
   reg [1:0] stalls [0:{period_top}];
   reg [8*4096-1:0] in_path, stall_path, out_path;
-  integer fin, fout, cycle, outs, want, limit, status;
+  reg [63:0] word;
+  integer fin, fout, cycle, outs, want, limit, status, n, waited;
   reg have;
+  // Serving: one cycle with the current offer, every output beat written as it leaves.
+  task serve_cycle;
+    begin
+      in_valid = have;
+      {{{in_names}}} = beat;
+      out_ready = 1'b1;
+      #1;
+      if (in_valid && in_ready) have = 0;
+      if (out_valid) $fwrite(32'h8000_0001, "o %0d %h\n", cycle, {{{out_names}}});
+      #4 clock = 1;
+      #5 clock = 0;
+      cycle = cycle + 1;
+    end
+  endtask
   initial begin
+    // Interactive: commands on standard input, one word each and its argument —
+    // `b HEX` offer a beat until it is taken, `i N` run N cycles, `s` answer `k CYCLE`,
+    // `q` stop. A beat not taken in `limit` cycles is given up with `e CYCLE`.
+    if ($test$plusargs("serve")) begin
+      if (!$value$plusargs("limit=%d", limit)) limit = 10000000;
+      fin = $fopen("/dev/stdin", "r");
+      cycle = 0;
+      have = 0;
+      beat = 0;
+      status = 1;
+      while (status == 1) begin
+        word = 0;
+        status = $fscanf(fin, "%s", word);
+        if (word == "q") status = 0;
+        if (status != 1) begin
+          // Stopped, or standard input closed: the loop ends.
+        end else if (word == "b") begin
+          status = $fscanf(fin, "%h", beat);
+          have = 1;
+          waited = 0;
+          while (have && waited < limit) begin
+            serve_cycle;
+            waited = waited + 1;
+          end
+          if (have) begin
+            have = 0;
+            $fwrite(32'h8000_0001, "e %0d\n", cycle);
+          end
+        end else if (word == "i") begin
+          status = $fscanf(fin, "%d", n);
+          repeat (n) serve_cycle;
+        end else if (word == "s") begin
+          $fwrite(32'h8000_0001, "k %0d\n", cycle);
+          $fflush(32'h8000_0001);
+        end
+      end
+      $finish;
+    end
     if (!$value$plusargs("in=%s", in_path) || !$value$plusargs("stall=%s", stall_path)
         || !$value$plusargs("out=%s", out_path) || !$value$plusargs("want=%d", want)
         || !$value$plusargs("limit=%d", limit)) begin
@@ -259,6 +336,147 @@ impl Compiled {
             source,
         })?;
         parse_trace(&text, self.outputs)
+    }
+}
+
+impl Compiled {
+    /// Starts the bench as a server ([`Server`]): the block runs as long as it is driven.
+    pub fn serve(&self) -> Result<Server, ToolError> {
+        let (program, args) = match self.simulator {
+            Simulator::Icarus => (
+                "vvp".to_owned(),
+                vec!["-n".to_owned(), "bench.vvp".to_owned(), "+serve".to_owned()],
+            ),
+            Simulator::Verilator => (
+                self.dir
+                    .join("verilator")
+                    .join("Vbench")
+                    .display()
+                    .to_string(),
+                vec!["+serve".to_owned()],
+            ),
+        };
+        let mut child = std::process::Command::new(&program)
+            .args(&args)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|source| ToolError::Io {
+                path: program.clone(),
+                source,
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(ToolError::Io {
+                path: program,
+                source: std::io::Error::other("no pipes to the simulator"),
+            });
+        };
+        Ok(Server {
+            child,
+            commands: std::io::BufWriter::new(stdin),
+            replies: std::io::BufReader::new(stdout),
+            inputs: self.inputs,
+            outputs: self.outputs,
+        })
+    }
+}
+
+/// A block simulated for as long as it is driven: beats are offered one at a time, cycles
+/// run on request, and every output beat is collected (the block's `out_ready` is held high).
+/// Commands are buffered until [`Server::sync`].
+#[derive(Debug)]
+pub struct Server {
+    child: std::process::Child,
+    commands: std::io::BufWriter<std::process::ChildStdin>,
+    replies: std::io::BufReader<std::process::ChildStdout>,
+    inputs: &'static [Port],
+    outputs: &'static [Port],
+}
+
+/// What the simulator said since the last [`Server::sync`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// The cycle it has reached.
+    pub cycle: u64,
+    /// The output beats, with the cycles they left.
+    pub outputs: Vec<(u64, Beat)>,
+    /// Beats the block never took, given up at these cycles.
+    pub refused: Vec<u64>,
+}
+
+/// The simulator stopped answering or said something that is not the protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Its pipes failed (it exited).
+    #[error("the simulator's pipe: {0}")]
+    Pipe(#[from] std::io::Error),
+    /// It ended its output.
+    #[error("the simulator exited")]
+    Exited,
+    /// A line that is not `o CYCLE HEX`, `e CYCLE` or `k CYCLE`.
+    #[error("the simulator said {0:?}")]
+    Protocol(String),
+}
+
+impl Server {
+    /// Offers `beat` until the block takes it (the bench gives up after its cycle limit and
+    /// reports it in [`Synced::refused`]).
+    pub fn offer(&mut self, beat: &Beat) -> Result<(), ServeError> {
+        use std::io::Write as _;
+        write!(self.commands, "b {}", hex_line(beat, self.inputs))?;
+        Ok(())
+    }
+
+    /// Runs `cycles` cycles with nothing offered.
+    pub fn idle(&mut self, cycles: u64) -> Result<(), ServeError> {
+        use std::io::Write as _;
+        writeln!(self.commands, "i {cycles}")?;
+        Ok(())
+    }
+
+    /// Sends the commands so far and collects what came out until they were done.
+    pub fn sync(&mut self) -> Result<Synced, ServeError> {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.commands, "s")?;
+        self.commands.flush()?;
+        let mut synced = Synced::default();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.replies.read_line(&mut line)? == 0 {
+                return Err(ServeError::Exited);
+            }
+            let bad = || ServeError::Protocol(line.trim_end().to_owned());
+            let mut words = line.split_whitespace();
+            let (kind, cycle) = (words.next(), words.next().map(str::parse::<u64>));
+            match (kind, cycle) {
+                (Some("k"), Some(Ok(cycle))) => {
+                    synced.cycle = cycle;
+                    return Ok(synced);
+                }
+                (Some("e"), Some(Ok(cycle))) => synced.refused.push(cycle),
+                (Some("o"), Some(Ok(cycle))) => {
+                    let hex = words.next().ok_or_else(bad)?;
+                    let value = BigUint::from_str_radix(hex, 16).map_err(|_| bad())?;
+                    synced.outputs.push((cycle, split(&value, self.outputs)));
+                }
+                _ => return Err(bad()),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        // Asked to stop; killed if it does not (a failed pipe means it is gone already).
+        let stopped = writeln!(self.commands, "q").and_then(|()| self.commands.flush());
+        if stopped.is_err() || !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
     }
 }
 
