@@ -1,12 +1,13 @@
 //! Choosing a verification backend on the command line.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use verity_drivers::{CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verifier};
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
-use verity_sim::FunctionalCard;
+use verity_sim::{CycleCard, FunctionalCard};
 
 /// The verification backends `verity` can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,10 +19,14 @@ pub enum BackendKind {
     /// The simulated card's functional model, driven through the card ABI (records, BAR,
     /// image upload) exactly as a card is.
     Sim,
+    /// The card's Verilog, cycle by cycle under Verilator (one engine of 16 contexts), driven
+    /// through the card ABI; built on first use (about a minute; needs `verilator`, which
+    /// `scripts/deps` installs).
+    SimCycle,
 }
 
 /// How to size the backend.
-#[derive(Clone, Copy, Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct BackendOptions {
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
@@ -35,6 +40,10 @@ pub struct BackendOptions {
     /// Engines of the simulated card (`sim`).
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u8).range(1..=254))]
     pub engines: u8,
+    /// Where the cycle model (`sim-cycle`) is built and kept [default:
+    /// $XDG_CACHE_HOME/verity/cycle-card, else ~/.cache/verity/cycle-card].
+    #[arg(long)]
+    pub cycle_dir: Option<PathBuf>,
 }
 
 impl BackendOptions {
@@ -50,7 +59,7 @@ impl BackendOptions {
     pub fn threads(&self) -> usize {
         match self.backend {
             BackendKind::Cpu | BackendKind::Model => self.config().threads.get(),
-            BackendKind::Sim => 1,
+            BackendKind::Sim | BackendKind::SimCycle => 1,
         }
     }
 
@@ -64,6 +73,10 @@ impl BackendOptions {
                 "functional card model, {} engines, on one thread",
                 self.engines
             ),
+            BackendKind::SimCycle => {
+                "cycle model (the card's Verilog under Verilator), 1 engine of 16 contexts"
+                    .to_owned()
+            }
         }
     }
 
@@ -83,6 +96,33 @@ impl BackendOptions {
                 )
                 .context("opening the simulated card")?,
             ),
+            BackendKind::SimCycle => {
+                let dir = self.cycle_dir.clone().unwrap_or_else(default_cycle_dir);
+                eprintln!(
+                    "sim-cycle: building or reusing the card model in {} (a minute the first time)",
+                    dir.display()
+                );
+                let card = CycleCard::open(dir).context("starting the cycle model")?;
+                Box::new(
+                    CardVerifier::open(
+                        card,
+                        "sim-cycle",
+                        &Image::new(ed25519_verify()),
+                        CardConfig::default(),
+                    )
+                    .context("opening the cycle model")?,
+                )
+            }
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/verity/cycle-card`, else `$HOME/.cache/verity/cycle-card`, else a
+/// directory under the system's temporary one.
+fn default_cycle_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("verity").join("cycle-card")
 }

@@ -253,6 +253,30 @@ fn the_model_backend_gives_the_same_verdicts_as_the_cpu() {
 }
 
 #[test]
+fn the_cycle_model_backend_gives_the_same_verdicts_as_the_cpu() {
+    let path = speccheck();
+    let cpu = run(
+        verity().args(["verify", "--backend", "cpu"]).arg(&path),
+        b"",
+    );
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cycle-card");
+    let cycle = run(
+        verity()
+            .args(["verify", "--backend", "sim-cycle", "--cycle-dir"])
+            .arg(&dir)
+            .arg(&path),
+        b"",
+    );
+    assert!(cycle.status.success(), "{}", stderr(&cycle));
+    assert_eq!(lines(&cycle), lines(&cpu));
+    assert!(
+        stderr(&cycle).contains("backend sim-cycle"),
+        "{}",
+        stderr(&cycle)
+    );
+}
+
+#[test]
 fn firmware_stats_reports_the_targets_figures_and_the_image_round_trips() {
     let output = run(
         verity().args(["firmware", "stats", "--signatures", "16"]),

@@ -347,10 +347,10 @@ impl Compiled {
                 "vvp".to_owned(),
                 vec!["-n".to_owned(), "bench.vvp".to_owned(), "+serve".to_owned()],
             ),
+            // Absolute: the program runs in the bench's directory.
             Simulator::Verilator => (
-                self.dir
-                    .join("verilator")
-                    .join("Vbench")
+                std::path::absolute(self.dir.join("verilator").join("Vbench"))
+                    .unwrap_or_else(|_| self.dir.join("verilator").join("Vbench"))
                     .display()
                     .to_string(),
                 vec!["+serve".to_owned()],
