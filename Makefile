@@ -27,11 +27,14 @@ bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
-## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all.
-BLOCK ?= sha512 sha256 merkle field_mul field_linear reg_file ecc_engine
+## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;
+## the card with K engines (default 1): `make synth BLOCK=card K=4`.
+BLOCK ?= sha512 sha256 merkle field_mul field_linear reg_file ecc_engine scalar_unit \
+	record_parser crc32 instr_check image_check reg_block request_hasher card
+K ?= 1
 synth:
 	@scripts/deps synth
-	@for block in $(BLOCK); do scripts/synth $$block || exit 1; done
+	@for block in $(BLOCK); do K=$(K) scripts/synth $$block || exit 1; done
 
 build: deps
 	$(CARGO) build --locked --release --workspace

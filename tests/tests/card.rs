@@ -88,39 +88,82 @@ fn transfers(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     vec![first, second, third]
 }
 
-#[test]
-fn card_verilog_answers_as_the_functional_model() {
-    let seed = seed();
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let transfers = transfers(&mut rng);
-    let image = Image::new(ed25519_verify()).encode();
-
+/// The functional model's answer to a session: the values `card_bench::open` reads, and the
+/// response records by tag.
+fn model_session(image: &[u8], transfers: &[Vec<u8>]) -> (Vec<u32>, BTreeMap<[u8; 8], Vec<u8>>) {
     let mut model = FunctionalCard::new(1);
-    let reads: Vec<u32> = card_bench::IDENTITY
+    let mut reads: Vec<u32> = card_bench::IDENTITY
         .iter()
         .map(|&r| model.read_register(r))
         .collect();
-    model.load_image(&image);
+    model.load_image(image);
     model.write_register(regs::CONTROL, regs::control::ENABLE);
-    let reads = [
-        reads,
-        vec![
-            model.read_register(regs::STATUS),
-            model.read_register(regs::ERRORS),
-        ],
-    ]
-    .concat();
-    for transfer in &transfers {
+    reads.push(model.read_register(regs::STATUS));
+    reads.push(model.read_register(regs::ERRORS));
+    for transfer in transfers {
         model
             .write_stream(transfer)
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut answers = Vec::new();
     while model.read_stream(&mut answers, 64) > 0 {}
-    let expected: BTreeMap<[u8; 8], &[u8]> = answers
+    let responses = answers
         .chunks(RESPONSE_LEN)
-        .map(|r| (r[..8].try_into().expect("8 bytes"), r))
+        .map(|r| (r[..8].try_into().expect("8 bytes"), r.to_vec()))
         .collect();
+    (reads, responses)
+}
+
+/// The card's session against the model's: the same values read and, by tag, the same
+/// responses but for the cycles (counted only by the card, and only when an engine ran).
+fn compare(
+    seed: u64,
+    session: &card_bench::Session,
+    reads: &[u32],
+    expected: &BTreeMap<[u8; 8], Vec<u8>>,
+) {
+    assert_eq!(session.reads, reads, "seed {seed}: register values");
+    let missing: Vec<String> = expected
+        .keys()
+        .filter(|tag| !session.responses.iter().any(|r| r[..8] == tag[..]))
+        .map(|tag| format!("{:#x}", u64::from_le_bytes(*tag)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: no response to {missing:?}"
+    );
+    assert_eq!(
+        session.responses.len(),
+        expected.len(),
+        "seed {seed}: responses"
+    );
+    for got in &session.responses {
+        let tag: [u8; 8] = got[..8].try_into().expect("8 bytes");
+        let want = &expected[&tag];
+        let cycles = u32::from_le_bytes(got[12..16].try_into().expect("4 bytes"));
+        assert_eq!(
+            cycles > 0,
+            got[10] != NO_ENGINE,
+            "seed {seed}: {cycles} cycles on engine {}",
+            got[10]
+        );
+        let mut without_cycles = *got;
+        without_cycles[12..16].fill(0);
+        assert_eq!(
+            without_cycles[..],
+            want[..],
+            "seed {seed}: the response to tag {tag:02x?}"
+        );
+    }
+}
+
+#[test]
+fn card_verilog_answers_as_the_functional_model() {
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let transfers = transfers(&mut rng);
+    let image = Image::new(ed25519_verify()).encode();
+    let (reads, expected) = model_session(&image, &transfers);
     assert_eq!(
         expected.len(),
         10,
@@ -141,48 +184,62 @@ fn card_verilog_answers_as_the_functional_model() {
             2_000_000,
         )
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let session = card_bench::session(&trace);
     println!(
-        "card: {} responses in {} cycles; the last at cycle {}",
-        session.responses.len(),
-        trace.cycles,
-        trace.outputs.last().map_or(0, |(cycle, _)| *cycle)
+        "card: {} outputs in {} cycles",
+        trace.outputs.len(),
+        trace.cycles
     );
-    assert_eq!(session.reads, reads, "seed {seed}: register values");
-    let missing: Vec<String> = expected
-        .keys()
-        .filter(|tag| !session.responses.iter().any(|r| r[..8] == tag[..]))
-        .map(|tag| format!("{:#x}", u64::from_le_bytes(*tag)))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "seed {seed}: no response to {missing:?}"
-    );
+    compare(seed, &card_bench::session(&trace), &reads, &expected);
+}
+
+/// The same design in rust-hdl's own simulator, on a session short enough for it (a
+/// verification's 40,000 engine cycles are not): identity, upload, enable, and records the card
+/// answers before any engine runs — record errors, a non-canonical S, and an unframeable
+/// record that drops the rest of its transfer.
+#[test]
+fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let key = SigningKey::from_bytes(&rng.gen());
+    let good = |tag: u64, rng: &mut ChaCha20Rng| {
+        let message: Vec<u8> = (0..rng.gen_range(0..90)).map(|_| rng.gen()).collect();
+        record(&signed(tag, &key, message))
+    };
+    let mut reserved = good(1, &mut rng);
+    reserved[6] = 1;
+    let s_plus_l = {
+        let k = adversarial::KINDS
+            .iter()
+            .position(|&name| name == "S + L")
+            .expect("a kind the generator has");
+        record(&adversarial::case(k, &mut rng, 2))
+    };
+    let mut long = good(3, &mut rng);
+    long[4..6].copy_from_slice(&2000u16.to_le_bytes());
+    let mut magic = good(4, &mut rng);
+    magic[1] = 0;
+    let transfers = vec![
+        [reserved, s_plus_l, long].concat(),
+        [magic, good(5, &mut rng)].concat(),
+    ];
+    let image = Image::new(ed25519_verify()).encode();
+    let (reads, expected) = model_session(&image, &transfers);
     assert_eq!(
-        session.responses.len(),
         expected.len(),
-        "seed {seed}: responses"
+        3,
+        "the rejected records and the non-canonical S"
     );
-    for got in &session.responses {
-        let tag: [u8; 8] = got[..8].try_into().expect("8 bytes");
-        let want = expected
-            .get(&tag)
-            .unwrap_or_else(|| panic!("seed {seed}: a response for unknown tag {tag:02x?}"));
-        let cycles = u32::from_le_bytes(got[12..16].try_into().expect("4 bytes"));
-        assert_eq!(
-            cycles > 0,
-            got[10] != NO_ENGINE,
-            "seed {seed}: {cycles} cycles on engine {}",
-            got[10]
-        );
-        let mut without_cycles = *got;
-        without_cycles[12..16].fill(0);
-        assert_eq!(
-            without_cycles[..],
-            want[..],
-            "seed {seed}: the response to tag {tag:02x?}"
-        );
-    }
+
+    let inputs = [card_bench::open(&image), card_bench::stream(&transfers)].concat();
+    let mut card = verity_hdl::card::Card::new(1, 16, verity_hdl::field_mul::Rate::Full);
+    let trace = verity_hdl::flow::harness::run(
+        &mut card,
+        &inputs,
+        &Stalls::random(seed, 20, 20),
+        reads.len() + expected.len(),
+        20_000,
+    );
+    compare(seed, &card_bench::session(&trace), &reads, &expected);
 }
 
 /// The cycle model behind the card driver gives the CPU's verdicts on every shared vector and
@@ -214,7 +271,24 @@ fn cycle_model_gives_the_cpus_verdicts() {
     )
     .expect("cpu");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cycle-card");
-    let card = CycleCard::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut card = CycleCard::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    // An image with a byte changed after its checksum was computed is refused, and the card
+    // does not take requests.
+    let mut corrupt = Image::new(ed25519_verify()).encode();
+    let at = corrupt.len() - 5;
+    corrupt[at] ^= 0x10;
+    card.load_image(&corrupt);
+    card.write_register(regs::CONTROL, regs::control::ENABLE);
+    assert_eq!(card.read_register(regs::STATUS) & regs::status::IMAGE_OK, 0);
+    assert_eq!(
+        card.read_register(regs::ERRORS),
+        regs::errors::IMAGE_CHECKSUM
+    );
+    assert_eq!(
+        card.write_stream(&record(&requests[0])),
+        Err(verity_sim::StreamError::NotRunning)
+    );
+    card.write_register(regs::ERRORS, regs::errors::IMAGE_CHECKSUM);
     let mut verifier = CardVerifier::open(
         card,
         "sim-cycle",

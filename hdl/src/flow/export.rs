@@ -120,7 +120,7 @@ impl Block {
             Self::ImageCheck => verilog_of(ImageCheck::default(), self.name()),
             Self::RegBlock => verilog_of(RegBlock::default(), self.name()),
             Self::RequestHasher => verilog_of(RequestHasher::default(), self.name()),
-            Self::Card => verilog_of(Card::new(1, MAX_CONTEXTS, Rate::Full), self.name()),
+            Self::Card => card_verilog(1),
         }
     }
 
@@ -165,6 +165,15 @@ impl Block {
             Self::Card => (Card::INPUTS, Card::OUTPUTS),
         }
     }
+}
+
+/// The card's Verilog with `engines` full-rate engines of 16 contexts (1 to 16), top module
+/// `card`: what `Block::Card` exports with one, and `make synth BLOCK=card K=…` with K.
+pub fn card_verilog(engines: usize) -> String {
+    verilog_of(
+        Card::new(engines, MAX_CONTEXTS, Rate::Full),
+        Block::Card.name(),
+    )
 }
 
 /// A lint warning waived on one signal of one block, with the reason.

@@ -17,6 +17,9 @@ pub enum HdlCommand {
         /// Directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Engines of the card (`--block card` only; 1 to 16) [default: 1].
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+        engines: Option<u8>,
     },
     /// Write DIR/NAME_pins.v: module NAME_pins(clock, din, dout), the block behind two data
     /// pins, for place-and-route (`make synth` uses it to measure Fmax on ECP5).
@@ -40,9 +43,19 @@ fn parse_block(name: &str) -> Result<Block, String> {
 /// Runs `verity hdl …`.
 pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
     match command {
-        HdlCommand::Export { block, out: dir } => {
+        HdlCommand::Export {
+            block,
+            out: dir,
+            engines,
+        } => {
             let path = dir.join(format!("{}.v", block.name()));
-            let verilog = block.verilog();
+            let verilog = match (block, engines) {
+                (Block::Card, Some(engines)) => {
+                    verity_hdl::flow::export::card_verilog(usize::from(*engines))
+                }
+                (_, Some(_)) => anyhow::bail!("--engines is for --block card only"),
+                (_, None) => block.verilog(),
+            };
             write(dir, &path, &verilog)?;
             writeln!(
                 out,
