@@ -28,13 +28,15 @@ bench: deps
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;
-## the card with K engines (default 1): `make synth BLOCK=card K=4`.
+## the card with K engines (default 1) in LANES lanes (default one per four engines):
+## `make synth BLOCK=card K=8`.
 BLOCK ?= sha512 sha256 merkle field_mul field_linear reg_file ecc_engine scalar_unit \
 	record_parser crc32 instr_check image_check reg_block request_hasher card
 K ?= 1
+LANES ?=
 synth:
 	@scripts/deps synth
-	@for block in $(BLOCK); do K=$(K) scripts/synth $$block || exit 1; done
+	@for block in $(BLOCK); do K=$(K) LANES=$(LANES) scripts/synth $$block || exit 1; done
 
 build: deps
 	$(CARGO) build --locked --release --workspace

@@ -1,12 +1,16 @@
-//! The card: the record parser, the request hasher, the scalar unit, the dispatcher, K ECC
-//! engines and the register block, behind one host port.
+//! The card: the record parser, the request hasher, L lanes (each a scalar unit, a dispatcher
+//! and its engines: [`Lane`]) and the register block, behind one host port.
 //!
 //! ```text
-//! host ─┬─ stream beats ─> RecordParser ─> RequestHasher ─┬─ hash, S ─> ScalarUnit ─ digits ─┐
-//!       │                                                 └─ tag, A, R, txid, errors ─> Dispatcher ─ commands ─> EccEngine × K
-//!       └─ BAR accesses ─> RegBlock ─ image ─> engines' code and constants   <─ verdicts ─┘
-//!                             ^ events                                    └─ responses ─> host
+//! host ─┬─ stream beats ─> RecordParser ─> RequestHasher ─ jobs ─> Lane × L (ScalarUnit,
+//!       │                                                          Dispatcher, EccEngine × E)
+//!       └─ BAR accesses ─> RegBlock ─ image, entry ─> every lane's engines        │
+//!                             ^ events <─ responses, round-robin over the lanes ──┴─> host
 //! ```
+//!
+//! A job goes to the lowest lane that is free; responses leave one a cycle, round-robin over
+//! the lanes, and the events the register block counts are read off them as they leave (so
+//! two lanes answering in one cycle cannot merge two counts into one).
 //!
 //! The host port carries what the XDMA shell would bring on its two interfaces, serialized:
 //! a beat is a BAR write (`in_kind` 0: `in_addr`, `in_data[31:0]`), a BAR read (1) or a beat of
@@ -25,14 +29,14 @@
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 
-use crate::dispatcher::Dispatcher;
-use crate::ecc_engine::EccEngine;
 use crate::field_mul::Rate;
 use crate::flow::harness::{Beat, Port, StreamBlock};
+use crate::lane::Lane;
+use crate::or_tree::OrTree;
 use crate::record_parser::RecordParser;
 use crate::reg_block::RegBlock;
 use crate::request_hasher::RequestHasher;
-use crate::scalar_unit::ScalarUnit;
+use crate::round_robin::{PrefixOr, RoundRobin};
 
 /// `in_kind` values.
 pub mod host {
@@ -81,10 +85,12 @@ pub struct Card {
     pub out_data: Signal<Out, Bits<512>>,
     parser: RecordParser,
     hasher: RequestHasher,
-    scalar: ScalarUnit,
-    dispatcher: Dispatcher,
-    engines: Vec<EccEngine>,
+    lanes: Vec<Lane>,
     regs: RegBlock,
+    lanes_free_below: PrefixOr<Bit>,
+    resp_pick: RoundRobin,
+    resp_data: OrTree<Bits<512>>,
+    resp_fault: OrTree<Bit>,
     in_flight: DFF<Bits<16>>,
     read_issued: DFF<Bit>,
     read_pending: DFF<Bit>,
@@ -97,15 +103,21 @@ pub struct Card {
     answered: Signal<Local, Bit>,
     sent: Signal<Local, Bit>,
     faulted: Signal<Local, Bit>,
+    take_resp: Signal<Local, Bit>,
     record_events: Signal<Local, Bits<8>>,
+    response_events: Signal<Local, Bits<8>>,
     after_in: Signal<Local, Bits<16>>,
-    after_sent: Signal<Local, Bits<16>>,
-    after_fault: Signal<Local, Bits<16>>,
+    after_out: Signal<Local, Bits<16>>,
 }
 
 impl Card {
-    /// A card with `engines` engines of `contexts` contexts, their multipliers at `rate`.
-    pub fn new(engines: usize, contexts: usize, rate: Rate) -> Self {
+    /// A card of `lanes` lanes of `engines` engines each (1 to 16 of each), of `contexts`
+    /// contexts, their multipliers at `rate`.
+    pub fn new(lanes: usize, engines: usize, contexts: usize, rate: Rate) -> Self {
+        assert!(
+            (1..=16).contains(&lanes) && lanes * engines <= usize::from(u8::MAX),
+            "1 to 16 lanes; engines numbered in a byte"
+        );
         Self {
             clock: Default::default(),
             in_valid: Default::default(),
@@ -121,12 +133,14 @@ impl Card {
             out_data: Default::default(),
             parser: Default::default(),
             hasher: Default::default(),
-            scalar: Default::default(),
-            dispatcher: Dispatcher::new(engines, contexts),
-            engines: (0..engines)
-                .map(|_| EccEngine::new(rate, contexts))
+            lanes: (0..lanes)
+                .map(|l| Lane::new(engines, contexts, rate, (l * engines) as u8))
                 .collect(),
-            regs: RegBlock::new(engines as u16, contexts as u16),
+            regs: RegBlock::new((lanes * engines) as u16, contexts as u16),
+            lanes_free_below: PrefixOr::new(lanes),
+            resp_pick: RoundRobin::new(lanes),
+            resp_data: OrTree::new(lanes),
+            resp_fault: OrTree::new(lanes),
             in_flight: Default::default(),
             read_issued: Default::default(),
             read_pending: Default::default(),
@@ -139,16 +153,17 @@ impl Card {
             answered: Default::default(),
             sent: Default::default(),
             faulted: Default::default(),
+            take_resp: Default::default(),
             record_events: Default::default(),
+            response_events: Default::default(),
             after_in: Default::default(),
-            after_sent: Default::default(),
-            after_fault: Default::default(),
+            after_out: Default::default(),
         }
     }
 
-    /// Its engines.
-    pub fn engines(&self) -> usize {
-        self.engines.len()
+    /// Its lanes.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 }
 
@@ -156,9 +171,9 @@ impl Logic for Card {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(self, clock, in_flight, read_issued, read_pending, read_data);
-        clock!(self, clock, parser, hasher, scalar, dispatcher, regs);
-        for e in 0..self.engines.len() {
-            self.engines[e].clock.next = self.clock.val();
+        clock!(self, clock, parser, hasher, regs, resp_pick);
+        for l in 0..self.lanes.len() {
+            self.lanes[l].clock.next = self.clock.val();
         }
 
         // The host port: BAR accesses while no read is in the register block (its data comes
@@ -194,8 +209,8 @@ impl Logic for Card {
             self.read_data.d.next = self.regs.out_data.val();
         }
 
-        // Parser to hasher; the hasher's jobs to the scalar unit and the dispatcher together,
-        // its record errors to the dispatcher, its framing drops to the counters.
+        // Parser to hasher; the hasher's jobs (requests and record errors) to the lowest free
+        // lane, its framing drops to the counters.
         self.hasher.in_valid.next = self.parser.out_valid.val();
         self.parser.out_ready.next = self.hasher.in_ready.val();
         self.hasher.in_kind.next = self.parser.out_kind.val();
@@ -207,55 +222,49 @@ impl Logic for Card {
         self.request.next = self.hasher.out_valid.val() & (self.hasher.out_kind.val() == 0);
         self.rejected.next = self.hasher.out_valid.val() & (self.hasher.out_kind.val() == 1);
         self.dropped.next = self.hasher.out_valid.val() & (self.hasher.out_kind.val() == 2);
-        self.scalar.in_valid.next = self.request.val() & self.dispatcher.job_ready.val();
-        self.scalar.in_hash.next = self.hasher.out_hash.val();
-        self.scalar.in_s.next = self.hasher.out_s.val();
-        self.dispatcher.job_valid.next =
-            (self.request.val() & self.scalar.in_ready.val()) | self.rejected.val();
-        self.dispatcher.job_kind.next = self.hasher.out_kind.val();
-        self.dispatcher.job_code.next = self.hasher.out_code.val();
-        self.dispatcher.job_tag.next = self.hasher.out_tag.val();
-        self.dispatcher.job_a.next = self.hasher.out_a.val();
-        self.dispatcher.job_r.next = self.hasher.out_r.val();
-        self.dispatcher.job_txid.next = self.hasher.out_txid.val();
-        self.hasher.out_ready.next = self.dropped.val()
-            | (self.rejected.val() & self.dispatcher.job_ready.val())
-            | (self.request.val() & self.dispatcher.job_ready.val() & self.scalar.in_ready.val());
-        self.dispatcher.dig_valid.next = self.scalar.out_valid.val();
-        self.scalar.out_ready.next = self.dispatcher.dig_ready.val();
-        self.dispatcher.dig_position.next = self.scalar.out_position.val();
-        self.dispatcher.dig_k.next = self.scalar.out_k.val();
-        self.dispatcher.dig_s.next = self.scalar.out_s.val();
-        self.dispatcher.dig_s_ok.next = self.scalar.out_s_ok.val();
-        self.dispatcher.dig_last.next = self.scalar.out_last.val();
-        self.dispatcher.entry.next = self.regs.image_entry.val();
-
-        // The engines: the image's words while it uploads, else the dispatcher's commands;
-        // their verdicts to the dispatcher.
-        for e in 0..self.engines.len() {
-            self.engines[e].in_valid.next =
-                self.regs.image_valid.val() | self.dispatcher.cmd_valid[e].val();
-            self.engines[e].in_cmd.next = self.dispatcher.cmd_kind.val();
-            self.engines[e].in_addr.next = self.dispatcher.cmd_addr.val();
-            self.engines[e].in_data.next = self.dispatcher.cmd_data.val();
-            if self.regs.image_valid.val() {
-                self.engines[e].in_cmd.next = bit_cast::<4, 2>(self.regs.image_kind.val());
-                self.engines[e].in_addr.next = self.regs.image_addr.val();
-                self.engines[e].in_data.next = self.regs.image_data.val();
-            }
-            self.dispatcher.cmd_ready[e].next =
-                self.engines[e].in_ready.val() & !self.regs.image_valid.val();
-            self.dispatcher.ver_valid[e].next = self.engines[e].out_valid.val();
-            self.engines[e].out_ready.next = self.dispatcher.ver_ready[e].val();
-            self.dispatcher.ver_ctx[e].next = self.engines[e].out_ctx.val();
-            self.dispatcher.ver_code[e].next = self.engines[e].out_info.val();
+        for l in 0..self.lanes.len() {
+            self.lanes_free_below.input[l].next = self.lanes[l].job_ready.val();
+            self.lanes[l].job_valid.next = (self.request.val() | self.rejected.val())
+                & self.lanes[l].job_ready.val()
+                & !self.lanes_free_below.output[l].val();
+            self.lanes[l].job_kind.next = self.hasher.out_kind.val();
+            self.lanes[l].job_code.next = self.hasher.out_code.val();
+            self.lanes[l].job_tag.next = self.hasher.out_tag.val();
+            self.lanes[l].job_a.next = self.hasher.out_a.val();
+            self.lanes[l].job_r.next = self.hasher.out_r.val();
+            self.lanes[l].job_s.next = self.hasher.out_s.val();
+            self.lanes[l].job_hash.next = self.hasher.out_hash.val();
+            self.lanes[l].job_txid.next = self.hasher.out_txid.val();
+            self.lanes[l].image_valid.next = self.regs.image_valid.val();
+            self.lanes[l].image_kind.next = self.regs.image_kind.val();
+            self.lanes[l].image_addr.next = self.regs.image_addr.val();
+            self.lanes[l].image_data.next = self.regs.image_data.val();
+            self.lanes[l].entry.next = self.regs.image_entry.val();
         }
+        self.hasher.out_ready.next = self.dropped.val()
+            | ((self.request.val() | self.rejected.val()) & self.lanes_free_below.any.val());
 
-        // Out: read data first, then responses.
-        self.out_valid.next = self.read_pending.q.val() | self.dispatcher.resp_valid.val();
+        // Out: read data first, then one lane's response a cycle, round-robin; an engine
+        // fault's notice is taken and counted, not sent.
+        for l in 0..self.lanes.len() {
+            self.resp_pick.req[l].next = self.lanes[l].resp_valid.val();
+            self.resp_data.term[l].next = 0.into();
+            self.resp_fault.term[l].next = false;
+            if self.resp_pick.grant[l].val() {
+                self.resp_data.term[l].next = self.lanes[l].resp_data.val();
+                self.resp_fault.term[l].next = self.lanes[l].resp_fault.val();
+            }
+        }
+        self.take_resp.next = self.resp_pick.valid.val()
+            & (self.resp_fault.any.val() | (self.out_ready.val() & !self.read_pending.q.val()));
+        self.resp_pick.take.next = self.take_resp.val();
+        for l in 0..self.lanes.len() {
+            self.lanes[l].resp_ready.next = self.take_resp.val() & self.resp_pick.grant[l].val();
+        }
+        self.out_valid.next =
+            self.read_pending.q.val() | (self.resp_pick.valid.val() & !self.resp_fault.any.val());
         self.out_kind.next = 1.into();
-        self.out_data.next = self.dispatcher.resp_data.val();
-        self.dispatcher.resp_ready.next = self.out_ready.val() & !self.read_pending.q.val();
+        self.out_data.next = self.resp_data.any.val();
         if self.read_pending.q.val() {
             self.out_kind.next = 0.into();
             self.out_data.next = bit_cast::<512, 32>(self.read_data.q.val());
@@ -263,10 +272,12 @@ impl Logic for Card {
                 self.read_pending.d.next = false;
             }
         }
-        self.sent.next = self.dispatcher.resp_valid.val() & self.dispatcher.resp_ready.val();
+        self.sent.next = self.take_resp.val() & !self.resp_fault.any.val();
+        self.faulted.next = self.take_resp.val() & self.resp_fault.any.val();
 
-        // Events (`reg_block::event`): a record taken (answered or rejected) 0x01, a framing
-        // drop 0x08, and the dispatcher's.
+        // Events (`reg_block::event`, as literals): a record taken (answered or rejected)
+        // 0x01, a framing drop 0x08; a response sent 0x02 with its kind — a record error 0x04,
+        // `Valid` 0x10, `Invalid` 0x20, `Malformed` 0x40 — and an engine fault 0x80.
         self.answered.next =
             (self.request.val() | self.rejected.val()) & self.hasher.out_ready.val();
         self.record_events.next = 0.into();
@@ -276,23 +287,34 @@ impl Logic for Card {
         if self.dropped.val() {
             self.record_events.next = 0x08.into();
         }
-        self.regs.in_events.next = self.dispatcher.out_events.val() | self.record_events.val();
-        self.faulted.next = self.dispatcher.out_events.val().get_bit(7);
-        // Records in flight: taken, not yet answered (or faulted); all three can happen in a
-        // cycle.
+        self.response_events.next = 0.into();
+        if self.sent.val() {
+            self.response_events.next = 0x42.into();
+            if self.resp_data.any.val().get_bits::<8>(72) == 0 {
+                self.response_events.next = 0x12.into();
+            }
+            if self.resp_data.any.val().get_bits::<8>(72) == 1 {
+                self.response_events.next = 0x22.into();
+            }
+            if self.resp_data.any.val().get_bits::<8>(64) == 1 {
+                self.response_events.next = 0x06.into();
+            }
+        }
+        if self.faulted.val() {
+            self.response_events.next = 0x80.into();
+        }
+        self.regs.in_events.next = self.record_events.val() | self.response_events.val();
+        // Records in flight: taken, not yet answered (or faulted); one can be taken and one
+        // leave in a cycle.
         self.after_in.next = self.in_flight.q.val();
         if self.answered.val() {
             self.after_in.next = self.in_flight.q.val() + 1;
         }
-        self.after_sent.next = self.after_in.val();
-        if self.sent.val() {
-            self.after_sent.next = self.after_in.val() - 1;
+        self.after_out.next = self.after_in.val();
+        if self.take_resp.val() {
+            self.after_out.next = self.after_in.val() - 1;
         }
-        self.after_fault.next = self.after_sent.val();
-        if self.faulted.val() {
-            self.after_fault.next = self.after_sent.val() - 1;
-        }
-        self.in_flight.d.next = self.after_fault.val();
+        self.in_flight.d.next = self.after_out.val();
         self.regs.idle.next = !self.in_flight.q.val().any();
     }
 }

@@ -15,9 +15,11 @@
 //! A job whose S is not canonical (the scalar unit says so with its first position) runs on no
 //! engine: its positions are drained and it is answered `NonCanonicalS` with engine 255. A
 //! record error is answered at once (status 1). An engine code above the last verdict code is
-//! an engine fault: no response (the host sees the tag unanswered), a fault event, and the slot
-//! freed. Responses are 64-byte records as `verity_firmware::abi` lays them out, byte 0 in bits
-//! 7:0.
+//! an engine fault: the slot is freed and a beat flagged `resp_fault` takes the response's
+//! place, for the card to count and not send (the host sees the tag unanswered). Responses are
+//! 64-byte records as `verity_firmware::abi` lays them out, byte 0 in bits 7:0, their engine
+//! numbered from the dispatcher's first (a card of several lanes numbers its engines
+//! across them).
 //!
 //! The engines share the command bus (`cmd_*`); `cmd_valid[e]` addresses engine `e`. Up to 16
 //! engines of up to 16 contexts each.
@@ -54,22 +56,6 @@ pub enum DispatchState {
     Drain,
     /// Answering without an engine.
     Answer,
-}
-
-/// `out_events` bits, as the register block counts them (`reg_block::event`).
-pub mod event {
-    /// A response was sent.
-    pub const RESPONSE: u8 = 1 << 1;
-    /// A record error was answered.
-    pub const REJECTED: u8 = 1 << 2;
-    /// A `Valid` verdict was sent.
-    pub const VALID: u8 = 1 << 4;
-    /// An `Invalid` verdict was sent.
-    pub const INVALID: u8 = 1 << 5;
-    /// A `Malformed` verdict was sent.
-    pub const MALFORMED: u8 = 1 << 6;
-    /// An engine gave a code that is no verdict.
-    pub const FAULT: u8 = 1 << 7;
 }
 
 /// The dispatcher.
@@ -133,8 +119,8 @@ pub struct Dispatcher {
     pub resp_ready: Signal<In, Bit>,
     /// The response record.
     pub resp_data: Signal<Out, Bits<512>>,
-    /// Event pulses ([`event`]).
-    pub out_events: Signal<Out, Bits<8>>,
+    /// The beat is no response but an engine fault's notice (its tag unanswered).
+    pub resp_fault: Signal<Out, Bit>,
     engine_ids: Vec<Constant<Bits<4>>>,
     last_engine: Constant<Bits<4>>,
     last_context: Constant<Bits<4>>,
@@ -167,7 +153,7 @@ pub struct Dispatcher {
     v_code: DFF<Bits<12>>,
     resp_pending: DFF<Bit>,
     resp_q: DFF<Bits<512>>,
-    resp_events: DFF<Bits<8>>,
+    resp_fault_q: DFF<Bit>,
     pop: Signal<Local, Bit>,
     push: Signal<Local, Bit>,
     init_write: Signal<Local, Bit>,
@@ -179,16 +165,17 @@ pub struct Dispatcher {
     entry_tag: Signal<Local, Bits<64>>,
     entry_txid: Signal<Local, Bits<256>>,
     entry_start: Signal<Local, Bits<32>>,
-    verdict_events: Signal<Local, Bits<8>>,
-    answer_events: Signal<Local, Bits<8>>,
+    engine_number: Signal<Local, Bits<8>>,
     loading: Signal<Local, Bit>,
     spent: Signal<Local, Bits<32>>,
     no_engine: Constant<Bits<512>>,
+    first_engine: Constant<Bits<8>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `engines` engines of `contexts` contexts each.
-    pub fn new(engines: usize, contexts: usize) -> Self {
+    /// A dispatcher over `engines` engines of `contexts` contexts each, numbered from
+    /// `first_engine` in its responses.
+    pub fn new(engines: usize, contexts: usize, first_engine: u8) -> Self {
         assert!(
             (1..=MAX_ENGINES).contains(&engines) && (1..=MAX_CONTEXTS).contains(&contexts),
             "1 to 16 engines of 1 to 16 contexts"
@@ -223,7 +210,7 @@ impl Dispatcher {
             resp_valid: Default::default(),
             resp_ready: Default::default(),
             resp_data: Default::default(),
-            out_events: Default::default(),
+            resp_fault: Default::default(),
             engine_ids: (0..engines)
                 .map(|e| Constant::new(bits::<4>(e as u64)))
                 .collect(),
@@ -257,7 +244,7 @@ impl Dispatcher {
             v_code: Default::default(),
             resp_pending: Default::default(),
             resp_q: Default::default(),
-            resp_events: Default::default(),
+            resp_fault_q: Default::default(),
             pop: Default::default(),
             push: Default::default(),
             init_write: Default::default(),
@@ -269,11 +256,11 @@ impl Dispatcher {
             entry_tag: Default::default(),
             entry_txid: Default::default(),
             entry_start: Default::default(),
-            verdict_events: Default::default(),
-            answer_events: Default::default(),
+            engine_number: Default::default(),
             loading: Default::default(),
             spent: Default::default(),
             no_engine: Constant::new(bits::<512>(u64::from(verity_firmware::abi::NO_ENGINE)) << 80),
+            first_engine: Constant::new(bits::<8>(u64::from(first_engine))),
         }
     }
 }
@@ -305,7 +292,7 @@ impl Logic for Dispatcher {
             v_code,
             resp_pending,
             resp_q,
-            resp_events
+            resp_fault_q
         );
         clock!(self, clock, verdict_pick);
         self.free_slots.read_clock.next = self.clock.val();
@@ -490,29 +477,16 @@ impl Logic for Dispatcher {
         self.entry_tag.next = self.slot_table.read_data.val().get_bits::<64>(0);
         self.entry_txid.next = self.slot_table.read_data.val().get_bits::<256>(64);
         self.entry_start.next = self.slot_table.read_data.val().get_bits::<32>(320);
-        // Event bits as literals ([`event`]): RESPONSE 0x02, REJECTED 0x04, VALID 0x10,
-        // INVALID 0x20, MALFORMED 0x40, FAULT 0x80.
-        self.verdict_events.next = 0x42.into();
-        if self.v_code.q.val() == 0 {
-            self.verdict_events.next = 0x12.into();
-        }
-        if self.v_code.q.val() == 1 {
-            self.verdict_events.next = 0x22.into();
-        }
         self.spent.next = self.now.q.val() - self.entry_start.val();
-        self.resp_events.d.next = 0.into();
+        self.engine_number.next = bit_cast::<8, 4>(self.v_engine.q.val()) + self.first_engine.val();
         if self.v_valid.q.val() {
-            if self.v_code.q.val() > 5 {
-                self.resp_events.d.next = 0x80.into();
-            } else {
-                self.resp_pending.d.next = true;
-                self.resp_q.d.next = bit_cast::<512, 64>(self.entry_tag.val())
-                    | (bit_cast::<512, 8>(self.v_code.q.val().get_bits::<8>(0)) << 72)
-                    | (bit_cast::<512, 4>(self.v_engine.q.val()) << 80)
-                    | (bit_cast::<512, 32>(self.spent.val()) << 96)
-                    | (bit_cast::<512, 256>(self.entry_txid.val()) << 256);
-                self.resp_events.d.next = self.verdict_events.val();
-            }
+            self.resp_pending.d.next = true;
+            self.resp_fault_q.d.next = self.v_code.q.val() > 5;
+            self.resp_q.d.next = bit_cast::<512, 64>(self.entry_tag.val())
+                | (bit_cast::<512, 8>(self.v_code.q.val().get_bits::<8>(0)) << 72)
+                | (bit_cast::<512, 8>(self.engine_number.val()) << 80)
+                | (bit_cast::<512, 32>(self.spent.val()) << 96)
+                | (bit_cast::<512, 256>(self.entry_txid.val()) << 256);
         }
         self.answer.next = (self.state.q.val() == DispatchState::Answer)
             & !self.v_valid.q.val()
@@ -521,25 +495,23 @@ impl Logic for Dispatcher {
         // A record error: status 1 and its code; a non-canonical S: status 0, code 2.
         self.answer_status.next = 0.into();
         self.answer_code.next = 2.into();
-        self.answer_events.next = 0x42.into();
         if self.job_kind_q.q.val() != 0 {
             self.answer_status.next = 1.into();
             self.answer_code.next = bit_cast::<8, 3>(self.job_code_q.q.val());
-            self.answer_events.next = 0x06.into();
         }
         if self.answer.val() {
             self.resp_pending.d.next = true;
+            self.resp_fault_q.d.next = false;
             self.resp_q.d.next = bit_cast::<512, 64>(self.tag.q.val())
                 | (bit_cast::<512, 8>(self.answer_status.val()) << 64)
                 | (bit_cast::<512, 8>(self.answer_code.val()) << 72)
                 | self.no_engine.val()
                 | (bit_cast::<512, 256>(self.txid.q.val()) << 256);
-            self.resp_events.d.next = self.answer_events.val();
             self.state.d.next = DispatchState::Idle;
         }
         self.resp_valid.next = self.resp_pending.q.val();
         self.resp_data.next = self.resp_q.q.val();
-        self.out_events.next = self.resp_events.q.val();
+        self.resp_fault.next = self.resp_fault_q.q.val();
     }
 }
 
@@ -612,7 +584,9 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let jobs = jobs(count, &mut rng);
         let entry = 0x123;
-        let mut uut = Dispatcher::new(engines, contexts);
+        // Engines numbered from 3 in the responses, as in a card's second lane.
+        let first = 3u8;
+        let mut uut = Dispatcher::new(engines, contexts, first);
         uut.connect_all();
         let mut offered = 0;
         let mut digits: VecDeque<(usize, usize)> = VecDeque::new();
@@ -621,7 +595,7 @@ mod tests {
         let mut running: Vec<Option<Running>> = (0..engines * MAX_CONTEXTS).map(|_| None).collect();
         let mut responses: Vec<(u64, [u8; 64])> = Vec::new();
         let mut faults = 0;
-        let mut events = [0u32; 8];
+        let mut fault_beats = 0;
         let fail =
             |cycle: u64, what: String| -> ! { panic!("seed {seed:#x}, cycle {cycle}: {what}") };
         for cycle in 0..(count as u64 * 1_500 + 2_000) {
@@ -733,15 +707,13 @@ mod tests {
                     }
                 }
             }
-            if resp_ready && uut.resp_valid.val() {
+            if resp_ready && uut.resp_valid.val() && uut.resp_fault.val() {
+                fault_beats += 1;
+            } else if resp_ready && uut.resp_valid.val() {
                 let bytes = BigUint::from(uut.resp_data.val()).to_bytes_le();
                 let mut record = [0u8; 64];
                 record[..bytes.len()].copy_from_slice(&bytes);
                 responses.push((cycle, record));
-            }
-            let pulses = uut.out_events.val().index();
-            for (bit, count) in events.iter_mut().enumerate() {
-                *count += u32::from(pulses >> bit & 1 == 1);
             }
             uut.clock.next = true.into();
             assert!(simulate(&mut uut, 1000), "settles");
@@ -773,7 +745,7 @@ mod tests {
                 "seed {seed:#x}: job {tag:#x}"
             );
             assert!(
-                (engine as usize) < engines || engine == 255,
+                (first..first + engines as u8).contains(&engine) || engine == 255,
                 "seed {seed:#x}: engine {engine}"
             );
             assert_eq!(
@@ -787,20 +759,12 @@ mod tests {
                 "seed {seed:#x}: transaction id of job {tag:#x}"
             );
         }
-        let count_of = |bit: u8| events[bit.trailing_zeros() as usize];
-        assert_eq!(
-            count_of(event::RESPONSE) as usize,
-            responses.len(),
-            "seed {seed:#x}"
-        );
-        assert_eq!(count_of(event::FAULT), faults, "seed {seed:#x}");
-        assert_eq!(
-            count_of(event::REJECTED) as usize,
-            jobs.iter().filter(|j| j.record_error.is_some()).count(),
-            "seed {seed:#x}"
-        );
+        assert_eq!(fault_beats, faults, "seed {seed:#x}: fault notices");
         assert!(
-            faults > 0 && count_of(event::VALID) > 0,
+            faults > 0
+                && responses
+                    .iter()
+                    .any(|(_, r)| r[8] == 0 && r[9] == 0 && r[10] != 255),
             "seed {seed:#x}: the sample lacks a fault or a valid verdict"
         );
     }

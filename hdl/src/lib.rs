@@ -27,6 +27,7 @@ pub mod field_value;
 pub mod flow;
 pub mod image_check;
 pub mod instr_check;
+pub mod lane;
 pub mod merkle;
 pub mod or_tree;
 pub mod padder;

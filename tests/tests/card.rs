@@ -90,8 +90,12 @@ fn transfers(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
 
 /// The functional model's answer to a session: the values `card_bench::open` reads, and the
 /// response records by tag.
-fn model_session(image: &[u8], transfers: &[Vec<u8>]) -> (Vec<u32>, BTreeMap<[u8; 8], Vec<u8>>) {
-    let mut model = FunctionalCard::new(1);
+fn model_session(
+    engines: u8,
+    image: &[u8],
+    transfers: &[Vec<u8>],
+) -> (Vec<u32>, BTreeMap<[u8; 8], Vec<u8>>) {
+    let mut model = FunctionalCard::new(engines);
     let mut reads: Vec<u32> = card_bench::IDENTITY
         .iter()
         .map(|&r| model.read_register(r))
@@ -163,7 +167,7 @@ fn card_verilog_answers_as_the_functional_model() {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let transfers = transfers(&mut rng);
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = model_session(&image, &transfers);
+    let (reads, expected) = model_session(1, &image, &transfers);
     assert_eq!(
         expected.len(),
         10,
@@ -195,9 +199,9 @@ fn card_verilog_answers_as_the_functional_model() {
 /// The same design in rust-hdl's own simulator, on a session short enough for it (a
 /// verification's 40,000 engine cycles are not): identity, upload, enable, and records the card
 /// answers before any engine runs — record errors, a non-canonical S, and an unframeable
-/// record that drops the rest of its transfer.
-#[test]
-fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
+/// record that drops the rest of its transfer — on one lane and on two (jobs to the lowest free
+/// lane, responses merged).
+fn rust_hdl_session(lanes: usize) {
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let key = SigningKey::from_bytes(&rng.gen());
@@ -223,7 +227,7 @@ fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
         [magic, good(5, &mut rng)].concat(),
     ];
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = model_session(&image, &transfers);
+    let (reads, expected) = model_session(lanes as u8, &image, &transfers);
     assert_eq!(
         expected.len(),
         3,
@@ -231,7 +235,7 @@ fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
     );
 
     let inputs = [card_bench::open(&image), card_bench::stream(&transfers)].concat();
-    let mut card = verity_hdl::card::Card::new(1, 16, verity_hdl::field_mul::Rate::Full);
+    let mut card = verity_hdl::card::Card::new(lanes, 1, 16, verity_hdl::field_mul::Rate::Full);
     let trace = verity_hdl::flow::harness::run(
         &mut card,
         &inputs,
@@ -240,6 +244,16 @@ fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
         20_000,
     );
     compare(seed, &card_bench::session(&trace), &reads, &expected);
+}
+
+#[test]
+fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
+    rust_hdl_session(1);
+}
+
+#[test]
+fn card_of_two_lanes_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
+    rust_hdl_session(2);
 }
 
 /// The cycle model behind the card driver gives the CPU's verdicts on every shared vector and

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use verity_hdl::lane::ENGINES_PER_LANE;
 use verity_hdl::Block;
 
 /// Export the card's rust-hdl blocks for other tools (Verilator, Icarus, Yosys, nextpnr).
@@ -17,9 +18,13 @@ pub enum HdlCommand {
         /// Directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Engines of the card (`--block card` only; 1 to 16) [default: 1].
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+        /// Engines of the card in all (`--block card` only) [default: 1].
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
         engines: Option<u8>,
+        /// Lanes of the card, each a scalar unit and a dispatcher for its share of the engines
+        /// (`--block card` only; must divide `--engines`) [default: one per four engines].
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+        lanes: Option<u8>,
     },
     /// Write DIR/NAME_pins.v: module NAME_pins(clock, din, dout), the block behind two data
     /// pins, for place-and-route (`make synth` uses it to measure Fmax on ECP5).
@@ -47,14 +52,22 @@ pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
             block,
             out: dir,
             engines,
+            lanes,
         } => {
             let path = dir.join(format!("{}.v", block.name()));
-            let verilog = match (block, engines) {
-                (Block::Card, Some(engines)) => {
-                    verity_hdl::flow::export::card_verilog(usize::from(*engines))
+            let verilog = match (block, engines, lanes) {
+                (Block::Card, engines, lanes) => {
+                    let engines = usize::from(engines.unwrap_or(1));
+                    let lanes = lanes.map_or(engines.div_ceil(ENGINES_PER_LANE), usize::from);
+                    anyhow::ensure!(
+                        lanes <= 16 && engines % lanes == 0 && engines / lanes <= 16,
+                        "{engines} engines do not split into {lanes} lanes of at most 16 (at \
+                         most 16 lanes)"
+                    );
+                    verity_hdl::flow::export::card_verilog(lanes, engines / lanes)
                 }
-                (_, Some(_)) => anyhow::bail!("--engines is for --block card only"),
-                (_, None) => block.verilog(),
+                (_, None, None) => block.verilog(),
+                _ => anyhow::bail!("--engines and --lanes are for --block card only"),
             };
             write(dir, &path, &verilog)?;
             writeln!(
