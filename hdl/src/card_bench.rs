@@ -7,6 +7,7 @@ use verity_firmware::regs::{self, Offset};
 
 use crate::card::{host, out};
 use crate::flow::harness::{Beat, Trace};
+use crate::record_parser;
 
 fn beat(kind: u8, addr: u32, data: BigUint, last: bool, bytes: usize) -> Beat {
     vec![
@@ -28,23 +29,24 @@ pub fn read(offset: Offset) -> Beat {
     beat(host::READ, offset.0, BigUint::default(), false, 0)
 }
 
-/// The host-to-card stream beats of `transfers`: 64 bytes a beat, `last` on each transfer's
-/// final beat, which may be partial.
+/// The host-to-card stream beats of `transfers`: the record parser's input beats
+/// ([`record_parser::beats`]) as host-port beats.
 pub fn stream(transfers: &[Vec<u8>]) -> Vec<Beat> {
-    let mut beats = Vec::new();
-    for transfer in transfers {
-        let chunks: Vec<&[u8]> = transfer.chunks(64).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            beats.push(beat(
-                host::STREAM,
-                0,
-                BigUint::from_bytes_le(chunk),
-                i + 1 == chunks.len(),
-                chunk.len(),
-            ));
-        }
-    }
-    beats
+    record_parser::beats(transfers)
+        .into_iter()
+        .map(|beat| {
+            let [data, last, bytes]: [BigUint; 3] = beat
+                .try_into()
+                .expect("the parser's beats have three fields");
+            vec![
+                BigUint::from(host::STREAM),
+                BigUint::default(),
+                data,
+                last,
+                bytes,
+            ]
+        })
+        .collect()
 }
 
 /// The registers a session reads before it streams, in order.

@@ -178,6 +178,15 @@ pub fn card_verilog(lanes: usize, engines: usize) -> String {
     )
 }
 
+/// The ECP5 build of the engine (`ecc_engine_ecp5`: the half-rate multiplier) with `contexts`
+/// contexts instead of [`ECP5_CONTEXTS`], for place-and-route on a part it fills.
+pub fn ecp5_engine_verilog(contexts: usize) -> String {
+    verilog_of(
+        EccEngine::new(Rate::Half, contexts),
+        Block::EccEngineEcp5.name(),
+    )
+}
+
 /// A lint warning waived on one signal of one block, with the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiver {

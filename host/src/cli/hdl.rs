@@ -25,6 +25,10 @@ pub enum HdlCommand {
         /// (`--block card` only; must divide `--engines`) [default: one per four engines].
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
         lanes: Option<u8>,
+        /// Contexts of the engine's ECP5 build (`--block ecc_engine_ecp5` only: 2, 4, 8 or
+        /// 16) [default: 8].
+        #[arg(long, value_parser = parse_contexts)]
+        contexts: Option<usize>,
     },
     /// Write DIR/NAME_pins.v: module NAME_pins(clock, din, dout), the block behind two data
     /// pins, for place-and-route (`make synth` uses it to measure Fmax on ECP5).
@@ -40,6 +44,13 @@ pub enum HdlCommand {
     List,
 }
 
+fn parse_contexts(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(n @ (2 | 4 | 8 | 16)) => Ok(n),
+        _ => Err(format!("{text:?}: an engine has 2, 4, 8 or 16 contexts")),
+    }
+}
+
 fn parse_block(name: &str) -> Result<Block, String> {
     name.parse()
         .map_err(|error: verity_hdl::flow::export::UnknownBlock| error.to_string())
@@ -53,10 +64,14 @@ pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
             out: dir,
             engines,
             lanes,
+            contexts,
         } => {
             let path = dir.join(format!("{}.v", block.name()));
-            let verilog = match (block, engines, lanes) {
-                (Block::Card, engines, lanes) => {
+            let verilog = match (block, engines, lanes, contexts) {
+                (Block::EccEngineEcp5, None, None, Some(contexts)) => {
+                    verity_hdl::flow::export::ecp5_engine_verilog(*contexts)
+                }
+                (Block::Card, engines, lanes, None) => {
                     let engines = usize::from(engines.unwrap_or(1));
                     let lanes = lanes.map_or(engines.div_ceil(ENGINES_PER_LANE), usize::from);
                     anyhow::ensure!(
@@ -66,8 +81,11 @@ pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
                     );
                     verity_hdl::flow::export::card_verilog(lanes, engines / lanes)
                 }
-                (_, None, None) => block.verilog(),
-                _ => anyhow::bail!("--engines and --lanes are for --block card only"),
+                (_, None, None, None) => block.verilog(),
+                _ => anyhow::bail!(
+                    "--engines and --lanes are for --block card only, --contexts for --block \
+                     ecc_engine_ecp5 only"
+                ),
             };
             write(dir, &path, &verilog)?;
             writeln!(
