@@ -3,12 +3,12 @@
 //!
 //! # Structure
 //!
-//! - **Contexts** ([`ContextSlot`], 16 by default, fewer when built so): each holds its program counter, flags,
-//!   counters, the decoded instruction it is about to issue and a scoreboard of its results
-//!   in flight.
+//! - **Contexts** ([`ContextSlot`], 16 by default, fewer when built so): each holds its
+//!   program counter, flags, counters, the decoded instruction it is about to issue and a
+//!   scoreboard of its results in flight.
 //! - **Fetch**: two ports, each a copy of the code RAM and of the digit RAMs, serving the lower
-//!   and the upper half of the contexts, each round-robin: about 1.8 instructions retire per cycle, more than one
-//!   port delivers.
+//!   and the upper half of the contexts, each round-robin: about 1.8 instructions retire per
+//!   cycle, more than one port delivers.
 //! - **Issue**: each cycle at most one multiplier instruction and one linear-unit instruction,
 //!   each from a context that says it is ready, chosen round-robin ([`RoundRobin`]): the rule
 //!   of the firmware's issue model (`Engine::schedule`). The grant is registered: the context
@@ -67,8 +67,9 @@ use rust_hdl::prelude::*;
 /// The most signature contexts an engine has (context numbers are 4 bits).
 pub const MAX_CONTEXTS: usize = 16;
 
-/// The contexts of the ECP5 build: its half-rate multiplier needs half as many operations in
-/// flight to stay busy, and the part has room to route half as many contexts.
+/// The contexts of the ECP5 build: its half-rate multiplier needs about half as many
+/// operations in flight to stay busy, and the 16-context build filled 74 % of the LFE5U-85's
+/// LUTs (this one 53 %).
 pub const ECP5_CONTEXTS: usize = 8;
 
 /// Output beat kinds (`out_kind`).

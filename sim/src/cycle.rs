@@ -1,5 +1,6 @@
 //! The cycle model: the card's exported Verilog (`verity_hdl::card`), compiled by Verilator
-//! and run cycle by cycle behind [`Card`].
+//! and run cycle by cycle behind [`Card`] — or, for short runs, the same design in rust-hdl's
+//! own simulation ([`CycleCard::in_rust_hdl`], a few thousand cycles a second).
 //!
 //! Every register access and stream beat goes through the design's host port as the card
 //! would take it, and the simulated clock runs only as far as each call needs: a register
@@ -18,9 +19,10 @@ use num_bigint::BigUint;
 use tracing::{error, info};
 use verity_firmware::abi::{RESPONSE_LEN, WORD};
 use verity_firmware::regs::{self, Offset};
-use verity_hdl::card::out;
+use verity_hdl::card::{self as design, out};
 use verity_hdl::card_bench;
-use verity_hdl::flow::cosim::{Cosim, ServeError, Server, Simulator, Synced};
+use verity_hdl::field_mul::Rate;
+use verity_hdl::flow::cosim::{Cosim, Driven, InProcess, ServeError, Server, Simulator, Synced};
 use verity_hdl::flow::tools::ToolError;
 use verity_hdl::Block;
 
@@ -33,10 +35,14 @@ const READ_CYCLES: u64 = 4;
 /// engine takes about 3,500 cycles per verification at steady state, 40,000 for one alone).
 const POLL_CYCLES: u64 = 2_000;
 
-/// The card's Verilog under Verilator.
-#[derive(Debug)]
-pub struct CycleCard {
-    server: Option<Server>,
+/// Cycles a beat may wait to be taken before the model gives it up (a card that holds its
+/// stream this long has stopped).
+const STUCK_CYCLES: u64 = 10_000_000;
+
+/// The card's design run cycle by cycle: its Verilog under Verilator (the default), or
+/// rust-hdl's own simulation of it.
+pub struct CycleCard<D: Driven = Server> {
+    server: Option<D>,
     responses: VecDeque<[u8; RESPONSE_LEN]>,
     cycle: u64,
 }
@@ -47,6 +53,20 @@ pub enum OpenError {
     /// Verilator failed (or is missing: `scripts/deps` installs it).
     #[error("building the cycle model: {0}")]
     Build(#[from] ToolError),
+}
+
+impl CycleCard<InProcess<design::Card>> {
+    /// The same card (`lanes` lanes of one engine of 16 contexts) in rust-hdl's own
+    /// simulation: no build, but slow — for sessions of thousands of cycles, not
+    /// verifications.
+    pub fn in_rust_hdl(lanes: usize) -> Self {
+        let card = design::Card::new(lanes, 1, 16, Rate::Full);
+        Self {
+            server: Some(InProcess::new(card, STUCK_CYCLES)),
+            responses: VecDeque::new(),
+            cycle: 0,
+        }
+    }
 }
 
 impl CycleCard {
@@ -62,17 +82,26 @@ impl CycleCard {
             cycle: 0,
         })
     }
+}
 
+impl<D: Driven> std::fmt::Debug for CycleCard<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CycleCard")
+            .field("running", &self.server.is_some())
+            .field("cycle", &self.cycle)
+            .field("responses", &self.responses.len())
+            .finish()
+    }
+}
+
+impl<D: Driven> CycleCard<D> {
     /// Cycles simulated so far.
     pub fn cycles(&self) -> u64 {
         self.cycle
     }
 
-    /// Runs `drive` on the server and takes in what came out; a failure retires the server.
-    fn exchange(
-        &mut self,
-        drive: impl FnOnce(&mut Server) -> Result<(), ServeError>,
-    ) -> Option<Synced> {
+    /// Runs `drive` on the simulation and takes in what came out; a failure retires it.
+    fn exchange(&mut self, drive: impl FnOnce(&mut D) -> Result<(), ServeError>) -> Option<Synced> {
         let server = self.server.as_mut()?;
         match drive(server).and_then(|()| server.sync()) {
             Ok(synced) => {
@@ -101,7 +130,7 @@ fn record(value: &BigUint) -> [u8; RESPONSE_LEN] {
     record
 }
 
-impl Card for CycleCard {
+impl<D: Driven> Card for CycleCard<D> {
     fn read_register(&mut self, offset: Offset) -> u32 {
         let synced = self.exchange(|s| {
             s.offer(&card_bench::read(offset))?;

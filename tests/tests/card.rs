@@ -22,7 +22,7 @@ use verity_hdl::card_bench;
 use verity_hdl::flow::cosim::{Cosim, Simulator};
 use verity_hdl::flow::harness::Stalls;
 use verity_hdl::Block;
-use verity_sim::{Card, FunctionalCard};
+use verity_sim::{Card, CycleCard, FunctionalCard};
 use verity_tests::{adversarial, signed};
 
 fn seed() -> u64 {
@@ -88,29 +88,27 @@ fn transfers(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     vec![first, second, third]
 }
 
-/// The functional model's answer to a session: the values `card_bench::open` reads, and the
-/// response records by tag.
-fn model_session(
-    engines: u8,
+/// A session through the card interface, as `card_bench::open` and `card_bench::stream` play
+/// it on the host port: the values read, and the response records by tag.
+fn card_session(
+    card: &mut impl Card,
     image: &[u8],
     transfers: &[Vec<u8>],
 ) -> (Vec<u32>, BTreeMap<[u8; 8], Vec<u8>>) {
-    let mut model = FunctionalCard::new(engines);
     let mut reads: Vec<u32> = card_bench::IDENTITY
         .iter()
-        .map(|&r| model.read_register(r))
+        .map(|&r| card.read_register(r))
         .collect();
-    model.load_image(image);
-    model.write_register(regs::CONTROL, regs::control::ENABLE);
-    reads.push(model.read_register(regs::STATUS));
-    reads.push(model.read_register(regs::ERRORS));
+    card.load_image(image);
+    card.write_register(regs::CONTROL, regs::control::ENABLE);
+    reads.push(card.read_register(regs::STATUS));
+    reads.push(card.read_register(regs::ERRORS));
     for transfer in transfers {
-        model
-            .write_stream(transfer)
+        card.write_stream(transfer)
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut answers = Vec::new();
-    while model.read_stream(&mut answers, 64) > 0 {}
+    while card.read_stream(&mut answers, 64) > 0 {}
     let responses = answers
         .chunks(RESPONSE_LEN)
         .map(|r| (r[..8].try_into().expect("8 bytes"), r.to_vec()))
@@ -167,7 +165,7 @@ fn card_verilog_answers_as_the_functional_model() {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let transfers = transfers(&mut rng);
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = model_session(1, &image, &transfers);
+    let (reads, expected) = card_session(&mut FunctionalCard::new(1), &image, &transfers);
     assert_eq!(
         expected.len(),
         10,
@@ -196,11 +194,12 @@ fn card_verilog_answers_as_the_functional_model() {
     compare(seed, &card_bench::session(&trace), &reads, &expected);
 }
 
-/// The same design in rust-hdl's own simulator, on a session short enough for it (a
-/// verification's 40,000 engine cycles are not): identity, upload, enable, and records the card
-/// answers before any engine runs — record errors, a non-canonical S, and an unframeable
-/// record that drops the rest of its transfer — on one lane and on two (jobs to the lowest free
-/// lane, responses merged).
+/// The same design in rust-hdl's own simulator behind the card interface
+/// (`CycleCard::in_rust_hdl`), on a session short enough for it (a verification's 40,000
+/// engine cycles are not): identity, upload, enable, and records the card answers before any
+/// engine runs — record errors, a non-canonical S, and an unframeable record that drops the
+/// rest of its transfer — on one lane and on two (jobs to the lowest free lane, responses
+/// merged).
 fn rust_hdl_session(lanes: usize) {
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -227,23 +226,24 @@ fn rust_hdl_session(lanes: usize) {
         [magic, good(5, &mut rng)].concat(),
     ];
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = model_session(lanes as u8, &image, &transfers);
+    let (reads, expected) = card_session(&mut FunctionalCard::new(lanes as u8), &image, &transfers);
     assert_eq!(
         expected.len(),
         3,
         "the rejected records and the non-canonical S"
     );
-
-    let inputs = [card_bench::open(&image), card_bench::stream(&transfers)].concat();
-    let mut card = verity_hdl::card::Card::new(lanes, 1, 16, verity_hdl::field_mul::Rate::Full);
-    let trace = verity_hdl::flow::harness::run(
-        &mut card,
-        &inputs,
-        &Stalls::random(seed, 20, 20),
-        reads.len() + expected.len(),
-        20_000,
-    );
-    compare(seed, &card_bench::session(&trace), &reads, &expected);
+    let mut card = CycleCard::in_rust_hdl(lanes);
+    let (got_reads, got) = card_session(&mut card, &image, &transfers);
+    println!("rust-hdl card: {} cycles", card.cycles());
+    assert_eq!(got_reads, reads, "seed {seed}: register values");
+    let session = card_bench::Session {
+        reads: got_reads,
+        responses: got
+            .values()
+            .map(|r| r[..].try_into().expect("64 bytes"))
+            .collect(),
+    };
+    compare(seed, &session, &reads, &expected);
 }
 
 #[test]
@@ -262,7 +262,6 @@ fn card_of_two_lanes_in_rust_hdl_answers_as_the_functional_model_before_the_engi
 fn cycle_model_gives_the_cpus_verdicts() {
     use std::num::NonZeroUsize;
     use verity_drivers::{verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verdict};
-    use verity_sim::CycleCard;
     use verity_tests::vectors;
 
     let seed = seed();

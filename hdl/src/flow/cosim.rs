@@ -9,7 +9,7 @@
 //! cycle for cycle.
 
 use super::export::Block;
-use super::harness::{Beat, Port, Stalls, Trace};
+use super::harness::{Beat, Port, Stalls, StreamBlock, Trace};
 use super::tools::{self, ToolError};
 use num_bigint::BigUint;
 use num_traits::Num;
@@ -420,24 +420,34 @@ pub enum ServeError {
     Protocol(String),
 }
 
-impl Server {
-    /// Offers `beat` until the block takes it (the bench gives up after its cycle limit and
-    /// reports it in [`Synced::refused`]).
-    pub fn offer(&mut self, beat: &Beat) -> Result<(), ServeError> {
+/// A block driven beat by beat, for as long as it is driven: the Verilog in a simulator
+/// ([`Server`]) or the same design in rust-hdl's own simulation in this process
+/// ([`InProcess`]). Commands are buffered until [`Driven::sync`]; the block's `out_ready` is
+/// held high.
+pub trait Driven: Send {
+    /// Offers `beat` until the block takes it (given up after a cycle limit, and reported in
+    /// [`Synced::refused`]).
+    fn offer(&mut self, beat: &Beat) -> Result<(), ServeError>;
+    /// Runs `cycles` cycles with nothing offered.
+    fn idle(&mut self, cycles: u64) -> Result<(), ServeError>;
+    /// Carries out the commands so far and returns what came out meanwhile.
+    fn sync(&mut self) -> Result<Synced, ServeError>;
+}
+
+impl Driven for Server {
+    fn offer(&mut self, beat: &Beat) -> Result<(), ServeError> {
         use std::io::Write as _;
         write!(self.commands, "b {}", hex_line(beat, self.inputs))?;
         Ok(())
     }
 
-    /// Runs `cycles` cycles with nothing offered.
-    pub fn idle(&mut self, cycles: u64) -> Result<(), ServeError> {
+    fn idle(&mut self, cycles: u64) -> Result<(), ServeError> {
         use std::io::Write as _;
         writeln!(self.commands, "i {cycles}")?;
         Ok(())
     }
 
-    /// Sends the commands so far and collects what came out until they were done.
-    pub fn sync(&mut self) -> Result<Synced, ServeError> {
+    fn sync(&mut self) -> Result<Synced, ServeError> {
         use std::io::{BufRead as _, Write as _};
         writeln!(self.commands, "s")?;
         self.commands.flush()?;
@@ -465,6 +475,100 @@ impl Server {
                 _ => return Err(bad()),
             }
         }
+    }
+}
+
+/// What [`InProcess`] has been asked to do since the last sync.
+#[derive(Clone, Debug)]
+enum Command {
+    Offer(Beat),
+    Idle(u64),
+}
+
+/// A block in rust-hdl's own simulation, driven as [`Server`] drives its Verilog: the same
+/// cycle protocol as [`super::harness::run`].
+pub struct InProcess<B> {
+    block: Box<B>,
+    commands: Vec<Command>,
+    cycle: u64,
+    limit: u64,
+}
+
+impl<B: StreamBlock> InProcess<B> {
+    /// `block`, connected, at cycle 0; a beat not taken in `limit` cycles is given up.
+    pub fn new(mut block: B, limit: u64) -> Self {
+        block.connect_all();
+        Self {
+            block: Box::new(block),
+            commands: Vec::new(),
+            cycle: 0,
+            limit,
+        }
+    }
+
+    /// One cycle offering `beat`; whether it was taken.
+    fn step(&mut self, beat: Option<&Beat>, synced: &mut Synced) -> bool {
+        let block = &mut self.block;
+        block.set_clock(false);
+        block.drive(beat);
+        block.set_output_ready(true);
+        let settled = rust_hdl::prelude::simulate(block.as_mut(), 1000);
+        assert!(settled, "rust-hdl's checks reject combinational loops");
+        let taken = beat.is_some() && block.input_ready();
+        if let Some(out) = block.output() {
+            synced.outputs.push((self.cycle, out));
+        }
+        block.set_clock(true);
+        let settled = rust_hdl::prelude::simulate(block.as_mut(), 1000);
+        assert!(settled, "rust-hdl's checks reject combinational loops");
+        self.cycle += 1;
+        taken
+    }
+}
+
+impl<B> std::fmt::Debug for InProcess<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess")
+            .field("cycle", &self.cycle)
+            .field("commands", &self.commands.len())
+            .finish()
+    }
+}
+
+impl<B: StreamBlock + Send> Driven for InProcess<B> {
+    fn offer(&mut self, beat: &Beat) -> Result<(), ServeError> {
+        self.commands.push(Command::Offer(beat.clone()));
+        Ok(())
+    }
+
+    fn idle(&mut self, cycles: u64) -> Result<(), ServeError> {
+        self.commands.push(Command::Idle(cycles));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<Synced, ServeError> {
+        let mut synced = Synced::default();
+        for command in std::mem::take(&mut self.commands) {
+            match command {
+                Command::Offer(beat) => {
+                    let mut waited = 0;
+                    while !self.step(Some(&beat), &mut synced) {
+                        waited += 1;
+                        if waited == self.limit {
+                            synced.refused.push(self.cycle);
+                            break;
+                        }
+                    }
+                }
+                Command::Idle(cycles) => {
+                    for _ in 0..cycles {
+                        self.step(None, &mut synced);
+                    }
+                }
+            }
+        }
+        synced.cycle = self.cycle;
+        Ok(synced)
     }
 }
 
