@@ -22,7 +22,8 @@
 //! The register block sees every cycle's events (a record answered or dropped, a response,
 //! each verdict kind, an engine fault), so none is lost while a read waits for the host: the
 //! card holds the read data in a register of its own and takes no BAR access meanwhile.
-//! `STATUS.IDLE` is "no record taken and not yet answered". The image's code words and
+//! `STATUS.IDLE` is "no record taken and not yet answered"; `CONTROL.RESET` drops the
+//! responses to every record taken before it, as they leave. The image's code words and
 //! constants go to every engine as they are uploaded (an upload is for a card with nothing in
 //! flight: it stops the card until its commit).
 
@@ -91,7 +92,11 @@ pub struct Card {
     resp_pick: RoundRobin,
     resp_data: OrTree<Bits<512>>,
     resp_fault: OrTree<Bit>,
+    resp_epoch: OrTree<Bit>,
     in_flight: DFF<Bits<16>>,
+    epoch: DFF<Bit>,
+    parser_epoch: DFF<Bit>,
+    record_epoch: DFF<Bit>,
     read_issued: DFF<Bit>,
     read_pending: DFF<Bit>,
     read_data: DFF<Bits<32>>,
@@ -104,6 +109,8 @@ pub struct Card {
     sent: Signal<Local, Bit>,
     faulted: Signal<Local, Bit>,
     take_resp: Signal<Local, Bit>,
+    stale: Signal<Local, Bit>,
+    discard: Signal<Local, Bit>,
     record_events: Signal<Local, Bits<8>>,
     response_events: Signal<Local, Bits<8>>,
     after_in: Signal<Local, Bits<16>>,
@@ -141,7 +148,11 @@ impl Card {
             resp_pick: RoundRobin::new(lanes),
             resp_data: OrTree::new(lanes),
             resp_fault: OrTree::new(lanes),
+            resp_epoch: OrTree::new(lanes),
             in_flight: Default::default(),
+            epoch: Default::default(),
+            parser_epoch: Default::default(),
+            record_epoch: Default::default(),
             read_issued: Default::default(),
             read_pending: Default::default(),
             read_data: Default::default(),
@@ -154,6 +165,8 @@ impl Card {
             sent: Default::default(),
             faulted: Default::default(),
             take_resp: Default::default(),
+            stale: Default::default(),
+            discard: Default::default(),
             record_events: Default::default(),
             response_events: Default::default(),
             after_in: Default::default(),
@@ -170,7 +183,17 @@ impl Card {
 impl Logic for Card {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, in_flight, read_issued, read_pending, read_data);
+        dff_setup!(
+            self,
+            clock,
+            in_flight,
+            epoch,
+            parser_epoch,
+            record_epoch,
+            read_issued,
+            read_pending,
+            read_data
+        );
         clock!(self, clock, parser, hasher, regs, resp_pick);
         for l in 0..self.lanes.len() {
             self.lanes[l].clock.next = self.clock.val();
@@ -235,6 +258,7 @@ impl Logic for Card {
             self.lanes[l].job_s.next = self.hasher.out_s.val();
             self.lanes[l].job_hash.next = self.hasher.out_hash.val();
             self.lanes[l].job_txid.next = self.hasher.out_txid.val();
+            self.lanes[l].job_epoch.next = self.record_epoch.q.val();
             self.lanes[l].image_valid.next = self.regs.image_valid.val();
             self.lanes[l].image_kind.next = self.regs.image_kind.val();
             self.lanes[l].image_addr.next = self.regs.image_addr.val();
@@ -250,19 +274,39 @@ impl Logic for Card {
             self.resp_pick.req[l].next = self.lanes[l].resp_valid.val();
             self.resp_data.term[l].next = 0.into();
             self.resp_fault.term[l].next = false;
+            self.resp_epoch.term[l].next = false;
             if self.resp_pick.grant[l].val() {
                 self.resp_data.term[l].next = self.lanes[l].resp_data.val();
                 self.resp_fault.term[l].next = self.lanes[l].resp_fault.val();
+                self.resp_epoch.term[l].next = self.lanes[l].resp_epoch.val();
             }
         }
+        // `CONTROL.RESET` starts a new epoch: responses to records taken before it are dropped
+        // as they leave, as the functional model drops its unread responses. A record's epoch
+        // is its last beat's when the card took it: the parser holds at most that one beat
+        // (it takes the next when its output moves on), and the hasher one record.
+        if self.regs.reset.val() {
+            self.epoch.d.next = !self.epoch.q.val();
+        }
+        if self.parser.in_valid.val() & self.parser.in_ready.val() {
+            self.parser_epoch.d.next = self.epoch.q.val();
+        }
+        if self.parser.out_valid.val()
+            & self.hasher.in_ready.val()
+            & (self.parser.out_kind.val() != 0)
+        {
+            self.record_epoch.d.next = self.parser_epoch.q.val();
+        }
+        self.stale.next = self.resp_epoch.any.val() != self.epoch.q.val();
+        self.discard.next = self.resp_fault.any.val() | self.stale.val();
         self.take_resp.next = self.resp_pick.valid.val()
-            & (self.resp_fault.any.val() | (self.out_ready.val() & !self.read_pending.q.val()));
+            & (self.discard.val() | (self.out_ready.val() & !self.read_pending.q.val()));
         self.resp_pick.take.next = self.take_resp.val();
         for l in 0..self.lanes.len() {
             self.lanes[l].resp_ready.next = self.take_resp.val() & self.resp_pick.grant[l].val();
         }
         self.out_valid.next =
-            self.read_pending.q.val() | (self.resp_pick.valid.val() & !self.resp_fault.any.val());
+            self.read_pending.q.val() | (self.resp_pick.valid.val() & !self.discard.val());
         self.out_kind.next = 1.into();
         self.out_data.next = self.resp_data.any.val();
         if self.read_pending.q.val() {
@@ -272,7 +316,7 @@ impl Logic for Card {
                 self.read_pending.d.next = false;
             }
         }
-        self.sent.next = self.take_resp.val() & !self.resp_fault.any.val();
+        self.sent.next = self.take_resp.val() & !self.discard.val();
         self.faulted.next = self.take_resp.val() & self.resp_fault.any.val();
 
         // Events (`reg_block::event`, as literals): a record taken (answered or rejected)

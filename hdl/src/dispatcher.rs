@@ -79,6 +79,9 @@ pub struct Dispatcher {
     pub job_r: Signal<In, Bits<256>>,
     /// The transaction id (zero for a record error).
     pub job_txid: Signal<In, Bits<256>>,
+    /// The card's epoch when the job was taken, returned with its response (the card drops
+    /// responses to jobs taken before a `CONTROL.RESET`).
+    pub job_epoch: Signal<In, Bit>,
     /// A digit position is offered (the scalar unit's output).
     pub dig_valid: Signal<In, Bit>,
     /// The dispatcher takes it.
@@ -121,12 +124,14 @@ pub struct Dispatcher {
     pub resp_data: Signal<Out, Bits<512>>,
     /// The beat is no response but an engine fault's notice (its tag unanswered).
     pub resp_fault: Signal<Out, Bit>,
+    /// The epoch of the beat's job.
+    pub resp_epoch: Signal<Out, Bit>,
     engine_ids: Vec<Constant<Bits<4>>>,
     last_engine: Constant<Bits<4>>,
     last_context: Constant<Bits<4>>,
     slots: Constant<Bits<9>>,
     free_slots: RAM<Bits<8>, 8>,
-    slot_table: RAM<Bits<352>, 8>,
+    slot_table: RAM<Bits<353>, 8>,
     verdict_pick: RoundRobin,
     ready_of_slot: OrTree<Bit>,
     picked_ctx: OrTree<Bits<4>>,
@@ -154,6 +159,8 @@ pub struct Dispatcher {
     resp_pending: DFF<Bit>,
     resp_q: DFF<Bits<512>>,
     resp_fault_q: DFF<Bit>,
+    epoch: DFF<Bit>,
+    resp_epoch_q: DFF<Bit>,
     pop: Signal<Local, Bit>,
     push: Signal<Local, Bit>,
     init_write: Signal<Local, Bit>,
@@ -170,6 +177,8 @@ pub struct Dispatcher {
     spent: Signal<Local, Bits<32>>,
     no_engine: Constant<Bits<512>>,
     first_engine: Constant<Bits<8>>,
+    epoch_bit: Constant<Bits<353>>,
+    epoch_field: Signal<Local, Bits<353>>,
 }
 
 impl Dispatcher {
@@ -190,6 +199,7 @@ impl Dispatcher {
             job_a: Default::default(),
             job_r: Default::default(),
             job_txid: Default::default(),
+            job_epoch: Default::default(),
             dig_valid: Default::default(),
             dig_ready: Default::default(),
             dig_position: Default::default(),
@@ -211,6 +221,7 @@ impl Dispatcher {
             resp_ready: Default::default(),
             resp_data: Default::default(),
             resp_fault: Default::default(),
+            resp_epoch: Default::default(),
             engine_ids: (0..engines)
                 .map(|e| Constant::new(bits::<4>(e as u64)))
                 .collect(),
@@ -245,6 +256,8 @@ impl Dispatcher {
             resp_pending: Default::default(),
             resp_q: Default::default(),
             resp_fault_q: Default::default(),
+            epoch: Default::default(),
+            resp_epoch_q: Default::default(),
             pop: Default::default(),
             push: Default::default(),
             init_write: Default::default(),
@@ -261,6 +274,8 @@ impl Dispatcher {
             spent: Default::default(),
             no_engine: Constant::new(bits::<512>(u64::from(verity_firmware::abi::NO_ENGINE)) << 80),
             first_engine: Constant::new(bits::<8>(u64::from(first_engine))),
+            epoch_bit: Constant::new(bits::<353>(1) << 352),
+            epoch_field: Default::default(),
         }
     }
 }
@@ -292,7 +307,9 @@ impl Logic for Dispatcher {
             v_code,
             resp_pending,
             resp_q,
-            resp_fault_q
+            resp_fault_q,
+            epoch,
+            resp_epoch_q
         );
         clock!(self, clock, verdict_pick);
         self.free_slots.read_clock.next = self.clock.val();
@@ -368,6 +385,7 @@ impl Logic for Dispatcher {
             self.a.d.next = self.job_a.val();
             self.r.d.next = self.job_r.val();
             self.txid.d.next = self.job_txid.val();
+            self.epoch.d.next = self.job_epoch.val();
             self.state.d.next = DispatchState::Choose;
             if self.job_kind.val() != 0 {
                 self.state.d.next = DispatchState::Answer;
@@ -409,12 +427,17 @@ impl Logic for Dispatcher {
         if (self.state.q.val() == DispatchState::SendR) & self.cmd_taken.val() {
             self.state.d.next = DispatchState::Run;
         }
-        // The slot's entry: tag 63:0, transaction id 319:64, start 351:320.
+        // The slot's entry: tag 63:0, transaction id 319:64, start 351:320, epoch 352.
         self.slot_table.write_address.next =
             (bit_cast::<8, 4>(self.engine.q.val()) << 4) | bit_cast::<8, 4>(self.slot_ctx.q.val());
-        self.slot_table.write_data.next = bit_cast::<352, 64>(self.tag.q.val())
-            | (bit_cast::<352, 256>(self.txid.q.val()) << 64)
-            | (bit_cast::<352, 32>(self.now.q.val()) << 320);
+        self.epoch_field.next = 0.into();
+        if self.epoch.q.val() {
+            self.epoch_field.next = self.epoch_bit.val();
+        }
+        self.slot_table.write_data.next = bit_cast::<353, 64>(self.tag.q.val())
+            | (bit_cast::<353, 256>(self.txid.q.val()) << 64)
+            | (bit_cast::<353, 32>(self.now.q.val()) << 320)
+            | self.epoch_field.val();
         self.slot_table.write_enable.next =
             (self.state.q.val() == DispatchState::Run) & self.cmd_taken.val();
         if (self.state.q.val() == DispatchState::Run) & self.cmd_taken.val() {
@@ -482,6 +505,7 @@ impl Logic for Dispatcher {
         if self.v_valid.q.val() {
             self.resp_pending.d.next = true;
             self.resp_fault_q.d.next = self.v_code.q.val() > 5;
+            self.resp_epoch_q.d.next = self.slot_table.read_data.val().get_bit(352);
             self.resp_q.d.next = bit_cast::<512, 64>(self.entry_tag.val())
                 | (bit_cast::<512, 8>(self.v_code.q.val().get_bits::<8>(0)) << 72)
                 | (bit_cast::<512, 8>(self.engine_number.val()) << 80)
@@ -502,6 +526,7 @@ impl Logic for Dispatcher {
         if self.answer.val() {
             self.resp_pending.d.next = true;
             self.resp_fault_q.d.next = false;
+            self.resp_epoch_q.d.next = self.epoch.q.val();
             self.resp_q.d.next = bit_cast::<512, 64>(self.tag.q.val())
                 | (bit_cast::<512, 8>(self.answer_status.val()) << 64)
                 | (bit_cast::<512, 8>(self.answer_code.val()) << 72)
@@ -512,6 +537,7 @@ impl Logic for Dispatcher {
         self.resp_valid.next = self.resp_pending.q.val();
         self.resp_data.next = self.resp_q.q.val();
         self.resp_fault.next = self.resp_fault_q.q.val();
+        self.resp_epoch.next = self.resp_epoch_q.q.val();
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Lane {
     pub job_hash: Signal<In, Bits<512>>,
     /// The transaction id.
     pub job_txid: Signal<In, Bits<256>>,
+    /// The card's epoch (see [`Dispatcher`]).
+    pub job_epoch: Signal<In, Bit>,
     /// An image word for the engines (the register block's `image_*`).
     pub image_valid: Signal<In, Bit>,
     /// 0: a code word; 1: a constant.
@@ -64,6 +66,8 @@ pub struct Lane {
     pub resp_data: Signal<Out, Bits<512>>,
     /// The beat is an engine fault's notice, not a response.
     pub resp_fault: Signal<Out, Bit>,
+    /// The epoch of the beat's job.
+    pub resp_epoch: Signal<Out, Bit>,
     scalar: ScalarUnit,
     dispatcher: Dispatcher,
     engines: Vec<EccEngine>,
@@ -85,6 +89,7 @@ impl Lane {
             job_s: Default::default(),
             job_hash: Default::default(),
             job_txid: Default::default(),
+            job_epoch: Default::default(),
             image_valid: Default::default(),
             image_kind: Default::default(),
             image_addr: Default::default(),
@@ -94,6 +99,7 @@ impl Lane {
             resp_ready: Default::default(),
             resp_data: Default::default(),
             resp_fault: Default::default(),
+            resp_epoch: Default::default(),
             scalar: Default::default(),
             dispatcher: Dispatcher::new(engines, contexts, first_engine),
             engines: (0..engines)
@@ -124,6 +130,7 @@ impl Logic for Lane {
         self.dispatcher.job_a.next = self.job_a.val();
         self.dispatcher.job_r.next = self.job_r.val();
         self.dispatcher.job_txid.next = self.job_txid.val();
+        self.dispatcher.job_epoch.next = self.job_epoch.val();
         self.dispatcher.dig_valid.next = self.scalar.out_valid.val();
         self.scalar.out_ready.next = self.dispatcher.dig_ready.val();
         self.dispatcher.dig_position.next = self.scalar.out_position.val();
@@ -158,5 +165,6 @@ impl Logic for Lane {
         self.dispatcher.resp_ready.next = self.resp_ready.val();
         self.resp_data.next = self.dispatcher.resp_data.val();
         self.resp_fault.next = self.dispatcher.resp_fault.val();
+        self.resp_epoch.next = self.dispatcher.resp_epoch.val();
     }
 }

@@ -150,6 +150,11 @@ impl<D: Driven> Card for CycleCard<D> {
 
     fn write_register(&mut self, offset: Offset, value: u32) {
         self.exchange(|s| s.offer(&card_bench::write(offset, value)));
+        // A reset drops the responses not yet read: those still in the card (it drops them
+        // as they leave) and those already on the host's side of the stream.
+        if offset == regs::CONTROL && value & regs::control::RESET != 0 {
+            self.responses.clear();
+        }
     }
 
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {

@@ -256,6 +256,43 @@ fn card_of_two_lanes_in_rust_hdl_answers_as_the_functional_model_before_the_engi
     rust_hdl_session(2);
 }
 
+/// `CONTROL.RESET` drops every response not yet read — in the card, those to jobs taken
+/// before it, as they leave — and the card answers what comes after it; the same design in
+/// rust-hdl against the functional model.
+#[test]
+fn reset_drops_the_unread_responses_in_rust_hdl_as_in_the_functional_model() {
+    let seed = seed();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let s_plus_l = |tag: u64, rng: &mut ChaCha20Rng| {
+        let k = adversarial::KINDS
+            .iter()
+            .position(|&name| name == "S + L")
+            .expect("a kind the generator has");
+        record(&adversarial::case(k, rng, tag))
+    };
+    let before = [s_plus_l(1, &mut rng), s_plus_l(2, &mut rng)].concat();
+    let after = s_plus_l(3, &mut rng);
+    let image = Image::new(ed25519_verify()).encode();
+    let run = |card: &mut dyn Card| -> Vec<u8> {
+        card.load_image(&image);
+        card.write_register(regs::CONTROL, regs::control::ENABLE);
+        card.write_stream(&before).unwrap_or_else(|e| panic!("{e}"));
+        card.write_register(regs::CONTROL, regs::control::ENABLE | regs::control::RESET);
+        card.write_stream(&after).unwrap_or_else(|e| panic!("{e}"));
+        let mut answers = Vec::new();
+        while card.read_stream(&mut answers, 64) > 0 {}
+        answers
+    };
+    let want = run(&mut FunctionalCard::new(1));
+    assert_eq!(
+        want.len(),
+        RESPONSE_LEN,
+        "only the request after the reset is answered"
+    );
+    let got = run(&mut CycleCard::in_rust_hdl(1));
+    assert_eq!(got, want, "seed {seed}");
+}
+
 /// The cycle model behind the card driver gives the CPU's verdicts on every shared vector and
 /// on random and adversarial requests, and its counters say what it was sent.
 #[test]
