@@ -173,11 +173,6 @@ impl Card {
             after_out: Default::default(),
         }
     }
-
-    /// Its lanes.
-    pub fn lanes(&self) -> usize {
-        self.lanes.len()
-    }
 }
 
 impl Logic for Card {

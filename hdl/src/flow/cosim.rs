@@ -7,6 +7,11 @@
 //! before the rising edge. Each output beat is written with its cycle, so the Verilog's trace
 //! can be compared with the reference and with rust-hdl's own simulation of the same design,
 //! cycle for cycle.
+//!
+//! The same bench also serves (`+serve`): commands on its standard input offer beats and run
+//! cycles, and output beats leave on its standard output as they happen — [`Server`], which
+//! with [`InProcess`] (the block in rust-hdl) drives a long-lived model such as the
+//! cycle-accurate card through [`Driven`].
 
 use super::export::Block;
 use super::harness::{Beat, Port, Stalls, StreamBlock, Trace};
