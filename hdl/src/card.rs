@@ -1,8 +1,8 @@
-//! The card: the record parser, the request hasher, L lanes (each a scalar unit, a dispatcher
-//! and its engines: [`Lane`]) and the register block, behind one host port.
+//! The card: the record parser, H request hashers ([`HasherPool`]), L lanes (each a scalar
+//! unit, a dispatcher and its engines: [`Lane`]) and the register block, behind one host port.
 //!
 //! ```text
-//! host ─┬─ stream beats ─> RecordParser ─> RequestHasher ─ jobs ─> Lane × L (ScalarUnit,
+//! host ─┬─ stream beats ─> RecordParser ─> RequestHasher × H ─ jobs ─> Lane × L (ScalarUnit,
 //!       │                                                          Dispatcher, EccEngine × E)
 //!       └─ BAR accesses ─> RegBlock ─ image, entry ─> every lane's engines        │
 //!                             ^ events <─ responses, round-robin over the lanes ──┴─> host
@@ -32,11 +32,11 @@ use rust_hdl::prelude::*;
 
 use crate::field_mul::Rate;
 use crate::flow::harness::{Beat, Port, StreamBlock};
+use crate::hasher_pool::HasherPool;
 use crate::lane::Lane;
 use crate::or_tree::OrTree;
 use crate::record_parser::RecordParser;
 use crate::reg_block::RegBlock;
-use crate::request_hasher::RequestHasher;
 use crate::round_robin::{PrefixOr, RoundRobin};
 
 /// `in_kind` values.
@@ -85,7 +85,7 @@ pub struct Card {
     /// Read data or a response record.
     pub out_data: Signal<Out, Bits<512>>,
     parser: RecordParser,
-    hasher: RequestHasher,
+    hasher: HasherPool,
     lanes: Vec<Lane>,
     regs: RegBlock,
     lanes_free_below: PrefixOr<Bit>,
@@ -96,7 +96,6 @@ pub struct Card {
     in_flight: DFF<Bits<16>>,
     epoch: DFF<Bit>,
     parser_epoch: DFF<Bit>,
-    record_epoch: DFF<Bit>,
     read_issued: DFF<Bit>,
     read_pending: DFF<Bit>,
     read_data: DFF<Bits<32>>,
@@ -118,9 +117,9 @@ pub struct Card {
 }
 
 impl Card {
-    /// A card of `lanes` lanes of `engines` engines each (1 to 16 of each), of `contexts`
-    /// contexts, their multipliers at `rate`.
-    pub fn new(lanes: usize, engines: usize, contexts: usize, rate: Rate) -> Self {
+    /// A card of `hashers` request hashers (1 to 16) and `lanes` lanes of `engines` engines
+    /// each (1 to 16 of each), of `contexts` contexts, their multipliers at `rate`.
+    pub fn new(hashers: usize, lanes: usize, engines: usize, contexts: usize, rate: Rate) -> Self {
         assert!(
             (1..=16).contains(&lanes) && lanes * engines <= usize::from(u8::MAX),
             "1 to 16 lanes; engines numbered in a byte"
@@ -139,7 +138,7 @@ impl Card {
             out_kind: Default::default(),
             out_data: Default::default(),
             parser: Default::default(),
-            hasher: Default::default(),
+            hasher: HasherPool::new(hashers),
             lanes: (0..lanes)
                 .map(|l| Lane::new(engines, contexts, rate, (l * engines) as u8))
                 .collect(),
@@ -152,7 +151,6 @@ impl Card {
             in_flight: Default::default(),
             epoch: Default::default(),
             parser_epoch: Default::default(),
-            record_epoch: Default::default(),
             read_issued: Default::default(),
             read_pending: Default::default(),
             read_data: Default::default(),
@@ -184,7 +182,6 @@ impl Logic for Card {
             in_flight,
             epoch,
             parser_epoch,
-            record_epoch,
             read_issued,
             read_pending,
             read_data
@@ -253,7 +250,7 @@ impl Logic for Card {
             self.lanes[l].job_s.next = self.hasher.out_s.val();
             self.lanes[l].job_hash.next = self.hasher.out_hash.val();
             self.lanes[l].job_txid.next = self.hasher.out_txid.val();
-            self.lanes[l].job_epoch.next = self.record_epoch.q.val();
+            self.lanes[l].job_epoch.next = self.hasher.out_epoch.val();
             self.lanes[l].image_valid.next = self.regs.image_valid.val();
             self.lanes[l].image_kind.next = self.regs.image_kind.val();
             self.lanes[l].image_addr.next = self.regs.image_addr.val();
@@ -279,19 +276,14 @@ impl Logic for Card {
         // `CONTROL.RESET` starts a new epoch: responses to records taken before it are dropped
         // as they leave, as the functional model drops its unread responses. A record's epoch
         // is its last beat's when the card took it: the parser holds at most that one beat
-        // (it takes the next when its output moves on), and the hasher one record.
+        // (it takes the next when its output moves on), and each hasher keeps its record's.
         if self.regs.reset.val() {
             self.epoch.d.next = !self.epoch.q.val();
         }
         if self.parser.in_valid.val() & self.parser.in_ready.val() {
             self.parser_epoch.d.next = self.epoch.q.val();
         }
-        if self.parser.out_valid.val()
-            & self.hasher.in_ready.val()
-            & (self.parser.out_kind.val() != 0)
-        {
-            self.record_epoch.d.next = self.parser_epoch.q.val();
-        }
+        self.hasher.in_epoch.next = self.parser_epoch.q.val();
         self.stale.next = self.resp_epoch.any.val() != self.epoch.q.val();
         self.discard.next = self.resp_fault.any.val() | self.stale.val();
         self.take_resp.next = self.resp_pick.valid.val()

@@ -25,6 +25,7 @@ pub mod field_linear;
 pub mod field_mul;
 pub mod field_value;
 pub mod flow;
+pub mod hasher_pool;
 pub mod image_check;
 pub mod instr_check;
 pub mod lane;

@@ -621,3 +621,16 @@ fn image_check_verilog_matches_the_firmware_image_decoder() {
         (replay_in, replay_out),
     );
 }
+
+/// A card of two hashers and two lanes (the pool's routing and merge, the lanes' merge) lints
+/// clean under the card's waivers; the co-simulated card has one of each.
+#[test]
+fn card_of_two_hashers_and_two_lanes_lints_clean() {
+    use verity_hdl::flow::tools;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("card-2x2");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("card.v");
+    tools::write(&file, verity_hdl::flow::export::card_verilog(2, 2, 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    tools::lint(&file, Block::Card).unwrap_or_else(|e| panic!("{e}"));
+}

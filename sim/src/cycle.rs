@@ -56,11 +56,11 @@ pub enum OpenError {
 }
 
 impl CycleCard<InProcess<design::Card>> {
-    /// The same card (`lanes` lanes of one engine of 16 contexts) in rust-hdl's own
-    /// simulation: no build, but slow — for sessions of thousands of cycles, not
-    /// verifications.
-    pub fn in_rust_hdl(lanes: usize) -> Self {
-        let card = design::Card::new(lanes, 1, 16, Rate::Full);
+    /// The same card (`hashers` request hashers, `lanes` lanes of one engine of 16 contexts)
+    /// in rust-hdl's own simulation: no build, but slow — for sessions of thousands of
+    /// cycles, not verifications.
+    pub fn in_rust_hdl(hashers: usize, lanes: usize) -> Self {
+        let card = design::Card::new(hashers, lanes, 1, 16, Rate::Full);
         Self {
             server: Some(InProcess::new(card, STUCK_CYCLES)),
             responses: VecDeque::new(),

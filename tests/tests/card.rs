@@ -198,9 +198,9 @@ fn card_verilog_answers_as_the_functional_model() {
 /// (`CycleCard::in_rust_hdl`), on a session short enough for it (a verification's 40,000
 /// engine cycles are not): identity, upload, enable, and records the card answers before any
 /// engine runs — record errors, a non-canonical S, and an unframeable record that drops the
-/// rest of its transfer — on one lane and on two (jobs to the lowest free lane, responses
-/// merged).
-fn rust_hdl_session(lanes: usize) {
+/// rest of its transfer — on one hasher and one lane, and on two of each (records to the
+/// lowest free hasher, jobs to the lowest free lane, both merged round-robin).
+fn rust_hdl_session(hashers: usize, lanes: usize) {
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let key = SigningKey::from_bytes(&rng.gen());
@@ -232,7 +232,7 @@ fn rust_hdl_session(lanes: usize) {
         3,
         "the rejected records and the non-canonical S"
     );
-    let mut card = CycleCard::in_rust_hdl(lanes);
+    let mut card = CycleCard::in_rust_hdl(hashers, lanes);
     let (got_reads, got) = card_session(&mut card, &image, &transfers);
     println!("rust-hdl card: {} cycles", card.cycles());
     assert_eq!(got_reads, reads, "seed {seed}: register values");
@@ -248,12 +248,12 @@ fn rust_hdl_session(lanes: usize) {
 
 #[test]
 fn card_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
-    rust_hdl_session(1);
+    rust_hdl_session(1, 1);
 }
 
 #[test]
-fn card_of_two_lanes_in_rust_hdl_answers_as_the_functional_model_before_the_engines() {
-    rust_hdl_session(2);
+fn card_of_two_hashers_and_two_lanes_in_rust_hdl_answers_as_the_functional_model() {
+    rust_hdl_session(2, 2);
 }
 
 /// `CONTROL.RESET` drops every response not yet read — in the card, those to jobs taken
@@ -289,7 +289,7 @@ fn reset_drops_the_unread_responses_in_rust_hdl_as_in_the_functional_model() {
         RESPONSE_LEN,
         "only the request after the reset is answered"
     );
-    let got = run(&mut CycleCard::in_rust_hdl(1));
+    let got = run(&mut CycleCard::in_rust_hdl(1, 1));
     assert_eq!(got, want, "seed {seed}");
 }
 

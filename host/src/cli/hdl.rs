@@ -25,6 +25,9 @@ pub enum HdlCommand {
         /// (`--block card` only; must divide `--engines`) [default: one per four engines].
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
         lanes: Option<u8>,
+        /// Request hashers of the card (`--block card` only) [default: one per 16 engines].
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+        hashers: Option<u8>,
         /// Contexts of the engine's ECP5 build (`--block ecc_engine_ecp5` only: 2, 4, 8 or
         /// 16) [default: 8].
         #[arg(long, value_parser = parse_contexts)]
@@ -64,14 +67,16 @@ pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
             out: dir,
             engines,
             lanes,
+            hashers,
             contexts,
         } => {
             let path = dir.join(format!("{}.v", block.name()));
-            let verilog = match (block, engines, lanes, contexts) {
-                (Block::EccEngineEcp5, None, None, Some(contexts)) => {
+            let card_sizing = engines.is_some() || lanes.is_some() || hashers.is_some();
+            let verilog = match (block, card_sizing, contexts) {
+                (Block::EccEngineEcp5, false, Some(contexts)) => {
                     verity_hdl::flow::export::ecp5_engine_verilog(*contexts)
                 }
-                (Block::Card, engines, lanes, None) => {
+                (Block::Card, _, None) => {
                     let engines = usize::from(engines.unwrap_or(1));
                     let lanes = lanes.map_or(engines.div_ceil(ENGINES_PER_LANE), usize::from);
                     anyhow::ensure!(
@@ -79,12 +84,13 @@ pub fn run(command: &HdlCommand, out: &mut impl Write) -> anyhow::Result<()> {
                         "{engines} engines do not split into {lanes} lanes of at most 16 (at \
                          most 16 lanes)"
                     );
-                    verity_hdl::flow::export::card_verilog(lanes, engines / lanes)
+                    let hashers = hashers.map_or(engines.div_ceil(16), usize::from);
+                    verity_hdl::flow::export::card_verilog(hashers, lanes, engines / lanes)
                 }
-                (_, None, None, None) => block.verilog(),
+                (_, false, None) => block.verilog(),
                 _ => anyhow::bail!(
-                    "--engines and --lanes are for --block card only, --contexts for --block \
-                     ecc_engine_ecp5 only"
+                    "--engines, --lanes and --hashers are for --block card only, --contexts for \
+                     --block ecc_engine_ecp5 only"
                 ),
             };
             write(dir, &path, &verilog)?;
