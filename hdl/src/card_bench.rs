@@ -75,19 +75,28 @@ pub struct Session {
     pub responses: Vec<[u8; RESPONSE_LEN]>,
 }
 
+/// A read-data beat's value (`out_data[31:0]`).
+pub fn read_value(data: &BigUint) -> u32 {
+    data.iter_u32_digits().next().unwrap_or(0)
+}
+
+/// A response beat's record (`out_data`, byte 0 in bits 7:0).
+pub fn record(data: &BigUint) -> [u8; RESPONSE_LEN] {
+    let bytes = data.to_bytes_le();
+    let mut record = [0u8; RESPONSE_LEN];
+    let n = bytes.len().min(RESPONSE_LEN);
+    record[..n].copy_from_slice(&bytes[..n]);
+    record
+}
+
 /// Takes a trace of the card apart.
 pub fn session(trace: &Trace) -> Session {
     let mut session = Session::default();
     for (_, beat) in &trace.outputs {
-        let bytes = beat[1].to_bytes_le();
         if beat[0] == BigUint::from(out::READ_DATA) {
-            let mut value = [0u8; 4];
-            value[..bytes.len().min(4)].copy_from_slice(&bytes[..bytes.len().min(4)]);
-            session.reads.push(u32::from_le_bytes(value));
+            session.reads.push(read_value(&beat[1]));
         } else {
-            let mut record = [0u8; RESPONSE_LEN];
-            record[..bytes.len()].copy_from_slice(&bytes);
-            session.responses.push(record);
+            session.responses.push(record(&beat[1]));
         }
     }
     session

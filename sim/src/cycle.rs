@@ -108,7 +108,7 @@ impl<D: Driven> CycleCard<D> {
                 self.cycle = synced.cycle;
                 for (_, beat) in &synced.outputs {
                     if beat[0] == BigUint::from(out::RESPONSE) {
-                        self.responses.push_back(record(&beat[1]));
+                        self.responses.push_back(card_bench::record(&beat[1]));
                     }
                 }
                 Some(synced)
@@ -120,14 +120,6 @@ impl<D: Driven> CycleCard<D> {
             }
         }
     }
-}
-
-fn record(value: &BigUint) -> [u8; RESPONSE_LEN] {
-    let bytes = value.to_bytes_le();
-    let mut record = [0u8; RESPONSE_LEN];
-    record[..bytes.len().min(RESPONSE_LEN)]
-        .copy_from_slice(&bytes[..bytes.len().min(RESPONSE_LEN)]);
-    record
 }
 
 impl<D: Driven> Card for CycleCard<D> {
@@ -142,7 +134,7 @@ impl<D: Driven> Card for CycleCard<D> {
                     .outputs
                     .iter()
                     .find(|(_, beat)| beat[0] == BigUint::from(out::READ_DATA))
-                    .map(|(_, beat)| beat[1].iter_u32_digits().next().unwrap_or(0))
+                    .map(|(_, beat)| card_bench::read_value(&beat[1]))
             })
             // A card that does not answer reads as all ones, as on PCIe.
             .unwrap_or(u32::MAX)
