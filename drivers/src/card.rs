@@ -8,20 +8,22 @@
 //! request by that tag and handed out in submission order.
 //!
 //! The card is never trusted blindly: a response whose tag is not in flight or was already
-//! answered, a record-error answer to a record this driver framed, an unreadable response, or
-//! an idle card with requests unanswered fails the backend ([`VerifierError::Failed`]); the
-//! fail-over wrapper (issue #7) turns that into a switch to the CPU.
+//! answered, whose transaction id is not its request's message's SHA-256, a record-error
+//! answer to a record this driver framed, an unreadable response, a device error, or
+//! requests left unanswered for [`CardConfig::response_timeout`] fail the backend
+//! ([`VerifierError::Failed`]); the fail-over wrapper turns that into a switch to the CPU.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tracing::{debug, warn};
 use verity_firmware::abi::{self, Status, MAX_MESSAGE_LEN, RESPONSE_LEN};
 use verity_firmware::image::{Image, ISA_VERSION};
 use verity_firmware::regs::{self, control, status};
 use verity_firmware::{Malformed, Tag, Verdict};
-use verity_sim::{Card, StreamError, MAX_TRANSFER};
+use verity_sim::{Card, MAX_TRANSFER};
 
 use crate::{Request, Response, Verifier, VerifierError};
 
@@ -59,21 +61,70 @@ pub enum OpenError {
         /// `STATUS` after enabling.
         status: u32,
     },
+    /// The card did not acknowledge a command within [`CardConfig::ack_timeout`].
+    #[error("the card did not acknowledge {command} within {waited:?}")]
+    NoAck {
+        /// What was asked.
+        command: &'static str,
+        /// How long the driver waited.
+        waited: Duration,
+    },
 }
 
-/// How a card backend is sized.
+/// How a card backend is sized and how long it waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CardConfig {
     /// The most requests in flight ([`Verifier::capacity`]).
     pub max_in_flight: usize,
+    /// How long requests may stay unanswered with no response at all before the card is
+    /// failed. Zero for a model that runs in the caller's thread: a read that brings nothing
+    /// means it has nothing more to say.
+    pub response_timeout: Duration,
+    /// How long the card may take to acknowledge a command at open (a reset, an image
+    /// commit, the enable).
+    pub ack_timeout: Duration,
+}
+
+impl CardConfig {
+    /// For a model that answers within the call: no waiting.
+    pub fn model() -> Self {
+        Self {
+            response_timeout: Duration::ZERO,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for CardConfig {
-    /// 4,096 in flight: several per context of a large card.
+    /// 4,096 in flight (several per context of a large card); a second without any response
+    /// or acknowledgement fails the card.
     fn default() -> Self {
         Self {
             max_in_flight: 4096,
+            response_timeout: Duration::from_secs(1),
+            ack_timeout: Duration::from_secs(1),
         }
+    }
+}
+
+/// Reads `offset` until `done` holds of it, for up to `timeout`; the value, or `None`. A card
+/// acknowledges at once; the virtual endpoint within a millisecond or so.
+fn await_register<C: Card>(
+    card: &mut C,
+    offset: regs::Offset,
+    done: fn(u32) -> bool,
+    timeout: Duration,
+) -> Option<u32> {
+    let start = Instant::now();
+    loop {
+        let value = card.read_register(offset);
+        if done(value) {
+            return Some(value);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 
@@ -82,6 +133,9 @@ impl Default for CardConfig {
 struct Slot {
     /// The caller's tag.
     tag: Tag,
+    /// SHA-256 of the message: the card's response must carry it, so an answer that reached
+    /// the wrong request under a wrong tag is caught.
+    txid: [u8; 32],
     /// Known once answered.
     verdict: Option<Verdict>,
 }
@@ -98,6 +152,8 @@ pub struct CardVerifier<C: Card> {
     front_tag: u64,
     /// Card tags written to the card and not answered.
     written: usize,
+    /// When the card last answered, or was first given work after having none.
+    progress: Instant,
     failed: Option<String>,
     transfer: Vec<u8>,
     records: Vec<u8>,
@@ -120,9 +176,19 @@ impl<C: Card> CardVerifier<C> {
         if found >> 16 != expected >> 16 || found & 0xff != u32::from(ISA_VERSION) & 0xff {
             return Err(OpenError::Version { found, expected });
         }
-        card.write_register(regs::CONTROL, control::RESET);
+        let ack = |card: &mut C, command, offset, done: fn(u32) -> bool| {
+            await_register(card, offset, done, config.ack_timeout).ok_or(OpenError::NoAck {
+                command,
+                waited: config.ack_timeout,
+            })
+        };
+        card.write_register(regs::CONTROL, control::RESET | control::CLEAR_ERRORS);
+        ack(&mut card, "CONTROL.RESET", regs::CONTROL, |v| {
+            v & (control::RESET | control::CLEAR_ERRORS) == 0
+        })?;
         let bytes = image.encode();
         card.load_image(&bytes);
+        ack(&mut card, "IMAGE_COMMIT", regs::IMAGE_COMMIT, |v| v == 0)?;
         let sent = Image::checksum(&bytes);
         let received = card.read_register(regs::IMAGE_CRC);
         if received != sent {
@@ -136,8 +202,9 @@ impl<C: Card> CardVerifier<C> {
             return Err(OpenError::ImageRefused { errors });
         }
         card.write_register(regs::CONTROL, control::ENABLE);
-        let status = card.read_register(regs::STATUS);
-        if status & status::RUNNING == 0 {
+        let running = |v| v & status::RUNNING != 0;
+        if ack(&mut card, "CONTROL.ENABLE", regs::STATUS, running).is_err() {
+            let status = card.read_register(regs::STATUS);
             return Err(OpenError::NotRunning { status });
         }
         debug!(backend, "card open and running");
@@ -149,6 +216,7 @@ impl<C: Card> CardVerifier<C> {
             slots: VecDeque::new(),
             front_tag: 0,
             written: 0,
+            progress: Instant::now(),
             failed: None,
             transfer: Vec::new(),
             records: Vec::new(),
@@ -197,6 +265,9 @@ impl<C: Card> CardVerifier<C> {
             record
                 .encode(&mut self.transfer)
                 .expect("long messages are answered without the card");
+            if self.written == 0 {
+                self.progress = Instant::now();
+            }
             self.written += 1;
         }
         self.send()
@@ -210,20 +281,27 @@ impl<C: Card> CardVerifier<C> {
         self.transfer.clear();
         match result {
             Ok(()) => Ok(()),
-            Err(
-                error @ (StreamError::NotRunning | StreamError::TooLarge(_) | StreamError::Failed),
-            ) => Err(self.fail(error.to_string())),
+            Err(error) => Err(self.fail(error.to_string())),
         }
     }
 
-    /// Takes the card's responses into their slots.
-    fn collect(&mut self) -> Result<(), VerifierError> {
+    /// Takes the card's responses into their slots, waiting up to `wait` for the first.
+    fn collect(&mut self, wait: Duration) -> Result<(), VerifierError> {
         self.records.clear();
-        let n = self
+        let read = self
             .card
-            .read_stream(&mut self.records, self.written.max(1));
-        if n == 0 && self.written > 0 {
-            let reason = format!("card idle with {} requests unanswered", self.written);
+            .read_stream(&mut self.records, self.written.max(1), wait);
+        let n = match read {
+            Ok(n) => n,
+            Err(error) => return Err(self.fail(error.to_string())),
+        };
+        if n > 0 {
+            self.progress = Instant::now();
+        } else if self.written > 0 && self.progress.elapsed() >= self.config.response_timeout {
+            let reason = format!(
+                "no response for {:?} with {} requests unanswered",
+                self.config.response_timeout, self.written
+            );
             return Err(self.fail(reason));
         }
         let records = std::mem::take(&mut self.records);
@@ -251,6 +329,9 @@ impl<C: Card> CardVerifier<C> {
             return Err(self.fail(format!("second response for tag {card_tag}")));
         }
         match response.status {
+            Status::Verdict(_) if response.txid != slot.txid => Err(self.fail(format!(
+                "response for tag {card_tag} carries another message's transaction id"
+            ))),
             Status::Verdict(verdict) => {
                 slot.verdict = Some(verdict);
                 self.written -= 1;
@@ -267,6 +348,7 @@ impl<C: Card> CardVerifier<C> {
         while let Some(Slot {
             tag,
             verdict: Some(verdict),
+            ..
         }) = self.slots.front()
         {
             out.push(Response {
@@ -305,8 +387,13 @@ impl<C: Card> Verifier for CardVerifier<C> {
         // A message the ABI cannot carry is malformed without asking the card.
         let verdict = (request.message.len() > MAX_MESSAGE_LEN)
             .then_some(Verdict::Malformed(Malformed::MessageTooLong));
+        let txid = match verdict {
+            Some(_) => [0; 32],
+            None => Sha256::digest(&request.message).into(),
+        };
         self.slots.push_back(Slot {
             tag: request.tag,
+            txid,
             verdict,
         });
         if verdict.is_none() {
@@ -323,14 +410,14 @@ impl<C: Card> Verifier for CardVerifier<C> {
     fn complete(
         &mut self,
         out: &mut Vec<Response>,
-        _wait: Duration,
+        wait: Duration,
     ) -> Result<usize, VerifierError> {
         self.check()?;
         let n = self.hand_out(out);
         if n > 0 || self.written == 0 {
             return Ok(n);
         }
-        self.collect()?;
+        self.collect(wait)?;
         Ok(self.hand_out(out))
     }
 }
@@ -340,7 +427,7 @@ mod tests {
     use ed25519_dalek::{Signer, SigningKey};
     use verity_firmware::program::ed25519_verify;
     use verity_firmware::regs::Offset;
-    use verity_sim::FunctionalCard;
+    use verity_sim::{FunctionalCard, StreamError};
 
     use super::*;
     use crate::verify_all;
@@ -367,12 +454,17 @@ mod tests {
         fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {
             self.card.write_stream(transfer)
         }
-        fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize {
+        fn read_stream(
+            &mut self,
+            out: &mut Vec<u8>,
+            max_records: usize,
+            wait: Duration,
+        ) -> Result<usize, StreamError> {
             let mut records = Vec::new();
-            self.card.read_stream(&mut records, max_records);
+            self.card.read_stream(&mut records, max_records, wait)?;
             (self.responses)(&mut records);
             out.extend_from_slice(&records);
-            records.len() / RESPONSE_LEN
+            Ok(records.len() / RESPONSE_LEN)
         }
     }
 
@@ -389,7 +481,10 @@ mod tests {
             card,
             "faulty",
             &Image::new(ed25519_verify()),
-            CardConfig { max_in_flight: 8 },
+            CardConfig {
+                max_in_flight: 8,
+                ..CardConfig::model()
+            },
         )
     }
 
@@ -438,7 +533,7 @@ mod tests {
 
     #[test]
     fn a_card_that_lies_about_its_answers_fails_the_backend() {
-        let cases: [(Rewrite, &str); 5] = [
+        let cases: [(Rewrite, &str); 6] = [
             (
                 |r| r.truncate(r.len().saturating_sub(RESPONSE_LEN)),
                 "unanswered",
@@ -459,6 +554,7 @@ mod tests {
                 "rejected well-formed",
             ),
             (|r| r[8] = 9, "unreadable"),
+            (|r| r[40] ^= 1, "another message's transaction id"),
         ];
         for (fault, reason) in cases {
             let mut card = faulty(fault, same).expect("opens");

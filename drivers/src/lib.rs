@@ -21,13 +21,18 @@
 //! ```
 
 mod card;
+mod failover;
+pub mod known_answers;
 mod pool;
 mod request;
 mod verifier;
+mod xdma;
 pub mod zip215;
 
 pub use card::{CardConfig, CardVerifier, OpenError};
+pub use failover::{Failover, FailoverConfig, FailoverCounters, Health, Opener};
 pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};
 pub use verifier::{verify_all, Verifier, VerifierError};
 pub use verity_firmware::{Malformed, Tag, Verdict};
+pub use xdma::{XdmaCard, XdmaConfig, XdmaError};

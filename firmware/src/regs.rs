@@ -5,9 +5,9 @@
 //! |---|---|---|---|
 //! | 0x000 | `ID` | RO | `0x56525459` ("VRTY") |
 //! | 0x004 | `VERSION` | RO | bits 31–16 design major, 15–8 minor, 7–0 ISA version |
-//! | 0x008 | `CONTROL` | RW | bit 0 `ENABLE`; bit 1 `RESET` and bit 2 `CLEAR_COUNTERS` act and read back 0 |
+//! | 0x008 | `CONTROL` | RW | bit 0 `ENABLE`; bit 1 `RESET`, bit 2 `CLEAR_COUNTERS` and bit 3 `CLEAR_ERRORS` act and read back 0 |
 //! | 0x00C | `STATUS` | RO | bit 0 `IMAGE_OK`, bit 1 `RUNNING`, bit 2 `IDLE` (no request in flight) |
-//! | 0x010 | `ERRORS` | RW1C | bit 0 `FRAMING`, 1 `RECORD`, 2 `IMAGE_CHECKSUM`, 3 `IMAGE_HEADER`, 4 `ENGINE` (a program fault) |
+//! | 0x010 | `ERRORS` | RO | sticky: bit 0 `FRAMING`, 1 `RECORD`, 2 `IMAGE_CHECKSUM`, 3 `IMAGE_HEADER`, 4 `ENGINE` (a program fault) |
 //! | 0x014 | `ENGINES` | RO | bits 15–0 engines, bits 31–16 contexts per engine |
 //! | 0x018 | `MAX_MESSAGE` | RO | 1024 |
 //! | 0x020 | `REQUESTS_IN` | RO | request records taken (wrapping) |
@@ -18,12 +18,24 @@
 //! | 0x034 | `INVALID` | RO | verdicts `Invalid` |
 //! | 0x038 | `MALFORMED` | RO | verdicts `Malformed(_)` |
 //! | 0x040 | `IMAGE_LEN` | RW | bytes of image to upload; writing it restarts the upload and clears `IMAGE_OK` |
-//! | 0x044 | `IMAGE_DATA` | WO | the next 4 image bytes, little-endian |
 //! | 0x048 | `IMAGE_CRC` | RO | CRC-32 of the bytes uploaded so far, CRC field as zero |
-//! | 0x04C | `IMAGE_COMMIT` | WO | writing 1 checks the uploaded image; `IMAGE_OK` or an error bit follows |
+//! | 0x04C | `IMAGE_COMMIT` | RW | writing 1 checks the uploaded image; reads 1 until the check is done, then `IMAGE_OK` or an error bit shows its verdict |
+//! | 0x10000–0x1FFFF | image window | WO | the image, 4 bytes per word, written in ascending order |
 //!
-//! The card refuses to run (`ENABLE` has no effect, `RUNNING` stays 0) until a committed
-//! image passed its header and checksum checks.
+//! The BAR is [`BAR_LEN`] bytes: registers in its first 4 KiB, the image window in its upper
+//! half. The card refuses to run (`ENABLE` has no effect, `RUNNING` stays 0) until a
+//! committed image passed its header and checksum checks.
+//!
+//! # Host writes are state, not events
+//!
+//! Every register the host writes keeps its value until the host or the card changes it, and
+//! the card acknowledges a command by changing the register back: `RESET`, `CLEAR_COUNTERS`
+//! and `CLEAR_ERRORS` read 0 once done, `IMAGE_COMMIT` reads 0 once checked. The image goes into
+//! a window of its own addresses rather than through one data register. So a driver writes,
+//! then reads until the acknowledgement shows — at once on a card — and a card whose BAR is
+//! shared memory rather than PCIe (the virtual XDMA endpoint of `sim`) sees every command by
+//! comparing the BAR with what it last published, without losing a write that repeats the
+//! previous value.
 
 /// A register's offset in the BAR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,8 +50,6 @@ pub enum Access {
     ReadWrite,
     /// Write only (reads return 0).
     WriteOnly,
-    /// Read; writing 1 to a bit clears it.
-    WriteOneToClear,
 }
 
 macro_rules! registers {
@@ -59,8 +69,8 @@ registers! {
     CONTROL = 0x008, ReadWrite;
     /// Image loaded, running, idle.
     STATUS = 0x00C, ReadOnly;
-    /// Sticky error bits.
-    ERRORS = 0x010, WriteOneToClear;
+    /// Sticky error bits, cleared by `CONTROL.CLEAR_ERRORS`.
+    ERRORS = 0x010, ReadOnly;
     /// Engines and contexts.
     ENGINES = 0x014, ReadOnly;
     /// The longest message.
@@ -81,12 +91,25 @@ registers! {
     MALFORMED = 0x038, ReadOnly;
     /// Image length; starts an upload.
     IMAGE_LEN = 0x040, ReadWrite;
-    /// Image data window.
-    IMAGE_DATA = 0x044, WriteOnly;
     /// CRC of the upload so far.
     IMAGE_CRC = 0x048, ReadOnly;
-    /// Check and activate the upload.
-    IMAGE_COMMIT = 0x04C, WriteOnly;
+    /// Check and activate the upload; reads 1 while the check runs.
+    IMAGE_COMMIT = 0x04C, ReadWrite;
+}
+
+/// The BAR's length in bytes.
+pub const BAR_LEN: usize = 0x2_0000;
+
+/// The image window: the upper half of the BAR. Word `i` of the image goes to
+/// `IMAGE_WINDOW + 4 i`; the card takes window writes in the order they arrive, so a driver
+/// writes them in ascending order, once each.
+pub const IMAGE_WINDOW: Offset = Offset(0x1_0000);
+
+const _: () = assert!(crate::image::IMAGE_LEN_MAX <= BAR_LEN - IMAGE_WINDOW.0 as usize);
+
+/// Whether `offset` falls in the image window.
+pub const fn in_image_window(offset: Offset) -> bool {
+    offset.0 >= IMAGE_WINDOW.0 && (offset.0 as usize) < BAR_LEN
 }
 
 /// `ID`'s value.
@@ -104,13 +127,13 @@ pub const fn version_value() -> u32 {
         | (crate::image::ISA_VERSION as u32 & 0xff)
 }
 
-/// The `IMAGE_DATA` writes that upload `image`: four bytes each, little-endian, the last one
-/// zero-padded.
-pub fn image_words(image: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    image.chunks(4).map(|chunk| {
+/// The image window writes that upload `image`: four bytes each, little-endian, the last one
+/// zero-padded, at ascending offsets.
+pub fn image_writes(image: &[u8]) -> impl Iterator<Item = (Offset, u32)> + '_ {
+    image.chunks(4).zip(0u32..).map(|(chunk, i)| {
         let mut word = [0u8; 4];
         word[..chunk.len()].copy_from_slice(chunk);
-        u32::from_le_bytes(word)
+        (Offset(IMAGE_WINDOW.0 + 4 * i), u32::from_le_bytes(word))
     })
 }
 
@@ -122,6 +145,8 @@ pub mod control {
     pub const RESET: u32 = 1 << 1;
     /// Zero the counters (self-clearing).
     pub const CLEAR_COUNTERS: u32 = 1 << 2;
+    /// Zero `ERRORS` (self-clearing).
+    pub const CLEAR_ERRORS: u32 = 1 << 3;
 }
 
 /// `STATUS` bits.
@@ -134,7 +159,7 @@ pub mod status {
     pub const IDLE: u32 = 1 << 2;
 }
 
-/// `ERRORS` bits (sticky, write 1 to clear).
+/// `ERRORS` bits (sticky until `CONTROL.CLEAR_ERRORS`).
 pub mod errors {
     /// A transfer could not be framed and was dropped.
     pub const FRAMING: u32 = 1 << 0;
@@ -165,5 +190,14 @@ mod tests {
         assert!(ALL
             .iter()
             .all(|(_, offset, _)| offset.0 % 4 == 0 && offset.0 < 0x1000));
+    }
+
+    #[test]
+    fn the_largest_image_fits_the_window() {
+        let bytes = vec![0u8; crate::image::IMAGE_LEN_MAX];
+        let (last, _) = image_writes(&bytes).last().expect("words");
+        assert!(in_image_window(IMAGE_WINDOW) && in_image_window(last));
+        assert!(!in_image_window(Offset(BAR_LEN as u32)));
+        assert!(!in_image_window(IMAGE_COMMIT));
     }
 }

@@ -69,7 +69,7 @@ pub struct Card {
     /// What it is ([`host`]).
     pub in_kind: Signal<In, Bits<2>>,
     /// The register's offset (BAR accesses).
-    pub in_addr: Signal<In, Bits<12>>,
+    pub in_addr: Signal<In, Bits<17>>,
     /// The value written, or the stream beat.
     pub in_data: Signal<In, Bits<512>>,
     /// The stream beat ends its transfer.
@@ -358,7 +358,7 @@ impl StreamBlock for Card {
         },
         Port {
             name: "in_addr",
-            bits: 12,
+            bits: 17,
         },
         Port {
             name: "in_data",

@@ -57,7 +57,7 @@ pub const IDENTITY: [Offset; 4] = [regs::ID, regs::VERSION, regs::ENGINES, regs:
 pub fn open(image: &[u8]) -> Vec<Beat> {
     let mut beats: Vec<Beat> = IDENTITY.iter().map(|&r| read(r)).collect();
     beats.push(write(regs::IMAGE_LEN, image.len() as u32));
-    beats.extend(regs::image_words(image).map(|w| write(regs::IMAGE_DATA, w)));
+    beats.extend(regs::image_writes(image).map(|(offset, w)| write(offset, w)));
     beats.push(write(regs::IMAGE_COMMIT, 1));
     beats.push(write(regs::CONTROL, regs::control::ENABLE));
     beats.push(read(regs::STATUS));

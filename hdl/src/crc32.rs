@@ -1,7 +1,7 @@
 //! CRC-32 (IEEE 802.3, as `crc32fast` and the firmware image's checksum compute it) over a
 //! stream of 32-bit little-endian words, one word per cycle.
 //!
-//! The register block feeds it the firmware image as it is written into `IMAGE_DATA` (the
+//! The register block feeds it the firmware image as it is written into the image window (the
 //! word holding the image's own CRC field as zero) and shows the running value in
 //! `IMAGE_CRC`, so the host can check the upload before committing it.
 //!

@@ -1,4 +1,4 @@
-//! The image upload's checker: the register block's `IMAGE_LEN`, `IMAGE_DATA` and
+//! The image upload's checker: the register block's `IMAGE_LEN`, image window and
 //! `IMAGE_COMMIT` writes in, the image's code words and constants out to the engines' RAMs,
 //! and at commit the verdict `Image::decode` gives, as the register block reports it.
 //!
@@ -33,7 +33,7 @@ use crate::instr_check::InstrCheck;
 pub mod command {
     /// A new upload of `in_value` bytes (`IMAGE_LEN`).
     pub const START: u8 = 0;
-    /// The next four bytes (`IMAGE_DATA`).
+    /// The next four bytes (an image window write).
     pub const DATA: u8 = 1;
     /// Check what was uploaded (`IMAGE_COMMIT`).
     pub const COMMIT: u8 = 2;
@@ -408,7 +408,7 @@ impl StreamBlock for ImageCheck {
 pub struct Upload {
     /// `IMAGE_LEN`.
     pub len: u32,
-    /// `IMAGE_DATA` writes.
+    /// Image window writes.
     pub words: Vec<u32>,
 }
 
@@ -420,7 +420,9 @@ impl Upload {
 
     /// `bytes` sent in full but announced as `len` bytes.
     pub fn cut(bytes: &[u8], len: u32) -> Self {
-        let words = verity_firmware::regs::image_words(bytes).collect();
+        let words = verity_firmware::regs::image_writes(bytes)
+            .map(|(_, w)| w)
+            .collect();
         Self { len, words }
     }
 }

@@ -6,8 +6,10 @@
 //! taken, a response sent, a record rejected, a transfer dropped, a verdict of each kind, an
 //! engine fault), which count in the counters and set the sticky error bits. The image upload
 //! window drives an [`ImageCheck`]: `IMAGE_LEN` starts an upload (and clears `IMAGE_OK`),
-//! `IMAGE_DATA` feeds it, `IMAGE_CRC` reads its running CRC, and writing 1 to `IMAGE_COMMIT`
-//! checks it; the verdict sets `IMAGE_OK` or an error bit two cycles later. The checker's code
+//! writes into the image window (the BAR's upper half, decoded by address bit 16) feed it in
+//! arrival order, `IMAGE_CRC` reads its running CRC, and writing 1 to `IMAGE_COMMIT` checks
+//! it; `IMAGE_COMMIT` reads 1 until the verdict sets `IMAGE_OK` or an error bit, two cycles
+//! later. The checker's code
 //! words and constants leave on the `image_*` ports for the engines' RAMs. The card runs
 //! (`running`) when `ENABLE` is set and the image is good.
 //!
@@ -55,8 +57,8 @@ pub struct RegBlock {
     pub in_ready: Signal<Out, Bit>,
     /// The access: 0 none, 1 read, 2 write.
     pub in_op: Signal<In, Bits<2>>,
-    /// The register's offset.
-    pub in_addr: Signal<In, Bits<12>>,
+    /// The register's offset (`firmware::regs::BAR_LEN` is 2^17).
+    pub in_addr: Signal<In, Bits<17>>,
     /// The value written.
     pub in_data: Signal<In, Bits<32>>,
     /// Event pulses (see [`event`]).
@@ -100,6 +102,7 @@ pub struct RegBlock {
     invalid: DFF<Bits<32>>,
     malformed: DFF<Bits<32>>,
     reset_q: DFF<Bit>,
+    checking: DFF<Bit>,
     o_valid: DFF<Bit>,
     o_data: DFF<Bits<32>>,
     take: Signal<Local, Bit>,
@@ -150,6 +153,7 @@ impl RegBlock {
             invalid: Default::default(),
             malformed: Default::default(),
             reset_q: Default::default(),
+            checking: Default::default(),
             o_valid: Default::default(),
             o_data: Default::default(),
             take: Default::default(),
@@ -188,6 +192,7 @@ impl Logic for RegBlock {
             invalid,
             malformed,
             reset_q,
+            checking,
             o_valid,
             o_data
         );
@@ -216,11 +221,12 @@ impl Logic for RegBlock {
             self.status.next = self.status.val() | 4;
         }
         // Offsets and bits are `firmware::regs`' (the Verilog export cannot name Rust
-        // constants): ID 0x000, VERSION 0x004, CONTROL 0x008 (ENABLE 0, RESET 1, CLEAR 2),
+        // constants): ID 0x000, VERSION 0x004, CONTROL 0x008 (ENABLE 0, RESET 1, CLEAR_COUNTERS 2,
+        // CLEAR_ERRORS 3),
         // STATUS 0x00C (IMAGE_OK 0, RUNNING 1, IDLE 2), ERRORS 0x010 (FRAMING 0, RECORD 1,
         // IMAGE_CHECKSUM 2, IMAGE_HEADER 3, ENGINE 4), ENGINES 0x014, MAX_MESSAGE 0x018,
-        // counters 0x020–0x038, IMAGE_LEN 0x040, IMAGE_DATA 0x044, IMAGE_CRC 0x048,
-        // IMAGE_COMMIT 0x04C.
+        // counters 0x020–0x038, IMAGE_LEN 0x040, IMAGE_CRC 0x048, IMAGE_COMMIT 0x04C, the
+        // image window 0x10000–0x1FFFF.
         self.read_value.next = 0.into();
         if self.in_addr.val() == 0x000 {
             self.read_value.next = self.id.val();
@@ -270,6 +276,9 @@ impl Logic for RegBlock {
         if self.in_addr.val() == 0x048 {
             self.read_value.next = self.upload.out_crc.val();
         }
+        if (self.in_addr.val() == 0x04c) & self.checking.q.val() {
+            self.read_value.next = 1.into();
+        }
         if self.take.val() & (self.in_op.val() == 1) {
             self.o_valid.d.next = true;
             self.o_data.d.next = self.read_value.val();
@@ -311,6 +320,7 @@ impl Logic for RegBlock {
         // The upload's verdict: checksum error bit 2, header error bit 3.
         self.verdict.next = self.upload.out_valid.val() & (self.upload.out_kind.val() == 2);
         if self.verdict.val() {
+            self.checking.d.next = false;
             self.image_ok.d.next = self.upload.out_verdict.val() == 0;
             if self.upload.out_verdict.val() == 1 {
                 self.raised.next = self.raised.val() | 4;
@@ -339,9 +349,8 @@ impl Logic for RegBlock {
                 self.malformed.d.next = 0.into();
             }
         }
-        if self.write.val() & (self.in_addr.val() == 0x010) {
-            self.errors.d.next =
-                (self.errors.q.val() | self.raised.val()) & !self.in_data.val().get_bits::<5>(0);
+        if self.write.val() & (self.in_addr.val() == 0x008) & self.in_data.val().get_bit(3) {
+            self.errors.d.next = 0.into();
         }
         if self.write.val() & (self.in_addr.val() == 0x040) {
             self.image_len.d.next = self.in_data.val();
@@ -349,12 +358,13 @@ impl Logic for RegBlock {
             self.upload.in_valid.next = true;
             self.upload.in_cmd.next = 0.into();
         }
-        if self.write.val() & (self.in_addr.val() == 0x044) {
+        if self.write.val() & self.in_addr.val().get_bit(16) {
             self.upload.in_valid.next = true;
         }
         if self.write.val() & (self.in_addr.val() == 0x04c) & self.in_data.val().get_bit(0) {
             self.upload.in_valid.next = true;
             self.upload.in_cmd.next = 2.into();
+            self.checking.d.next = true;
         }
 
         self.out_valid.next = self.o_valid.q.val();
@@ -377,7 +387,7 @@ impl StreamBlock for RegBlock {
         },
         Port {
             name: "in_addr",
-            bits: 12,
+            bits: 17,
         },
         Port {
             name: "in_data",

@@ -1,10 +1,14 @@
 //! Choosing a verification backend on the command line.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use verity_drivers::{CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verifier};
+use verity_drivers::{
+    CardConfig, CardVerifier, Failover, FailoverConfig, PoolConfig, PoolVerifier, Verifier,
+    XdmaCard, XdmaConfig,
+};
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_sim::{CycleCard, FunctionalCard};
@@ -23,6 +27,9 @@ pub enum BackendKind {
     /// through the card ABI; built on first use (about a minute; needs `verilator`, which
     /// `scripts/deps` installs).
     SimCycle,
+    /// A card behind the Xilinx XDMA driver, at `--xdma-prefix` (or the virtual endpoint of
+    /// `verity sim serve`).
+    Xdma,
 }
 
 /// How to size the backend.
@@ -44,6 +51,19 @@ pub struct BackendOptions {
     /// $XDG_CACHE_HOME/verity/cycle-card, else ~/.cache/verity/cycle-card].
     #[arg(long)]
     pub cycle_dir: Option<PathBuf>,
+    /// The card's XDMA device files, `<prefix>user`, `<prefix>h2c_0` and `<prefix>c2h_0`
+    /// (`xdma`).
+    #[arg(long, default_value = verity_sim::DeviceFiles::DEFAULT_PREFIX)]
+    pub xdma_prefix: PathBuf,
+    /// How long the card may leave requests unanswered before it is failed, in milliseconds
+    /// (`xdma`).
+    #[arg(long, default_value = "1000")]
+    pub response_timeout_ms: u64,
+    /// Put the CPU behind the card (`xdma`): the card must pass known-answer tests first, and
+    /// a card that is missing or fails hands its requests to the CPU instead of ending the
+    /// run.
+    #[arg(long)]
+    pub failover: bool,
 }
 
 impl BackendOptions {
@@ -59,7 +79,7 @@ impl BackendOptions {
     pub fn threads(&self) -> usize {
         match self.backend {
             BackendKind::Cpu | BackendKind::Model => self.config().threads.get(),
-            BackendKind::Sim | BackendKind::SimCycle => 1,
+            BackendKind::Sim | BackendKind::SimCycle | BackendKind::Xdma => 1,
         }
     }
 
@@ -77,6 +97,7 @@ impl BackendOptions {
                 "cycle model (the card's Verilog under Verilator), 1 engine of 16 contexts"
                     .to_owned()
             }
+            BackendKind::Xdma => format!("card at {}*", self.xdma_prefix.display()),
         }
     }
 
@@ -92,7 +113,7 @@ impl BackendOptions {
                     FunctionalCard::new(self.engines),
                     "sim",
                     &Image::new(ed25519_verify()),
-                    CardConfig::default(),
+                    CardConfig::model(),
                 )
                 .context("opening the simulated card")?,
             ),
@@ -108,18 +129,50 @@ impl BackendOptions {
                         card,
                         "sim-cycle",
                         &Image::new(ed25519_verify()),
-                        CardConfig::default(),
+                        CardConfig::model(),
                     )
                     .context("opening the cycle model")?,
                 )
             }
+            BackendKind::Xdma if self.failover => {
+                let (prefix, timeout) = (self.xdma_prefix.clone(), self.response_timeout_ms);
+                let failover = Failover::new(
+                    "xdma",
+                    Box::new(move || {
+                        open_xdma(&prefix, timeout)
+                            .map(|card| Box::new(card) as Box<dyn Verifier>)
+                            .map_err(|e| format!("{e:#}"))
+                    }),
+                    Box::new(PoolVerifier::cpu(config)),
+                    FailoverConfig::default(),
+                );
+                if let Some(reason) = failover.last_failure() {
+                    eprintln!("xdma: card unavailable ({reason}); verifying on the CPU");
+                }
+                Box::new(failover)
+            }
+            BackendKind::Xdma => Box::new(open_xdma(&self.xdma_prefix, self.response_timeout_ms)?),
         })
     }
 }
 
+/// The card at `prefix`, checked, loaded and enabled.
+fn open_xdma(prefix: &Path, timeout_ms: u64) -> anyhow::Result<CardVerifier<XdmaCard>> {
+    let card = XdmaCard::open(XdmaConfig {
+        prefix: prefix.to_owned(),
+        ..XdmaConfig::default()
+    })?;
+    let config = CardConfig {
+        response_timeout: Duration::from_millis(timeout_ms),
+        ..CardConfig::default()
+    };
+    CardVerifier::open(card, "xdma", &Image::new(ed25519_verify()), config)
+        .with_context(|| format!("opening the card at {}", prefix.display()))
+}
+
 /// `$XDG_CACHE_HOME/verity/cycle-card`, else `$HOME/.cache/verity/cycle-card`, else a
 /// directory under the system's temporary one.
-fn default_cycle_dir() -> PathBuf {
+pub(crate) fn default_cycle_dir() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))

@@ -198,6 +198,7 @@ fn every_command_explains_itself() {
         &["sign"],
         &["demo"],
         &["hdl", "export"],
+        &["sim", "serve"],
     ] {
         let output = run(verity().args(command).arg("--help"), b"");
         assert!(output.status.success(), "{command:?}");
@@ -273,6 +274,111 @@ fn the_cycle_model_backend_gives_the_same_verdicts_as_the_cpu() {
         stderr(&cycle).contains("backend sim-cycle"),
         "{}",
         stderr(&cycle)
+    );
+    // The same model behind the virtual XDMA endpoint, reached by the XDMA backend.
+    let devices = scratch("cli-xdma-cycle");
+    let endpoint = Served::start(
+        verity()
+            .args(["sim", "serve", "--cycle", "--cycle-dir"])
+            .arg(&dir)
+            .arg("--dir")
+            .arg(&devices),
+    );
+    let xdma = run(
+        verity()
+            .args([
+                "verify",
+                "--backend",
+                "xdma",
+                "--response-timeout-ms",
+                "30000",
+            ])
+            .arg("--xdma-prefix")
+            .arg(devices.join("xdma0_"))
+            .arg(&path),
+        b"",
+    );
+    drop(endpoint);
+    assert!(xdma.status.success(), "{}", stderr(&xdma));
+    assert_eq!(lines(&xdma), lines(&cpu));
+}
+
+/// `verity sim serve` running in the background until dropped.
+struct Served(std::process::Child);
+
+impl Served {
+    /// Starts it and waits until it says how to use it: its device files are there.
+    fn start(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("verity sim serve starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let ready = lines.any(|line| line.is_ok_and(|l| l.starts_with("use: verity verify")));
+        assert!(ready, "verity sim serve ended before serving");
+        Self(child)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_xdma_backend_through_sim_serve_gives_the_same_verdicts_as_the_cpu() {
+    let path = speccheck();
+    let cpu = run(
+        verity().args(["verify", "--backend", "cpu"]).arg(&path),
+        b"",
+    );
+    let devices = scratch("cli-xdma");
+    let _endpoint = Served::start(verity().args(["sim", "serve", "--dir"]).arg(&devices));
+    let prefix = devices.join("xdma0_");
+    for _ in 0..2 {
+        let xdma = run(
+            verity()
+                .args(["verify", "--backend", "xdma", "--xdma-prefix"])
+                .arg(&prefix)
+                .arg(&path),
+            b"",
+        );
+        assert!(xdma.status.success(), "{}", stderr(&xdma));
+        assert_eq!(lines(&xdma), lines(&cpu));
+        assert!(stderr(&xdma).contains("backend xdma"), "{}", stderr(&xdma));
+    }
+    let missing = run(
+        verity()
+            .args(["verify", "--backend", "xdma", "--xdma-prefix"])
+            .arg(devices.join("xdma1_"))
+            .arg(&path),
+        b"",
+    );
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no such device file"),
+        "{}",
+        stderr(&missing)
+    );
+    // With the CPU behind the card, a missing card is a warning and the run completes.
+    let covered = run(
+        verity()
+            .args(["verify", "--backend", "xdma", "--failover", "--xdma-prefix"])
+            .arg(devices.join("xdma1_"))
+            .arg(&path),
+        b"",
+    );
+    assert!(covered.status.success(), "{}", stderr(&covered));
+    assert_eq!(lines(&covered), lines(&cpu));
+    assert!(
+        stderr(&covered).contains("card unavailable") && stderr(&covered).contains("backend cpu"),
+        "{}",
+        stderr(&covered)
     );
 }
 

@@ -39,7 +39,7 @@ impl Counters {
     }
 }
 
-/// An image upload in progress: `IMAGE_LEN` announced the length, `IMAGE_DATA` words fill it.
+/// An image upload in progress: `IMAGE_LEN` announced the length, image window writes fill it.
 #[derive(Debug, Default)]
 struct Upload {
     /// Announced length; the buffer never grows past it.
@@ -134,11 +134,13 @@ impl Bar {
                 if value & control::CLEAR_COUNTERS != 0 {
                     self.counters = Counters::default();
                 }
+                if value & control::CLEAR_ERRORS != 0 {
+                    self.errors = 0;
+                }
                 if value & control::RESET != 0 {
                     return Action::Reset;
                 }
             }
-            regs::ERRORS => self.errors &= !value,
             regs::IMAGE_LEN => {
                 // A new upload: the running image is no longer the committed one.
                 self.image_ok = false;
@@ -152,7 +154,8 @@ impl Bar {
                     self.upload.bytes.reserve_exact(len);
                 }
             }
-            regs::IMAGE_DATA => {
+            offset if regs::in_image_window(offset) => {
+                // Taken in arrival order, whatever the offset, as the card takes them.
                 let upload = &mut self.upload;
                 let room = upload.len.saturating_sub(upload.bytes.len());
                 if upload.overrun || room == 0 {
@@ -200,8 +203,8 @@ mod tests {
 
     fn upload(bar: &mut Bar, bytes: &[u8]) -> Action {
         bar.write(regs::IMAGE_LEN, bytes.len() as u32);
-        for word in regs::image_words(bytes) {
-            bar.write(regs::IMAGE_DATA, word);
+        for (offset, word) in regs::image_writes(bytes) {
+            bar.write(offset, word);
         }
         bar.write(regs::IMAGE_COMMIT, 1)
     }
@@ -238,13 +241,20 @@ mod tests {
         assert!(!bar.running());
         assert_eq!(bar.read(regs::ERRORS, true), errors::IMAGE_CHECKSUM);
         bar.write(regs::ERRORS, errors::IMAGE_CHECKSUM);
-        assert_eq!(bar.read(regs::ERRORS, true), 0, "write one to clear");
+        assert_eq!(
+            bar.read(regs::ERRORS, true),
+            errors::IMAGE_CHECKSUM,
+            "read only"
+        );
+        bar.write(regs::CONTROL, control::CLEAR_ERRORS);
+        assert_eq!(bar.read(regs::ERRORS, true), 0, "cleared by CONTROL");
+        assert_eq!(bar.read(regs::CONTROL, true), 0, "self-clearing");
 
         // Announce fewer bytes than are written: an overrun, refused as a header error.
         let good = image();
         bar.write(regs::IMAGE_LEN, good.len() as u32 - 4);
-        for word in regs::image_words(&good) {
-            bar.write(regs::IMAGE_DATA, word);
+        for (offset, word) in regs::image_writes(&good) {
+            bar.write(offset, word);
         }
         assert!(matches!(bar.write(regs::IMAGE_COMMIT, 1), Action::None));
         assert_eq!(bar.read(regs::ERRORS, true), errors::IMAGE_HEADER);
@@ -283,7 +293,12 @@ mod tests {
         ));
         assert_eq!(bar.read(regs::CONTROL, true), control::ENABLE);
         assert_eq!(bar.read(regs::ID, true), regs::ID_VALUE);
-        assert_eq!(bar.read(regs::IMAGE_DATA, true), 0, "write-only reads 0");
+        assert_eq!(bar.read(regs::IMAGE_WINDOW, true), 0, "write-only reads 0");
+        assert_eq!(
+            bar.read(regs::IMAGE_COMMIT, true),
+            0,
+            "a commit is checked at once"
+        );
         bar.write(regs::ID, 0);
         assert_eq!(
             bar.read(regs::ID, true),

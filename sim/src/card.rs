@@ -7,6 +7,8 @@
 //! unchanged on the functional model, on the cycle model, and (through the XDMA device files)
 //! on a card.
 
+use std::time::Duration;
+
 use thiserror::Error;
 use verity_firmware::regs::{self, Offset};
 
@@ -25,23 +27,29 @@ pub trait Card: Send {
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError>;
 
     /// Appends the response records the card has produced (64 bytes each), at most
-    /// `max_records`, and returns how many. Waits until there is at least one or the card has
-    /// no request left in flight; 0 means the card is idle and has nothing more to say.
-    fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize;
+    /// `max_records`, and returns how many. A model that runs in the caller's thread runs
+    /// until it has one or has no request left in flight, and ignores `wait`; a card across a
+    /// bus waits up to `wait` for the first. `Ok(0)`: nothing came.
+    fn read_stream(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_records: usize,
+        wait: Duration,
+    ) -> Result<usize, StreamError>;
 
-    /// Uploads `image` through the BAR's window and commits it, as a driver does. Whether the
-    /// card took it shows in `STATUS.IMAGE_OK` and `ERRORS`.
+    /// Uploads `image` through the BAR's window and commits it. Whether the card took it shows
+    /// in `STATUS.IMAGE_OK` and `ERRORS` once `IMAGE_COMMIT` reads 0.
     fn load_image(&mut self, image: &[u8]) {
         self.write_register(regs::IMAGE_LEN, image.len() as u32);
-        for word in regs::image_words(image) {
-            self.write_register(regs::IMAGE_DATA, word);
+        for (offset, word) in regs::image_writes(image) {
+            self.write_register(offset, word);
         }
         self.write_register(regs::IMAGE_COMMIT, 1);
     }
 }
 
 /// Why a transfer was not taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum StreamError {
     /// The card is not running (no good image committed, or not enabled): it does not take
     /// requests, as a card holds its stream's ready signal low.
@@ -54,6 +62,14 @@ pub enum StreamError {
     /// off the bus).
     #[error("the card stopped answering")]
     Failed,
+    /// A device file of the card failed (a card behind XDMA; its endpoint went away).
+    #[error("{device}: {reason}")]
+    Device {
+        /// Which device file.
+        device: &'static str,
+        /// The operating system's error, or end of file.
+        reason: String,
+    },
 }
 
 /// The largest host-to-card transfer: what one XDMA descriptor chain moves in practice, and a

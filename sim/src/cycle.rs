@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use num_bigint::BigUint;
 use tracing::{error, info};
@@ -165,20 +166,24 @@ impl<D: Driven> Card for CycleCard<D> {
         }
     }
 
-    fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize {
+    fn read_stream(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_records: usize,
+        _wait: Duration,
+    ) -> Result<usize, StreamError> {
         while self.responses.is_empty() {
-            if self.exchange(|s| s.idle(POLL_CYCLES)).is_none() {
-                return 0;
-            }
+            self.exchange(|s| s.idle(POLL_CYCLES))
+                .ok_or(StreamError::Failed)?;
             let status = self.read_register(regs::STATUS);
             if self.responses.is_empty() && status & regs::status::IDLE != 0 {
-                return 0;
+                return Ok(0);
             }
         }
         let n = max_records.min(self.responses.len());
         for record in self.responses.drain(..n) {
             out.extend_from_slice(&record);
         }
-        n
+        Ok(n)
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
@@ -168,12 +169,17 @@ impl Card for FunctionalCard {
         Ok(())
     }
 
-    fn read_stream(&mut self, out: &mut Vec<u8>, max_records: usize) -> usize {
+    fn read_stream(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_records: usize,
+        _wait: Duration,
+    ) -> Result<usize, StreamError> {
         let n = max_records.min(self.responses.len());
         for record in self.responses.drain(..n) {
             out.extend_from_slice(&record);
         }
-        n
+        Ok(n)
     }
 }
 
@@ -211,7 +217,8 @@ mod tests {
 
     fn responses(card: &mut FunctionalCard) -> Vec<Response> {
         let mut bytes = Vec::new();
-        card.read_stream(&mut bytes, usize::MAX);
+        card.read_stream(&mut bytes, usize::MAX, Duration::ZERO)
+            .expect("a model reads");
         bytes
             .chunks_exact(RESPONSE_LEN)
             .map(|r| Response::decode(r).expect("the card writes readable responses"))

@@ -9,14 +9,20 @@
 //! | [`bar`] | the register block's rules |
 //! | [`functional`] | the functional model: the firmware's reference interpreter behind the card's records and registers |
 //! | [`cycle`] | the cycle model: the card's Verilog under Verilator, cycle by cycle |
-//!
-//! The virtual XDMA endpoint arrives with issue #7.
+//! | [`endpoint`] | the virtual XDMA endpoint: a model served through XDMA-like device files |
+//! | [`faults`] | faults the endpoint injects into the card's responses |
+//! | [`mapped_bar`] | a BAR mapped into memory, as the XDMA backend and the endpoint share it |
 
 pub mod bar;
 pub mod card;
 pub mod cycle;
+pub mod endpoint;
+pub mod faults;
 pub mod functional;
+pub mod mapped_bar;
 
 pub use card::{Card, StreamError, MAX_TRANSFER};
 pub use cycle::CycleCard;
+pub use endpoint::{DeviceFiles, Endpoint, EndpointError};
+pub use faults::Faults;
 pub use functional::FunctionalCard;

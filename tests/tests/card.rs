@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
@@ -108,7 +109,11 @@ fn card_session(
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut answers = Vec::new();
-    while card.read_stream(&mut answers, 64) > 0 {}
+    while card
+        .read_stream(&mut answers, 64, Duration::ZERO)
+        .unwrap_or_else(|e| panic!("{e}"))
+        > 0
+    {}
     let responses = answers
         .chunks(RESPONSE_LEN)
         .map(|r| (r[..8].try_into().expect("8 bytes"), r.to_vec()))
@@ -280,7 +285,11 @@ fn reset_drops_the_unread_responses_in_rust_hdl_as_in_the_functional_model() {
         card.write_register(regs::CONTROL, regs::control::ENABLE | regs::control::RESET);
         card.write_stream(&after).unwrap_or_else(|e| panic!("{e}"));
         let mut answers = Vec::new();
-        while card.read_stream(&mut answers, 64) > 0 {}
+        while card
+            .read_stream(&mut answers, 64, Duration::ZERO)
+            .unwrap_or_else(|e| panic!("{e}"))
+            > 0
+        {}
         answers
     };
     let want = run(&mut FunctionalCard::new(1));
@@ -343,7 +352,10 @@ fn cycle_model_gives_the_cpus_verdicts() {
         card,
         "sim-cycle",
         &Image::new(ed25519_verify()),
-        CardConfig { max_in_flight: 32 },
+        CardConfig {
+            max_in_flight: 32,
+            ..CardConfig::model()
+        },
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let started = std::time::Instant::now();

@@ -102,8 +102,8 @@ fn upload(steps: &mut Vec<Step>, bytes: &[u8], rng: &mut ChaCha8Rng) {
     steps.push(write(regs::IMAGE_LEN, bytes.len() as u32));
     // A new upload stops the card until it is committed.
     steps.push(read(regs::STATUS, rng));
-    for (i, word) in regs::image_words(bytes).enumerate() {
-        steps.push(write(regs::IMAGE_DATA, word));
+    for (i, (offset, word)) in regs::image_writes(bytes).enumerate() {
+        steps.push(write(offset, word));
         if i % 97 == 0 {
             steps.push(read(regs::IMAGE_CRC, rng));
         }
@@ -113,7 +113,12 @@ fn upload(steps: &mut Vec<Step>, bytes: &[u8], rng: &mut ChaCha8Rng) {
     // The verdict lands two cycles after the commit: a host's next access is far later.
     steps.push(idle(rng));
     steps.push(idle(rng));
-    for offset in [regs::STATUS, regs::ERRORS, regs::IMAGE_LEN] {
+    for offset in [
+        regs::IMAGE_COMMIT,
+        regs::STATUS,
+        regs::ERRORS,
+        regs::IMAGE_LEN,
+    ] {
         steps.push(read(offset, rng));
     }
 }
@@ -154,7 +159,9 @@ fn session(seed: u64) -> Vec<Step> {
         for (_, offset, _) in regs::ALL {
             steps.push(read(*offset, rng));
         }
-        for offset in [0x01c, 0x050, 0x3fc, 0xffc] {
+        for offset in [
+            0x01c, 0x050, 0x3fc, 0xffc, 0x1000, 0xfffc, 0x1_0000, 0x1_fffc,
+        ] {
             steps.push(read(Offset(offset), rng));
         }
     };
@@ -170,7 +177,10 @@ fn session(seed: u64) -> Vec<Step> {
     for _ in 0..300 {
         let offset = regs::ALL[rng.gen_range(0..regs::ALL.len())].1;
         steps.push(match rng.gen_range(0..10) {
-            0 => write(regs::ERRORS, rng.gen()),
+            0 => write(
+                [regs::ERRORS, regs::CONTROL][rng.gen_range(0..2)],
+                control::CLEAR_ERRORS | (rng.gen::<u32>() & control::ENABLE),
+            ),
             1 => write(
                 regs::CONTROL,
                 [
@@ -181,7 +191,7 @@ fn session(seed: u64) -> Vec<Step> {
                 ][rng.gen_range(0..4)],
             ),
             2 => write(
-                Offset([0x000, 0x004, 0x014, 0x020, 0x01c][rng.gen_range(0..5)]),
+                Offset([0x000, 0x004, 0x014, 0x020, 0x01c, 0x2000][rng.gen_range(0..6)]),
                 rng.gen(),
             ),
             3..=5 => idle(&mut rng),

@@ -56,7 +56,10 @@ fn sim_card() -> CardVerifier<FunctionalCard> {
         FunctionalCard::new(3),
         "sim",
         &Image::new(ed25519_verify()),
-        CardConfig { max_in_flight: 7 },
+        CardConfig {
+            max_in_flight: 7,
+            ..CardConfig::model()
+        },
     )
     .expect("the functional card opens")
 }

@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{demo, firmware, hdl, keygen, sign, verify};
+use verity_host::cli::{demo, firmware, hdl, keygen, sign, sim, verify};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -27,6 +27,8 @@ enum Command {
     Firmware(firmware::FirmwareCommand),
     #[command(subcommand)]
     Hdl(hdl::HdlCommand),
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args, &mut out),
         Command::Firmware(command) => firmware::run(command, &mut out),
         Command::Hdl(command) => hdl::run(command, &mut out),
+        Command::Sim(command) => sim::run(command, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod firmware;
 pub mod hdl;
 pub mod keygen;
 pub mod sign;
+pub mod sim;
 pub mod verify;
 
 use std::fs::File;

@@ -1,0 +1,235 @@
+//! Fail-over under load: the XDMA backend against the virtual endpoint with each fault
+//! injected, the CPU behind it. Every request must get exactly one verdict, the CPU's, in
+//! order. How long each switch took is printed, not asserted (a wall-clock bound is a
+//! benchmark's business, not a test's).
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use verity_drivers::{
+    verify_all, CardConfig, CardVerifier, Failover, FailoverConfig, Health, Opener, PoolConfig,
+    PoolVerifier, Request, Response, Verifier, XdmaCard, XdmaConfig,
+};
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_sim::{Endpoint, Faults, FunctionalCard};
+use verity_tests::{adversarial, signed};
+
+/// The card's response timeout in these tests.
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("verity-failover-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.0.join("xdma0_")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cpu() -> PoolVerifier {
+    PoolVerifier::cpu(PoolConfig::new(
+        NonZeroUsize::new(2).expect("2"),
+        NonZeroUsize::new(64).expect("64"),
+    ))
+}
+
+fn opener(prefix: PathBuf) -> Opener {
+    Box::new(move || {
+        let card = XdmaCard::open(XdmaConfig {
+            prefix: prefix.clone(),
+            ..XdmaConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
+        let verifier = CardVerifier::open(
+            card,
+            "xdma",
+            &Image::new(ed25519_verify()),
+            CardConfig {
+                max_in_flight: 128,
+                response_timeout: TIMEOUT,
+                ..CardConfig::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Box::new(verifier) as Box<dyn Verifier>)
+    })
+}
+
+fn failover(dir: &Dir, retry_every: Duration) -> Failover {
+    Failover::new(
+        "xdma",
+        opener(dir.prefix()),
+        Box::new(cpu()),
+        FailoverConfig {
+            capacity: 128,
+            check_every: Duration::from_millis(20),
+            retry_every,
+        },
+    )
+}
+
+fn seed() -> u64 {
+    std::env::var("VERITY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen())
+}
+
+/// `n` requests, valid and adversarial mixed, with distinct callers' tags.
+fn workload(n: u64, seed: u64) -> Vec<Request> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let key = ed25519_dalek::SigningKey::from_bytes(&rng.gen());
+    (0..n)
+        .map(|tag| {
+            if rng.gen_bool(0.7) {
+                let mut message = vec![0u8; rng.gen_range(0..200)];
+                rng.fill(&mut message[..]);
+                signed(tag, &key, message)
+            } else {
+                adversarial::case(rng.gen(), &mut rng, tag)
+            }
+        })
+        .collect()
+}
+
+fn expected(requests: &[Request]) -> Vec<Response> {
+    verify_all(&mut cpu(), requests.to_vec()).expect("the CPU runs")
+}
+
+#[test]
+fn every_fault_under_load_gives_every_request_one_correct_verdict() {
+    let seed = seed();
+    let every = NonZeroU32::new;
+    let faults = [
+        (
+            "delay beyond the timeout",
+            Faults {
+                delay: TIMEOUT * 3,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "dropped response",
+            Faults {
+                drop_every: every(97),
+                ..Faults::NONE
+            },
+        ),
+        (
+            "wrong tag",
+            Faults {
+                wrong_tag_every: every(89),
+                ..Faults::NONE
+            },
+        ),
+        (
+            "duplicated response",
+            Faults {
+                duplicate_every: every(83),
+                ..Faults::NONE
+            },
+        ),
+        (
+            "stream stops",
+            Faults {
+                stop_after: Some(150),
+                ..Faults::NONE
+            },
+        ),
+        (
+            "device vanishes",
+            Faults {
+                vanish_after: Some(150),
+                ..Faults::NONE
+            },
+        ),
+    ];
+    for (i, (name, fault)) in faults.into_iter().enumerate() {
+        let dir = Dir::new(&format!("fault{i}"));
+        let endpoint = Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4)))
+            .expect("endpoint starts");
+        // Never retried during the run: the switch itself is under test.
+        let mut verifier = failover(&dir, Duration::from_secs(3600));
+        assert_eq!(verifier.health(), Health::Ready, "{name}");
+        endpoint.set_faults(fault);
+        let requests = workload(1500, seed ^ i as u64);
+        let got = verify_all(&mut verifier, requests.clone()).expect("always answered");
+        assert_eq!(got, expected(&requests), "{name}, seed {seed}");
+        let counters = verifier.counters();
+        assert_eq!(counters.failovers, 1, "{name}: {counters:?}");
+        assert_eq!(verifier.health(), Health::Degraded, "{name}");
+        eprintln!(
+            "{name}: failed over in {:?} ({}), {} requests moved to the CPU",
+            counters.longest_stall,
+            verifier.last_failure().unwrap_or_default(),
+            counters.resubmitted
+        );
+    }
+}
+
+#[test]
+fn a_card_that_recovers_takes_requests_again() {
+    let seed = seed();
+    let dir = Dir::new("failback");
+    let endpoint =
+        Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4))).expect("endpoint starts");
+    let mut verifier = failover(&dir, Duration::from_millis(100));
+    endpoint.set_faults(Faults {
+        stop_after: Some(50),
+        ..Faults::NONE
+    });
+    let first = workload(400, seed);
+    assert_eq!(
+        verify_all(&mut verifier, first.clone()).expect("answered"),
+        expected(&first),
+        "seed {seed}"
+    );
+    assert_eq!(verifier.health(), Health::Degraded);
+    assert_eq!(verifier.backend(), "cpu");
+    endpoint.set_faults(Faults::NONE);
+    std::thread::sleep(Duration::from_millis(150));
+    let second = workload(400, seed + 1);
+    assert_eq!(
+        verify_all(&mut verifier, second.clone()).expect("answered"),
+        expected(&second),
+        "seed {seed}"
+    );
+    assert_eq!(verifier.health(), Health::Ready);
+    assert_eq!(verifier.backend(), "xdma");
+    assert_eq!(verifier.counters().failbacks, 1);
+}
+
+#[test]
+fn a_missing_card_leaves_the_cpu_serving() {
+    let dir = Dir::new("missing");
+    let mut verifier = failover(&dir, Duration::from_secs(3600));
+    assert_eq!(verifier.health(), Health::Degraded);
+    assert!(
+        verifier
+            .last_failure()
+            .is_some_and(|r| r.contains("no such device file")),
+        "{:?}",
+        verifier.last_failure()
+    );
+    let requests = workload(100, 3);
+    assert_eq!(
+        verify_all(&mut verifier, requests.clone()).expect("answered"),
+        expected(&requests)
+    );
+}

@@ -1,0 +1,225 @@
+//! The XDMA backend's own code against the virtual XDMA endpoint: FIFOs for the two DMA
+//! streams, a shared file for the BAR, the functional model behind them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use verity_drivers::{
+    verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Request, Verifier,
+    VerifierError, XdmaCard, XdmaConfig, XdmaError,
+};
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_sim::{Endpoint, Faults, FunctionalCard};
+use verity_tests::{adversarial, signed, vectors};
+
+/// A directory of its own for one test's device files, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("verity-xdma-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.0.join("xdma0_")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn serve(dir: &Dir) -> Endpoint {
+    Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4))).expect("endpoint starts")
+}
+
+fn xdma(dir: &Dir, timeout: Duration) -> CardVerifier<XdmaCard> {
+    let card = XdmaCard::open(XdmaConfig {
+        prefix: dir.prefix(),
+        ..XdmaConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    CardVerifier::open(
+        card,
+        "xdma",
+        &Image::new(ed25519_verify()),
+        CardConfig {
+            max_in_flight: 256,
+            response_timeout: timeout,
+            ..CardConfig::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn seed() -> u64 {
+    std::env::var("VERITY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen())
+}
+
+/// The shared vectors, then `n` requests, valid and adversarial mixed.
+fn workload(n: u64, seed: u64) -> Vec<Request> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut requests: Vec<Request> =
+        vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"))
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.request(i as u64))
+            .collect();
+    let key = ed25519_dalek::SigningKey::from_bytes(&rng.gen());
+    for tag in 0..n {
+        requests.push(if rng.gen_bool(0.5) {
+            let mut message = vec![0u8; rng.gen_range(0..200)];
+            rng.fill(&mut message[..]);
+            signed(tag, &key, message)
+        } else {
+            adversarial::case(rng.gen(), &mut rng, tag)
+        });
+    }
+    requests
+}
+
+#[test]
+fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
+    let seed = seed();
+    let dir = Dir::new("agree");
+    let _endpoint = serve(&dir);
+    let requests = workload(600, seed);
+    let want = verify_all(
+        &mut PoolVerifier::cpu(PoolConfig::default()),
+        requests.clone(),
+    )
+    .expect("the CPU runs");
+    // Two sessions one after the other: the endpoint serves a host after another.
+    for session in 0..2 {
+        let mut card = xdma(&dir, Duration::from_secs(5));
+        let got = verify_all(&mut card, requests.clone()).expect("the card answers");
+        assert_eq!(got, want, "session {session}, seed {seed}");
+    }
+}
+
+#[test]
+fn a_host_that_left_requests_behind_does_not_confuse_the_next() {
+    let dir = Dir::new("stale");
+    let _endpoint = serve(&dir);
+    let requests = workload(40, 7);
+    {
+        let mut card = xdma(&dir, Duration::from_secs(5));
+        for request in requests.clone() {
+            card.submit(request).expect("room");
+        }
+        card.flush().expect("written");
+        // Gone without reading a response.
+    }
+    let mut card = xdma(&dir, Duration::from_secs(5));
+    let got = verify_all(&mut card, requests.clone()).expect("the card answers");
+    let want =
+        verify_all(&mut PoolVerifier::cpu(PoolConfig::default()), requests).expect("the CPU runs");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_missing_busy_or_unserved_device_is_refused_with_its_reason() {
+    let dir = Dir::new("refused");
+    let open = || {
+        XdmaCard::open(XdmaConfig {
+            prefix: dir.prefix(),
+            ..XdmaConfig::default()
+        })
+    };
+    assert!(matches!(open(), Err(XdmaError::Missing(_))));
+    let endpoint = serve(&dir);
+    let first = open().expect("opens");
+    assert!(matches!(open(), Err(XdmaError::InUse(_))));
+    drop(first);
+    open().expect("free again");
+    // Files left behind by an endpoint that died: nothing reads the stream.
+    let files = endpoint.files().clone();
+    drop(endpoint);
+    for path in [&files.h2c, &files.c2h] {
+        mkfifo(path);
+    }
+    std::fs::write(&files.user, vec![0u8; verity_firmware::regs::BAR_LEN]).expect("BAR file");
+    let error = open().err().expect("refused");
+    assert!(matches!(error, XdmaError::NotServed(_)), "{error}");
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+}
+
+#[test]
+fn each_injected_fault_fails_the_backend_with_its_reason() {
+    let every = |n| std::num::NonZeroU32::new(n);
+    let cases = [
+        (
+            Faults {
+                drop_every: every(5),
+                ..Faults::NONE
+            },
+            "no response",
+        ),
+        (
+            Faults {
+                stop_after: Some(10),
+                ..Faults::NONE
+            },
+            "no response",
+        ),
+        (
+            Faults {
+                wrong_tag_every: every(7),
+                ..Faults::NONE
+            },
+            // The shared vectors repeat messages: a wrong tag between two requests of one
+            // message is caught as the second answer its target then gets.
+            "second response",
+        ),
+        (
+            Faults {
+                duplicate_every: every(3),
+                ..Faults::NONE
+            },
+            "second response",
+        ),
+        (
+            Faults {
+                vanish_after: Some(10),
+                ..Faults::NONE
+            },
+            "went away",
+        ),
+    ];
+    for (i, (faults, reason)) in cases.into_iter().enumerate() {
+        let dir = Dir::new(&format!("fault{i}"));
+        let endpoint = serve(&dir);
+        let mut card = xdma(&dir, Duration::from_millis(300));
+        endpoint.set_faults(faults);
+        let error = verify_all(&mut card, workload(60, i as u64)).expect_err(reason);
+        assert!(
+            matches!(
+                &error,
+                VerifierError::Failed {
+                    backend: "xdma",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains(reason), "{reason}: {error}");
+        assert!(card.in_flight() > 0);
+    }
+}
