@@ -1,32 +1,34 @@
-//! Fail-over from a card to the CPU, and back, without losing, repeating or reordering a
-//! verdict.
+//! Cards with the CPU behind them: requests spread over the cards by queue depth, fail-over
+//! of one card's requests to the others or to the CPU, and fail-back, without losing,
+//! repeating or reordering a verdict.
 //!
-//! [`Failover`] is a [`Verifier`] over two others: a card (opened, and reopened, by an
-//! [`Opener`]) and the CPU. The card is trusted only after it passes the
-//! [known-answer tests](crate::known_answers) at start-up, and it runs them again every
-//! [`FailoverConfig::check_every`] among the callers' requests. When the card fails — its
-//! backend reports a timeout, an unknown or repeated tag, a device error, or a known answer
-//! comes back wrong — every request it still holds is submitted again to the CPU, in order,
-//! and the callers' stream of responses goes on as if nothing happened. Every
-//! [`FailoverConfig::retry_every`] the card is reopened and tested; if it passes, new requests
-//! go to it again.
+//! [`Failover`] is a [`Verifier`] over several others: one or more cards (each opened, and
+//! reopened, by its [`Opener`]) and the CPU. A card is trusted only after it passes the
+//! [known-answer tests](crate::known_answers) at start-up, and runs them again every
+//! [`FailoverConfig::check_every`] among the callers' requests. A request goes to the healthy
+//! card holding the fewest requests. When a card fails — its backend reports a timeout, an
+//! unknown or repeated tag, a device error, or a known answer comes back wrong — every
+//! request it still holds moves, in order, to the other healthy cards or, if there is none,
+//! to the CPU; the callers' stream of responses goes on as if nothing happened. Every
+//! [`FailoverConfig::retry_every`] a failed card is reopened and tested; if it passes, it
+//! takes requests again.
 //!
 //! Responses leave in submission order whichever path answered: each request keeps its
 //! place in one queue, and a request is handed out only once every one before it has its
-//! verdict. A verdict is taken from the card only after the card's backend checked its tag
-//! and transaction id, and never twice.
+//! verdict. A verdict is taken from a card only after the card's backend checked its tag and
+//! transaction id, and never twice.
 //!
 //! ```
-//! use verity_drivers::{verify_all, Failover, FailoverConfig, PoolConfig, PoolVerifier};
+//! use verity_drivers::{verify_all, Failover, FailoverConfig, Health, PoolConfig, PoolVerifier};
 //!
 //! // No card here: the opener fails, and the CPU serves everything.
 //! let mut verifier = Failover::new(
 //!     "xdma",
-//!     Box::new(|| Err("no card".to_owned())),
+//!     vec![Box::new(|| Err("no card".to_owned()))],
 //!     Box::new(PoolVerifier::cpu(PoolConfig::default())),
 //!     FailoverConfig::default(),
 //! );
-//! assert_eq!(verifier.health(), verity_drivers::Health::Degraded);
+//! assert_eq!(verifier.health(), Health::Degraded);
 //! assert!(verify_all(&mut verifier, Vec::new()).expect("runs").is_empty());
 //! ```
 
@@ -38,26 +40,27 @@ use tracing::{info, warn};
 use crate::known_answers::{known_answers, KnownAnswer};
 use crate::{Request, Response, Tag, Verdict, Verifier, VerifierError};
 
-/// Opens the card's backend afresh: at start-up and for every fail-back attempt.
+/// Opens a card's backend afresh: at start-up and for every fail-back attempt.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Verifier>, String> + Send>;
 
 /// Where requests are being verified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
-    /// On the card, which passed its known-answer tests.
+    /// On the cards, every one of which passed its known-answer tests.
     Ready,
-    /// On the CPU: the card is missing or failed, and is retried periodically.
+    /// Some card is missing or failed (and is retried periodically); its share goes to the
+    /// others, or to the CPU when none is left.
     Degraded,
     /// Nowhere: the CPU backend itself failed.
     Failed,
 }
 
-/// When the card is tested.
+/// How much may be in flight and when the cards are tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailoverConfig {
     /// The most callers' requests in flight.
     pub capacity: usize,
-    /// How often the known-answer tests run among the requests while the card serves.
+    /// How often the known-answer tests run among the requests on a card that serves.
     pub check_every: Duration,
     /// How often a failed card is reopened and tested.
     pub retry_every: Duration,
@@ -77,19 +80,28 @@ impl Default for FailoverConfig {
 /// What the wrapper did, since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailoverCounters {
-    /// Times the card was failed and its requests moved to the CPU.
+    /// Times a card was failed and its requests moved.
     pub failovers: u64,
     /// Times a reopened card passed its tests and took requests again.
     pub failbacks: u64,
-    /// Known-answer tests the card answered wrongly.
+    /// Known-answer tests a card answered wrongly.
     pub wrong_known_answers: u64,
-    /// Requests submitted again to the CPU after their card failed.
-    pub resubmitted: u64,
-    /// Attempts to reopen the card that failed.
+    /// Requests moved to the CPU after their card failed.
+    pub to_cpu: u64,
+    /// Requests moved to another card after theirs failed.
+    pub to_other_cards: u64,
+    /// Attempts to open or reopen a card that failed.
     pub failed_retries: u64,
     /// The longest a failed card had been silent (no response while it held requests) when
     /// it was failed: how long fail-over took.
     pub longest_stall: Duration,
+}
+
+/// Where a request was submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Card(usize),
+    Cpu,
 }
 
 /// One request in flight, in submission order.
@@ -102,15 +114,34 @@ struct Entry {
     verdict: Option<Verdict>,
     /// For a known-answer test: its name and the verdict it must get.
     known: Option<(&'static str, Verdict)>,
-    /// Submitted to the card (else to the CPU).
-    on_card: bool,
+    route: Route,
 }
 
-/// A card with the CPU behind it.
+/// One card and what the wrapper knows of it.
+struct Card {
+    open: Opener,
+    /// The card's backend while it is trusted.
+    backend: Option<Box<dyn Verifier>>,
+    /// Sequence numbers routed to it and waiting for room in it.
+    backlog: VecDeque<u64>,
+    /// When it last answered, or was given work while it had none.
+    heard: Instant,
+    checked: Instant,
+    retried: Instant,
+    last_failure: Option<String>,
+}
+
+impl Card {
+    /// Requests routed to it and not answered: its queue depth.
+    fn depth(&self) -> usize {
+        self.backlog.len() + self.backend.as_ref().map_or(0, |b| b.in_flight())
+    }
+}
+
+/// Cards with the CPU behind them.
 pub struct Failover {
     name: &'static str,
-    open: Opener,
-    card: Option<Box<dyn Verifier>>,
+    cards: Vec<Card>,
     cpu: Box<dyn Verifier>,
     config: FailoverConfig,
     /// Every request in flight; the front one's sequence number is `front`. Inner backends
@@ -119,61 +150,78 @@ pub struct Failover {
     front: u64,
     /// Callers' requests among `entries`.
     callers: usize,
-    /// Sequence numbers waiting for room in the CPU backend, and in the card's.
+    /// Sequence numbers waiting for room in the CPU backend.
     backlog: VecDeque<u64>,
-    card_backlog: VecDeque<u64>,
     known: Vec<KnownAnswer>,
-    checked: Instant,
-    retried: Instant,
-    /// When the card last answered, or was given work while it had none.
-    card_heard: Instant,
-    health: Health,
-    last_failure: Option<String>,
+    cpu_failed: bool,
     counters: FailoverCounters,
     scratch: Vec<Response>,
 }
 
 impl Failover {
-    /// Opens the card through `open` and tests it; a card that cannot be opened or fails its
-    /// tests leaves the wrapper [`Health::Degraded`], serving on `cpu`.
+    /// Opens each card through its opener and tests it; a card that cannot be opened or fails
+    /// its tests is retried later while the others (or `cpu`) serve.
     pub fn new(
         name: &'static str,
-        open: Opener,
+        openers: Vec<Opener>,
         cpu: Box<dyn Verifier>,
         config: FailoverConfig,
     ) -> Self {
+        let now = Instant::now();
+        let cards = openers
+            .into_iter()
+            .map(|open| Card {
+                open,
+                backend: None,
+                backlog: VecDeque::new(),
+                heard: now,
+                checked: now,
+                retried: now,
+                last_failure: None,
+            })
+            .collect();
         let mut failover = Self {
             name,
-            open,
-            card: None,
+            cards,
             cpu,
             config,
             entries: VecDeque::new(),
             front: 0,
             callers: 0,
             backlog: VecDeque::new(),
-            card_backlog: VecDeque::new(),
             known: known_answers(),
-            checked: Instant::now(),
-            retried: Instant::now(),
-            card_heard: Instant::now(),
-            health: Health::Degraded,
-            last_failure: None,
+            cpu_failed: false,
             counters: FailoverCounters::default(),
             scratch: Vec::new(),
         };
-        failover.try_card();
+        for card in 0..failover.cards.len() {
+            failover.try_card(card);
+        }
         failover
     }
 
     /// Where requests are verified now.
     pub fn health(&self) -> Health {
-        self.health
+        if self.cpu_failed {
+            Health::Failed
+        } else if self.cards.iter().all(|c| c.backend.is_some()) {
+            Health::Ready
+        } else {
+            Health::Degraded
+        }
     }
 
-    /// Why the card last failed, if it did.
+    /// Cards serving now.
+    pub fn cards_serving(&self) -> usize {
+        self.cards.iter().filter(|c| c.backend.is_some()).count()
+    }
+
+    /// Why the first card that is not serving last failed, if one is not.
     pub fn last_failure(&self) -> Option<&str> {
-        self.last_failure.as_deref()
+        self.cards
+            .iter()
+            .filter(|c| c.backend.is_none())
+            .find_map(|c| c.last_failure.as_deref())
     }
 
     /// What the wrapper did.
@@ -181,129 +229,149 @@ impl Failover {
         self.counters
     }
 
-    /// Opens the card and runs the known-answer tests on it alone; takes it if it passes.
-    fn try_card(&mut self) {
-        self.retried = Instant::now();
-        let result = (self.open)().and_then(|mut card| {
-            let requests = self.known.iter().map(|k| k.request.clone());
+    /// Opens card `i` and runs the known-answer tests on it alone; takes it if it passes.
+    fn try_card(&mut self, i: usize) {
+        let card = &mut self.cards[i];
+        card.retried = Instant::now();
+        let known = &self.known;
+        let result = (card.open)().and_then(|mut backend| {
+            let requests = known.iter().map(|k| k.request.clone());
             let responses =
-                crate::verify_all(card.as_mut(), requests).map_err(|e| e.to_string())?;
-            for (known, response) in self.known.iter().zip(&responses) {
-                if response.verdict != known.verdict {
-                    self.counters.wrong_known_answers += 1;
-                    return Err(format!(
-                        "known answer {:?}: {:?}, expected {:?}",
-                        known.name, response.verdict, known.verdict
-                    ));
-                }
+                crate::verify_all(backend.as_mut(), requests).map_err(|e| e.to_string())?;
+            match known
+                .iter()
+                .zip(&responses)
+                .find(|(k, r)| r.verdict != k.verdict)
+            {
+                Some((k, r)) => Err(format!(
+                    "known answer {:?}: {:?}, expected {:?}",
+                    k.name, r.verdict, k.verdict
+                )),
+                None => Ok(backend),
             }
-            Ok(card)
         });
         match result {
-            Ok(card) => {
-                if self.last_failure.is_some() {
+            Ok(backend) => {
+                if card.last_failure.is_some() {
                     self.counters.failbacks += 1;
                     metrics::counter!("verity_failbacks_total", "backend" => self.name)
                         .increment(1);
                 }
                 info!(
                     backend = self.name,
-                    "card passed its known-answer tests: serving"
+                    card = i,
+                    "card passed its known-answer tests"
                 );
-                self.card = Some(card);
-                self.health = Health::Ready;
-                self.checked = Instant::now();
+                card.backend = Some(backend);
+                card.checked = Instant::now();
             }
             Err(reason) => {
+                if reason.starts_with("known answer") {
+                    self.counters.wrong_known_answers += 1;
+                }
                 self.counters.failed_retries += 1;
                 metrics::counter!("verity_card_retries_failed_total", "backend" => self.name)
                     .increment(1);
-                warn!(backend = self.name, %reason, "card unavailable: verifying on the CPU");
-                self.last_failure = Some(reason);
+                warn!(backend = self.name, card = i, %reason, "card unavailable");
+                card.last_failure = Some(reason);
             }
         }
     }
 
-    /// Fails the card: its unanswered requests go to the CPU, in order.
-    fn fail_card(&mut self, reason: String) {
-        let stall = self.card_heard.elapsed();
+    /// The serving card with the fewest requests, if any serves.
+    fn least_loaded(&self) -> Option<usize> {
+        (0..self.cards.len())
+            .filter(|&i| self.cards[i].backend.is_some())
+            .min_by_key(|&i| self.cards[i].depth())
+    }
+
+    /// Routes entry `seq` (already in `entries`) to the least loaded card, else the CPU.
+    fn route(&mut self, seq: u64) {
+        let route = match self.least_loaded() {
+            Some(card) => {
+                self.cards[card].backlog.push_back(seq);
+                Route::Card(card)
+            }
+            None => {
+                self.backlog.push_back(seq);
+                Route::Cpu
+            }
+        };
+        self.entries[(seq - self.front) as usize].route = route;
+    }
+
+    /// Fails card `i`: its unanswered requests go to the other cards or the CPU, in order.
+    fn fail_card(&mut self, i: usize, reason: String) {
+        let card = &mut self.cards[i];
+        let stall = card.heard.elapsed();
         self.counters.longest_stall = self.counters.longest_stall.max(stall);
-        self.card = None;
-        self.health = Health::Degraded;
-        self.retried = Instant::now();
+        card.backend = None;
+        card.backlog.clear();
+        card.retried = Instant::now();
         self.counters.failovers += 1;
         metrics::counter!("verity_failovers_total", "backend" => self.name).increment(1);
-        warn!(backend = self.name, %reason, "card failed: its requests move to the CPU");
-        self.last_failure = Some(reason);
-        for (seq, entry) in (self.front..).zip(self.entries.iter_mut()) {
-            if !entry.on_card || entry.verdict.is_some() {
-                continue;
-            }
-            entry.on_card = false;
-            match entry.known {
-                // A test that did not finish is not repeated on the CPU.
-                Some((_, verdict)) => entry.verdict = Some(verdict),
-                None => {
-                    self.backlog.push_back(seq);
-                    self.counters.resubmitted += 1;
+        warn!(backend = self.name, card = i, %reason, "card failed: its requests move");
+        card.last_failure = Some(reason);
+        let orphans: Vec<u64> = (self.front..)
+            .zip(self.entries.iter_mut())
+            .filter(|(_, e)| e.route == Route::Card(i) && e.verdict.is_none())
+            .filter_map(|(seq, e)| match e.known {
+                // A test that did not finish is not repeated elsewhere.
+                Some((_, verdict)) => {
+                    e.verdict = Some(verdict);
+                    None
                 }
+                None => Some(seq),
+            })
+            .collect();
+        metrics::counter!("verity_resubmitted_total", "backend" => self.name)
+            .increment(orphans.len() as u64);
+        for seq in orphans {
+            self.route(seq);
+            match self.entries[(seq - self.front) as usize].route {
+                Route::Cpu => self.counters.to_cpu += 1,
+                Route::Card(_) => self.counters.to_other_cards += 1,
             }
         }
-        self.card_backlog.clear();
-        metrics::counter!("verity_resubmitted_total", "backend" => self.name)
-            .increment(self.backlog.len() as u64);
     }
 
-    /// Submits what waits for the card, as far as it has room.
-    fn pump_card(&mut self) {
-        while let Some(&seq) = self.card_backlog.front() {
-            let Some(card) = &mut self.card else {
+    /// Submits what waits for card `i`, as far as it has room.
+    fn pump_card(&mut self, i: usize) {
+        while let Some(&seq) = self.cards[i].backlog.front() {
+            let card = &mut self.cards[i];
+            let Some(backend) = &mut card.backend else {
                 return;
             };
-            if card.in_flight() >= card.capacity() {
+            if backend.in_flight() >= backend.capacity() {
                 return;
             }
-            if card.in_flight() == 0 {
-                self.card_heard = Instant::now();
+            if backend.in_flight() == 0 {
+                card.heard = Instant::now();
             }
-            let entry = &self.entries[(seq - self.front) as usize];
-            let request = entry
+            let request = self.entries[(seq - self.front) as usize]
                 .request
                 .clone()
-                .expect("a request waiting for the card is kept");
-            let tagged = Request {
+                .expect("a request waiting for a card is kept");
+            match backend.submit(Request {
                 tag: Tag::new(seq),
                 ..request
-            };
-            match card.submit(tagged) {
+            }) {
                 Ok(()) => {
-                    self.card_backlog.pop_front();
+                    card.backlog.pop_front();
                 }
                 Err(VerifierError::Full { .. }) => return,
-                Err(error) => {
-                    self.fail_card(error.to_string());
-                    return;
-                }
+                Err(error) => return self.fail_card(i, error.to_string()),
             }
         }
-    }
-
-    fn cpu_failed(&mut self, error: VerifierError) -> VerifierError {
-        self.health = Health::Failed;
-        error
     }
 
     /// Submits what waits for the CPU, as far as it has room.
-    fn pump(&mut self) -> Result<(), VerifierError> {
+    fn pump_cpu(&mut self) -> Result<(), VerifierError> {
         while let Some(&seq) = self.backlog.front() {
             if self.cpu.in_flight() >= self.cpu.capacity() {
-                return Err(VerifierError::Full {
-                    capacity: self.config.capacity,
-                });
+                return Ok(());
             }
-            let index = (seq - self.front) as usize;
-            let entry = &mut self.entries[index];
-            let request = entry
+            let request = self.entries[(seq - self.front) as usize]
                 .request
                 .take()
                 .expect("a request waiting for the CPU is kept");
@@ -311,22 +379,29 @@ impl Failover {
                 tag: Tag::new(seq),
                 ..request
             };
-            match self.cpu.submit(tagged) {
-                Ok(()) => {
-                    self.backlog.pop_front();
-                }
-                Err(error) => return Err(self.cpu_failed(error)),
+            if let Err(error) = self.cpu.submit(tagged) {
+                self.cpu_failed = true;
+                return Err(error);
             }
+            self.backlog.pop_front();
         }
         Ok(())
     }
 
-    /// Records the inner backends' responses in their entries.
-    fn record(&mut self) {
+    /// Submits every backlog as far as there is room: the cards', then the CPU's.
+    fn pump(&mut self) -> Result<(), VerifierError> {
+        for card in 0..self.cards.len() {
+            self.pump_card(card);
+        }
+        self.pump_cpu()
+    }
+
+    /// Records the responses in `scratch`, from card `from` (`None`: the CPU), in their
+    /// entries.
+    fn record(&mut self, from: Option<usize>) {
         let mut wrong = None;
         for response in self.scratch.drain(..) {
-            let index = (response.tag.get() - self.front) as usize;
-            let entry = &mut self.entries[index];
+            let entry = &mut self.entries[(response.tag.get() - self.front) as usize];
             entry.verdict = Some(response.verdict);
             entry.request = None;
             if let Some((name, expected)) = entry.known {
@@ -338,46 +413,34 @@ impl Failover {
                 }
             }
         }
-        if let Some(reason) = wrong {
+        if let (Some(reason), Some(card)) = (wrong, from) {
             self.counters.wrong_known_answers += 1;
-            self.fail_card(reason);
+            self.fail_card(card, reason);
         }
     }
 
-    /// Runs the periodic known-answer tests, or retries a failed card, when it is time.
+    /// Runs the periodic known-answer tests, or retries a failed card, where it is time.
     fn maintain(&mut self) {
-        if self.card.is_none() {
-            if self.retried.elapsed() >= self.config.retry_every {
-                self.try_card();
-            }
-            return;
-        }
-        if self.checked.elapsed() >= self.config.check_every {
-            self.checked = Instant::now();
-            for known in self.known.clone() {
-                let seq = self.front + self.entries.len() as u64;
-                let tagged = Request {
-                    tag: Tag::new(seq),
-                    ..known.request
-                };
-                let Some(card) = self.card.as_mut() else {
-                    return;
-                };
-                match card.submit(tagged) {
-                    Ok(()) => self.entries.push_back(Entry {
+        for i in 0..self.cards.len() {
+            let card = &self.cards[i];
+            if card.backend.is_none() {
+                if card.retried.elapsed() >= self.config.retry_every {
+                    self.try_card(i);
+                }
+            } else if card.checked.elapsed() >= self.config.check_every {
+                self.cards[i].checked = Instant::now();
+                for known in &self.known {
+                    let seq = self.front + self.entries.len() as u64;
+                    self.entries.push_back(Entry {
                         tag: Tag::new(0),
-                        request: None,
+                        request: Some(known.request.clone()),
                         verdict: None,
                         known: Some((known.name, known.verdict)),
-                        on_card: true,
-                    }),
-                    // Full: the tests wait for the next period.
-                    Err(VerifierError::Full { .. }) => break,
-                    Err(error) => {
-                        self.fail_card(error.to_string());
-                        return;
-                    }
+                        route: Route::Card(i),
+                    });
+                    self.cards[i].backlog.push_back(seq);
                 }
+                self.pump_card(i);
             }
         }
     }
@@ -385,15 +448,10 @@ impl Failover {
     /// Hands out answered requests from the front, in order.
     fn hand_out(&mut self, out: &mut Vec<Response>) -> usize {
         let mut n = 0;
-        while let Some(Entry {
-            verdict: Some(verdict),
-            ..
-        }) = self.entries.front()
-        {
-            let verdict = *verdict;
+        while self.entries.front().is_some_and(|e| e.verdict.is_some()) {
             let entry = self.entries.pop_front().expect("front exists");
             self.front += 1;
-            if entry.known.is_none() {
+            if let (None, Some(verdict)) = (entry.known, entry.verdict) {
                 out.push(Response {
                     tag: entry.tag,
                     verdict,
@@ -408,9 +466,10 @@ impl Failover {
 
 impl Verifier for Failover {
     fn backend(&self) -> &'static str {
-        match self.health {
-            Health::Ready => self.name,
-            Health::Degraded | Health::Failed => self.cpu.backend(),
+        if self.cards_serving() > 0 {
+            self.name
+        } else {
+            self.cpu.backend()
         }
     }
 
@@ -423,7 +482,7 @@ impl Verifier for Failover {
     }
 
     fn submit(&mut self, request: Request) -> Result<(), VerifierError> {
-        if self.health == Health::Failed {
+        if self.cpu_failed {
             return Err(VerifierError::Failed {
                 backend: self.cpu.backend(),
                 reason: "the CPU backend failed".to_owned(),
@@ -436,39 +495,31 @@ impl Verifier for Failover {
         }
         self.maintain();
         let seq = self.front + self.entries.len() as u64;
-        let on_card = self.card.is_some();
         self.entries.push_back(Entry {
             tag: request.tag,
             request: Some(request),
             verdict: None,
             known: None,
-            on_card,
+            route: Route::Cpu,
         });
         self.callers += 1;
-        if on_card {
-            self.card_backlog.push_back(seq);
-            self.pump_card();
-            return Ok(());
-        }
-        self.backlog.push_back(seq);
-        match self.pump() {
-            Ok(()) | Err(VerifierError::Full { .. }) => Ok(()),
-            Err(error) => Err(error),
-        }
+        self.route(seq);
+        self.pump()
     }
 
     fn flush(&mut self) -> Result<(), VerifierError> {
-        self.pump_card();
-        if let Some(card) = &mut self.card {
-            if let Err(error) = card.flush() {
-                self.fail_card(error.to_string());
+        self.pump()?;
+        for i in 0..self.cards.len() {
+            if let Some(backend) = &mut self.cards[i].backend {
+                if let Err(error) = backend.flush() {
+                    self.fail_card(i, error.to_string());
+                }
             }
         }
-        match self.pump() {
-            Ok(()) | Err(VerifierError::Full { .. }) => {}
-            Err(error) => return Err(error),
-        }
-        self.cpu.flush().map_err(|e| self.cpu_failed(e))
+        self.pump()?;
+        let result = self.cpu.flush();
+        self.cpu_failed |= result.is_err();
+        result
     }
 
     fn complete(
@@ -481,32 +532,43 @@ impl Verifier for Failover {
         if n > 0 {
             return Ok(n);
         }
-        self.pump_card();
-        let on_cpu = self.cpu.in_flight() > 0 || !self.backlog.is_empty();
-        let card_wait = if on_cpu { Duration::ZERO } else { wait };
-        if let Some(card) = &mut self.card {
-            if card.in_flight() > 0 {
-                let result = card
-                    .flush()
-                    .and_then(|()| card.complete(&mut self.scratch, card_wait));
-                match result {
-                    Ok(0) => {}
-                    Ok(_) => self.card_heard = Instant::now(),
-                    Err(error) => self.fail_card(error.to_string()),
-                }
-                self.record();
+        self.pump()?;
+        // One wait in all: on the CPU if it has work, else on the first busy card.
+        let mut wait_left = if self.cpu.in_flight() > 0 || !self.backlog.is_empty() {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        for i in 0..self.cards.len() {
+            let card = &mut self.cards[i];
+            let Some(backend) = &mut card.backend else {
+                continue;
+            };
+            if backend.in_flight() == 0 {
+                continue;
             }
+            let result = backend
+                .flush()
+                .and_then(|()| backend.complete(&mut self.scratch, wait_left));
+            wait_left = Duration::ZERO;
+            match result {
+                Ok(0) => {}
+                Ok(_) => card.heard = Instant::now(),
+                Err(error) => self.fail_card(i, error.to_string()),
+            }
+            self.record(Some(i));
         }
-        self.pump_card();
-        match self.pump() {
-            Ok(()) | Err(VerifierError::Full { .. }) => {}
-            Err(error) => return Err(error),
-        }
+        self.pump()?;
         if self.cpu.in_flight() > 0 {
-            self.cpu.flush().map_err(|e| self.cpu_failed(e))?;
-            let result = self.cpu.complete(&mut self.scratch, wait);
-            result.map_err(|e| self.cpu_failed(e))?;
-            self.record();
+            let result = self
+                .cpu
+                .flush()
+                .and_then(|()| self.cpu.complete(&mut self.scratch, wait));
+            if let Err(error) = result {
+                self.cpu_failed = true;
+                return Err(error);
+            }
+            self.record(None);
         }
         Ok(self.hand_out(out))
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use verity_drivers::{
-    CardConfig, CardVerifier, Failover, FailoverConfig, PoolConfig, PoolVerifier, Verifier,
+    CardConfig, CardVerifier, Failover, FailoverConfig, Opener, PoolConfig, PoolVerifier, Verifier,
     XdmaCard, XdmaConfig,
 };
 use verity_firmware::image::Image;
@@ -53,8 +53,10 @@ pub struct BackendOptions {
     pub cycle_dir: Option<PathBuf>,
     /// The card's XDMA device files, `<prefix>user`, `<prefix>h2c_0` and `<prefix>c2h_0`
     /// (`xdma`).
+    /// Repeat it for several cards: requests are spread over them by queue depth, with the
+    /// CPU behind them (as `--failover`).
     #[arg(long, default_value = verity_sim::DeviceFiles::DEFAULT_PREFIX)]
-    pub xdma_prefix: PathBuf,
+    pub xdma_prefix: Vec<PathBuf>,
     /// How long the card may leave requests unanswered before it is failed, in milliseconds
     /// (`xdma`).
     #[arg(long, default_value = "1000")]
@@ -97,7 +99,14 @@ impl BackendOptions {
                 "cycle model (the card's Verilog under Verilator), 1 engine of 16 contexts"
                     .to_owned()
             }
-            BackendKind::Xdma => format!("card at {}*", self.xdma_prefix.display()),
+            BackendKind::Xdma => {
+                let cards: Vec<String> = self
+                    .xdma_prefix
+                    .iter()
+                    .map(|p| format!("{}*", p.display()))
+                    .collect();
+                format!("card at {}", cards.join(", "))
+            }
         }
     }
 
@@ -134,24 +143,36 @@ impl BackendOptions {
                     .context("opening the cycle model")?,
                 )
             }
-            BackendKind::Xdma if self.failover => {
-                let (prefix, timeout) = (self.xdma_prefix.clone(), self.response_timeout_ms);
-                let failover = Failover::new(
-                    "xdma",
-                    Box::new(move || {
-                        open_xdma(&prefix, timeout)
-                            .map(|card| Box::new(card) as Box<dyn Verifier>)
-                            .map_err(|e| format!("{e:#}"))
-                    }),
-                    Box::new(PoolVerifier::cpu(config)),
-                    FailoverConfig::default(),
-                );
-                if let Some(reason) = failover.last_failure() {
-                    eprintln!("xdma: card unavailable ({reason}); verifying on the CPU");
+            BackendKind::Xdma => match self.xdma_prefix.as_slice() {
+                [prefix] if !self.failover => {
+                    Box::new(open_xdma(prefix, self.response_timeout_ms)?)
                 }
-                Box::new(failover)
-            }
-            BackendKind::Xdma => Box::new(open_xdma(&self.xdma_prefix, self.response_timeout_ms)?),
+                prefixes => {
+                    let timeout = self.response_timeout_ms;
+                    let openers = prefixes
+                        .iter()
+                        .map(|prefix| {
+                            let prefix = prefix.clone();
+                            Box::new(move || {
+                                open_xdma(&prefix, timeout)
+                                    .map(|card| Box::new(card) as Box<dyn Verifier>)
+                                    .map_err(|e| format!("{e:#}"))
+                            }) as Opener
+                        })
+                        .collect();
+                    let failover = Failover::new(
+                        "xdma",
+                        openers,
+                        Box::new(PoolVerifier::cpu(config)),
+                        FailoverConfig::default(),
+                    );
+                    let (serving, all) = (failover.cards_serving(), prefixes.len());
+                    if let Some(reason) = failover.last_failure() {
+                        eprintln!("xdma: {serving} of {all} cards serving ({reason}); the CPU is behind them");
+                    }
+                    Box::new(failover)
+                }
+            },
         })
     }
 }

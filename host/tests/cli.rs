@@ -376,7 +376,8 @@ fn the_xdma_backend_through_sim_serve_gives_the_same_verdicts_as_the_cpu() {
     assert!(covered.status.success(), "{}", stderr(&covered));
     assert_eq!(lines(&covered), lines(&cpu));
     assert!(
-        stderr(&covered).contains("card unavailable") && stderr(&covered).contains("backend cpu"),
+        stderr(&covered).contains("0 of 1 cards serving")
+            && stderr(&covered).contains("backend cpu"),
         "{}",
         stderr(&covered)
     );

@@ -74,7 +74,7 @@ fn opener(prefix: PathBuf) -> Opener {
 fn failover(dir: &Dir, retry_every: Duration) -> Failover {
     Failover::new(
         "xdma",
-        opener(dir.prefix()),
+        vec![opener(dir.prefix())],
         Box::new(cpu()),
         FailoverConfig {
             capacity: 128,
@@ -178,7 +178,7 @@ fn every_fault_under_load_gives_every_request_one_correct_verdict() {
             "{name}: failed over in {:?} ({}), {} requests moved to the CPU",
             counters.longest_stall,
             verifier.last_failure().unwrap_or_default(),
-            counters.resubmitted
+            counters.to_cpu
         );
     }
 }
@@ -232,4 +232,73 @@ fn a_missing_card_leaves_the_cpu_serving() {
         verify_all(&mut verifier, requests.clone()).expect("answered"),
         expected(&requests)
     );
+}
+
+/// `REQUESTS_IN` of the card behind `endpoint`, read from its BAR file as a host would.
+fn requests_in(endpoint: &Endpoint) -> u32 {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&endpoint.files().user)
+        .expect("BAR file");
+    let bar = verity_sim::mapped_bar::MappedBar::map(&file).expect("maps");
+    bar.read(verity_firmware::regs::REQUESTS_IN)
+}
+
+#[test]
+fn two_cards_share_the_load_and_one_failing_moves_only_its_requests() {
+    let seed = seed();
+    let dirs = [Dir::new("two-a"), Dir::new("two-b")];
+    let endpoints: Vec<Endpoint> = dirs
+        .iter()
+        .map(|d| {
+            Endpoint::serve(&d.prefix(), Box::new(FunctionalCard::new(4))).expect("endpoint starts")
+        })
+        .collect();
+    let mut verifier = Failover::new(
+        "xdma",
+        dirs.iter().map(|d| opener(d.prefix())).collect(),
+        Box::new(cpu()),
+        FailoverConfig {
+            capacity: 512,
+            check_every: Duration::from_secs(3600),
+            retry_every: Duration::from_secs(3600),
+        },
+    );
+    assert_eq!(
+        (verifier.health(), verifier.cards_serving()),
+        (Health::Ready, 2)
+    );
+    let first = workload(1200, seed);
+    assert_eq!(
+        verify_all(&mut verifier, first.clone()).expect("answered"),
+        expected(&first),
+        "seed {seed}"
+    );
+    // Both took a share (each also answered the 5 start-up tests).
+    let shares: Vec<u32> = endpoints.iter().map(requests_in).collect();
+    assert!(
+        shares.iter().all(|&n| n > 200) && shares.iter().sum::<u32>() >= 1200,
+        "{shares:?}"
+    );
+    // The second card vanishes mid-run: its requests go to the first, none to the CPU.
+    endpoints[1].set_faults(Faults {
+        vanish_after: Some(100),
+        ..Faults::NONE
+    });
+    let second = workload(1200, seed + 1);
+    assert_eq!(
+        verify_all(&mut verifier, second.clone()).expect("answered"),
+        expected(&second),
+        "seed {seed}"
+    );
+    let counters = verifier.counters();
+    assert_eq!(counters.failovers, 1, "{counters:?}");
+    assert!(counters.to_other_cards > 0, "{counters:?}");
+    assert_eq!(counters.to_cpu, 0, "{counters:?}");
+    assert_eq!(
+        (verifier.health(), verifier.cards_serving()),
+        (Health::Degraded, 1)
+    );
+    assert_eq!(verifier.backend(), "xdma");
 }
