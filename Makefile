@@ -22,9 +22,11 @@ test: deps
 test-long: deps
 	$(CARGO) test --locked --workspace -- --ignored
 
-## Criterion benchmarks with a table of ratios against the reference crates.
+## Criterion benchmarks with tables of ratios against the references they name: the CPU
+## verifier against the reference crates, the XDMA path against ed25519-dalek's verify time.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
+	$(CARGO) bench --locked -p verity-drivers --bench xdma_path
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;

@@ -506,6 +506,13 @@ mod tests {
     }
 
     fn honest(_: &mut Vec<u8>) {}
+
+    /// Recomputes every record's check, as a card that means what it sends.
+    fn reseal(records: &mut [u8]) {
+        for record in records.chunks_exact_mut(RESPONSE_LEN) {
+            abi::seal_response(record.try_into().expect("a whole record"));
+        }
+    }
     fn same(_: Offset, value: u32) -> u32 {
         value
     }
@@ -533,7 +540,7 @@ mod tests {
 
     #[test]
     fn a_card_that_lies_about_its_answers_fails_the_backend() {
-        let cases: [(Rewrite, &str); 6] = [
+        let cases: [(Rewrite, &str); 7] = [
             (
                 |r| r.truncate(r.len().saturating_sub(RESPONSE_LEN)),
                 "unanswered",
@@ -545,16 +552,37 @@ mod tests {
                 },
                 "second response",
             ),
-            (|r| r[0] = r[0].wrapping_add(100), "not in flight"),
+            (
+                |r| {
+                    r[0] = r[0].wrapping_add(100);
+                    reseal(r);
+                },
+                "not in flight",
+            ),
             (
                 |r| {
                     r[8] = 1;
                     r[9] = 3;
+                    reseal(r);
                 },
                 "rejected well-formed",
             ),
-            (|r| r[8] = 9, "unreadable"),
-            (|r| r[40] ^= 1, "another message's transaction id"),
+            (
+                |r| {
+                    r[8] = 9;
+                    reseal(r);
+                },
+                "unknown status",
+            ),
+            (
+                |r| {
+                    r[40] ^= 1;
+                    reseal(r);
+                },
+                "another message's transaction id",
+            ),
+            // A bit flipped on the way, the check not recomputed.
+            (|r| r[9] ^= 1, "does not match the record"),
         ];
         for (fault, reason) in cases {
             let mut card = faulty(fault, same).expect("opens");

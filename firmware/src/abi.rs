@@ -33,9 +33,14 @@
 //!     10    1 engine that ran it; 255 when no engine ran (a rejected record, a non-canonical S)
 //!     11    1 reserved, 0
 //!     12    4 engine cycles spent
-//!     16   16 reserved, 0
+//!     16   12 reserved, 0
+//!     28    4 check: CRC-32 of the 64 bytes with this field as zero
 //!     32   32 transaction id: SHA-256 of the message (zero for a rejected record)
 //! ```
+//!
+//! The check catches a record damaged between the card's response stage and the host (a
+//! flipped verdict bit turns into a refused record, not a wrong verdict); the transaction id
+//! catches an answer that reached the wrong request.
 
 use thiserror::Error;
 
@@ -258,6 +263,32 @@ pub enum ResponseError {
     /// A reserved byte is set.
     #[error("reserved bytes set")]
     Reserved,
+    /// The check field does not match the record: it was damaged on the way.
+    #[error("check {found:#010x} does not match the record's {computed:#010x}")]
+    Check {
+        /// In the record.
+        found: u32,
+        /// Computed over it.
+        computed: u32,
+    },
+}
+
+/// Where a response record's check sits.
+pub const RESPONSE_CHECK_AT: usize = 28;
+
+/// Writes `record`'s check field: what a card does last to every response.
+pub fn seal_response(record: &mut [u8; RESPONSE_LEN]) {
+    let check = response_check(record);
+    record[RESPONSE_CHECK_AT..RESPONSE_CHECK_AT + 4].copy_from_slice(&check.to_le_bytes());
+}
+
+/// The check of a response record: CRC-32 of its 64 bytes with the check field as zero.
+pub fn response_check(record: &[u8; RESPONSE_LEN]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&record[..RESPONSE_CHECK_AT]);
+    hasher.update(&[0; 4]);
+    hasher.update(&record[RESPONSE_CHECK_AT + 4..]);
+    hasher.finalize()
 }
 
 impl Response {
@@ -274,6 +305,7 @@ impl Response {
         out[10] = self.engine;
         out[12..16].copy_from_slice(&self.cycles.to_le_bytes());
         out[32..].copy_from_slice(&self.txid);
+        seal_response(&mut out);
         out
     }
 
@@ -282,7 +314,13 @@ impl Response {
         let record: &[u8; RESPONSE_LEN] = bytes
             .try_into()
             .map_err(|_| ResponseError::Length(bytes.len()))?;
-        if record[11] != 0 || record[16..32].iter().any(|b| *b != 0) {
+        let mut found = [0u8; 4];
+        found.copy_from_slice(&record[RESPONSE_CHECK_AT..RESPONSE_CHECK_AT + 4]);
+        let (found, computed) = (u32::from_le_bytes(found), response_check(record));
+        if found != computed {
+            return Err(ResponseError::Check { found, computed });
+        }
+        if record[11] != 0 || record[16..RESPONSE_CHECK_AT].iter().any(|b| *b != 0) {
             return Err(ResponseError::Reserved);
         }
         let (status, code) = (record[8], record[9]);
@@ -430,21 +468,37 @@ mod tests {
             txid: [0; 32],
         }
         .encode();
-        let mut bad = good;
-        bad[8] = 2;
-        assert_eq!(Response::decode(&bad), Err(ResponseError::Status(2)));
-        bad = good;
-        bad[9] = 99;
+        // A field changed with the check recomputed: refused for what it says.
+        let resealed = |at: usize, value: u8| {
+            let mut bad = good;
+            bad[at] = value;
+            seal_response(&mut bad);
+            bad
+        };
         assert_eq!(
-            Response::decode(&bad),
+            Response::decode(&resealed(8, 2)),
+            Err(ResponseError::Status(2))
+        );
+        assert_eq!(
+            Response::decode(&resealed(9, 99)),
             Err(ResponseError::Code {
                 status: 0,
                 code: 99
             })
         );
-        bad = good;
-        bad[20] = 1;
-        assert_eq!(Response::decode(&bad), Err(ResponseError::Reserved));
+        assert_eq!(
+            Response::decode(&resealed(20, 1)),
+            Err(ResponseError::Reserved)
+        );
+        // Any one bit flipped on the way is caught by the check.
+        for bit in 0..RESPONSE_LEN * 8 {
+            let mut bad = good;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matches!(Response::decode(&bad), Err(ResponseError::Check { .. })),
+                "bit {bit}"
+            );
+        }
         assert_eq!(
             Response::decode(&good[..10]),
             Err(ResponseError::Length(10))

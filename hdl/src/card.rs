@@ -16,7 +16,7 @@
 //! a beat is a BAR write (`in_kind` 0: `in_addr`, `in_data[31:0]`), a BAR read (1) or a beat of
 //! the host-to-card stream (2: `in_data`, `in_last`, `in_bytes`, as the record parser takes
 //! them). Out come BAR read data (`out_kind` 0, `out_data[31:0]`) and response records (1),
-//! read data first. Stream beats wait while the card is not running (`ENABLE` and a good
+//! each sealed with its check on the way out ([`ResponseCheck`]), read data first. Stream beats wait while the card is not running (`ENABLE` and a good
 //! image); the host checks `STATUS` first, as the driver does.
 //!
 //! The register block sees every cycle's events (a record answered or dropped, a response,
@@ -37,6 +37,7 @@ use crate::lane::Lane;
 use crate::or_tree::OrTree;
 use crate::record_parser::RecordParser;
 use crate::reg_block::RegBlock;
+use crate::response_check::ResponseCheck;
 use crate::round_robin::{PrefixOr, RoundRobin};
 
 /// `in_kind` values.
@@ -93,6 +94,7 @@ pub struct Card {
     resp_data: OrTree<Bits<512>>,
     resp_fault: OrTree<Bit>,
     resp_epoch: OrTree<Bit>,
+    seal: ResponseCheck,
     in_flight: DFF<Bits<16>>,
     epoch: DFF<Bit>,
     parser_epoch: DFF<Bit>,
@@ -148,6 +150,7 @@ impl Card {
             resp_data: OrTree::new(lanes),
             resp_fault: OrTree::new(lanes),
             resp_epoch: OrTree::new(lanes),
+            seal: Default::default(),
             in_flight: Default::default(),
             epoch: Default::default(),
             parser_epoch: Default::default(),
@@ -295,7 +298,8 @@ impl Logic for Card {
         self.out_valid.next =
             self.read_pending.q.val() | (self.resp_pick.valid.val() & !self.discard.val());
         self.out_kind.next = 1.into();
-        self.out_data.next = self.resp_data.any.val();
+        self.seal.record.next = self.resp_data.any.val();
+        self.out_data.next = self.seal.sealed.val();
         if self.read_pending.q.val() {
             self.out_kind.next = 0.into();
             self.out_data.next = bit_cast::<512, 32>(self.read_data.q.val());

@@ -9,7 +9,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use verity_firmware::abi::RESPONSE_LEN;
+use verity_firmware::abi::{seal_response, RESPONSE_LEN};
 use verity_firmware::Verdict;
 
 /// What to do to the responses.
@@ -20,9 +20,11 @@ pub struct Faults {
     /// Drop every n-th response: its request is never answered.
     pub drop_every: Option<NonZeroU32>,
     /// Turn the verdict of every n-th response into its opposite (`Valid` and `Invalid`
-    /// swap; anything else becomes `Valid`).
+    /// swap; anything else becomes `Valid`) on the way to the host: the record's check is
+    /// not recomputed, as a bit flipped in transit.
     pub corrupt_every: Option<NonZeroU32>,
-    /// Add one to the tag of every n-th response.
+    /// Add one to the tag of every n-th response, as a card that mixes up its requests: the
+    /// check is recomputed over the wrong tag.
     pub wrong_tag_every: Option<NonZeroU32>,
     /// Send every n-th response twice.
     pub duplicate_every: Option<NonZeroU32>,
@@ -80,6 +82,7 @@ impl Faults {
         if hits(self.wrong_tag_every) {
             let tag = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
             record[..8].copy_from_slice(&tag.wrapping_add(1).to_le_bytes());
+            seal_response(&mut record);
         }
         let copies = if hits(self.duplicate_every) { 2 } else { 1 };
         Fate::Send { record, copies }
@@ -88,7 +91,7 @@ impl Faults {
 
 #[cfg(test)]
 mod tests {
-    use verity_firmware::abi::{Response, Status};
+    use verity_firmware::abi::{Response, ResponseError, Status};
     use verity_firmware::Tag;
 
     use super::*;
@@ -123,8 +126,18 @@ mod tests {
             corrupt_every: every(2),
             ..Faults::NONE
         };
-        assert_eq!(corrupt.apply(4, valid), sent(record(Verdict::Invalid), 1));
-        assert_eq!(corrupt.apply(4, record(Verdict::Invalid)), sent(valid, 1));
+        let Fate::Send {
+            record: flipped, ..
+        } = corrupt.apply(4, valid)
+        else {
+            panic!("sent");
+        };
+        assert_eq!(flipped[9], Verdict::Invalid.code());
+        assert!(matches!(
+            Response::decode(&flipped),
+            Err(ResponseError::Check { .. })
+        ));
+        assert_eq!(corrupt.apply(3, valid), sent(valid, 1));
         let wrong = Faults {
             wrong_tag_every: every(1),
             ..Faults::NONE

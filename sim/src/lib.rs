@@ -11,6 +11,7 @@
 //! | [`cycle`] | the cycle model: the card's Verilog under Verilator, cycle by cycle |
 //! | [`endpoint`] | the virtual XDMA endpoint: a model served through XDMA-like device files |
 //! | [`faults`] | faults the endpoint injects into the card's responses |
+//! | [`loopback`] | a card that answers every request `Valid` at once, to measure the host's side |
 //! | [`mapped_bar`] | a BAR mapped into memory, as the XDMA backend and the endpoint share it |
 
 pub mod bar;
@@ -19,6 +20,7 @@ pub mod cycle;
 pub mod endpoint;
 pub mod faults;
 pub mod functional;
+pub mod loopback;
 pub mod mapped_bar;
 
 pub use card::{Card, StreamError, MAX_TRANSFER};
@@ -26,3 +28,4 @@ pub use cycle::CycleCard;
 pub use endpoint::{DeviceFiles, Endpoint, EndpointError};
 pub use faults::Faults;
 pub use functional::FunctionalCard;
+pub use loopback::LoopbackCard;

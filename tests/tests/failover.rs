@@ -125,6 +125,13 @@ fn every_fault_under_load_gives_every_request_one_correct_verdict() {
             },
         ),
         (
+            "verdict flipped on the way",
+            Faults {
+                corrupt_every: every(101),
+                ..Faults::NONE
+            },
+        ),
+        (
             "dropped response",
             Faults {
                 drop_every: every(97),

@@ -197,6 +197,13 @@ fn each_injected_fault_fails_the_backend_with_its_reason() {
         ),
         (
             Faults {
+                corrupt_every: every(9),
+                ..Faults::NONE
+            },
+            "does not match the record",
+        ),
+        (
+            Faults {
                 vanish_after: Some(10),
                 ..Faults::NONE
             },

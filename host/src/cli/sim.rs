@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use verity_sim::{Card, CycleCard, Endpoint, Faults, FunctionalCard};
+use verity_sim::{Card, CycleCard, Endpoint, Faults, FunctionalCard, LoopbackCard};
 
 use crate::backend::default_cycle_dir;
 
@@ -31,8 +31,12 @@ pub struct ServeArgs {
     pub name: String,
     /// Serve the cycle model (the card's Verilog under Verilator, about 13 verifications/s)
     /// instead of the functional model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "loopback")]
     pub cycle: bool,
+    /// Serve a loop-back card that answers every request `Valid` at once without verifying
+    /// it, to measure the host's own side of the XDMA path.
+    #[arg(long)]
+    pub loopback: bool,
     /// Engines of the functional model.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u8).range(1..=254))]
     pub engines: u8,
@@ -81,7 +85,10 @@ pub fn run(command: &SimCommand, out: &mut impl Write) -> anyhow::Result<()> {
     let SimCommand::Serve(args) = command;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let (card, what): (Box<dyn Card>, String) = if args.cycle {
+    let (card, what): (Box<dyn Card>, String) = if args.loopback {
+        let what = "a loop-back card (every request Valid, nothing verified)".to_owned();
+        (Box::new(LoopbackCard::default()), what)
+    } else if args.cycle {
         let dir = args.cycle_dir.clone().unwrap_or_else(default_cycle_dir);
         eprintln!(
             "building or reusing the cycle model in {} (a minute the first time)",
