@@ -91,6 +91,15 @@ impl Served {
     }
 
     fn open(&self, in_flight: usize, timeout: Duration) -> CardVerifier<XdmaCard> {
+        self.open_with(in_flight, timeout, CardConfig::default().window_batch)
+    }
+
+    fn open_with(
+        &self,
+        in_flight: usize,
+        timeout: Duration,
+        window_batch: usize,
+    ) -> CardVerifier<XdmaCard> {
         let card = XdmaCard::open(self.config()).expect("the endpoint serves");
         CardVerifier::open(
             card,
@@ -99,6 +108,7 @@ impl Served {
             CardConfig {
                 max_in_flight: in_flight,
                 response_timeout: timeout,
+                window_batch,
                 ..CardConfig::default()
             },
         )
@@ -204,6 +214,62 @@ fn latencies(served: &Served, requests: &[Request], batch: usize) -> (Duration, 
     (at(0.5), at(0.99))
 }
 
+/// Batches of 8 through each path against the loop-back card: the host's time from the first
+/// submit to the doorbell (or the DMA write queued), and from the first submit to the last
+/// response, as (p50, p99) each.
+fn small_batches(loopback: &Served, requests: &[Request]) -> Vec<(&'static str, Quantiles)> {
+    const BATCH: usize = 8;
+    [("window", BATCH), ("dma", 0)]
+        .into_iter()
+        .map(|(path, window_batch)| {
+            let mut card = loopback.open_with(BATCH, Duration::from_secs(5), window_batch);
+            let (mut submit, mut whole) = (Vec::new(), Vec::new());
+            let mut out = Vec::new();
+            for chunk in requests.chunks_exact(BATCH).take(2000) {
+                let start = Instant::now();
+                for request in chunk {
+                    card.submit(request.clone()).expect("room");
+                }
+                card.flush().expect("submitted");
+                submit.push(start.elapsed());
+                out.clear();
+                while out.len() < BATCH {
+                    card.complete(&mut out, Duration::from_millis(50))
+                        .expect("answers");
+                }
+                whole.push(start.elapsed());
+            }
+            let paths = card.paths();
+            assert_eq!(
+                (paths.window_requests > 0, paths.dma_requests > 0),
+                (window_batch > 0, window_batch == 0),
+                "{path}: {paths:?}"
+            );
+            (path, Quantiles::of(submit, whole))
+        })
+        .collect()
+}
+
+/// p50 and p99 of the submit and round-trip times.
+struct Quantiles {
+    submit: (Duration, Duration),
+    whole: (Duration, Duration),
+}
+
+impl Quantiles {
+    fn of(mut submit: Vec<Duration>, mut whole: Vec<Duration>) -> Self {
+        let at = |v: &mut Vec<Duration>| {
+            v.sort();
+            let q = |f: f64| v[((v.len() - 1) as f64 * f) as usize];
+            (q(0.5), q(0.99))
+        };
+        Self {
+            submit: at(&mut submit),
+            whole: at(&mut whole),
+        }
+    }
+}
+
 /// How long fail-over took on a dropped response, with a 100 ms response timeout.
 fn failover_time(requests: &[Request]) -> (Duration, Duration) {
     const TIMEOUT: Duration = Duration::from_millis(100);
@@ -288,6 +354,7 @@ fn rate(id: &str, per_iteration: usize) -> Option<f64> {
 fn table(
     costs: &[(usize, Duration)],
     latency: &[(usize, (Duration, Duration))],
+    small: &[(&str, Quantiles)],
     failover: (Duration, Duration),
 ) -> Option<String> {
     let dalek = rate("dalek2_verify", REQUESTS)?;
@@ -330,6 +397,21 @@ fn table(
             p99.as_secs_f64() * 1e6
         );
     }
+    let _ = writeln!(
+        t,
+        "batches of 8 on the loop-back card, one at a time (p50 / p99):"
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (path, q) in small {
+        let _ = writeln!(
+            t,
+            "  {path:<7} submit {:.2} / {:.2} µs, to the last response {:.0} / {:.0} µs",
+            us(q.submit.0),
+            us(q.submit.1),
+            us(q.whole.0),
+            us(q.whole.1)
+        );
+    }
     let at_64 = costs
         .iter()
         .filter(|(b, _)| *b >= 64)
@@ -343,6 +425,14 @@ fn table(
         at_64.as_secs_f64() * 1e6,
         verdict(at_64 <= Duration::from_micros(1))
     );
+    if let Some((_, window)) = small.iter().find(|(p, _)| *p == "window") {
+        let _ = writeln!(
+            t,
+            "  window path, submit to doorbell for 8 requests: p50 {:.2} µs (<= 2 µs: {})",
+            us(window.submit.0),
+            verdict(window.submit.0 <= Duration::from_micros(2))
+        );
+    }
     let (stall, timeout) = failover;
     let _ = writeln!(
         t,
@@ -375,8 +465,9 @@ fn main() {
         .into_iter()
         .map(|batch| (batch, latencies(&functional, &requests[..1024], batch)))
         .collect();
+    let small = small_batches(&loopback, &requests);
     let failover = failover_time(&requests);
-    match table(&costs, &latency, failover) {
+    match table(&costs, &latency, &small, failover) {
         Some(table) => println!("{table}"),
         None => println!("(no table: run all benchmarks of the group, without a filter)"),
     }

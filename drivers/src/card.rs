@@ -21,7 +21,7 @@ use thiserror::Error;
 use tracing::{debug, warn};
 use verity_firmware::abi::{self, Status, MAX_MESSAGE_LEN, RESPONSE_LEN};
 use verity_firmware::image::{Image, ISA_VERSION};
-use verity_firmware::regs::{self, control, status};
+use verity_firmware::regs::{self, control, status, REQUEST_HALF};
 use verity_firmware::{Malformed, Tag, Verdict};
 use verity_sim::{Card, MAX_TRANSFER};
 
@@ -80,9 +80,12 @@ pub struct CardConfig {
     /// failed. Zero for a model that runs in the caller's thread: a read that brings nothing
     /// means it has nothing more to say.
     pub response_timeout: Duration,
-    /// How long the card may take to acknowledge a command at open (a reset, an image
-    /// commit, the enable).
+    /// How long the card may take to acknowledge a command (a reset, an image commit, the
+    /// enable, a request window submission).
     pub ack_timeout: Duration,
+    /// Batches of at most this many requests go through the BAR's request window instead of
+    /// a DMA transfer (0: never).
+    pub window_batch: usize,
 }
 
 impl CardConfig {
@@ -103,29 +106,49 @@ impl Default for CardConfig {
             max_in_flight: 4096,
             response_timeout: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(1),
+            window_batch: 8,
         }
     }
 }
 
 /// Reads `offset` until `done` holds of it, for up to `timeout`; the value, or `None`. A card
-/// acknowledges at once; the virtual endpoint within a millisecond or so.
+/// acknowledges at once; the virtual endpoint within microseconds while it is busy, within a
+/// millisecond when it was idle.
 fn await_register<C: Card>(
     card: &mut C,
     offset: regs::Offset,
-    done: fn(u32) -> bool,
+    done: impl Fn(u32) -> bool,
     timeout: Duration,
 ) -> Option<u32> {
+    /// Reads back to back this long first: a card answers within a few reads.
+    const SPIN: Duration = Duration::from_micros(50);
     let start = Instant::now();
     loop {
         let value = card.read_register(offset);
         if done(value) {
             return Some(value);
         }
-        if start.elapsed() >= timeout {
+        let waited = start.elapsed();
+        if waited >= timeout {
             return None;
         }
-        std::thread::sleep(Duration::from_micros(50));
+        if waited >= SPIN {
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
+}
+
+/// How requests reached the card: the two submission paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Paths {
+    /// Submissions through the BAR's request window.
+    pub window_submissions: u64,
+    /// Requests in them.
+    pub window_requests: u64,
+    /// Host-to-card DMA transfers.
+    pub dma_transfers: u64,
+    /// Requests in them.
+    pub dma_requests: u64,
 }
 
 /// A request in flight, in submission order.
@@ -155,8 +178,13 @@ pub struct CardVerifier<C: Card> {
     /// When the card last answered, or was first given work after having none.
     progress: Instant,
     failed: Option<String>,
+    /// Records encoded and not yet sent, and how many.
     transfer: Vec<u8>,
+    in_transfer: u64,
     records: Vec<u8>,
+    /// The next request window submission's sequence number.
+    sequence: u16,
+    paths: Paths,
 }
 
 impl<C: Card> CardVerifier<C> {
@@ -207,6 +235,8 @@ impl<C: Card> CardVerifier<C> {
             let status = card.read_register(regs::STATUS);
             return Err(OpenError::NotRunning { status });
         }
+        // The reset acknowledged every earlier submission: the next one follows the last.
+        let sequence = (card.read_register(regs::DOORBELL_DONE) as u16).wrapping_add(1);
         debug!(backend, "card open and running");
         Ok(Self {
             card,
@@ -219,13 +249,21 @@ impl<C: Card> CardVerifier<C> {
             progress: Instant::now(),
             failed: None,
             transfer: Vec::new(),
+            in_transfer: 0,
             records: Vec::new(),
+            sequence,
+            paths: Paths::default(),
         })
     }
 
     /// The card, for its registers.
     pub fn card_mut(&mut self) -> &mut C {
         &mut self.card
+    }
+
+    /// How requests reached the card so far.
+    pub fn paths(&self) -> Paths {
+        self.paths
     }
 
     fn fail(&mut self, reason: String) -> VerifierError {
@@ -265,24 +303,78 @@ impl<C: Card> CardVerifier<C> {
             record
                 .encode(&mut self.transfer)
                 .expect("long messages are answered without the card");
+            self.in_transfer += 1;
             if self.written == 0 {
                 self.progress = Instant::now();
             }
             self.written += 1;
         }
-        self.send()
+        if pending.len() <= self.config.window_batch && self.transfer.len() <= REQUEST_HALF {
+            self.ring()
+        } else {
+            self.send()
+        }
     }
 
+    /// Sends the encoded records as one host-to-card DMA transfer.
     fn send(&mut self) -> Result<(), VerifierError> {
         if self.transfer.is_empty() {
             return Ok(());
         }
         let result = self.card.write_stream(&self.transfer);
+        self.paths.dma_transfers += 1;
+        self.paths.dma_requests += self.in_transfer;
+        metrics::counter!("verity_card_submissions_total", "backend" => self.backend, "path" => "dma")
+            .increment(1);
         self.transfer.clear();
+        self.in_transfer = 0;
         match result {
             Ok(()) => Ok(()),
             Err(error) => Err(self.fail(error.to_string())),
         }
+    }
+
+    /// Waits until `DOORBELL_DONE` satisfies `done` (the card has taken submission `waited`).
+    fn await_window(
+        &mut self,
+        done: impl Fn(u32) -> bool,
+        waited: u16,
+    ) -> Result<(), VerifierError> {
+        let timeout = self.config.ack_timeout;
+        match await_register(&mut self.card, regs::DOORBELL_DONE, done, timeout) {
+            Some(_) => Ok(()),
+            None => Err(self.fail(format!(
+                "request window submission {waited} not taken within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Writes the encoded records into the request window's next half and rings the doorbell.
+    fn ring(&mut self) -> Result<(), VerifierError> {
+        if self.transfer.is_empty() {
+            return Ok(());
+        }
+        let sequence = self.sequence;
+        // This half is free once the card has taken the submission before the previous one;
+        // the doorbell rings once it has taken the previous one (the doorbell is a state, so
+        // one submission waits in it at a time), while the other half is being filled.
+        let taken = |behind: u16| move |done: u32| sequence.wrapping_sub(done as u16) <= behind;
+        self.await_window(taken(2), sequence.wrapping_sub(2))?;
+        for (offset, word) in regs::window_writes(sequence, &self.transfer) {
+            self.card.write_register(offset, word);
+        }
+        let words = (self.transfer.len() / abi::WORD) as u16;
+        self.await_window(taken(1), sequence.wrapping_sub(1))?;
+        self.card
+            .write_register(regs::DOORBELL, regs::doorbell(sequence, words));
+        self.sequence = sequence.wrapping_add(1);
+        self.paths.window_submissions += 1;
+        self.paths.window_requests += self.in_transfer;
+        metrics::counter!("verity_card_submissions_total", "backend" => self.backend, "path" => "window")
+            .increment(1);
+        self.transfer.clear();
+        self.in_transfer = 0;
+        Ok(())
     }
 
     /// Takes the card's responses into their slots, waiting up to `wait` for the first.
@@ -643,6 +735,42 @@ mod tests {
         for (fault, reason) in cases {
             let error = faulty(honest, fault).err().expect(reason);
             assert!(error.to_string().contains(reason), "{reason}: {error}");
+        }
+    }
+
+    #[test]
+    fn small_batches_go_through_the_request_window_and_large_ones_by_dma() {
+        let all = requests(40);
+        let want: Vec<Verdict> = vec![Verdict::Valid; 40];
+        for (window_batch, dma) in [(8, false), (0, true)] {
+            let mut card = CardVerifier::open(
+                FunctionalCard::new(2),
+                "sim",
+                &Image::new(ed25519_verify()),
+                CardConfig {
+                    max_in_flight: 64,
+                    window_batch,
+                    ..CardConfig::model()
+                },
+            )
+            .expect("opens");
+            let mut got = Vec::new();
+            for batch in all.chunks(5) {
+                got.extend(verify_all(&mut card, batch.to_vec()).expect("runs"));
+            }
+            assert_eq!(got.iter().map(|r| r.verdict).collect::<Vec<_>>(), want);
+            let paths = card.paths();
+            let (window, bulk) = (paths.window_requests, paths.dma_requests);
+            assert_eq!((window, bulk), if dma { (0, 40) } else { (40, 0) });
+            // 40 requests through a 64-deep card in one go: one transfer.
+            let before = card.paths();
+            verify_all(&mut card, all.clone()).expect("runs");
+            assert_eq!(card.paths().dma_transfers, before.dma_transfers + 1);
+            assert_eq!(
+                card.card_mut().read_register(regs::DOORBELL_DONE),
+                u32::from(card.sequence.wrapping_sub(1)),
+                "every submission taken"
+            );
         }
     }
 

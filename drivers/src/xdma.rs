@@ -94,8 +94,9 @@ pub struct XdmaCard {
     to_writer: Sender<Vec<u8>>,
     /// The writer's failure, once it has one.
     writer_failed: Arc<Mutex<Option<String>>>,
-    /// `c2h_0` until the reader thread starts with the first transfer: a card has nothing to
-    /// say before, and whatever a previous host left unread was drained by the reset at open.
+    /// `c2h_0` until the reader thread starts, at the first transfer or the first read: a card
+    /// has nothing to say before, and whatever a previous host left unread was drained by the
+    /// reset at open.
     c2h: Option<File>,
     from_reader: Option<Receiver<Result<Vec<u8>, String>>>,
     /// Closed by the reader thread as it ends, with its handle on `c2h_0`.
@@ -325,6 +326,8 @@ impl Card for XdmaCard {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
+        // Requests may have gone through the BAR's request window, not the stream.
+        self.start_reader()?;
         if self.received.len() < RESPONSE_LEN {
             self.receive(wait)?;
         } else {

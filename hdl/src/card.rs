@@ -37,6 +37,7 @@ use crate::lane::Lane;
 use crate::or_tree::OrTree;
 use crate::record_parser::RecordParser;
 use crate::reg_block::RegBlock;
+use crate::request_window::RequestWindow;
 use crate::response_check::ResponseCheck;
 use crate::round_robin::{PrefixOr, RoundRobin};
 
@@ -100,6 +101,10 @@ pub struct Card {
     parser_epoch: DFF<Bit>,
     read_issued: DFF<Bit>,
     read_pending: DFF<Bit>,
+    window: RequestWindow,
+    stream_mid: DFF<Bit>,
+    window_owns: DFF<Bit>,
+    window_turn: Signal<Local, Bit>,
     read_data: DFF<Bits<32>>,
     bar_free: Signal<Local, Bit>,
     bar_take: Signal<Local, Bit>,
@@ -156,6 +161,10 @@ impl Card {
             parser_epoch: Default::default(),
             read_issued: Default::default(),
             read_pending: Default::default(),
+            window: Default::default(),
+            stream_mid: Default::default(),
+            window_owns: Default::default(),
+            window_turn: Default::default(),
             read_data: Default::default(),
             bar_free: Default::default(),
             bar_take: Default::default(),
@@ -187,9 +196,11 @@ impl Logic for Card {
             parser_epoch,
             read_issued,
             read_pending,
+            stream_mid,
+            window_owns,
             read_data
         );
-        clock!(self, clock, parser, hasher, regs, resp_pick);
+        clock!(self, clock, parser, hasher, regs, resp_pick, window);
         for l in 0..self.lanes.len() {
             self.lanes[l].clock.next = self.clock.val();
         }
@@ -199,14 +210,41 @@ impl Logic for Card {
         self.bar_free.next = !self.read_issued.q.val() & !self.read_pending.q.val();
         self.bar_take.next = self.in_valid.val() & (self.in_kind.val() < 2) & self.bar_free.val();
         self.read_issued.d.next = self.bar_take.val() & (self.in_kind.val() == 1);
+        // The request window: BAR writes fill it, the doorbell hands a half to the parser
+        // between two transfers of the stream, and the parser is the window's until its last
+        // beat (a stream beat waits meanwhile, as a DMA transfer waits for the bus).
+        self.window.write.next = self.bar_take.val() & (self.in_kind.val() == 0);
+        self.window.write_word.next = self.in_addr.val().get_bits::<15>(2);
+        self.window.write_data.next = self.in_data.val().get_bits::<32>(0);
+        self.window.ring.next = self.regs.ring.val();
+        self.window.ring_value.next = self.regs.ring_value.val();
+        self.window.running.next = self.regs.running.val();
+        self.window.reset.next = self.regs.reset.val();
+        self.regs.doorbell_done.next = self.window.done.val();
+        self.window_turn.next =
+            self.window_owns.q.val() | (!self.stream_mid.q.val() & self.window.out_valid.val());
+        self.window.out_ready.next = self.window_turn.val() & self.parser.in_ready.val();
         self.parser.in_valid.next =
             self.in_valid.val() & (self.in_kind.val() == 2) & self.regs.running.val();
         self.parser.in_data.next = self.in_data.val();
         self.parser.in_last.next = self.in_last.val();
         self.parser.in_bytes.next = self.in_bytes.val();
+        if self.window_turn.val() {
+            self.parser.in_valid.next = self.window.out_valid.val();
+            self.parser.in_data.next = self.window.out_data.val();
+            self.parser.in_last.next = self.window.out_last.val();
+            self.parser.in_bytes.next = 64.into();
+        }
+        if self.window.out_valid.val() & self.window.out_ready.val() {
+            self.window_owns.d.next = !self.window.out_last.val();
+        }
         self.in_ready.next = self.bar_free.val();
         if self.in_kind.val() == 2 {
-            self.in_ready.next = self.regs.running.val() & self.parser.in_ready.val();
+            self.in_ready.next =
+                self.regs.running.val() & self.parser.in_ready.val() & !self.window_turn.val();
+        }
+        if self.in_valid.val() & (self.in_kind.val() == 2) & self.in_ready.val() {
+            self.stream_mid.d.next = !self.in_last.val();
         }
 
         // The register block takes a beat every cycle (it is never held: its read data moves
@@ -319,7 +357,9 @@ impl Logic for Card {
         if self.answered.val() {
             self.record_events.next = 0x01.into();
         }
-        if self.dropped.val() {
+        // A window submission too long to take counts as a framing drop; one in the same
+        // cycle as the parser's counts once.
+        if self.dropped.val() | self.window.refused.val() {
             self.record_events.next = 0x08.into();
         }
         self.response_events.next = 0.into();

@@ -49,6 +49,19 @@ pub fn stream(transfers: &[Vec<u8>]) -> Vec<Beat> {
         .collect()
 }
 
+/// The BAR writes of submission `sequence` through the request window: `records` into its
+/// half, then the doorbell.
+pub fn window(sequence: u16, records: &[u8]) -> Vec<Beat> {
+    let words = (records.len() / verity_firmware::abi::WORD) as u16;
+    regs::window_writes(sequence, records)
+        .map(|(offset, word)| write(offset, word))
+        .chain(std::iter::once(write(
+            regs::DOORBELL,
+            regs::doorbell(sequence, words),
+        )))
+        .collect()
+}
+
 /// The registers a session reads before it streams, in order.
 pub const IDENTITY: [Offset; 4] = [regs::ID, regs::VERSION, regs::ENGINES, regs::MAX_MESSAGE];
 

@@ -11,8 +11,8 @@
 //! engine's field ALU: the [`field_mul`] modular multiplier and the [`field_linear`] unit; the ECC engine
 //! ([`ecc_engine`]); and the [`scalar_unit`] that turns a challenge digest and S into the
 //! engine's digits; the [`record_parser`] of the host-to-card stream; and the image upload's
-//! [`crc32`] and code-word check ([`instr_check`]); the [`response_check`] that seals each
-//! response record. The
+//! [`crc32`] and code-word check ([`instr_check`]); the [`request_window`] that takes small
+//! batches through the BAR, and the [`response_check`] that seals each response record. The
 //! card's contract with the host is [`verity_firmware`].
 
 pub mod card;
@@ -37,6 +37,7 @@ pub mod record_parser;
 pub mod reg_block;
 pub mod reg_file;
 pub mod request_hasher;
+pub mod request_window;
 pub mod response_check;
 pub mod round_robin;
 pub mod scalar_unit;

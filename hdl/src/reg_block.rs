@@ -85,6 +85,12 @@ pub struct RegBlock {
     pub image_data: Signal<Out, Bits<256>>,
     /// The uploaded image's entry point (meaningful while `running`).
     pub image_entry: Signal<Out, Bits<12>>,
+    /// `DOORBELL` was written with a new sequence (one cycle), and its value.
+    pub ring: Signal<Out, Bit>,
+    /// `DOORBELL`.
+    pub ring_value: Signal<Out, Bits<32>>,
+    /// `DOORBELL_DONE`, from the request window.
+    pub doorbell_done: Signal<In, Bits<16>>,
     upload: ImageCheck,
     id: Constant<Bits<32>>,
     version: Constant<Bits<32>>,
@@ -103,6 +109,8 @@ pub struct RegBlock {
     malformed: DFF<Bits<32>>,
     reset_q: DFF<Bit>,
     checking: DFF<Bit>,
+    doorbell: DFF<Bits<32>>,
+    ring_q: DFF<Bit>,
     o_valid: DFF<Bit>,
     o_data: DFF<Bits<32>>,
     take: Signal<Local, Bit>,
@@ -136,6 +144,9 @@ impl RegBlock {
             image_addr: Default::default(),
             image_data: Default::default(),
             image_entry: Default::default(),
+            ring: Default::default(),
+            ring_value: Default::default(),
+            doorbell_done: Default::default(),
             upload: Default::default(),
             id: Constant::new(u64::from(regs::ID_VALUE).into()),
             version: Constant::new(u64::from(regs::version_value()).into()),
@@ -154,6 +165,8 @@ impl RegBlock {
             malformed: Default::default(),
             reset_q: Default::default(),
             checking: Default::default(),
+            doorbell: Default::default(),
+            ring_q: Default::default(),
             o_valid: Default::default(),
             o_data: Default::default(),
             take: Default::default(),
@@ -193,6 +206,8 @@ impl Logic for RegBlock {
             malformed,
             reset_q,
             checking,
+            doorbell,
+            ring_q,
             o_valid,
             o_data
         );
@@ -225,8 +240,9 @@ impl Logic for RegBlock {
         // CLEAR_ERRORS 3),
         // STATUS 0x00C (IMAGE_OK 0, RUNNING 1, IDLE 2), ERRORS 0x010 (FRAMING 0, RECORD 1,
         // IMAGE_CHECKSUM 2, IMAGE_HEADER 3, ENGINE 4), ENGINES 0x014, MAX_MESSAGE 0x018,
-        // counters 0x020–0x038, IMAGE_LEN 0x040, IMAGE_CRC 0x048, IMAGE_COMMIT 0x04C, the
-        // image window 0x10000–0x1FFFF.
+        // counters 0x020–0x038, IMAGE_LEN 0x040, IMAGE_CRC 0x048, IMAGE_COMMIT 0x04C,
+        // DOORBELL 0x050, DOORBELL_DONE 0x054, the image window 0x10000–0x1FFFF (the request
+        // window's writes are the card's `request_window`'s).
         self.read_value.next = 0.into();
         if self.in_addr.val() == 0x000 {
             self.read_value.next = self.id.val();
@@ -278,6 +294,12 @@ impl Logic for RegBlock {
         }
         if (self.in_addr.val() == 0x04c) & self.checking.q.val() {
             self.read_value.next = 1.into();
+        }
+        if self.in_addr.val() == 0x050 {
+            self.read_value.next = self.doorbell.q.val();
+        }
+        if self.in_addr.val() == 0x054 {
+            self.read_value.next = bit_cast::<32, 16>(self.doorbell_done.val());
         }
         if self.take.val() & (self.in_op.val() == 1) {
             self.o_valid.d.next = true;
@@ -336,6 +358,15 @@ impl Logic for RegBlock {
         self.upload.in_cmd.next = 1.into();
         self.upload.in_value.next = self.in_data.val();
         self.reset_q.d.next = false;
+        self.ring_q.d.next = false;
+        // A doorbell with a new sequence submits; the same sequence again is no event.
+        if self.write.val()
+            & (self.in_addr.val() == 0x050)
+            & (self.in_data.val().get_bits::<16>(16) != self.doorbell.q.val().get_bits::<16>(16))
+        {
+            self.doorbell.d.next = self.in_data.val();
+            self.ring_q.d.next = true;
+        }
         if self.write.val() & (self.in_addr.val() == 0x008) {
             self.enabled.d.next = self.in_data.val().get_bit(0);
             self.reset_q.d.next = self.in_data.val().get_bit(1);
@@ -371,6 +402,8 @@ impl Logic for RegBlock {
         self.out_data.next = self.o_data.q.val();
         self.running.next = self.enabled.q.val() & self.image_ok.q.val();
         self.reset.next = self.reset_q.q.val();
+        self.ring.next = self.ring_q.q.val();
+        self.ring_value.next = self.doorbell.q.val();
         self.image_valid.next = self.upload.out_valid.val() & (self.upload.out_kind.val() != 2);
         self.image_kind.next = self.upload.out_kind.val();
         self.image_addr.next = self.upload.out_addr.val();

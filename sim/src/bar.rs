@@ -4,8 +4,9 @@
 //! The functional model keeps its registers here; the HDL register block implements the same
 //! rules, and the tests compare the two through [`crate::Card`].
 
+use verity_firmware::abi::WORD;
 use verity_firmware::image::{Image, ImageError, IMAGE_LEN_MAX};
-use verity_firmware::regs::{self, control, errors, status, Offset};
+use verity_firmware::regs::{self, control, errors, status, Offset, REQUEST_HALF};
 use verity_firmware::Verdict;
 
 /// The counters the BAR exposes; each wraps at 2^32 as the card's 32-bit counters do.
@@ -60,6 +61,13 @@ pub enum Action {
     Load(Box<Image>),
 }
 
+/// A submission through the request window that the card has not taken yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Submission {
+    sequence: u16,
+    words: u16,
+}
+
 /// The register block.
 #[derive(Debug)]
 pub struct Bar {
@@ -69,6 +77,13 @@ pub struct Bar {
     image_ok: bool,
     errors: u32,
     upload: Upload,
+    /// The request window's two halves.
+    window: Vec<u8>,
+    /// `DOORBELL` as last written, and `DOORBELL_DONE`.
+    doorbell: u32,
+    done: u16,
+    /// Rung while the card was not running: taken when it runs.
+    held: Option<Submission>,
     /// The counters.
     pub counters: Counters,
 }
@@ -83,8 +98,25 @@ impl Bar {
             image_ok: false,
             errors: 0,
             upload: Upload::default(),
+            window: vec![0; 2 * REQUEST_HALF],
+            doorbell: 0,
+            done: 0,
+            held: None,
             counters: Counters::default(),
         }
+    }
+
+    /// The records of a submission through the request window, once the card runs: the
+    /// transfer the card takes next (and `DOORBELL_DONE` moves on). The card calls it after
+    /// every register write.
+    pub fn release(&mut self) -> Option<Vec<u8>> {
+        if !self.running() {
+            return None;
+        }
+        let Submission { sequence, words } = self.held.take()?;
+        self.done = sequence;
+        let start = (sequence as usize & 1) * REQUEST_HALF;
+        Some(self.window[start..start + usize::from(words) * WORD].to_vec())
     }
 
     /// The card takes requests: a good image is committed and `ENABLE` is set.
@@ -122,6 +154,8 @@ impl Bar {
             regs::MALFORMED => c.malformed,
             regs::IMAGE_LEN => self.upload.len as u32,
             regs::IMAGE_CRC => Image::checksum(&self.upload.bytes),
+            regs::DOORBELL => self.doorbell,
+            regs::DOORBELL_DONE => u32::from(self.done),
             _ => 0,
         }
     }
@@ -138,6 +172,9 @@ impl Bar {
                     self.errors = 0;
                 }
                 if value & control::RESET != 0 {
+                    if let Some(held) = self.held.take() {
+                        self.done = held.sequence;
+                    }
                     return Action::Reset;
                 }
             }
@@ -166,6 +203,25 @@ impl Bar {
                 }
             }
             regs::IMAGE_COMMIT if value & 1 != 0 => return self.commit(),
+            regs::DOORBELL if value >> 16 != self.doorbell >> 16 => {
+                self.doorbell = value;
+                let submission = Submission {
+                    sequence: (value >> 16) as u16,
+                    words: value as u16,
+                };
+                if usize::from(submission.words) * WORD > REQUEST_HALF {
+                    // No record extent can be trusted: nothing is taken.
+                    self.counters.framing_drops = self.counters.framing_drops.wrapping_add(1);
+                    self.raise(errors::FRAMING);
+                    self.done = submission.sequence;
+                } else {
+                    self.held = Some(submission);
+                }
+            }
+            offset if regs::in_request_window(offset) => {
+                let at = (offset.0 - regs::REQUEST_WINDOW.0) as usize & !3;
+                self.window[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            }
             _ => {}
         }
         Action::None
@@ -274,6 +330,45 @@ mod tests {
         bar.write(regs::IMAGE_LEN, 64);
         assert!(!bar.running());
         assert_eq!(bar.read(regs::STATUS, false) & status::IMAGE_OK, 0);
+    }
+
+    #[test]
+    fn a_doorbell_hands_over_its_half_of_the_window_once_the_card_runs() {
+        let mut bar = Bar::new(1, 16);
+        let half = regs::request_half(1);
+        for i in 0..32u32 {
+            bar.write(Offset(half.0 + 4 * i), i);
+        }
+        bar.write(regs::DOORBELL, regs::doorbell(1, 2));
+        assert_eq!(bar.release(), None, "not running: held");
+        assert_eq!(bar.read(regs::DOORBELL_DONE, true), 0);
+        assert!(matches!(upload(&mut bar, &image()), Action::Load(_)));
+        bar.write(regs::CONTROL, control::ENABLE);
+        let taken = bar.release().expect("running: taken");
+        let want: Vec<u8> = (0..32u32).flat_map(u32::to_le_bytes).collect();
+        assert_eq!(taken, want);
+        assert_eq!(bar.read(regs::DOORBELL_DONE, true), 1);
+        assert_eq!(bar.release(), None, "once");
+        // The same sequence again is not a new submission.
+        bar.write(regs::DOORBELL, regs::doorbell(1, 2));
+        assert_eq!(bar.release(), None);
+        // Sequence 2 uses the other half.
+        bar.write(regs::request_half(2), 0xaa);
+        bar.write(regs::DOORBELL, regs::doorbell(2, 1));
+        assert_eq!(bar.release().expect("taken")[0], 0xaa);
+        // Longer than a half: nothing taken, a framing drop, acknowledged.
+        bar.write(regs::DOORBELL, regs::doorbell(3, 257));
+        assert_eq!(bar.release(), None);
+        assert_eq!(bar.counters.framing_drops, 1);
+        assert_eq!(bar.read(regs::ERRORS, true), errors::FRAMING);
+        assert_eq!(bar.read(regs::DOORBELL_DONE, true), 3);
+        // A reset drops what is held and acknowledges it.
+        bar.write(regs::CONTROL, 0);
+        bar.write(regs::DOORBELL, regs::doorbell(4, 1));
+        bar.write(regs::CONTROL, control::RESET);
+        assert_eq!(bar.read(regs::DOORBELL_DONE, true), 4);
+        bar.write(regs::CONTROL, control::ENABLE);
+        assert_eq!(bar.release(), None);
     }
 
     #[test]

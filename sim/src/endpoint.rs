@@ -48,7 +48,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{mknodat, FileType, Mode, OFlags, CWD};
 use tracing::{debug, info, warn};
 use verity_firmware::abi::{RecordError, Request, RESPONSE_LEN};
-use verity_firmware::regs::{self, control, status, Access, BAR_LEN, IMAGE_WINDOW};
+use verity_firmware::regs::{self, control, status, Access, BAR_LEN, IMAGE_WINDOW, REQUEST_HALF};
 
 use crate::card::{Card, StreamError, MAX_TRANSFER};
 use crate::faults::{Fate, Faults};
@@ -100,8 +100,12 @@ pub enum EndpointError {
     Card(StreamError),
 }
 
-/// How long the serving thread sleeps when nothing happens: the latency of a BAR command.
-const IDLE_POLL: Duration = Duration::from_millis(1);
+/// How long the serving thread sleeps when nothing happens: the latency of a BAR command
+/// once it has been idle for [`SPIN`].
+const IDLE_POLL: Duration = Duration::from_micros(500);
+/// How long the serving thread keeps looking without sleeping after its last work, so that a
+/// doorbell soon after is taken in microseconds.
+const SPIN: Duration = Duration::from_micros(200);
 /// How often the card's registers are published when nothing else prompts it.
 const PUBLISH_EVERY: Duration = Duration::from_millis(5);
 /// Response records written to `c2h_0` at once: a pipe write of at most `PIPE_BUF` (4,096
@@ -206,8 +210,9 @@ struct Serving {
     inbox: Vec<u8>,
     /// Responses to send, each with when it may leave.
     outbox: VecDeque<(Instant, [u8; RESPONSE_LEN])>,
-    /// `CONTROL` as last published.
+    /// `CONTROL` as last published, `DOORBELL` as last seen.
     control: u32,
+    doorbell: u32,
     /// Responses produced under the current fault plan, and its generation.
     produced: u32,
     generation: u64,
@@ -262,17 +267,21 @@ impl Serving {
             inbox: Vec::new(),
             outbox: VecDeque::new(),
             control: 0,
+            doorbell: 0,
             produced: 0,
             generation: 0,
             published: Instant::now(),
         };
         serving.control = serving.card.read_register(regs::CONTROL);
         serving.bar.write(regs::CONTROL, serving.control);
+        serving.doorbell = serving.card.read_register(regs::DOORBELL);
+        serving.bar.write(regs::DOORBELL, serving.doorbell);
         serving.publish();
         Ok(serving)
     }
 
     fn run(mut self, stop: &AtomicBool, faults: &Mutex<FaultPlan>) -> Result<(), EndpointError> {
+        let mut worked = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let plan = *faults.lock().unwrap_or_else(PoisonError::into_inner);
             let turn = self.turn(&plan)?;
@@ -280,7 +289,8 @@ impl Serving {
                 self.publish();
             }
             match turn {
-                Turn::Busy => {}
+                Turn::Busy => worked = Instant::now(),
+                Turn::Idle if worked.elapsed() < SPIN => std::thread::yield_now(),
                 Turn::Idle => self.sleep(),
                 Turn::Vanished => {
                     warn!("virtual XDMA device vanishes (injected fault)");
@@ -324,7 +334,27 @@ impl Serving {
             self.commit();
             busy = true;
         }
+        let doorbell = self.bar.read(regs::DOORBELL);
+        if doorbell != self.doorbell {
+            self.ring(doorbell);
+            busy = true;
+        }
         busy
+    }
+
+    /// A new `DOORBELL`: the half's words go to the card as the host wrote them, then the
+    /// doorbell; `DOORBELL_DONE` is published once the card has taken them.
+    fn ring(&mut self, doorbell: u32) {
+        self.doorbell = doorbell;
+        let half = regs::request_half((doorbell >> 16) as u16);
+        let words = (doorbell as u16 as usize * RESPONSE_LEN).min(REQUEST_HALF) / 4;
+        for offset in (half.0..).step_by(4).take(words).map(regs::Offset) {
+            let word = self.bar.read(offset);
+            self.card.write_register(offset, word);
+        }
+        self.card.write_register(regs::DOORBELL, doorbell);
+        self.publish();
+        debug!(doorbell, "request window submitted");
     }
 
     /// `CONTROL.RESET`: forget every request and response, including what waits in the FIFOs.

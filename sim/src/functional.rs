@@ -115,6 +115,10 @@ impl Card for FunctionalCard {
             Action::Reset => self.responses.clear(),
             Action::Load(image) => self.engine = Some(Engine::new(*image)),
         }
+        if let Some(transfer) = self.bar.release() {
+            // A window submission is a transfer of at most 16 KiB to a running card.
+            let _ = self.write_stream(&transfer);
+        }
     }
 
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {

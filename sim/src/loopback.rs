@@ -42,6 +42,9 @@ impl Card for LoopbackCard {
         if let Action::Reset = self.bar.write(offset, value) {
             self.responses.clear();
         }
+        if let Some(transfer) = self.bar.release() {
+            let _ = self.write_stream(&transfer);
+        }
     }
 
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {

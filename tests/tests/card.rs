@@ -89,12 +89,31 @@ fn transfers(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     vec![first, second, third]
 }
 
-/// A session through the card interface, as `card_bench::open` and `card_bench::stream` play
-/// it on the host port: the values read, and the response records by tag.
+/// Records for the request window: a good request, one with a reserved flag set (a record
+/// error), and one with a non-canonical S.
+fn window_records(rng: &mut ChaCha20Rng, with_engine: bool) -> Vec<u8> {
+    let key = SigningKey::from_bytes(&rng.gen());
+    let s_plus_l = adversarial::KINDS
+        .iter()
+        .position(|&name| name == "S + L")
+        .expect("a kind the generator has");
+    let mut reserved = record(&signed(0x7b02, &key, b"window".to_vec()));
+    reserved[3] = 0x01;
+    let mut records = [reserved, record(&adversarial::case(s_plus_l, rng, 0x7b03))].concat();
+    if with_engine {
+        records.extend(record(&signed(0x7b01, &key, b"through the BAR".to_vec())));
+    }
+    records
+}
+
+/// A session through the card interface, as `card_bench::open`, `card_bench::stream` and
+/// `card_bench::window` play it on the host port: the values read, and the response records
+/// by tag.
 fn card_session(
     card: &mut impl Card,
     image: &[u8],
     transfers: &[Vec<u8>],
+    window: &[u8],
 ) -> (Vec<u32>, BTreeMap<[u8; 8], Vec<u8>>) {
     let mut reads: Vec<u32> = card_bench::IDENTITY
         .iter()
@@ -108,6 +127,12 @@ fn card_session(
         card.write_stream(transfer)
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    // Then submission 1 through the BAR's request window, as `card_bench::window` plays it.
+    for (offset, word) in regs::window_writes(1, window) {
+        card.write_register(offset, word);
+    }
+    let words = (window.len() / abi::WORD) as u16;
+    card.write_register(regs::DOORBELL, regs::doorbell(1, words));
     let mut answers = Vec::new();
     while card
         .read_stream(&mut answers, 64, Duration::ZERO)
@@ -175,11 +200,12 @@ fn card_verilog_answers_as_the_functional_model() {
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let transfers = transfers(&mut rng);
+    let window = window_records(&mut rng, true);
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = card_session(&mut FunctionalCard::new(1), &image, &transfers);
+    let (reads, expected) = card_session(&mut FunctionalCard::new(1), &image, &transfers, &window);
     assert_eq!(
         expected.len(),
-        10,
+        13,
         "every record but the dropped ones answered once"
     );
 
@@ -187,7 +213,12 @@ fn card_verilog_answers_as_the_functional_model() {
     let compiled = Cosim::new(Block::Card, dir)
         .compile(Simulator::Verilator)
         .unwrap_or_else(|e| panic!("{e}"));
-    let inputs = [card_bench::open(&image), card_bench::stream(&transfers)].concat();
+    let inputs = [
+        card_bench::open(&image),
+        card_bench::stream(&transfers),
+        card_bench::window(1, &window),
+    ]
+    .concat();
     let trace = compiled
         .run(
             "session",
@@ -236,15 +267,21 @@ fn rust_hdl_session(hashers: usize, lanes: usize) {
         [reserved, s_plus_l, long].concat(),
         [magic, good(5, &mut rng)].concat(),
     ];
+    let window = window_records(&mut rng, false);
     let image = Image::new(ed25519_verify()).encode();
-    let (reads, expected) = card_session(&mut FunctionalCard::new(lanes as u8), &image, &transfers);
+    let (reads, expected) = card_session(
+        &mut FunctionalCard::new(lanes as u8),
+        &image,
+        &transfers,
+        &window,
+    );
     assert_eq!(
         expected.len(),
-        3,
-        "the rejected records and the non-canonical S"
+        5,
+        "the rejected records and the non-canonical S, by stream and by window"
     );
     let mut card = CycleCard::in_rust_hdl(hashers, lanes);
-    let (got_reads, got) = card_session(&mut card, &image, &transfers);
+    let (got_reads, got) = card_session(&mut card, &image, &transfers, &window);
     println!("rust-hdl card: {} cycles", card.cycles());
     assert_eq!(got_reads, reads, "seed {seed}: register values");
     let session = card_bench::Session {
@@ -353,7 +390,6 @@ fn cycle_model_gives_the_cpus_verdicts() {
         card.write_stream(&record(&requests[0])),
         Err(verity_sim::StreamError::NotRunning)
     );
-    card.write_register(regs::ERRORS, regs::errors::IMAGE_CHECKSUM);
     let mut verifier = CardVerifier::open(
         card,
         "sim-cycle",
@@ -366,6 +402,12 @@ fn cycle_model_gives_the_cpus_verdicts() {
     .unwrap_or_else(|e| panic!("{e}"));
     let started = std::time::Instant::now();
     let cycle = verify_all(&mut verifier, requests.clone()).expect("sim-cycle");
+    // 32 in flight: the first batch by DMA, the stragglers through the request window.
+    let paths = verifier.paths();
+    assert!(
+        paths.dma_requests > 0 && paths.window_requests > 0,
+        "{paths:?}"
+    );
     let card = verifier.card_mut();
     println!(
         "cycle model: {} requests, {} cycles, {:.1} s",

@@ -274,7 +274,9 @@ fn two_cards_share_the_load_and_one_failing_moves_only_its_requests() {
     );
     assert_eq!(
         (verifier.health(), verifier.cards_serving()),
-        (Health::Ready, 2)
+        (Health::Ready, 2),
+        "{:?}",
+        verifier.last_failure()
     );
     let first = workload(1200, seed);
     assert_eq!(

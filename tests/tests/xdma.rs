@@ -108,6 +108,36 @@ fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
 }
 
 #[test]
+fn small_batches_through_the_bar_window_get_the_cpus_verdicts() {
+    let seed = seed();
+    let dir = Dir::new("window");
+    let _endpoint = serve(&dir);
+    let requests = workload(300, seed);
+    let want = verify_all(
+        &mut PoolVerifier::cpu(PoolConfig::default()),
+        requests.clone(),
+    )
+    .expect("the CPU runs");
+    let mut card = xdma(&dir, Duration::from_secs(5));
+    let mut got = Vec::new();
+    // Batches of 1 to 8: each through a half of the window, the halves alternating.
+    let mut rest = &requests[..];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    while !rest.is_empty() {
+        let (batch, tail) = rest.split_at(rng.gen_range(1..=8).min(rest.len()));
+        got.extend(verify_all(&mut card, batch.to_vec()).expect("the card answers"));
+        rest = tail;
+    }
+    assert_eq!(got, want, "seed {seed}");
+    let paths = card.paths();
+    assert_eq!(
+        (paths.window_requests, paths.dma_requests),
+        (requests.len() as u64, 0),
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn a_host_that_left_requests_behind_does_not_confuse_the_next() {
     let dir = Dir::new("stale");
     let _endpoint = serve(&dir);
