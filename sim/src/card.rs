@@ -72,6 +72,20 @@ pub enum StreamError {
     },
 }
 
+/// Moves up to `max_records` of a model's `responses` into `out`, oldest first, and says how
+/// many: the end of every model's `read_stream`.
+pub(crate) fn hand_over(
+    responses: &mut std::collections::VecDeque<[u8; verity_firmware::abi::RESPONSE_LEN]>,
+    out: &mut Vec<u8>,
+    max_records: usize,
+) -> usize {
+    let n = max_records.min(responses.len());
+    for record in responses.drain(..n) {
+        out.extend_from_slice(&record);
+    }
+    n
+}
+
 /// The largest host-to-card transfer: what one XDMA descriptor chain moves in practice, and a
 /// bound on what a model holds at once.
 pub const MAX_TRANSFER: usize = 1 << 20;

@@ -27,7 +27,7 @@ use verity_hdl::flow::cosim::{Cosim, Driven, InProcess, ServeError, Server, Simu
 use verity_hdl::flow::tools::ToolError;
 use verity_hdl::Block;
 
-use crate::card::{Card, StreamError, MAX_TRANSFER};
+use crate::card::{hand_over, Card, StreamError, MAX_TRANSFER};
 
 /// Cycles a register read waits for its data: the host port, the register block and the
 /// card's read register each take one.
@@ -180,10 +180,6 @@ impl<D: Driven> Card for CycleCard<D> {
                 return Ok(0);
             }
         }
-        let n = max_records.min(self.responses.len());
-        for record in self.responses.drain(..n) {
-            out.extend_from_slice(&record);
-        }
-        Ok(n)
+        Ok(hand_over(&mut self.responses, out, max_records))
     }
 }

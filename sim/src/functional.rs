@@ -32,7 +32,7 @@ use verity_firmware::regs::{errors, Offset};
 use verity_firmware::verify::verify;
 
 use crate::bar::{Action, Bar};
-use crate::card::{Card, StreamError, MAX_TRANSFER};
+use crate::card::{hand_over, Card, StreamError, MAX_TRANSFER};
 
 /// Contexts per engine the model reports (the HDL engine's).
 pub const CONTEXTS: u16 = 16;
@@ -179,11 +179,7 @@ impl Card for FunctionalCard {
         max_records: usize,
         _wait: Duration,
     ) -> Result<usize, StreamError> {
-        let n = max_records.min(self.responses.len());
-        for record in self.responses.drain(..n) {
-            out.extend_from_slice(&record);
-        }
-        Ok(n)
+        Ok(hand_over(&mut self.responses, out, max_records))
     }
 }
 

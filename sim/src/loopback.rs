@@ -15,7 +15,7 @@ use verity_firmware::regs::Offset;
 use verity_firmware::Verdict;
 
 use crate::bar::{Action, Bar};
-use crate::card::{Card, StreamError, MAX_TRANSFER};
+use crate::card::{hand_over, Card, StreamError, MAX_TRANSFER};
 
 /// The loop-back card.
 #[derive(Debug)]
@@ -82,10 +82,6 @@ impl Card for LoopbackCard {
         max_records: usize,
         _wait: Duration,
     ) -> Result<usize, StreamError> {
-        let n = max_records.min(self.responses.len());
-        for record in self.responses.drain(..n) {
-            out.extend_from_slice(&record);
-        }
-        Ok(n)
+        Ok(hand_over(&mut self.responses, out, max_records))
     }
 }

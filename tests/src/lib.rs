@@ -2,6 +2,7 @@
 //! (`ed25519-consensus`), and generators of adversarial signatures.
 
 pub mod adversarial;
+pub mod devices;
 pub mod reference;
 pub mod vectors;
 

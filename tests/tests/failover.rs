@@ -7,8 +7,6 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use verity_drivers::{
     verify_all, CardConfig, CardVerifier, Failover, FailoverConfig, Health, Opener, PoolConfig,
     PoolVerifier, Request, Response, Verifier, XdmaCard, XdmaConfig,
@@ -16,31 +14,10 @@ use verity_drivers::{
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_sim::{Endpoint, Faults, FunctionalCard};
-use verity_tests::{adversarial, signed};
+use verity_tests::devices::{mixed, seed, DeviceDir as Dir};
 
 /// The card's response timeout in these tests.
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(test: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("verity-failover-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn prefix(&self) -> PathBuf {
-        self.0.join("xdma0_")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cpu() -> PoolVerifier {
     PoolVerifier::cpu(PoolConfig::new(
@@ -84,28 +61,9 @@ fn failover(dir: &Dir, retry_every: Duration) -> Failover {
     )
 }
 
-fn seed() -> u64 {
-    std::env::var("VERITY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen())
-}
-
 /// `n` requests, valid and adversarial mixed, with distinct callers' tags.
 fn workload(n: u64, seed: u64) -> Vec<Request> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let key = ed25519_dalek::SigningKey::from_bytes(&rng.gen());
-    (0..n)
-        .map(|tag| {
-            if rng.gen_bool(0.7) {
-                let mut message = vec![0u8; rng.gen_range(0..200)];
-                rng.fill(&mut message[..]);
-                signed(tag, &key, message)
-            } else {
-                adversarial::case(rng.gen(), &mut rng, tag)
-            }
-        })
-        .collect()
+    mixed(n, seed, 0.7)
 }
 
 fn expected(requests: &[Request]) -> Vec<Response> {
@@ -168,7 +126,7 @@ fn every_fault_under_load_gives_every_request_one_correct_verdict() {
         ),
     ];
     for (i, (name, fault)) in faults.into_iter().enumerate() {
-        let dir = Dir::new(&format!("fault{i}"));
+        let dir = Dir::new("failover", &format!("fault{i}"));
         let endpoint = Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4)))
             .expect("endpoint starts");
         // Never retried during the run: the switch itself is under test.
@@ -193,7 +151,7 @@ fn every_fault_under_load_gives_every_request_one_correct_verdict() {
 #[test]
 fn a_card_that_recovers_takes_requests_again() {
     let seed = seed();
-    let dir = Dir::new("failback");
+    let dir = Dir::new("failover", "failback");
     let endpoint =
         Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4))).expect("endpoint starts");
     let mut verifier = failover(&dir, Duration::from_millis(100));
@@ -224,7 +182,7 @@ fn a_card_that_recovers_takes_requests_again() {
 
 #[test]
 fn a_missing_card_leaves_the_cpu_serving() {
-    let dir = Dir::new("missing");
+    let dir = Dir::new("failover", "missing");
     let mut verifier = failover(&dir, Duration::from_secs(3600));
     assert_eq!(verifier.health(), Health::Degraded);
     assert!(
@@ -255,7 +213,7 @@ fn requests_in(endpoint: &Endpoint) -> u32 {
 #[test]
 fn two_cards_share_the_load_and_one_failing_moves_only_its_requests() {
     let seed = seed();
-    let dirs = [Dir::new("two-a"), Dir::new("two-b")];
+    let dirs = [Dir::new("failover", "two-a"), Dir::new("failover", "two-b")];
     let endpoints: Vec<Endpoint> = dirs
         .iter()
         .map(|d| {

@@ -1,7 +1,6 @@
 //! The XDMA backend's own code against the virtual XDMA endpoint: FIFOs for the two DMA
 //! streams, a shared file for the BAR, the functional model behind them.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -13,28 +12,8 @@ use verity_drivers::{
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_sim::{Endpoint, Faults, FunctionalCard};
-use verity_tests::{adversarial, signed, vectors};
-
-/// A directory of its own for one test's device files, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("verity-xdma-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn prefix(&self) -> PathBuf {
-        self.0.join("xdma0_")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use verity_tests::devices::{mixed, seed, DeviceDir as Dir};
+use verity_tests::vectors;
 
 fn serve(dir: &Dir) -> Endpoint {
     Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4))).expect("endpoint starts")
@@ -59,39 +38,17 @@ fn xdma(dir: &Dir, timeout: Duration) -> CardVerifier<XdmaCard> {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn seed() -> u64 {
-    std::env::var("VERITY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen())
-}
-
 /// The shared vectors, then `n` requests, valid and adversarial mixed.
 fn workload(n: u64, seed: u64) -> Vec<Request> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut requests: Vec<Request> =
-        vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"))
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.request(i as u64))
-            .collect();
-    let key = ed25519_dalek::SigningKey::from_bytes(&rng.gen());
-    for tag in 0..n {
-        requests.push(if rng.gen_bool(0.5) {
-            let mut message = vec![0u8; rng.gen_range(0..200)];
-            rng.fill(&mut message[..]);
-            signed(tag, &key, message)
-        } else {
-            adversarial::case(rng.gen(), &mut rng, tag)
-        });
-    }
-    requests
+    let speccheck = vectors::load(&vectors::shared_dir().join("ed25519-speccheck.jsonl"));
+    let vectors = speccheck.iter().zip(0..).map(|(v, i)| v.request(i));
+    vectors.chain(mixed(n, seed, 0.5)).collect()
 }
 
 #[test]
 fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
     let seed = seed();
-    let dir = Dir::new("agree");
+    let dir = Dir::new("xdma", "agree");
     let _endpoint = serve(&dir);
     let requests = workload(600, seed);
     let want = verify_all(
@@ -110,7 +67,7 @@ fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
 #[test]
 fn small_batches_through_the_bar_window_get_the_cpus_verdicts() {
     let seed = seed();
-    let dir = Dir::new("window");
+    let dir = Dir::new("xdma", "window");
     let _endpoint = serve(&dir);
     let requests = workload(300, seed);
     let want = verify_all(
@@ -139,7 +96,7 @@ fn small_batches_through_the_bar_window_get_the_cpus_verdicts() {
 
 #[test]
 fn a_host_that_left_requests_behind_does_not_confuse_the_next() {
-    let dir = Dir::new("stale");
+    let dir = Dir::new("xdma", "stale");
     let _endpoint = serve(&dir);
     let requests = workload(40, 7);
     {
@@ -159,7 +116,7 @@ fn a_host_that_left_requests_behind_does_not_confuse_the_next() {
 
 #[test]
 fn a_missing_busy_or_unserved_device_is_refused_with_its_reason() {
-    let dir = Dir::new("refused");
+    let dir = Dir::new("xdma", "refused");
     let open = || {
         XdmaCard::open(XdmaConfig {
             prefix: dir.prefix(),
@@ -241,7 +198,7 @@ fn each_injected_fault_fails_the_backend_with_its_reason() {
         ),
     ];
     for (i, (faults, reason)) in cases.into_iter().enumerate() {
-        let dir = Dir::new(&format!("fault{i}"));
+        let dir = Dir::new("xdma", &format!("fault{i}"));
         let endpoint = serve(&dir);
         let mut card = xdma(&dir, Duration::from_millis(300));
         endpoint.set_faults(faults);
