@@ -23,6 +23,9 @@ pub struct Faults {
     /// swap; anything else becomes `Valid`) on the way to the host: the record's check is
     /// not recomputed, as a bit flipped in transit.
     pub corrupt_every: Option<NonZeroU32>,
+    /// Turn the verdict of every n-th response into its opposite and recompute the check, as
+    /// a card whose logic is wrong: only the known-answer tests can catch it.
+    pub forge_every: Option<NonZeroU32>,
     /// Add one to the tag of every n-th response, as a card that mixes up its requests: the
     /// check is recomputed over the wrong tag.
     pub wrong_tag_every: Option<NonZeroU32>,
@@ -56,6 +59,7 @@ impl Faults {
         delay: Duration::ZERO,
         drop_every: None,
         corrupt_every: None,
+        forge_every: None,
         wrong_tag_every: None,
         duplicate_every: None,
         stop_after: None,
@@ -72,12 +76,16 @@ impl Faults {
         if beyond(self.stop_after) || hits(self.drop_every) {
             return Fate::Send { record, copies: 0 };
         }
-        if hits(self.corrupt_every) && record[8] == 0 {
+        let (corrupt, forge) = (hits(self.corrupt_every), hits(self.forge_every));
+        if (corrupt || forge) && record[8] == 0 {
             let flipped = match Verdict::from_code(record[9]) {
                 Ok(Verdict::Valid) => Verdict::Invalid,
                 _ => Verdict::Valid,
             };
             record[9] = flipped.code();
+            if forge {
+                seal_response(&mut record);
+            }
         }
         if hits(self.wrong_tag_every) {
             let tag = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
@@ -138,6 +146,11 @@ mod tests {
             Err(ResponseError::Check { .. })
         ));
         assert_eq!(corrupt.apply(3, valid), sent(valid, 1));
+        let forge = Faults {
+            forge_every: every(1),
+            ..Faults::NONE
+        };
+        assert_eq!(forge.apply(1, valid), sent(record(Verdict::Invalid), 1));
         let wrong = Faults {
             wrong_tag_every: every(1),
             ..Faults::NONE

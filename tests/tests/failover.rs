@@ -13,7 +13,7 @@ use verity_drivers::{
 };
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
-use verity_sim::{Endpoint, Faults, FunctionalCard};
+use verity_sim::{Endpoint, Faults, FunctionalCard, LoopbackCard};
 use verity_tests::devices::{mixed, seed, DeviceDir as Dir};
 
 /// The card's response timeout in these tests.
@@ -268,4 +268,66 @@ fn two_cards_share_the_load_and_one_failing_moves_only_its_requests() {
         (Health::Degraded, 1)
     );
     assert_eq!(verifier.backend(), "xdma");
+}
+
+#[test]
+fn a_card_that_fails_its_known_answers_is_not_trusted() {
+    // The loop-back card answers every request `Valid`: the flipped message bit and the
+    // inputs that do not decode come back wrong.
+    let dir = Dir::new("failover", "liar");
+    let _endpoint =
+        Endpoint::serve(&dir.prefix(), Box::new(LoopbackCard::default())).expect("starts");
+    let mut verifier = failover(&dir, Duration::from_secs(3600));
+    assert_eq!(verifier.health(), Health::Degraded);
+    let counters = verifier.counters();
+    assert_eq!(
+        (counters.wrong_known_answers, counters.failed_retries),
+        (1, 1),
+        "{counters:?}"
+    );
+    assert!(
+        verifier
+            .last_failure()
+            .is_some_and(|r| r.contains("known answer \"flipped message bit\"")),
+        "{:?}",
+        verifier.last_failure()
+    );
+    let requests = workload(200, 11);
+    assert_eq!(
+        verify_all(&mut verifier, requests.clone()).expect("answered"),
+        expected(&requests)
+    );
+}
+
+#[test]
+fn a_card_that_starts_to_lie_is_caught_by_the_periodic_known_answers() {
+    let dir = Dir::new("failover", "forger");
+    let endpoint =
+        Endpoint::serve(&dir.prefix(), Box::new(FunctionalCard::new(4))).expect("starts");
+    let mut verifier = failover(&dir, Duration::from_secs(3600));
+    assert_eq!(verifier.health(), Health::Ready);
+    // Every verdict is turned around and resealed: nothing but a known answer shows it. The
+    // requests it answered before the next test are wrong — the tests' period bounds how many.
+    endpoint.set_faults(Faults {
+        forge_every: std::num::NonZeroU32::new(1),
+        ..Faults::NONE
+    });
+    verify_all(&mut verifier, workload(3000, 12)).expect("answered");
+    let counters = verifier.counters();
+    assert_eq!(counters.failovers, 1, "{counters:?}");
+    assert!(counters.wrong_known_answers >= 1, "{counters:?}");
+    assert_eq!(verifier.health(), Health::Degraded);
+    assert!(
+        verifier
+            .last_failure()
+            .is_some_and(|r| r.starts_with("known answer")),
+        "{:?}",
+        verifier.last_failure()
+    );
+    // From then on the CPU answers, and correctly.
+    let after = workload(200, 13);
+    assert_eq!(
+        verify_all(&mut verifier, after.clone()).expect("answered"),
+        expected(&after)
+    );
 }

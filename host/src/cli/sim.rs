@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Fault: turn the verdict of every N-th response into its opposite.
     #[arg(long)]
     pub corrupt_every: Option<NonZeroU32>,
+    /// Fault: turn the verdict of every N-th response into its opposite and recompute its
+    /// check (a card whose logic is wrong).
+    #[arg(long)]
+    pub forge_every: Option<NonZeroU32>,
     /// Fault: add one to the tag of every N-th response.
     #[arg(long)]
     pub wrong_tag_every: Option<NonZeroU32>,
@@ -72,6 +76,7 @@ impl ServeArgs {
             delay: Duration::from_millis(self.delay_ms),
             drop_every: self.drop_every,
             corrupt_every: self.corrupt_every,
+            forge_every: self.forge_every,
             wrong_tag_every: self.wrong_tag_every,
             duplicate_every: self.duplicate_every,
             stop_after: self.stop_after,
