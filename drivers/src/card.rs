@@ -235,8 +235,9 @@ impl<C: Card> CardVerifier<C> {
             let status = card.read_register(regs::STATUS);
             return Err(OpenError::NotRunning { status });
         }
-        // The reset acknowledged every earlier submission: the next one follows the last.
-        let sequence = (card.read_register(regs::DOORBELL_DONE) as u16).wrapping_add(1);
+        // The next submission follows the last one rung, whoever rang it: the same sequence
+        // again would be no doorbell at all.
+        let sequence = ((card.read_register(regs::DOORBELL) >> 16) as u16).wrapping_add(1);
         debug!(backend, "card open and running");
         Ok(Self {
             card,

@@ -49,7 +49,8 @@ pub struct ServeArgs {
     /// Fault: drop every N-th response.
     #[arg(long)]
     pub drop_every: Option<NonZeroU32>,
-    /// Fault: turn the verdict of every N-th response into its opposite.
+    /// Fault: turn the verdict of every N-th response into its opposite on the way (its check
+    /// no longer matches, as a bit flipped in transit).
     #[arg(long)]
     pub corrupt_every: Option<NonZeroU32>,
     /// Fault: turn the verdict of every N-th response into its opposite and recompute its
