@@ -23,6 +23,7 @@ use verity_firmware::abi::{self, Status, MAX_MESSAGE_LEN, RESPONSE_LEN};
 use verity_firmware::image::{Image, ISA_VERSION};
 use verity_firmware::regs::{self, control, status, REQUEST_HALF};
 use verity_firmware::{Malformed, Tag, Verdict};
+use verity_sim::bar::Counters;
 use verity_sim::{Card, MAX_TRANSFER};
 
 use crate::{Request, Response, Verifier, VerifierError};
@@ -138,6 +139,24 @@ fn await_register<C: Card>(
     }
 }
 
+/// What a card backend says of itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CardState {
+    /// Answering, with no error flagged.
+    Ready,
+    /// Answering, but the card has flagged errors since it was opened (`ERRORS`, sticky):
+    /// unframeable transfers, refused records, an engine fault.
+    Degraded {
+        /// `ERRORS`.
+        errors: u32,
+    },
+    /// Failed: it takes no more requests.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// How requests reached the card: the two submission paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Paths {
@@ -210,10 +229,10 @@ impl<C: Card> CardVerifier<C> {
                 waited: config.ack_timeout,
             })
         };
-        card.write_register(regs::CONTROL, control::RESET | control::CLEAR_ERRORS);
-        ack(&mut card, "CONTROL.RESET", regs::CONTROL, |v| {
-            v & (control::RESET | control::CLEAR_ERRORS) == 0
-        })?;
+        // A fresh start: nothing in flight, no error flagged, counters from zero.
+        const FRESH: u32 = control::RESET | control::CLEAR_ERRORS | control::CLEAR_COUNTERS;
+        card.write_register(regs::CONTROL, FRESH);
+        ack(&mut card, "CONTROL.RESET", regs::CONTROL, |v| v & FRESH == 0)?;
         let bytes = image.encode();
         card.load_image(&bytes);
         ack(&mut card, "IMAGE_COMMIT", regs::IMAGE_COMMIT, |v| v == 0)?;
@@ -265,6 +284,33 @@ impl<C: Card> CardVerifier<C> {
     /// How requests reached the card so far.
     pub fn paths(&self) -> Paths {
         self.paths
+    }
+
+    /// Whether the card serves, and whether it has flagged errors (read from its `ERRORS`).
+    pub fn state(&mut self) -> CardState {
+        if let Some(reason) = &self.failed {
+            return CardState::Failed {
+                reason: reason.clone(),
+            };
+        }
+        match self.card.read_register(regs::ERRORS) {
+            0 => CardState::Ready,
+            errors => CardState::Degraded { errors },
+        }
+    }
+
+    /// The card's own counters, read from its BAR.
+    pub fn counters(&mut self) -> Counters {
+        let mut read = |offset| self.card.read_register(offset);
+        Counters {
+            requests_in: read(regs::REQUESTS_IN),
+            responses_out: read(regs::RESPONSES_OUT),
+            records_rejected: read(regs::RECORDS_REJECTED),
+            framing_drops: read(regs::FRAMING_DROPS),
+            valid: read(regs::VALID),
+            invalid: read(regs::INVALID),
+            malformed: read(regs::MALFORMED),
+        }
     }
 
     fn fail(&mut self, reason: String) -> VerifierError {

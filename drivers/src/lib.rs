@@ -29,7 +29,7 @@ mod verifier;
 mod xdma;
 pub mod zip215;
 
-pub use card::{CardConfig, CardVerifier, OpenError, Paths};
+pub use card::{CardConfig, CardState, CardVerifier, OpenError, Paths};
 pub use failover::{Failover, FailoverConfig, FailoverCounters, Health, Opener};
 pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_drivers::{
-    verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Request, Verifier,
+    verify_all, CardConfig, CardState, CardVerifier, PoolConfig, PoolVerifier, Request, Verifier,
     VerifierError, XdmaCard, XdmaConfig, XdmaError,
 };
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
-use verity_sim::{Endpoint, Faults, FunctionalCard};
+use verity_sim::{Card, Endpoint, Faults, FunctionalCard};
 use verity_tests::devices::{mixed, seed, DeviceDir as Dir};
 use verity_tests::vectors;
 
@@ -56,12 +56,45 @@ fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
         requests.clone(),
     )
     .expect("the CPU runs");
+    let count = |verdict: fn(&verity_drivers::Verdict) -> bool| {
+        want.iter().filter(|r| verdict(&r.verdict)).count() as u32
+    };
     // Two sessions one after the other: the endpoint serves a host after another.
     for session in 0..2 {
         let mut card = xdma(&dir, Duration::from_secs(5));
         let got = verify_all(&mut card, requests.clone()).expect("the card answers");
         assert_eq!(got, want, "session {session}, seed {seed}");
+        assert_eq!(card.state(), CardState::Ready);
+        // The card's own counters, read through the BAR file, say what was sent.
+        let counters = card.counters();
+        let n = requests.len() as u32;
+        assert_eq!(
+            (counters.requests_in, counters.responses_out),
+            (n, n),
+            "session {session}: each session starts the counters from zero"
+        );
+        assert_eq!(counters.valid, count(|v| v.is_valid()));
+        assert_eq!(
+            counters.malformed,
+            count(|v| matches!(v, verity_drivers::Verdict::Malformed(_)))
+        );
     }
+    // A transfer the card cannot frame is flagged: still answering, but degraded.
+    let mut card = xdma(&dir, Duration::from_secs(5));
+    card.card_mut()
+        .write_stream(&[0xee; 128])
+        .expect("the stream takes it");
+    let start = std::time::Instant::now();
+    while card.state() == CardState::Ready {
+        assert!(start.elapsed() < Duration::from_secs(5), "never flagged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        card.state(),
+        CardState::Degraded {
+            errors: verity_firmware::regs::errors::FRAMING
+        }
+    );
 }
 
 #[test]
