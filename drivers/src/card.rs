@@ -232,7 +232,9 @@ impl<C: Card> CardVerifier<C> {
         // A fresh start: nothing in flight, no error flagged, counters from zero.
         const FRESH: u32 = control::RESET | control::CLEAR_ERRORS | control::CLEAR_COUNTERS;
         card.write_register(regs::CONTROL, FRESH);
-        ack(&mut card, "CONTROL.RESET", regs::CONTROL, |v| v & FRESH == 0)?;
+        ack(&mut card, "CONTROL.RESET", regs::CONTROL, |v| {
+            v & FRESH == 0
+        })?;
         let bytes = image.encode();
         card.load_image(&bytes);
         ack(&mut card, "IMAGE_COMMIT", regs::IMAGE_COMMIT, |v| v == 0)?;
