@@ -6,4 +6,5 @@
 pub mod backend;
 pub mod cli;
 pub mod jsonl;
+pub mod ledger;
 pub mod transaction;

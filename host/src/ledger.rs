@@ -1,0 +1,378 @@
+//! The ledger: accounts with per-asset balances and nonces, and the deterministic function
+//! that applies a block of transactions to them.
+//!
+//! [`Ledger::apply`] is a pure function of (state, block): ordered maps only, integer
+//! arithmetic checked for overflow, no clock. Every transaction gets a [`Receipt`]: applied,
+//! or failed with the reason. The rules:
+//!
+//! * a transaction for another chain fails (`WrongChain`) and changes nothing;
+//! * its nonce must be the sender's next (`BadNonce` otherwise, nothing changes); a
+//!   transaction with the right nonce uses it up whether it then applies or fails, so it can
+//!   never be replayed;
+//! * the asset must be one the genesis file names (`UnknownAsset`);
+//! * a `Transfer` needs the sender's balance (`InsufficientFunds`); a `Mint` needs the sender
+//!   to be one of the genesis file's issuers (`NotIssuer`); a balance that would pass
+//!   2^64 − 1 fails the transaction (`Overflow`).
+//!
+//! Signatures are checked before a transaction reaches a block; the ledger trusts that.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::transaction::{Body, Payload, Transaction, TxId};
+
+/// An account: a public key.
+pub type AccountId = [u8; 32];
+
+/// One account's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// The next nonce it must use.
+    pub nonce: u64,
+    /// Balances by asset; an asset at zero is absent.
+    pub balances: BTreeMap<u32, u64>,
+}
+
+/// What genesis fixes: the chain, the assets, who may mint, and the first balances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// The venue's chain id.
+    pub chain_id: u32,
+    /// The assets that exist.
+    pub assets: BTreeSet<u32>,
+    /// The keys that may mint.
+    pub issuers: BTreeSet<AccountId>,
+}
+
+/// Why a transaction did not apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Signed for another chain.
+    WrongChain {
+        /// The transaction's chain id.
+        chain_id: u32,
+    },
+    /// Not the sender's next nonce.
+    BadNonce {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// No such asset.
+    UnknownAsset(u32),
+    /// The sender has less than the amount.
+    InsufficientFunds {
+        /// The sender's balance.
+        balance: u64,
+        /// The amount.
+        amount: u64,
+    },
+    /// A mint by a key that is not an issuer.
+    NotIssuer,
+    /// The receiving balance would overflow.
+    Overflow,
+}
+
+/// What became of one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The transaction.
+    pub tx: TxId,
+    /// `None`: applied.
+    pub failure: Option<Failure>,
+}
+
+/// The accounts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    /// Every account that ever held anything or sent a transaction, by key.
+    pub accounts: BTreeMap<AccountId, Account>,
+}
+
+impl Ledger {
+    /// The ledger genesis starts with: `balances` as (account, asset, amount).
+    pub fn genesis(balances: &[(AccountId, u32, u64)]) -> Result<Self, Failure> {
+        let mut ledger = Self::default();
+        for &(account, asset, amount) in balances {
+            ledger.credit(account, asset, amount)?;
+        }
+        Ok(ledger)
+    }
+
+    /// `account`'s balance of `asset`.
+    pub fn balance(&self, account: &AccountId, asset: u32) -> u64 {
+        self.accounts
+            .get(account)
+            .and_then(|a| a.balances.get(&asset))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `account`'s next nonce.
+    pub fn nonce(&self, account: &AccountId) -> u64 {
+        self.accounts.get(account).map_or(0, |a| a.nonce)
+    }
+
+    fn credit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let balance = self
+            .accounts
+            .entry(account)
+            .or_default()
+            .balances
+            .entry(asset)
+            .or_default();
+        *balance = balance.checked_add(amount).ok_or(Failure::Overflow)?;
+        Ok(())
+    }
+
+    fn debit(&mut self, account: &AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
+        let balance = self.balance(account, asset);
+        let left = balance
+            .checked_sub(amount)
+            .ok_or(Failure::InsufficientFunds { balance, amount })?;
+        if let Some(state) = self.accounts.get_mut(account) {
+            if left == 0 {
+                state.balances.remove(&asset);
+            } else {
+                state.balances.insert(asset, left);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `block` in order: the next ledger and a receipt per transaction.
+    pub fn apply(&self, rules: &Rules, block: &[Transaction<'_>]) -> (Ledger, Vec<Receipt>) {
+        let mut next = self.clone();
+        let receipts = block
+            .iter()
+            .map(|tx| Receipt {
+                tx: tx.id(),
+                failure: next.apply_one(rules, tx).err(),
+            })
+            .collect();
+        (next, receipts)
+    }
+
+    fn apply_one(&mut self, rules: &Rules, tx: &Transaction<'_>) -> Result<(), Failure> {
+        if tx.chain_id() != rules.chain_id {
+            return Err(Failure::WrongChain {
+                chain_id: tx.chain_id(),
+            });
+        }
+        let sender = *tx.sender();
+        let expected = self.nonce(&sender);
+        if tx.nonce() != expected {
+            return Err(Failure::BadNonce {
+                expected,
+                got: tx.nonce(),
+            });
+        }
+        // The nonce is used up from here on, whatever follows.
+        self.accounts.entry(sender).or_default().nonce = expected + 1;
+        let (Payload::Transfer(body) | Payload::Mint(body)) = tx.payload();
+        let Body { asset, to, amount } = body;
+        if !rules.assets.contains(&asset) {
+            return Err(Failure::UnknownAsset(asset));
+        }
+        match tx.payload() {
+            Payload::Transfer(_) => {
+                // The receiver's room is checked before anything moves, and a debit that fails
+                // moves nothing: a failure changes no balance.
+                if to != sender && self.balance(&to, asset).checked_add(amount).is_none() {
+                    return Err(Failure::Overflow);
+                }
+                self.debit(&sender, asset, amount)?;
+                self.credit(to, asset, amount)
+            }
+            Payload::Mint(_) if !rules.issuers.contains(&sender) => Err(Failure::NotIssuer),
+            Payload::Mint(_) => self.credit(to, asset, amount),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::transaction::{Unsigned, TX_LEN};
+
+    const CHAIN: u32 = 7;
+    const COIN: u32 = 1;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn id(n: u8) -> AccountId {
+        key(n).verifying_key().to_bytes()
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            chain_id: CHAIN,
+            assets: [COIN, 2].into(),
+            issuers: [id(9)].into(),
+        }
+    }
+
+    fn signed(from: u8, nonce: u64, payload: Payload) -> [u8; TX_LEN] {
+        Unsigned {
+            chain_id: CHAIN,
+            sender: id(from),
+            nonce,
+            payload,
+        }
+        .sign(&key(from))
+    }
+
+    fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> [u8; TX_LEN] {
+        signed(
+            from,
+            nonce,
+            Payload::Transfer(Body {
+                asset: COIN,
+                to: id(to),
+                amount,
+            }),
+        )
+    }
+
+    fn run(ledger: &Ledger, block: &[[u8; TX_LEN]]) -> (Ledger, Vec<Option<Failure>>) {
+        let txs: Vec<Transaction<'_>> = block
+            .iter()
+            .map(|b| Transaction::decode(b).expect("well formed"))
+            .collect();
+        let (next, receipts) = ledger.apply(&rules(), &txs);
+        (next, receipts.into_iter().map(|r| r.failure).collect())
+    }
+
+    #[test]
+    fn each_rule_applies_or_fails_with_its_reason() {
+        let ledger = Ledger::genesis(&[(id(1), COIN, 100)]).expect("genesis");
+        let other_chain = Unsigned {
+            chain_id: CHAIN + 1,
+            sender: id(1),
+            nonce: 0,
+            payload: Payload::Transfer(Body {
+                asset: COIN,
+                to: id(2),
+                amount: 1,
+            }),
+        };
+        let wrong_chain = other_chain.sign(&key(1));
+        let block = [
+            wrong_chain,
+            transfer(1, 1, 2, 10),
+            transfer(1, 0, 2, 30),
+            transfer(1, 1, 2, 500),
+            signed(
+                1,
+                2,
+                Payload::Transfer(Body {
+                    asset: 3,
+                    to: id(2),
+                    amount: 1,
+                }),
+            ),
+            signed(
+                1,
+                3,
+                Payload::Mint(Body {
+                    asset: COIN,
+                    to: id(1),
+                    amount: 5,
+                }),
+            ),
+            signed(
+                9,
+                0,
+                Payload::Mint(Body {
+                    asset: 2,
+                    to: id(2),
+                    amount: 7,
+                }),
+            ),
+            signed(
+                9,
+                1,
+                Payload::Mint(Body {
+                    asset: 2,
+                    to: id(2),
+                    amount: u64::MAX,
+                }),
+            ),
+            transfer(2, 0, 2, 30),
+        ];
+        let (next, failures) = run(&ledger, &block);
+        assert_eq!(
+            failures,
+            [
+                Some(Failure::WrongChain {
+                    chain_id: CHAIN + 1
+                }),
+                Some(Failure::BadNonce {
+                    expected: 0,
+                    got: 1
+                }),
+                None,
+                Some(Failure::InsufficientFunds {
+                    balance: 70,
+                    amount: 500
+                }),
+                Some(Failure::UnknownAsset(3)),
+                Some(Failure::NotIssuer),
+                None,
+                Some(Failure::Overflow),
+                None,
+            ]
+        );
+        assert_eq!(next.balance(&id(1), COIN), 70);
+        assert_eq!(next.balance(&id(2), COIN), 30);
+        assert_eq!(next.balance(&id(2), 2), 7);
+        // Failures after the nonce check used the nonce up; the bad nonce did not.
+        assert_eq!((next.nonce(&id(1)), next.nonce(&id(9))), (4, 2));
+        assert_eq!(next.nonce(&id(2)), 1);
+        // The ledger it started from is untouched: apply is a function.
+        assert_eq!(ledger.balance(&id(1), COIN), 100);
+    }
+
+    proptest! {
+        /// Transfers among four accounts: coins are neither made nor lost, nonces only rise,
+        /// and applying a block in two parts gives what applying it whole gives.
+        #[test]
+        fn transfers_conserve_supply_and_blocks_compose(
+            moves in proptest::collection::vec((0u8..4, 0u8..4, 0u64..60, 0u64..3), 0..40),
+            cut in 0usize..40,
+        ) {
+            let start = Ledger::genesis(&[(id(0), COIN, 100), (id(1), COIN, 50)]).expect("genesis");
+            let mut nonces = [0u64; 4];
+            let block: Vec<[u8; TX_LEN]> = moves
+                .iter()
+                .map(|&(from, to, amount, skew)| {
+                    // Mostly the right nonce, sometimes one ahead.
+                    let nonce = nonces[from as usize] + u64::from(skew == 2);
+                    if skew != 2 {
+                        nonces[from as usize] += 1;
+                    }
+                    transfer(from, nonce, to, amount)
+                })
+                .collect();
+            let (whole, receipts) = run(&start, &block);
+            let supply = |l: &Ledger| (0..4).map(|a| l.balance(&id(a), COIN)).sum::<u64>();
+            prop_assert_eq!(supply(&whole), 150);
+            prop_assert_eq!(receipts.len(), block.len());
+            let cut = cut.min(block.len());
+            let (first, _) = run(&start, &block[..cut]);
+            let (second, _) = run(&first, &block[cut..]);
+            prop_assert_eq!(second, whole.clone());
+            for a in 0..4 {
+                prop_assert!(whole.nonce(&id(a)) >= start.nonce(&id(a)));
+            }
+        }
+    }
+}
