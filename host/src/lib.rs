@@ -7,4 +7,5 @@ pub mod backend;
 pub mod cli;
 pub mod jsonl;
 pub mod ledger;
+pub mod store;
 pub mod transaction;
