@@ -73,6 +73,81 @@ pub enum Failure {
     Overflow,
 }
 
+impl Failure {
+    /// The failure's bytes in a stored receipt: a code, then its fields, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17);
+        match *self {
+            Failure::WrongChain { chain_id } => {
+                out.push(1);
+                out.extend_from_slice(&chain_id.to_le_bytes());
+            }
+            Failure::BadNonce { expected, got } => {
+                out.push(2);
+                out.extend_from_slice(&expected.to_le_bytes());
+                out.extend_from_slice(&got.to_le_bytes());
+            }
+            Failure::UnknownAsset(asset) => {
+                out.push(3);
+                out.extend_from_slice(&asset.to_le_bytes());
+            }
+            Failure::InsufficientFunds { balance, amount } => {
+                out.push(4);
+                out.extend_from_slice(&balance.to_le_bytes());
+                out.extend_from_slice(&amount.to_le_bytes());
+            }
+            Failure::NotIssuer => out.push(5),
+            Failure::Overflow => out.push(6),
+        }
+        out
+    }
+
+    /// Reads [`Failure::encode`]'s bytes; `None` for bytes it never writes.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let u32_at = |at: usize| {
+            bytes
+                .get(at..at + 4)?
+                .try_into()
+                .ok()
+                .map(u32::from_le_bytes)
+        };
+        let u64_at = |at: usize| {
+            bytes
+                .get(at..at + 8)?
+                .try_into()
+                .ok()
+                .map(u64::from_le_bytes)
+        };
+        let (failure, len) = match *bytes.first()? {
+            1 => (
+                Failure::WrongChain {
+                    chain_id: u32_at(1)?,
+                },
+                5,
+            ),
+            2 => (
+                Failure::BadNonce {
+                    expected: u64_at(1)?,
+                    got: u64_at(9)?,
+                },
+                17,
+            ),
+            3 => (Failure::UnknownAsset(u32_at(1)?), 5),
+            4 => (
+                Failure::InsufficientFunds {
+                    balance: u64_at(1)?,
+                    amount: u64_at(9)?,
+                },
+                17,
+            ),
+            5 => (Failure::NotIssuer, 1),
+            6 => (Failure::Overflow, 1),
+            _ => return None,
+        };
+        (bytes.len() == len).then_some(failure)
+    }
+}
+
 /// What became of one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -339,6 +414,32 @@ mod tests {
         assert_eq!(next.nonce(&id(2)), 1);
         // The ledger it started from is untouched: apply is a function.
         assert_eq!(ledger.balance(&id(1), COIN), 100);
+    }
+
+    #[test]
+    fn failures_round_trip_through_their_stored_bytes() {
+        let all = [
+            Failure::WrongChain { chain_id: 9 },
+            Failure::BadNonce {
+                expected: 3,
+                got: u64::MAX,
+            },
+            Failure::UnknownAsset(77),
+            Failure::InsufficientFunds {
+                balance: 1,
+                amount: 2,
+            },
+            Failure::NotIssuer,
+            Failure::Overflow,
+        ];
+        for failure in all {
+            let bytes = failure.encode();
+            assert_eq!(Failure::decode(&bytes), Some(failure));
+            assert_eq!(Failure::decode(&bytes[..bytes.len() - 1]), None);
+            assert_eq!(Failure::decode(&[bytes.as_slice(), &[0]].concat()), None);
+        }
+        assert_eq!(Failure::decode(&[]), None);
+        assert_eq!(Failure::decode(&[7]), None);
     }
 
     proptest! {

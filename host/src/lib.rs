@@ -4,6 +4,7 @@
 //! ingress, pipeline, ordering, execution and storage follow (issue #8).
 
 pub mod backend;
+pub mod chain;
 pub mod cli;
 pub mod jsonl;
 pub mod ledger;
