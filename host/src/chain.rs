@@ -13,6 +13,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use crate::genesis::Genesis;
 use crate::ledger::{AccountId, Ledger, Receipt, Rules};
 use crate::store::{Store, StoreError};
 use crate::transaction::{Body, Payload, Transaction, TxError, TX_LEN};
@@ -57,12 +58,9 @@ pub struct Chain {
 
 impl Chain {
     /// Opens the chain stored at `path`; a new store starts at block 0 with `genesis`'s
-    /// balances as (account, asset, amount).
-    pub fn open(
-        path: &Path,
-        rules: Rules,
-        genesis: &[(AccountId, u32, u64)],
-    ) -> Result<Self, ChainError> {
+    /// balances.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Self, ChainError> {
+        let rules = genesis.rules.clone();
         let store = Store::open(path)?;
         if let Some(head) = store.head()? {
             let ledger = store.ledger()?;
@@ -73,7 +71,7 @@ impl Chain {
                 head,
             });
         }
-        let ledger = Ledger::genesis(genesis).map_err(|_| ChainError::Genesis)?;
+        let ledger = Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
         let accounts: Vec<_> = ledger.accounts.iter().map(|(id, a)| (*id, a)).collect();
         let root = store.commit(0, &[], &[], &accounts)?;
         Ok(Self {
@@ -158,11 +156,14 @@ mod tests {
         key(n).verifying_key().to_bytes()
     }
 
-    fn rules() -> Rules {
-        Rules {
-            chain_id: 3,
-            assets: [1].into(),
-            issuers: [].into(),
+    fn genesis() -> Genesis {
+        Genesis {
+            rules: Rules {
+                chain_id: 3,
+                assets: [1].into(),
+                issuers: [].into(),
+            },
+            balances: vec![(id(1), 1, 100)],
         }
     }
 
@@ -186,9 +187,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch");
         let path = dir.join("verity.redb");
-        let genesis = [(id(1), 1, 100)];
         let (head, ledger) = {
-            let mut chain = Chain::open(&path, rules(), &genesis).expect("opens");
+            let mut chain = Chain::open(&path, &genesis()).expect("opens");
             assert_eq!(chain.head().0, 0);
             let block = [transfer(1, 0, 2, 30), transfer(1, 0, 2, 5)].concat();
             let committed = chain.execute(&block).expect("commits");
@@ -217,7 +217,7 @@ mod tests {
             ));
             (chain.head(), chain.ledger().clone())
         };
-        let chain = Chain::open(&path, rules(), &genesis).expect("reopens");
+        let chain = Chain::open(&path, &genesis()).expect("reopens");
         assert_eq!(chain.head(), head);
         assert_eq!(chain.ledger(), &ledger);
         assert_eq!(ledger.balance(&id(1), 1), 70);

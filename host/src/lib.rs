@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod chain;
 pub mod cli;
+pub mod genesis;
 pub mod jsonl;
 pub mod ledger;
 pub mod store;
