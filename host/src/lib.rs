@@ -9,5 +9,6 @@ pub mod cli;
 pub mod genesis;
 pub mod jsonl;
 pub mod ledger;
+pub mod mempool;
 pub mod store;
 pub mod transaction;

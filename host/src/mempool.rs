@@ -1,0 +1,426 @@
+//! The mempool: verified transactions waiting for a block, each once, each sender's in nonce
+//! order, bounded.
+//!
+//! * **Dedup**: a transaction whose id is already here is refused (`Duplicate`), and so is a
+//!   second transaction for a (sender, nonce) already taken (`NonceTaken`).
+//! * **Nonce window**: a nonce below the sender's next (as the ledger knows it) is `Stale`;
+//!   one more than [`MempoolConfig::window`] ahead is `TooFarAhead`, so no sender can park an
+//!   unbounded future in the pool.
+//! * **Bound and eviction**: at most [`MempoolConfig::capacity`] transactions. When full, the
+//!   sender holding the most gives up its furthest-future one, so a flood from one key
+//!   evicts its own transactions before anyone else's; if the newcomer would be that one, it
+//!   is refused (`Full`).
+//! * **Blocks**: [`Mempool::take_block`] takes, for each sender, the run of consecutive
+//!   nonces from its next one, merged across senders in order of arrival of each run's head
+//!   — first come, first served, never a nonce gap — up to a count.
+//!
+//! Arrival order is a counter, not a clock; ties cannot happen.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use thiserror::Error;
+
+use crate::ledger::{AccountId, Ledger};
+use crate::transaction::{Transaction, TxId, TX_LEN};
+
+/// How big the pool may grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// The most transactions held.
+    pub capacity: usize,
+    /// How far past a sender's next nonce a transaction may be.
+    pub window: u64,
+}
+
+impl Default for MempoolConfig {
+    /// 100,000 transactions, 64 nonces ahead.
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            window: 64,
+        }
+    }
+}
+
+/// Why the pool refused a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// It is here already.
+    #[error("already in the mempool")]
+    Duplicate,
+    /// Another transaction of the sender has this nonce.
+    #[error("another transaction has nonce {0}")]
+    NonceTaken(u64),
+    /// The nonce is used up.
+    #[error("nonce {got} is below the sender's next, {next}")]
+    Stale {
+        /// The sender's next nonce.
+        next: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// The nonce is beyond the window.
+    #[error("nonce {got} is more than the window past the sender's next, {next}")]
+    TooFarAhead {
+        /// The sender's next nonce.
+        next: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// The pool is full and this transaction would be the one evicted.
+    #[error("the mempool is full")]
+    Full,
+}
+
+impl Refusal {
+    /// A short, stable name for metrics and client replies.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Refusal::Duplicate => "duplicate",
+            Refusal::NonceTaken(_) => "nonce_taken",
+            Refusal::Stale { .. } => "stale_nonce",
+            Refusal::TooFarAhead { .. } => "nonce_too_far_ahead",
+            Refusal::Full => "mempool_full",
+        }
+    }
+}
+
+/// One held transaction.
+#[derive(Clone, Debug)]
+struct Held {
+    bytes: [u8; TX_LEN],
+    arrival: u64,
+    sender: AccountId,
+    nonce: u64,
+}
+
+/// The pool.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    config: MempoolConfig,
+    by_id: BTreeMap<TxId, Held>,
+    /// Each sender's transactions by nonce.
+    by_sender: BTreeMap<AccountId, BTreeMap<u64, TxId>>,
+    /// (held count, sender): the sender to evict from is the last.
+    load: BTreeSet<(usize, AccountId)>,
+    arrivals: u64,
+}
+
+impl Mempool {
+    /// An empty pool.
+    pub fn new(config: MempoolConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Transactions held.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Whether `id` is held.
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    fn count(&self, sender: &AccountId) -> usize {
+        self.by_sender.get(sender).map_or(0, BTreeMap::len)
+    }
+
+    fn set_count(&mut self, sender: AccountId, before: usize, after: usize) {
+        self.load.remove(&(before, sender));
+        if after > 0 {
+            self.load.insert((after, sender));
+        }
+    }
+
+    fn remove(&mut self, id: &TxId) -> Option<Held> {
+        let held = self.by_id.remove(id)?;
+        let before = self.count(&held.sender);
+        if let Some(nonces) = self.by_sender.get_mut(&held.sender) {
+            nonces.remove(&held.nonce);
+            if nonces.is_empty() {
+                self.by_sender.remove(&held.sender);
+            }
+        }
+        self.set_count(held.sender, before, before - 1);
+        Some(held)
+    }
+
+    /// Takes a verified transaction, given the sender's next nonce per the ledger. Returns
+    /// the id of a transaction evicted to make room, if one was.
+    pub fn insert(
+        &mut self,
+        tx: &Transaction<'_>,
+        ledger: &Ledger,
+    ) -> Result<Option<TxId>, Refusal> {
+        let (id, sender, nonce) = (tx.id(), *tx.sender(), tx.nonce());
+        if self.by_id.contains_key(&id) {
+            return Err(Refusal::Duplicate);
+        }
+        let next = ledger.nonce(&sender);
+        if nonce < next {
+            return Err(Refusal::Stale { next, got: nonce });
+        }
+        if nonce - next > self.config.window {
+            return Err(Refusal::TooFarAhead { next, got: nonce });
+        }
+        if self
+            .by_sender
+            .get(&sender)
+            .is_some_and(|n| n.contains_key(&nonce))
+        {
+            return Err(Refusal::NonceTaken(nonce));
+        }
+        let mut evicted = None;
+        if self.by_id.len() >= self.config.capacity {
+            let &(most, victim) = self.load.last().ok_or(Refusal::Full)?;
+            let furthest = self
+                .by_sender
+                .get(&victim)
+                .and_then(|n| n.last_key_value())
+                .map(|(nonce, id)| (*nonce, *id));
+            // The newcomer would be the one to go: the same sender's further nonce, or a
+            // sender already holding as many.
+            let newcomer_loses = match furthest {
+                Some((far, _)) if victim == sender => nonce > far,
+                _ => self.count(&sender) + 1 > most,
+            };
+            if newcomer_loses {
+                return Err(Refusal::Full);
+            }
+            if let Some((_, id)) = furthest {
+                self.remove(&id);
+                evicted = Some(id);
+            }
+        }
+        let before = self.count(&sender);
+        self.by_sender.entry(sender).or_default().insert(nonce, id);
+        self.set_count(sender, before, before + 1);
+        self.arrivals += 1;
+        self.by_id.insert(
+            id,
+            Held {
+                bytes: *tx.bytes(),
+                arrival: self.arrivals,
+                sender,
+                nonce,
+            },
+        );
+        Ok(evicted)
+    }
+
+    /// Up to `max` transactions for the next block, each sender's consecutive from its next
+    /// nonce, merged by arrival; they stay held until [`Mempool::committed`].
+    pub fn take_block(&self, max: usize, ledger: &Ledger) -> Vec<[u8; TX_LEN]> {
+        // Each sender's ready run, as an iterator of held transactions.
+        let mut runs: Vec<Vec<&Held>> = Vec::new();
+        for (sender, nonces) in &self.by_sender {
+            let mut next = ledger.nonce(sender);
+            let run: Vec<&Held> = nonces
+                .range(next..)
+                .map_while(|(nonce, id)| {
+                    let ready = *nonce == next;
+                    next += 1;
+                    ready.then(|| &self.by_id[id])
+                })
+                .collect();
+            if !run.is_empty() {
+                runs.push(run);
+            }
+        }
+        let mut heads: BinaryHeap<Reverse<(u64, usize, usize)>> = runs
+            .iter()
+            .enumerate()
+            .map(|(r, run)| Reverse((run[0].arrival, r, 0)))
+            .collect();
+        let mut block = Vec::new();
+        while block.len() < max {
+            let Some(Reverse((_, r, i))) = heads.pop() else {
+                break;
+            };
+            block.push(runs[r][i].bytes);
+            if let Some(next) = runs[r].get(i + 1) {
+                heads.push(Reverse((next.arrival, r, i + 1)));
+            }
+        }
+        block
+    }
+
+    /// Forgets what a committed block made obsolete: its transactions, and any other whose
+    /// nonce the ledger has now used.
+    pub fn committed(&mut self, block: &[[u8; TX_LEN]], ledger: &Ledger) {
+        let mut gone: Vec<TxId> = block
+            .iter()
+            .filter_map(|bytes| Transaction::decode(bytes).ok().map(|tx| tx.id()))
+            .collect();
+        for (sender, nonces) in &self.by_sender {
+            let next = ledger.nonce(sender);
+            gone.extend(nonces.range(..next).map(|(_, id)| *id));
+        }
+        for id in gone {
+            self.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::ledger::{Ledger, Rules};
+    use crate::transaction::{Body, Payload, Unsigned};
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn tx(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
+        Unsigned {
+            chain_id: 1,
+            sender: key(from).verifying_key().to_bytes(),
+            nonce,
+            payload: Payload::Transfer(Body {
+                asset: 1,
+                to: [0; 32],
+                amount,
+            }),
+        }
+        .sign(&key(from))
+    }
+
+    fn insert(
+        pool: &mut Mempool,
+        bytes: &[u8; TX_LEN],
+        ledger: &Ledger,
+    ) -> Result<Option<TxId>, Refusal> {
+        pool.insert(&Transaction::decode(bytes).expect("well formed"), ledger)
+    }
+
+    fn nonces(block: &[[u8; TX_LEN]]) -> Vec<(u8, u64)> {
+        block
+            .iter()
+            .map(|b| {
+                let tx = Transaction::decode(b).expect("well formed");
+                let from = (1..=9)
+                    .find(|n| key(*n).verifying_key().to_bytes() == *tx.sender())
+                    .expect("a test key");
+                (from, tx.nonce())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dedup_nonce_window_and_blocks_in_arrival_order_without_gaps() {
+        let ledger = Ledger::default();
+        let mut pool = Mempool::new(MempoolConfig {
+            capacity: 100,
+            window: 3,
+        });
+        let a0 = tx(1, 0, 1);
+        assert_eq!(insert(&mut pool, &a0, &ledger), Ok(None));
+        assert_eq!(insert(&mut pool, &a0, &ledger), Err(Refusal::Duplicate));
+        assert_eq!(
+            insert(&mut pool, &tx(1, 0, 2), &ledger),
+            Err(Refusal::NonceTaken(0))
+        );
+        assert_eq!(
+            insert(&mut pool, &tx(1, 4, 1), &ledger),
+            Err(Refusal::TooFarAhead { next: 0, got: 4 })
+        );
+        // Sender 2 arrives, then sender 1's nonce 2 (a gap at 1), then sender 1's nonce 1.
+        insert(&mut pool, &tx(2, 0, 1), &ledger).expect("room");
+        insert(&mut pool, &tx(1, 2, 1), &ledger).expect("room");
+        insert(&mut pool, &tx(2, 1, 1), &ledger).expect("room");
+        insert(&mut pool, &tx(1, 1, 1), &ledger).expect("room");
+        assert_eq!(pool.len(), 5);
+        let block = pool.take_block(10, &ledger);
+        assert_eq!(nonces(&block), [(1, 0), (2, 0), (2, 1), (1, 1), (1, 2)]);
+        assert_eq!(nonces(&pool.take_block(2, &ledger)), [(1, 0), (2, 0)]);
+        // Committed: the ledger moved on; the block's transactions and any stale one go.
+        let rules = Rules {
+            chain_id: 1,
+            assets: [1].into(),
+            issuers: [].into(),
+        };
+        let genesis = Ledger::genesis(&[
+            (key(1).verifying_key().to_bytes(), 1, 10),
+            (key(2).verifying_key().to_bytes(), 1, 10),
+        ])
+        .expect("genesis");
+        let first: Vec<_> = block[..2].to_vec();
+        let txs: Vec<_> = first
+            .iter()
+            .map(|b| Transaction::decode(b).expect("ok"))
+            .collect();
+        let (after, _) = genesis.apply(&rules, &txs);
+        pool.committed(&first, &after);
+        assert_eq!(pool.len(), 3);
+        assert_eq!(
+            insert(&mut pool, &tx(1, 0, 9), &after),
+            Err(Refusal::Stale { next: 1, got: 0 })
+        );
+        assert_eq!(
+            nonces(&pool.take_block(10, &after)),
+            [(2, 1), (1, 1), (1, 2)]
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives: never more than the capacity, every sender's block run starts at
+        /// its next nonce without a gap, and no transaction twice.
+        #[test]
+        fn the_pool_stays_bounded_and_blocks_have_no_gaps(
+            arrivals in proptest::collection::vec((1u8..5, 0u64..8), 0..60),
+        ) {
+            let ledger = Ledger::default();
+            let mut pool = Mempool::new(MempoolConfig { capacity: 6, window: 5 });
+            for (from, nonce) in arrivals {
+                let _ = insert(&mut pool, &tx(from, nonce, 1), &ledger);
+                proptest::prop_assert!(pool.len() <= 6);
+            }
+            let block = nonces(&pool.take_block(100, &ledger));
+            let mut expected_next = [0u64; 10];
+            for (from, nonce) in &block {
+                proptest::prop_assert_eq!(*nonce, expected_next[usize::from(*from)]);
+                expected_next[usize::from(*from)] += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_heaviest_senders_furthest_nonce() {
+        let ledger = Ledger::default();
+        let mut pool = Mempool::new(MempoolConfig {
+            capacity: 4,
+            window: 10,
+        });
+        for nonce in 0..3 {
+            insert(&mut pool, &tx(1, nonce, 1), &ledger).expect("room");
+        }
+        insert(&mut pool, &tx(2, 0, 1), &ledger).expect("room");
+        // Full. Sender 3 comes: sender 1 (three held) gives up nonce 2.
+        let evicted = insert(&mut pool, &tx(3, 0, 1), &ledger).expect("room made");
+        let nonce_2 = Transaction::decode(&tx(1, 2, 1)).expect("ok").id();
+        assert_eq!(evicted, Some(nonce_2));
+        assert!(!pool.contains(&nonce_2));
+        // Sender 1 sending further ahead would evict itself: refused.
+        assert_eq!(insert(&mut pool, &tx(1, 5, 1), &ledger), Err(Refusal::Full));
+        // Sender 1 is still the heaviest (two held), and nonce 2 would again be its furthest.
+        assert_eq!(insert(&mut pool, &tx(1, 2, 1), &ledger), Err(Refusal::Full));
+        assert_eq!(pool.len(), 4);
+        assert_eq!(
+            nonces(&pool.take_block(10, &ledger)),
+            [(1, 0), (1, 1), (2, 0), (3, 0)]
+        );
+    }
+}
