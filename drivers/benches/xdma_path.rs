@@ -11,6 +11,8 @@
 //!
 //! `make bench` runs it and prints the table.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -313,19 +315,7 @@ fn bench(c: &mut Criterion, loopback: &Served, functional: &Served, requests: &[
     let mut group = c.benchmark_group("xdma");
     group.throughput(Throughput::Elements(REQUESTS as u64));
     group.bench_function("dalek2_verify", |b| {
-        b.iter(|| {
-            requests.iter().all(|r| {
-                ed25519_dalek::VerifyingKey::from_bytes(&r.public_key)
-                    .and_then(|key| {
-                        ed25519_dalek::Verifier::verify(
-                            &key,
-                            &r.message,
-                            &ed25519_dalek::Signature::from_bytes(&r.signature),
-                        )
-                    })
-                    .is_ok()
-            })
-        })
+        b.iter(|| common::dalek2_verify_all(requests))
     });
     for batch in BATCHES {
         let mut card = pipeline(loopback, batch);
