@@ -550,7 +550,13 @@ impl Serving {
             PollFd::new(&self.h2c, PollFlags::IN),
             PollFd::new(&self.c2h, PollFlags::empty()),
         ];
-        if !self.outbox.is_empty() {
+        // Room in `c2h_0` matters only for a response that may leave now (not one held back
+        // by an injected delay).
+        if self
+            .outbox
+            .front()
+            .is_some_and(|(due, _)| *due <= Instant::now())
+        {
             fds[1] = PollFd::new(&self.c2h, PollFlags::OUT);
         }
         let timeout = Timespec {
