@@ -312,7 +312,13 @@ impl Card for XdmaCard {
                 Err(self.fail("h2c", reason))
             }
             Err(SendTimeoutError::Disconnected(_)) => {
-                Err(self.fail("h2c", "the writer stopped".to_owned()))
+                let reason = self
+                    .writer_failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .unwrap_or_else(|| "the writer stopped".to_owned());
+                Err(self.fail("h2c", reason))
             }
         }
     }
