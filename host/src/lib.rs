@@ -10,5 +10,6 @@ pub mod genesis;
 pub mod jsonl;
 pub mod ledger;
 pub mod mempool;
+pub mod pipeline;
 pub mod store;
 pub mod transaction;

@@ -1,0 +1,433 @@
+//! The replica's pipeline: explicit stages on threads of their own, joined by bounded
+//! queues.
+//!
+//! ```text
+//! submit ─▶ [verify: parse, batch by size or deadline, Verifier] ─▶ [sequence: mempool,
+//!            block builder, chain.execute (durable commit)] ─▶ one outcome per submission
+//! ```
+//!
+//! Every submission gets exactly one [`Outcome`]: refused (malformed, a bad signature, the
+//! mempool's reason) or committed at a height with its receipt. A transaction is reported
+//! committed only after its block is on disk, so whatever a client was told survives a crash.
+//! The sequence stage is the single-replica ordering stage: it can be replaced by consensus
+//! without touching the verify stage or the chain. Queues are bounded: a full one makes
+//! `submit` wait, which is the back-pressure ingress passes on to its clients.
+
+use std::collections::BTreeMap;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use tracing::{debug, warn};
+use verity_drivers::{Tag, Verdict, Verifier};
+
+use crate::chain::Chain;
+use crate::ledger::Failure;
+use crate::mempool::{Mempool, MempoolConfig};
+use crate::transaction::{Transaction, TxId, TX_LEN};
+
+/// How the stages batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Signatures verified together.
+    pub verify_batch: usize,
+    /// How long a partial verification batch may wait.
+    pub verify_deadline: Duration,
+    /// The most transactions in a block.
+    pub block_max: usize,
+    /// How long the first waiting transaction may wait for its block.
+    pub block_interval: Duration,
+    /// Each queue's bound, in submissions.
+    pub queue: usize,
+    /// The mempool's bounds.
+    pub mempool: MempoolConfig,
+}
+
+impl Default for PipelineConfig {
+    /// Batches of 256 or 1 ms; blocks of up to 4,096 or 2 ms; queues of 65,536.
+    fn default() -> Self {
+        Self {
+            verify_batch: 256,
+            verify_deadline: Duration::from_millis(1),
+            block_max: 4096,
+            block_interval: Duration::from_millis(2),
+            queue: 65_536,
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+/// What became of a submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Refused before ordering: `reason` says why (`malformed: …`, `signature: …`, the
+    /// mempool's reason).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// In block `height`, which is on disk; `failure` is its receipt's (`None`: applied).
+    Committed {
+        /// The transaction.
+        id: TxId,
+        /// The block.
+        height: u64,
+        /// Why it did not apply, if it did not.
+        failure: Option<Failure>,
+    },
+}
+
+/// A submission and where its outcome goes.
+struct Submission {
+    bytes: Vec<u8>,
+    reply: Sender<Outcome>,
+}
+
+/// A verified transaction on its way to the sequence stage.
+struct Verified {
+    bytes: [u8; TX_LEN],
+    reply: Sender<Outcome>,
+}
+
+/// The running pipeline. Dropping it (or [`Pipeline::shutdown`]) lets the stages finish
+/// what they hold and stop.
+pub struct Pipeline {
+    submit: Option<Sender<Submission>>,
+    verify: Option<JoinHandle<()>>,
+    sequence: Option<JoinHandle<Chain>>,
+}
+
+impl Pipeline {
+    /// Starts the stages over `verifier` and `chain`.
+    pub fn start(verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
+        let (submit, submissions) = bounded(config.queue);
+        let (to_sequence, verified) = bounded(config.queue);
+        let verify = std::thread::Builder::new()
+            .name("verify".into())
+            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, config))
+            .expect("a thread starts");
+        let sequence = std::thread::Builder::new()
+            .name("sequence".into())
+            .spawn(move || sequence_stage(chain, &verified, config))
+            .expect("a thread starts");
+        Self {
+            submit: Some(submit),
+            verify: Some(verify),
+            sequence: Some(sequence),
+        }
+    }
+
+    /// Submits a transaction's bytes; its [`Outcome`] arrives on the returned channel. Waits
+    /// while the first queue is full.
+    pub fn submit(&self, bytes: Vec<u8>) -> Receiver<Outcome> {
+        let (reply, outcome) = bounded(1);
+        if let Some(submit) = &self.submit {
+            // The stages outlive `self.submit`, so the send only fails after a stage panicked;
+            // the caller then sees its outcome channel closed.
+            let _ = submit.send(Submission { bytes, reply });
+        }
+        outcome
+    }
+
+    /// Stops taking submissions, lets the stages finish what they hold, and returns the
+    /// chain.
+    pub fn shutdown(mut self) -> Chain {
+        self.submit = None;
+        if let Some(verify) = self.verify.take() {
+            let _ = verify.join();
+        }
+        self.sequence
+            .take()
+            .expect("the sequence stage runs until shutdown")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+fn refuse(reply: &Sender<Outcome>, reason: String) {
+    metrics::counter!("verity_refused_total").increment(1);
+    let _ = reply.send(Outcome::Refused { reason });
+}
+
+/// Parses, batches by size or deadline, verifies, and passes on the valid.
+fn verify_stage(
+    mut verifier: Box<dyn Verifier>,
+    submissions: &Receiver<Submission>,
+    to_sequence: &Sender<Verified>,
+    config: PipelineConfig,
+) {
+    let mut batch: Vec<([u8; TX_LEN], Sender<Outcome>)> = Vec::with_capacity(config.verify_batch);
+    let mut started = Instant::now();
+    let mut responses = Vec::new();
+    loop {
+        let wait = if batch.is_empty() {
+            Duration::from_secs(3600)
+        } else {
+            config.verify_deadline.saturating_sub(started.elapsed())
+        };
+        let closed = match submissions.recv_timeout(wait) {
+            Ok(Submission { bytes, reply }) => {
+                match Transaction::decode(&bytes) {
+                    Ok(tx) => {
+                        if batch.is_empty() {
+                            started = Instant::now();
+                        }
+                        batch.push((*tx.bytes(), reply));
+                    }
+                    Err(error) => refuse(&reply, format!("malformed: {error}")),
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let due = batch.len() >= config.verify_batch
+            || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
+            || closed;
+        if due && !batch.is_empty() {
+            let requests = batch.iter().enumerate().map(|(i, (bytes, _))| {
+                let tx = Transaction::decode(bytes).expect("decoded before");
+                tx.request(Tag::new(i as u64))
+            });
+            responses.clear();
+            match verity_drivers::verify_all(verifier.as_mut(), requests) {
+                Ok(answers) => responses = answers,
+                Err(error) => {
+                    warn!(%error, "the verifier failed: the batch is refused");
+                    for (_, reply) in batch.drain(..) {
+                        refuse(&reply, format!("verifier unavailable: {error}"));
+                    }
+                }
+            }
+            for ((bytes, reply), response) in batch.drain(..).zip(&responses) {
+                match response.verdict {
+                    Verdict::Valid => {
+                        if to_sequence.send(Verified { bytes, reply }).is_err() {
+                            return;
+                        }
+                    }
+                    verdict => refuse(&reply, format!("signature: {}", verdict.reason())),
+                }
+            }
+        }
+        if closed {
+            debug!("verify stage done");
+            return;
+        }
+    }
+}
+
+/// Mempool, block builder and chain: orders, executes, commits, and answers.
+fn sequence_stage(
+    mut chain: Chain,
+    verified: &Receiver<Verified>,
+    config: PipelineConfig,
+) -> Chain {
+    let mut mempool = Mempool::new(config.mempool);
+    let mut waiting: BTreeMap<TxId, Sender<Outcome>> = BTreeMap::new();
+    let mut first_waiting: Option<Instant> = None;
+    let mut closed = false;
+    loop {
+        let wait = match first_waiting {
+            Some(since) => config.block_interval.saturating_sub(since.elapsed()),
+            None if closed => Duration::ZERO,
+            None => Duration::from_secs(3600),
+        };
+        match verified.recv_timeout(wait) {
+            Ok(Verified { bytes, reply }) => {
+                let tx = Transaction::decode(&bytes).expect("verified transactions decode");
+                match mempool.insert(&tx, chain.ledger()) {
+                    Ok(evicted) => {
+                        if let Some(evicted) = evicted.and_then(|id| waiting.remove(&id)) {
+                            refuse(&evicted, "mempool_full: evicted".to_owned());
+                        }
+                        waiting.insert(tx.id(), reply);
+                        first_waiting.get_or_insert_with(Instant::now);
+                    }
+                    Err(refusal) => refuse(&reply, refusal.reason().to_owned()),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => closed = true,
+        }
+        let due = mempool.len() >= config.block_max
+            || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
+            || (closed && !mempool.is_empty());
+        if due {
+            let block = mempool.take_block(config.block_max, chain.ledger());
+            if block.is_empty() {
+                // Only transactions waiting for an earlier nonce: they wait for it.
+                first_waiting = None;
+            } else {
+                let bytes = block.concat();
+                match chain.execute(&bytes) {
+                    Ok(committed) => {
+                        for receipt in &committed.receipts {
+                            if let Some(reply) = waiting.remove(&receipt.tx) {
+                                let _ = reply.send(Outcome::Committed {
+                                    id: receipt.tx,
+                                    height: committed.height,
+                                    failure: receipt.failure,
+                                });
+                            }
+                        }
+                        metrics::counter!("verity_committed_total")
+                            .increment(committed.receipts.len() as u64);
+                        mempool.committed(&block, chain.ledger());
+                        first_waiting = (!mempool.is_empty()).then(Instant::now);
+                    }
+                    Err(error) => {
+                        // Nothing was committed: the block's transactions stay and the next
+                        // attempt may succeed; a store that keeps failing is an operator's
+                        // problem, logged here.
+                        warn!(%error, "commit failed");
+                        first_waiting = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        if closed && (mempool.is_empty() || first_waiting.is_none()) {
+            // What cannot be ordered (a nonce gap) is refused at shutdown, not lost silently.
+            for (_, reply) in std::mem::take(&mut waiting) {
+                refuse(&reply, "shutdown: waiting for an earlier nonce".to_owned());
+            }
+            return chain;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use ed25519_dalek::SigningKey;
+    use verity_drivers::{PoolConfig, PoolVerifier};
+
+    use super::*;
+    use crate::genesis::Genesis;
+    use crate::ledger::Rules;
+    use crate::transaction::{Body, Payload, Unsigned};
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn transfer(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
+        Unsigned {
+            chain_id: 5,
+            sender: key(from).verifying_key().to_bytes(),
+            nonce,
+            payload: Payload::Transfer(Body {
+                asset: 1,
+                to: key(100).verifying_key().to_bytes(),
+                amount,
+            }),
+        }
+        .sign(&key(from))
+    }
+
+    #[test]
+    fn every_submission_gets_one_outcome_and_commits_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("verity-pipeline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch");
+        let path = dir.join("verity.redb");
+        let genesis = Genesis {
+            rules: Rules {
+                chain_id: 5,
+                assets: [1].into(),
+                issuers: [].into(),
+            },
+            balances: (1..=8)
+                .map(|n| (key(n).verifying_key().to_bytes(), 1, 1_000))
+                .collect(),
+        };
+        let cpu = PoolVerifier::cpu(PoolConfig::new(
+            NonZeroUsize::new(2).expect("2"),
+            NonZeroUsize::new(64).expect("64"),
+        ));
+        let pipeline = Pipeline::start(
+            Box::new(cpu),
+            Chain::open(&path, &genesis).expect("opens"),
+            PipelineConfig {
+                block_max: 50,
+                ..PipelineConfig::default()
+            },
+        );
+        // Eight senders, 40 transfers each, submitted from eight threads; then the odd
+        // cases.
+        let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..=8u8)
+                .map(|from| {
+                    let pipeline = &pipeline;
+                    scope.spawn(move || {
+                        let pending: Vec<_> = (0..40)
+                            .map(|nonce| pipeline.submit(transfer(from, nonce, 1).to_vec()))
+                            .collect();
+                        pending
+                            .into_iter()
+                            .map(|r| r.recv().expect("an outcome"))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a sender thread"))
+                .collect()
+        });
+        assert_eq!(outcomes.len(), 320);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Committed { failure: None, .. })),
+            "{:?}",
+            outcomes
+                .iter()
+                .find(|o| !matches!(o, Outcome::Committed { failure: None, .. }))
+        );
+        let mut forged = transfer(1, 40, 1);
+        forged[100] ^= 1;
+        let odd = [
+            (vec![0u8; 10], "malformed: transaction of 10 bytes"),
+            (forged.to_vec(), "signature:"),
+            (transfer(2, 3, 1).to_vec(), "stale_nonce"),
+            (transfer(3, 45, 1).to_vec(), "shutdown: waiting"),
+        ];
+        let pending: Vec<_> = odd
+            .iter()
+            .map(|(bytes, _)| pipeline.submit(bytes.clone()))
+            .collect();
+        // A nonce gap's transaction waits, so the last outcome comes at shutdown.
+        let chain = std::thread::scope(|scope| {
+            let answers = scope.spawn(|| {
+                pending
+                    .into_iter()
+                    .map(|r| r.recv().expect("an outcome"))
+                    .collect::<Vec<_>>()
+            });
+            let chain = pipeline.shutdown();
+            for ((_, reason), outcome) in odd.iter().zip(answers.join().expect("answers")) {
+                match outcome {
+                    Outcome::Refused { reason: got } => {
+                        assert!(got.starts_with(reason), "{reason}: {got}")
+                    }
+                    other => panic!("{reason}: {other:?}"),
+                }
+            }
+            chain
+        });
+        let (height, root) = chain.head();
+        assert!(height >= 7, "320 transactions in blocks of at most 50");
+        assert_eq!(
+            chain
+                .ledger()
+                .balance(&key(100).verifying_key().to_bytes(), 1),
+            320
+        );
+        drop(chain);
+        let reopened = Chain::open(&path, &genesis).expect("reopens");
+        assert_eq!(reopened.head(), (height, root));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
