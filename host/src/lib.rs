@@ -7,6 +7,7 @@ pub mod backend;
 pub mod chain;
 pub mod cli;
 pub mod genesis;
+pub mod ingress;
 pub mod jsonl;
 pub mod ledger;
 pub mod mempool;
