@@ -141,20 +141,11 @@ impl Chain {
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
 
     use super::*;
     use crate::ledger::Failure;
     use crate::store::verify_account;
-    use crate::transaction::Unsigned;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
-
-    fn id(n: u8) -> AccountId {
-        key(n).verifying_key().to_bytes()
-    }
+    use crate::testing::{self, id};
 
     fn genesis() -> Genesis {
         Genesis {
@@ -168,17 +159,7 @@ mod tests {
     }
 
     fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> [u8; TX_LEN] {
-        Unsigned {
-            chain_id: 3,
-            sender: id(from),
-            nonce,
-            payload: Payload::Transfer(Body {
-                asset: 1,
-                to: id(to),
-                amount,
-            }),
-        }
-        .sign(&key(from))
+        testing::transfer(3, from, nonce, to, 1, amount)
     }
 
     #[test]

@@ -234,7 +234,6 @@ fn read_before(
 mod tests {
     use std::num::NonZeroUsize;
 
-    use ed25519_dalek::SigningKey;
     use verity_drivers::{PoolConfig, PoolVerifier};
 
     use super::*;
@@ -242,24 +241,11 @@ mod tests {
     use crate::genesis::Genesis;
     use crate::ledger::Rules;
     use crate::pipeline::PipelineConfig;
-    use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
+    use crate::testing::{self, key};
+    use crate::transaction::TX_LEN;
 
     fn transfer(nonce: u64) -> [u8; TX_LEN] {
-        Unsigned {
-            chain_id: 5,
-            sender: key(1).verifying_key().to_bytes(),
-            nonce,
-            payload: Payload::Transfer(Body {
-                asset: 1,
-                to: key(2).verifying_key().to_bytes(),
-                amount: 1,
-            }),
-        }
-        .sign(&key(1))
+        testing::transfer(5, 1, nonce, 2, 1, 1)
     }
 
     fn frame(bytes: &[u8]) -> Vec<u8> {

@@ -270,22 +270,15 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
+
     use proptest::prelude::*;
 
     use super::*;
+    use crate::testing::{self, id, key};
     use crate::transaction::{Unsigned, TX_LEN};
 
     const CHAIN: u32 = 7;
     const COIN: u32 = 1;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
-
-    fn id(n: u8) -> AccountId {
-        key(n).verifying_key().to_bytes()
-    }
 
     fn rules() -> Rules {
         Rules {
@@ -296,25 +289,11 @@ mod tests {
     }
 
     fn signed(from: u8, nonce: u64, payload: Payload) -> [u8; TX_LEN] {
-        Unsigned {
-            chain_id: CHAIN,
-            sender: id(from),
-            nonce,
-            payload,
-        }
-        .sign(&key(from))
+        testing::signed(CHAIN, from, nonce, payload)
     }
 
     fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> [u8; TX_LEN] {
-        signed(
-            from,
-            nonce,
-            Payload::Transfer(Body {
-                asset: COIN,
-                to: id(to),
-                amount,
-            }),
-        )
+        testing::transfer(CHAIN, from, nonce, to, COIN, amount)
     }
 
     fn run(ledger: &Ledger, block: &[[u8; TX_LEN]]) -> (Ledger, Vec<Option<Failure>>) {

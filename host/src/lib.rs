@@ -13,4 +13,6 @@ pub mod ledger;
 pub mod mempool;
 pub mod pipeline;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod transaction;

@@ -274,28 +274,13 @@ impl Mempool {
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
 
     use super::*;
     use crate::ledger::{Ledger, Rules};
-    use crate::transaction::{Body, Payload, Unsigned};
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
+    use crate::testing::{self, key};
 
     fn tx(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
-        Unsigned {
-            chain_id: 1,
-            sender: key(from).verifying_key().to_bytes(),
-            nonce,
-            payload: Payload::Transfer(Body {
-                asset: 1,
-                to: [0; 32],
-                amount,
-            }),
-        }
-        .sign(&key(from))
+        testing::transfer(1, from, nonce, 0, 1, amount)
     }
 
     fn insert(

@@ -300,30 +300,15 @@ fn sequence_stage(
 mod tests {
     use std::num::NonZeroUsize;
 
-    use ed25519_dalek::SigningKey;
     use verity_drivers::{PoolConfig, PoolVerifier};
 
     use super::*;
     use crate::genesis::Genesis;
     use crate::ledger::Rules;
-    use crate::transaction::{Body, Payload, Unsigned};
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
+    use crate::testing::{self, key};
 
     fn transfer(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
-        Unsigned {
-            chain_id: 5,
-            sender: key(from).verifying_key().to_bytes(),
-            nonce,
-            payload: Payload::Transfer(Body {
-                asset: 1,
-                to: key(100).verifying_key().to_bytes(),
-                amount,
-            }),
-        }
-        .sign(&key(from))
+        testing::transfer(5, from, nonce, 100, 1, amount)
     }
 
     #[test]
