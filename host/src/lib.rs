@@ -1,7 +1,9 @@
 //! `verityd`, the Verity appliance daemon, and `verity`, its command-line front door.
 //!
-//! For now this crate holds the command-line tools and the transaction format; the daemon's
-//! ingress, pipeline, ordering, execution and storage follow (issue #8).
+//! The command-line tools, and the daemon's parts so far (issue #8): the transaction format,
+//! the ledger, the mempool, the store, the chain that executes and commits blocks, the
+//! genesis file, the pipeline of stages, and TCP ingress. The `verityd` binary that joins
+//! them follows.
 
 pub mod backend;
 pub mod chain;
