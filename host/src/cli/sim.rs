@@ -13,8 +13,8 @@ use crate::backend::default_cycle_dir;
 /// The simulated card.
 #[derive(Debug, clap::Subcommand)]
 pub enum SimCommand {
-    /// Serve a card model as XDMA device files — DIR/<NAME>user (the BAR), DIR/<NAME>h2c_0
-    /// and DIR/<NAME>c2h_0 (the streams) — until interrupted, so that
+    /// Serve a card model as XDMA device files — `DIR/<NAME>user` (the BAR), `DIR/<NAME>h2c_0`
+    /// and `DIR/<NAME>c2h_0` (the streams) — until interrupted, so that
     /// `verity verify --backend xdma --xdma-prefix DIR/<NAME>` runs the XDMA backend's own
     /// code with no card.
     Serve(ServeArgs),
