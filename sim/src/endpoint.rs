@@ -14,8 +14,8 @@
 //! watches the BAR. A BAR that is shared memory cannot trap a write as a card's register
 //! block does, so the endpoint compares the host's registers with what it last published —
 //! the ABI makes every host write a state the card acknowledges (`firmware::regs`), so no
-//! command is lost — and publishes the card's registers after every change and every few
-//! milliseconds.
+//! command is lost — and publishes the card's registers after every change, before responses
+//! leave, and every few milliseconds.
 //!
 //! Where it differs from a card, and why that does not reach the driver: a FIFO keeps no
 //! transfer boundaries (a card sees TLAST), so after a record that cannot be framed the
@@ -307,7 +307,13 @@ impl Serving {
         busy |= self.take_input()?;
         busy |= self.feed()?;
         match self.collect(plan)? {
-            Some(got) => busy |= got,
+            // The registers are published before the responses leave, as a card counts a
+            // response before it sends it: a host that has a response sees it counted.
+            Some(true) => {
+                busy = true;
+                self.publish();
+            }
+            Some(false) => {}
             None => return Ok(Turn::Vanished),
         }
         busy |= self.send()?;
