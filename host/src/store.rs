@@ -357,6 +357,21 @@ mod tests {
     }
 
     #[test]
+    fn a_block_that_changes_no_account_keeps_the_root_and_its_proofs() {
+        let path = scratch("empty");
+        let store = Store::open(&path).expect("opens");
+        let alice = [1u8; 32];
+        let r0 = store
+            .commit(0, b"", &[], &[(alice, &account(0, &[(1, 5)]))])
+            .expect("commits");
+        let r1 = store.commit(1, b"failed only", &[], &[]).expect("commits");
+        assert_eq!(r0, r1, "nothing changed");
+        let (got, proof) = store.account(&alice, 1).expect("reads at the new height");
+        assert!(verify_account(r1, &alice, got.as_ref(), &proof));
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    #[test]
     fn accounts_round_trip_and_corrupt_bytes_are_refused() {
         let a = account(3, &[(1, 10), (7, u64::MAX)]);
         let bytes = encode_account(&[5; 32], &a);
