@@ -146,13 +146,17 @@ pub const fn request_half(sequence: u16) -> Offset {
 /// half of submission `sequence`, in order. The doorbell follows:
 /// `doorbell(sequence, records.len() / 64)`.
 pub fn window_writes(sequence: u16, records: &[u8]) -> impl Iterator<Item = (Offset, u32)> + '_ {
-    (request_half(sequence).0..)
-        .step_by(4)
-        .zip(records.chunks_exact(4))
-        .map(|(offset, word)| {
-            let word = u32::from_le_bytes(word.try_into().expect("4 bytes"));
-            (Offset(offset), word)
-        })
+    word_writes(request_half(sequence), records)
+}
+
+/// `bytes` as 32-bit little-endian writes at ascending offsets from `base`, the last word
+/// zero-padded.
+fn word_writes(base: Offset, bytes: &[u8]) -> impl Iterator<Item = (Offset, u32)> + '_ {
+    bytes.chunks(4).zip(0u32..).map(move |(chunk, i)| {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        (Offset(base.0 + 4 * i), u32::from_le_bytes(word))
+    })
 }
 
 /// The image window: the upper half of the BAR. Word `i` of the image goes to
@@ -185,11 +189,7 @@ pub const fn version_value() -> u32 {
 /// The image window writes that upload `image`: four bytes each, little-endian, the last one
 /// zero-padded, at ascending offsets.
 pub fn image_writes(image: &[u8]) -> impl Iterator<Item = (Offset, u32)> + '_ {
-    image.chunks(4).zip(0u32..).map(|(chunk, i)| {
-        let mut word = [0u8; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        (Offset(IMAGE_WINDOW.0 + 4 * i), u32::from_le_bytes(word))
-    })
+    word_writes(IMAGE_WINDOW, image)
 }
 
 /// `CONTROL` bits.
