@@ -15,6 +15,7 @@
 //! u64) in asset order, little-endian — deterministic, and it carries its own key so the
 //! ledger can be rebuilt from the store alone.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
@@ -103,11 +104,7 @@ struct Tree<'a> {
 
 impl TreeReader for Tree<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let table = match self.txn.open_table(NODES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
+        let table = self.txn.open_table(NODES)?;
         let key = borsh::to_vec(node_key)?;
         match table.get(key.as_slice())? {
             Some(bytes) => Ok(Some(borsh::from_slice(bytes.value())?)),
@@ -120,11 +117,7 @@ impl TreeReader for Tree<'_> {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let table = match self.txn.open_table(VALUES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
+        let table = self.txn.open_table(VALUES)?;
         let newest = table
             .range((key_hash.0, 0)..=(key_hash.0, max_version))?
             .next_back()
@@ -173,20 +166,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`. Every table exists from here on, so a read
+    /// never has to tell a missing table from an empty one.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            db: Database::create(path).map_err(db)?,
-        })
+        let database = Database::create(path).map_err(db)?;
+        let txn = database.begin_write().map_err(db)?;
+        txn.open_table(NODES).map_err(db)?;
+        txn.open_table(VALUES).map_err(db)?;
+        txn.open_table(BLOCKS).map_err(db)?;
+        txn.open_table(RECEIPTS).map_err(db)?;
+        txn.open_table(META).map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(Self { db: database })
     }
 
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = match txn.open_table(META) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(db(error)),
-        };
+        let table = txn.open_table(META).map_err(db)?;
         Ok(table.get(name).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
@@ -253,22 +249,14 @@ impl Store {
     /// Block `height`'s bytes.
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = match txn.open_table(BLOCKS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(db(error)),
-        };
+        let table = txn.open_table(BLOCKS).map_err(db)?;
         Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
     /// A transaction's receipt: its block's height, its index there, its failure encoding.
     pub fn receipt(&self, id: &[u8; 32]) -> Result<Option<(u64, u32, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = match txn.open_table(RECEIPTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(db(error)),
-        };
+        let table = txn.open_table(RECEIPTS).map_err(db)?;
         Ok(table.get(id).map_err(db)?.map(|v| {
             let (height, index, failure) = v.value();
             (height, index, failure.to_vec())
@@ -295,29 +283,18 @@ impl Store {
 
     /// The ledger as of the last committed block: every account's newest value.
     pub fn ledger(&self) -> Result<Ledger, StoreError> {
-        let mut ledger = Ledger::default();
         let txn = self.db.begin_read().map_err(db)?;
-        let table = match txn.open_table(VALUES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(ledger),
-            Err(error) => return Err(db(error)),
-        };
+        let table = txn.open_table(VALUES).map_err(db)?;
         // Keys sort by key hash, then version: the last entry of each key hash is its newest.
-        let mut newest: Option<([u8; 32], Vec<u8>)> = None;
+        let mut newest = BTreeMap::new();
         for entry in table.iter().map_err(db)? {
             let (key, value) = entry.map_err(db)?;
-            let (hash, _) = key.value();
-            if let Some((previous, bytes)) = newest.take() {
-                if previous != hash && bytes.first() == Some(&1) {
-                    let (id, account) = decode_account(&bytes[1..])?;
-                    ledger.accounts.insert(id, account);
-                }
-            }
-            newest = Some((hash, value.value().to_vec()));
+            newest.insert(key.value().0, value.value().to_vec());
         }
-        if let Some((_, bytes)) = newest {
-            if bytes.first() == Some(&1) {
-                let (id, account) = decode_account(&bytes[1..])?;
+        let mut ledger = Ledger::default();
+        for bytes in newest.values() {
+            if let [1, value @ ..] = bytes.as_slice() {
+                let (id, account) = decode_account(value)?;
                 ledger.accounts.insert(id, account);
             }
         }
