@@ -255,13 +255,11 @@ impl Mempool {
         block
     }
 
-    /// Forgets what a committed block made obsolete: its transactions, and any other whose
-    /// nonce the ledger has now used.
-    pub fn committed(&mut self, block: &[[u8; TX_LEN]], ledger: &Ledger) {
-        let mut gone: Vec<TxId> = block
-            .iter()
-            .filter_map(|bytes| Transaction::decode(bytes).ok().map(|tx| tx.id()))
-            .collect();
+    /// Forgets what a committed block made obsolete: its transactions (`ids`, from its
+    /// receipts: one that failed without using its nonce goes too), and any other whose nonce
+    /// the ledger has now used.
+    pub fn committed(&mut self, ids: impl IntoIterator<Item = TxId>, ledger: &Ledger) {
+        let mut gone: Vec<TxId> = ids.into_iter().collect();
         for (sender, nonces) in &self.by_sender {
             let next = ledger.nonce(sender);
             gone.extend(nonces.range(..next).map(|(_, id)| *id));
@@ -348,7 +346,7 @@ mod tests {
             .map(|b| Transaction::decode(b).expect("ok"))
             .collect();
         let (after, _) = genesis.apply(&rules, &txs);
-        pool.committed(&first, &after);
+        pool.committed(txs.iter().map(Transaction::id), &after);
         assert_eq!(pool.len(), 3);
         assert_eq!(
             insert(&mut pool, &tx(1, 0, 9), &after),

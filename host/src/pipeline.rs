@@ -157,6 +157,8 @@ fn verify_stage(
     config: PipelineConfig,
 ) {
     let mut batch: Vec<([u8; TX_LEN], Sender<Outcome>)> = Vec::with_capacity(config.verify_batch);
+    // The batch's signature checks, built as each transaction is decoded.
+    let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
     let mut responses = Vec::new();
     loop {
@@ -172,6 +174,7 @@ fn verify_stage(
                         if batch.is_empty() {
                             started = Instant::now();
                         }
+                        requests.push(tx.request(Tag::new(batch.len() as u64)));
                         batch.push((*tx.bytes(), reply));
                     }
                     Err(error) => refuse(&reply, format!("malformed: {error}")),
@@ -185,12 +188,8 @@ fn verify_stage(
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
             || closed;
         if due && !batch.is_empty() {
-            let requests = batch.iter().enumerate().map(|(i, (bytes, _))| {
-                let tx = Transaction::decode(bytes).expect("decoded before");
-                tx.request(Tag::new(i as u64))
-            });
             responses.clear();
-            match verity_drivers::verify_all(verifier.as_mut(), requests) {
+            match verity_drivers::verify_all(verifier.as_mut(), requests.drain(..)) {
                 Ok(answers) => responses = answers,
                 Err(error) => {
                     warn!(%error, "the verifier failed: the batch is refused");
@@ -273,7 +272,8 @@ fn sequence_stage(
                         }
                         metrics::counter!("verity_committed_total")
                             .increment(committed.receipts.len() as u64);
-                        mempool.committed(&block, chain.ledger());
+                        let ids = committed.receipts.iter().map(|r| r.tx);
+                        mempool.committed(ids, chain.ledger());
                         first_waiting = (!mempool.is_empty()).then(Instant::now);
                     }
                     Err(error) => {
