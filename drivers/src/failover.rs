@@ -40,6 +40,11 @@ use tracing::{info, warn};
 use crate::known_answers::{known_answers, KnownAnswer};
 use crate::{Request, Response, Tag, Verdict, Verifier, VerifierError};
 
+/// Why a card failed a known-answer test.
+fn wrong_answer(name: &str, got: Verdict, expected: Verdict) -> String {
+    format!("known answer {name:?}: {got:?}, expected {expected:?}")
+}
+
 /// Opens a card's backend afresh: at start-up and for every fail-back attempt.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Verifier>, String> + Send>;
 
@@ -233,7 +238,7 @@ impl Failover {
     fn try_card(&mut self, i: usize) {
         let card = &mut self.cards[i];
         card.retried = Instant::now();
-        let known = &self.known;
+        let (known, counters) = (&self.known, &mut self.counters);
         let result = (card.open)().and_then(|mut backend| {
             let requests = known.iter().map(|k| k.request.clone());
             let responses =
@@ -243,10 +248,10 @@ impl Failover {
                 .zip(&responses)
                 .find(|(k, r)| r.verdict != k.verdict)
             {
-                Some((k, r)) => Err(format!(
-                    "known answer {:?}: {:?}, expected {:?}",
-                    k.name, r.verdict, k.verdict
-                )),
+                Some((k, r)) => {
+                    counters.wrong_known_answers += 1;
+                    Err(wrong_answer(k.name, r.verdict, k.verdict))
+                }
                 None => Ok(backend),
             }
         });
@@ -266,9 +271,6 @@ impl Failover {
                 card.checked = Instant::now();
             }
             Err(reason) => {
-                if reason.starts_with("known answer") {
-                    self.counters.wrong_known_answers += 1;
-                }
                 self.counters.failed_retries += 1;
                 metrics::counter!("verity_card_retries_failed_total", "backend" => self.name)
                     .increment(1);
@@ -406,10 +408,7 @@ impl Failover {
             entry.request = None;
             if let Some((name, expected)) = entry.known {
                 if response.verdict != expected && wrong.is_none() {
-                    wrong = Some(format!(
-                        "known answer {name:?}: {:?}, expected {expected:?}",
-                        response.verdict
-                    ));
+                    wrong = Some(wrong_answer(name, response.verdict, expected));
                 }
             }
         }
