@@ -26,7 +26,7 @@ use verity_firmware::{Malformed, Tag, Verdict};
 use verity_sim::bar::Counters;
 use verity_sim::{Card, MAX_TRANSFER};
 
-use crate::{Request, Response, Verifier, VerifierError};
+use crate::{BackendState, Request, Response, Verifier, VerifierError};
 
 /// Why a card could not be opened.
 #[derive(Debug, Error)]
@@ -507,6 +507,16 @@ impl<C: Card> CardVerifier<C> {
 impl<C: Card> Verifier for CardVerifier<C> {
     fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    fn backend_state(&mut self) -> BackendState {
+        match self.state() {
+            CardState::Ready => BackendState::Ready,
+            CardState::Degraded { errors } => BackendState::Degraded {
+                reason: format!("the card flagged errors (ERRORS = {errors:#010x})"),
+            },
+            CardState::Failed { reason } => BackendState::Failed { reason },
+        }
     }
 
     fn capacity(&self) -> usize {

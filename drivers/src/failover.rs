@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::known_answers::{known_answers, KnownAnswer};
-use crate::{Request, Response, Tag, Verdict, Verifier, VerifierError};
+use crate::{BackendState, Request, Response, Tag, Verdict, Verifier, VerifierError};
 
 /// Why a card failed a known-answer test.
 fn wrong_answer(name: &str, got: Verdict, expected: Verdict) -> String {
@@ -469,6 +469,23 @@ impl Verifier for Failover {
             self.name
         } else {
             self.cpu.backend()
+        }
+    }
+
+    fn backend_state(&mut self) -> BackendState {
+        match self.health() {
+            Health::Ready => BackendState::Ready,
+            Health::Degraded => BackendState::Degraded {
+                reason: format!(
+                    "{} of {} cards serving, the CPU behind them ({})",
+                    self.cards_serving(),
+                    self.cards.len(),
+                    self.last_failure().unwrap_or("no card opened yet")
+                ),
+            },
+            Health::Failed => BackendState::Failed {
+                reason: "the CPU backend failed".to_owned(),
+            },
         }
     }
 

@@ -33,6 +33,6 @@ pub use card::{CardConfig, CardState, CardVerifier, OpenError, Paths};
 pub use failover::{Failover, FailoverConfig, FailoverCounters, Health, Opener};
 pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};
-pub use verifier::{verify_all, Verifier, VerifierError};
+pub use verifier::{verify_all, BackendState, Verifier, VerifierError};
 pub use verity_firmware::{Malformed, Tag, Verdict};
 pub use xdma::{XdmaCard, XdmaConfig, XdmaError};

@@ -40,6 +40,49 @@ pub trait Verifier: Send {
     /// is ready, waits up to `wait` for one; returns 0 when the wait ends empty-handed.
     fn complete(&mut self, out: &mut Vec<Response>, wait: Duration)
         -> Result<usize, VerifierError>;
+
+    /// Whether the backend serves as it should, for an operator's status page. A backend with
+    /// nothing to report is [`BackendState::Ready`].
+    fn backend_state(&mut self) -> BackendState {
+        BackendState::Ready
+    }
+}
+
+/// How a backend is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendState {
+    /// Serving as it should.
+    Ready,
+    /// Serving, with something an operator should look at (a card that flagged errors, a
+    /// card failed over to the CPU).
+    Degraded {
+        /// What.
+        reason: String,
+    },
+    /// Not serving.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BackendState {
+    /// `ready`, `degraded` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendState::Ready => "ready",
+            BackendState::Degraded { .. } => "degraded",
+            BackendState::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why it is not ready.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            BackendState::Ready => None,
+            BackendState::Degraded { reason } | BackendState::Failed { reason } => Some(reason),
+        }
+    }
 }
 
 /// Why a verifier could not take or finish work. A verdict on a signature is never an error:

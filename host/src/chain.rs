@@ -164,9 +164,7 @@ mod tests {
 
     #[test]
     fn blocks_execute_commit_and_resume_after_reopening() {
-        let dir = std::env::temp_dir().join(format!("verity-chain-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch");
+        let dir = testing::scratch("chain");
         let path = dir.join("verity.redb");
         let (head, ledger) = {
             let mut chain = Chain::open(&path, &genesis()).expect("opens");

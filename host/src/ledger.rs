@@ -44,14 +44,16 @@ pub struct Rules {
 }
 
 /// Why a transaction did not apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     /// Signed for another chain.
+    #[error("signed for chain {chain_id}")]
     WrongChain {
         /// The transaction's chain id.
         chain_id: u32,
     },
     /// Not the sender's next nonce.
+    #[error("nonce {got}, the sender's next is {expected}")]
     BadNonce {
         /// The sender's next nonce.
         expected: u64,
@@ -59,8 +61,10 @@ pub enum Failure {
         got: u64,
     },
     /// No such asset.
+    #[error("no asset {0}")]
     UnknownAsset(u32),
     /// The sender has less than the amount.
+    #[error("balance {balance} is below the amount {amount}")]
     InsufficientFunds {
         /// The sender's balance.
         balance: u64,
@@ -68,12 +72,26 @@ pub enum Failure {
         amount: u64,
     },
     /// A mint by a key that is not an issuer.
+    #[error("the sender is not an issuer")]
     NotIssuer,
     /// The receiving balance would overflow.
+    #[error("the receiving balance would overflow")]
     Overflow,
 }
 
 impl Failure {
+    /// A short, stable name for metrics, tables and clients.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Failure::WrongChain { .. } => "wrong_chain",
+            Failure::BadNonce { .. } => "bad_nonce",
+            Failure::UnknownAsset(_) => "unknown_asset",
+            Failure::InsufficientFunds { .. } => "insufficient_funds",
+            Failure::NotIssuer => "not_issuer",
+            Failure::Overflow => "overflow",
+        }
+    }
+
     /// The failure's bytes in a stored receipt: a code, then its fields, little-endian.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(17);

@@ -6,20 +6,24 @@
 //!            block builder, chain.execute (durable commit)] ─▶ one outcome per submission
 //! ```
 //!
-//! Every submission gets exactly one [`Outcome`]: refused (malformed, a bad signature, the
-//! mempool's reason) or committed at a height with its receipt. A transaction is reported
+//! Every submission gets exactly one [`Outcome`], handed to its [`Reply`]: refused
+//! (malformed, a bad signature, the mempool's reason) or committed at a height with its
+//! receipt. A transaction is reported
 //! committed only after its block is on disk, so whatever a client was told survives a crash.
 //! The sequence stage is the single-replica ordering stage: it can be replaced by consensus
 //! without touching the verify stage or the chain. Queues are bounded: a full one makes
 //! `submit` wait, which is the back-pressure ingress passes on to its clients.
+//! [`Pipeline::stop`] lets the stages finish what they hold; what cannot be ordered then (a
+//! nonce gap) is refused, and later submissions are refused at once.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, warn};
-use verity_drivers::{Tag, Verdict, Verifier};
+use verity_drivers::{BackendState, Tag, Verdict, Verifier};
 
 use crate::chain::Chain;
 use crate::ledger::Failure;
@@ -77,24 +81,36 @@ pub enum Outcome {
     },
 }
 
-/// A submission and where its outcome goes.
-struct Submission {
-    bytes: Vec<u8>,
-    reply: Sender<Outcome>,
+/// Where a submission's outcome goes. It is called once, on a stage's thread, so it must not
+/// block: send on a channel with room, or drop the outcome and count it.
+pub type Reply = Box<dyn FnOnce(Outcome) + Send>;
+
+/// What the first queue carries.
+enum Message {
+    Submission {
+        bytes: Vec<u8>,
+        reply: Reply,
+        at: Instant,
+    },
+    /// Finish what is held and stop.
+    Stop,
 }
 
 /// A verified transaction on its way to the sequence stage.
-struct Verified {
-    bytes: [u8; TX_LEN],
-    reply: Sender<Outcome>,
+enum Verified {
+    Transaction {
+        bytes: [u8; TX_LEN],
+        reply: Reply,
+        at: Instant,
+    },
+    Stop,
 }
 
-/// The running pipeline. Dropping it (or [`Pipeline::shutdown`]) lets the stages finish
-/// what they hold and stop.
+/// The running pipeline, shared by the listeners.
 pub struct Pipeline {
-    submit: Option<Sender<Submission>>,
-    verify: Option<JoinHandle<()>>,
-    sequence: Option<JoinHandle<Chain>>,
+    submit: Sender<Message>,
+    verifier_state: Arc<Mutex<BackendState>>,
+    stages: Mutex<Option<(JoinHandle<()>, JoinHandle<Chain>)>>,
 }
 
 impl Pipeline {
@@ -102,114 +118,176 @@ impl Pipeline {
     pub fn start(verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
         let (submit, submissions) = bounded(config.queue);
         let (to_sequence, verified) = bounded(config.queue);
+        let verifier_state = Arc::new(Mutex::new(BackendState::Ready));
+        let state = Arc::clone(&verifier_state);
         let verify = std::thread::Builder::new()
             .name("verify".into())
-            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, config))
+            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, &state, config))
             .expect("a thread starts");
         let sequence = std::thread::Builder::new()
             .name("sequence".into())
             .spawn(move || sequence_stage(chain, &verified, config))
             .expect("a thread starts");
         Self {
-            submit: Some(submit),
-            verify: Some(verify),
-            sequence: Some(sequence),
+            submit,
+            verifier_state,
+            stages: Mutex::new(Some((verify, sequence))),
         }
     }
 
-    /// Submits a transaction's bytes; its [`Outcome`] arrives on the returned channel. Waits
-    /// while the first queue is full.
+    /// Submits a transaction's bytes; `reply` gets its [`Outcome`]. Waits while the first
+    /// queue is full. After [`stop`](Pipeline::stop), refuses at once.
+    pub fn submit_with(&self, bytes: Vec<u8>, reply: Reply) {
+        let message = Message::Submission {
+            bytes,
+            reply,
+            at: Instant::now(),
+        };
+        if let Err(returned) = self.submit.send(message) {
+            if let Message::Submission { reply, .. } = returned.0 {
+                refuse(reply, "shutting_down".to_owned());
+            }
+        }
+    }
+
+    /// Submits a transaction's bytes; its [`Outcome`] arrives on the returned channel.
     pub fn submit(&self, bytes: Vec<u8>) -> Receiver<Outcome> {
         let (reply, outcome) = bounded(1);
-        if let Some(submit) = &self.submit {
-            // The stages outlive `self.submit`, so the send only fails after a stage panicked;
-            // the caller then sees its outcome channel closed.
-            let _ = submit.send(Submission { bytes, reply });
-        }
+        self.submit_with(
+            bytes,
+            Box::new(move |o| {
+                let _ = reply.send(o);
+            }),
+        );
         outcome
     }
 
-    /// Stops taking submissions, lets the stages finish what they hold, and returns the
-    /// chain.
-    pub fn shutdown(mut self) -> Chain {
-        self.submit = None;
-        if let Some(verify) = self.verify.take() {
-            let _ = verify.join();
+    /// The verification backend's state, as of its last batch (or the last second).
+    pub fn verifier_state(&self) -> BackendState {
+        self.verifier_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Lets the stages finish what they were given before this call and stop, and returns
+    /// the chain; `None` if it was already stopped. Submissions from here on are refused.
+    pub fn stop(&self) -> Option<Chain> {
+        let (verify, sequence) = self
+            .stages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        let _ = self.submit.send(Message::Stop);
+        if let Err(panic) = verify.join() {
+            std::panic::resume_unwind(panic);
         }
-        self.sequence
-            .take()
-            .expect("the sequence stage runs until shutdown")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        Some(
+            sequence
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
     }
 }
 
-fn refuse(reply: &Sender<Outcome>, reason: String) {
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn refuse(reply: Reply, reason: String) {
     metrics::counter!("verity_refused_total").increment(1);
-    let _ = reply.send(Outcome::Refused { reason });
+    reply(Outcome::Refused { reason });
 }
 
 /// Parses, batches by size or deadline, verifies, and passes on the valid.
 fn verify_stage(
     mut verifier: Box<dyn Verifier>,
-    submissions: &Receiver<Submission>,
+    submissions: &Receiver<Message>,
     to_sequence: &Sender<Verified>,
+    state: &Mutex<BackendState>,
     config: PipelineConfig,
 ) {
-    let mut batch: Vec<([u8; TX_LEN], Sender<Outcome>)> = Vec::with_capacity(config.verify_batch);
+    let mut batch: Vec<([u8; TX_LEN], Reply, Instant)> = Vec::with_capacity(config.verify_batch);
     // The batch's signature checks, built as each transaction is decoded.
     let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
     let mut responses = Vec::new();
+    let mut published = Instant::now();
     loop {
         let wait = if batch.is_empty() {
-            Duration::from_secs(3600)
+            Duration::from_secs(1)
         } else {
             config.verify_deadline.saturating_sub(started.elapsed())
         };
-        let closed = match submissions.recv_timeout(wait) {
-            Ok(Submission { bytes, reply }) => {
+        let stop = match submissions.recv_timeout(wait) {
+            Ok(Message::Submission { bytes, reply, at }) => {
                 match Transaction::decode(&bytes) {
                     Ok(tx) => {
                         if batch.is_empty() {
                             started = Instant::now();
                         }
                         requests.push(tx.request(Tag::new(batch.len() as u64)));
-                        batch.push((*tx.bytes(), reply));
+                        batch.push((*tx.bytes(), reply, at));
                     }
-                    Err(error) => refuse(&reply, format!("malformed: {error}")),
+                    Err(error) => {
+                        metrics::counter!("verity_malformed_total").increment(1);
+                        refuse(reply, format!("malformed: {error}"));
+                    }
                 }
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => true,
         };
         let due = batch.len() >= config.verify_batch
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
-            || closed;
+            || stop;
         if due && !batch.is_empty() {
+            let began = Instant::now();
             responses.clear();
             match verity_drivers::verify_all(verifier.as_mut(), requests.drain(..)) {
                 Ok(answers) => responses = answers,
                 Err(error) => {
                     warn!(%error, "the verifier failed: the batch is refused");
-                    for (_, reply) in batch.drain(..) {
-                        refuse(&reply, format!("verifier unavailable: {error}"));
+                    for (_, reply, _) in batch.drain(..) {
+                        refuse(reply, format!("verifier_unavailable: {error}"));
                     }
                 }
             }
-            for ((bytes, reply), response) in batch.drain(..).zip(&responses) {
+            metrics::histogram!("verity_verify_batch_seconds").record(began.elapsed());
+            metrics::counter!("verity_verified_total").increment(responses.len() as u64);
+            for ((bytes, reply, at), response) in batch.drain(..).zip(&responses) {
                 match response.verdict {
                     Verdict::Valid => {
-                        if to_sequence.send(Verified { bytes, reply }).is_err() {
-                            return;
+                        if let Err(returned) =
+                            to_sequence.send(Verified::Transaction { bytes, reply, at })
+                        {
+                            if let Verified::Transaction { reply, .. } = returned.0 {
+                                refuse(reply, "shutting_down".to_owned());
+                            }
                         }
                     }
-                    verdict => refuse(&reply, format!("signature: {}", verdict.reason())),
+                    verdict => {
+                        metrics::counter!("verity_bad_signature_total").increment(1);
+                        refuse(reply, format!("signature: {}", verdict.reason()));
+                    }
                 }
             }
         }
-        if closed {
+        if stop || published.elapsed() >= Duration::from_secs(1) {
+            *state.lock().unwrap_or_else(PoisonError::into_inner) = verifier.backend_state();
+            published = Instant::now();
+        }
+        if stop {
+            // What arrived after the stop is refused, not dropped unanswered.
+            while let Ok(message) = submissions.try_recv() {
+                if let Message::Submission { reply, .. } = message {
+                    refuse(reply, "shutting_down".to_owned());
+                }
+            }
+            let _ = to_sequence.send(Verified::Stop);
             debug!("verify stage done");
             return;
         }
@@ -223,73 +301,88 @@ fn sequence_stage(
     config: PipelineConfig,
 ) -> Chain {
     let mut mempool = Mempool::new(config.mempool);
-    let mut waiting: BTreeMap<TxId, Sender<Outcome>> = BTreeMap::new();
+    let mut waiting: BTreeMap<TxId, (Reply, Instant)> = BTreeMap::new();
     let mut first_waiting: Option<Instant> = None;
-    let mut closed = false;
+    let mut stopping = false;
     loop {
         let wait = match first_waiting {
             Some(since) => config.block_interval.saturating_sub(since.elapsed()),
-            None if closed => Duration::ZERO,
+            None if stopping => Duration::ZERO,
             None => Duration::from_secs(3600),
         };
         match verified.recv_timeout(wait) {
-            Ok(Verified { bytes, reply }) => {
+            Ok(Verified::Transaction { bytes, reply, at }) => {
                 let tx = Transaction::decode(&bytes).expect("verified transactions decode");
                 match mempool.insert(&tx, chain.ledger()) {
                     Ok(evicted) => {
-                        if let Some(evicted) = evicted.and_then(|id| waiting.remove(&id)) {
-                            refuse(&evicted, "mempool_full: evicted".to_owned());
+                        if let Some((evicted, _)) = evicted.and_then(|id| waiting.remove(&id)) {
+                            refuse(evicted, "mempool_full: evicted".to_owned());
                         }
-                        waiting.insert(tx.id(), reply);
+                        waiting.insert(tx.id(), (reply, at));
                         first_waiting.get_or_insert_with(Instant::now);
                     }
-                    Err(refusal) => refuse(&reply, refusal.reason().to_owned()),
+                    Err(refusal) => {
+                        metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
+                            .increment(1);
+                        refuse(reply, format!("{}: {refusal}", refusal.reason()));
+                    }
                 }
+                metrics::gauge!("verity_mempool_transactions").set(mempool.len() as f64);
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => closed = true,
+            Ok(Verified::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
         }
         let due = mempool.len() >= config.block_max
             || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
-            || (closed && !mempool.is_empty());
+            || (stopping && !mempool.is_empty());
         if due {
             let block = mempool.take_block(config.block_max, chain.ledger());
             if block.is_empty() {
                 // Only transactions waiting for an earlier nonce: they wait for it.
                 first_waiting = None;
             } else {
+                let began = Instant::now();
                 let bytes = block.concat();
                 match chain.execute(&bytes) {
                     Ok(committed) => {
+                        let now = Instant::now();
                         for receipt in &committed.receipts {
-                            if let Some(reply) = waiting.remove(&receipt.tx) {
-                                let _ = reply.send(Outcome::Committed {
+                            if let Some((reply, at)) = waiting.remove(&receipt.tx) {
+                                metrics::histogram!("verity_submit_to_commit_seconds")
+                                    .record(now.duration_since(at));
+                                reply(Outcome::Committed {
                                     id: receipt.tx,
                                     height: committed.height,
                                     failure: receipt.failure,
                                 });
                             }
                         }
+                        metrics::histogram!("verity_block_commit_seconds")
+                            .record(now.duration_since(began));
+                        metrics::counter!("verity_blocks_total").increment(1);
                         metrics::counter!("verity_committed_total")
                             .increment(committed.receipts.len() as u64);
+                        metrics::gauge!("verity_height").set(committed.height as f64);
                         let ids = committed.receipts.iter().map(|r| r.tx);
                         mempool.committed(ids, chain.ledger());
+                        metrics::gauge!("verity_mempool_transactions").set(mempool.len() as f64);
                         first_waiting = (!mempool.is_empty()).then(Instant::now);
                     }
                     Err(error) => {
                         // Nothing was committed: the block's transactions stay and the next
                         // attempt may succeed; a store that keeps failing is an operator's
-                        // problem, logged here.
+                        // problem, logged and counted here.
+                        metrics::counter!("verity_commit_failures_total").increment(1);
                         warn!(%error, "commit failed");
                         first_waiting = Some(Instant::now());
                     }
                 }
             }
         }
-        if closed && (mempool.is_empty() || first_waiting.is_none()) {
+        if stopping && (mempool.is_empty() || first_waiting.is_none()) {
             // What cannot be ordered (a nonce gap) is refused at shutdown, not lost silently.
-            for (_, reply) in std::mem::take(&mut waiting) {
-                refuse(&reply, "shutdown: waiting for an earlier nonce".to_owned());
+            for (_, (reply, _)) in std::mem::take(&mut waiting) {
+                refuse(reply, "shutdown: waiting for an earlier nonce".to_owned());
             }
             return chain;
         }
@@ -313,9 +406,7 @@ mod tests {
 
     #[test]
     fn every_submission_gets_one_outcome_and_commits_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("verity-pipeline-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch");
+        let dir = testing::scratch("pipeline");
         let path = dir.join("verity.redb");
         let genesis = Genesis {
             rules: Rules {
@@ -391,7 +482,7 @@ mod tests {
                     .map(|r| r.recv().expect("an outcome"))
                     .collect::<Vec<_>>()
             });
-            let chain = pipeline.shutdown();
+            let chain = pipeline.stop().expect("the pipeline runs");
             for ((_, reason), outcome) in odd.iter().zip(answers.join().expect("answers")) {
                 match outcome {
                     Outcome::Refused { reason: got } => {

@@ -318,6 +318,7 @@ pub fn verify_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
 
     fn account(nonce: u64, balances: &[(u32, u64)]) -> Account {
         Account {
@@ -327,10 +328,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("verity-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch");
-        dir.join("verity.redb")
+        testing::scratch(&format!("store-{name}")).join("verity.redb")
     }
 
     #[test]

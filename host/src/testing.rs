@@ -1,8 +1,16 @@
 //! Keys and signed transactions for the host's tests.
 
-use ed25519_dalek::SigningKey;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::ledger::AccountId;
+use ed25519_dalek::SigningKey;
+use verity_drivers::{PoolConfig, PoolVerifier};
+
+use crate::chain::Chain;
+use crate::genesis::Genesis;
+use crate::ledger::{AccountId, Rules};
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
 
 /// Test key `n`.
@@ -41,4 +49,31 @@ pub fn transfer(
         amount,
     };
     signed(chain_id, from, nonce, Payload::Transfer(body))
+}
+
+/// A fresh scratch directory `verity-NAME-PID` under the system's temporary one.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("verity-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    dir
+}
+
+/// A pipeline on the CPU over a new chain (id 5, asset 1, key 1 holding 1,000) in
+/// [`scratch`]`(name)`, which it returns too.
+pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
+    let dir = scratch(name);
+    let genesis = Genesis {
+        rules: Rules {
+            chain_id: 5,
+            assets: [1].into(),
+            issuers: [].into(),
+        },
+        balances: vec![(id(1), 1, 1_000)],
+    };
+    let chain = Chain::open(&dir.join("verity.redb"), &genesis).expect("opens");
+    let one = NonZeroUsize::new(1).expect("1");
+    let cpu = PoolVerifier::cpu(PoolConfig::new(one, NonZeroUsize::new(64).expect("64")));
+    let pipeline = Pipeline::start(Box::new(cpu), chain, PipelineConfig::default());
+    (Arc::new(pipeline), dir)
 }

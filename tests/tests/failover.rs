@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use verity_drivers::{
-    verify_all, CardConfig, CardVerifier, Failover, FailoverConfig, Health, Opener, PoolConfig,
-    PoolVerifier, Request, Response, Verifier, XdmaCard, XdmaConfig,
+    verify_all, BackendState, CardConfig, CardVerifier, Failover, FailoverConfig, Health, Opener,
+    PoolConfig, PoolVerifier, Request, Response, Verifier, XdmaCard, XdmaConfig,
 };
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
@@ -167,6 +167,14 @@ fn a_card_that_recovers_takes_requests_again() {
     );
     assert_eq!(verifier.health(), Health::Degraded);
     assert_eq!(verifier.backend(), "cpu");
+    let state = verifier.backend_state();
+    assert_eq!(state.name(), "degraded");
+    assert!(
+        state
+            .reason()
+            .is_some_and(|r| r.starts_with("0 of 1 cards serving")),
+        "{state:?}"
+    );
     endpoint.set_faults(Faults::NONE);
     std::thread::sleep(Duration::from_millis(150));
     let second = workload(400, seed + 1);
@@ -177,6 +185,7 @@ fn a_card_that_recovers_takes_requests_again() {
     );
     assert_eq!(verifier.health(), Health::Ready);
     assert_eq!(verifier.backend(), "xdma");
+    assert_eq!(verifier.backend_state(), BackendState::Ready);
     assert_eq!(verifier.counters().failbacks, 1);
 }
 

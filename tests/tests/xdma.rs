@@ -95,6 +95,10 @@ fn the_xdma_backend_through_the_virtual_endpoint_gives_the_cpus_verdicts() {
             errors: verity_firmware::regs::errors::FRAMING
         }
     );
+    assert_eq!(
+        card.backend_state().reason(),
+        Some("the card flagged errors (ERRORS = 0x00000001)")
+    );
 }
 
 #[test]

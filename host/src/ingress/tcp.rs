@@ -1,18 +1,13 @@
-//! TCP ingress: length-prefixed frames of transactions in, one reply per frame out, in order.
+//! TCP ingress: length-prefixed frames of transactions in, one reply per frame out, in order
+//! (the formats are in [`crate::ingress`]).
 //!
-//! ```text
-//! request frame: length (u32 LE, 1..=MAX_FRAME) ‖ transaction bytes
-//! reply frame:   length (u32 LE) ‖ 0 ‖ id (32) ‖ height (u64 LE) ‖ failure (ledger encoding; empty: applied)
-//!                length (u32 LE) ‖ 1 ‖ reason (UTF-8)                       — refused
-//! ```
-//!
-//! A client may pipeline: up to [`IngressConfig::pending`] frames per connection wait for
+//! A client may pipeline: up to [`TcpConfig::pending`] frames per connection wait for
 //! their outcome, then the connection's reader stops reading (back-pressure, down to TCP's
 //! own window); the pipeline's full queues stop it too. Each connection has a reader thread
-//! and a writer thread; at most [`IngressConfig::connections`] are served at once, beyond
+//! and a writer thread; at most [`TcpConfig::connections`] are served at once, beyond
 //! which a new connection is closed at once. A peer that sends a frame length of 0 or over
-//! [`MAX_FRAME`] (garbage), or takes longer than [`IngressConfig::frame_timeout`] to finish a
-//! frame it started, or stays silent longer than [`IngressConfig::idle_timeout`], is
+//! [`MAX_FRAME`] (garbage), or takes longer than [`TcpConfig::frame_timeout`] to finish a
+//! frame it started, or stays silent longer than [`TcpConfig::idle_timeout`], is
 //! disconnected and counted (`verity_ingress_disconnects_total{reason}`); others are
 //! unaffected.
 
@@ -25,14 +20,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver};
 use tracing::{debug, warn};
 
+use super::{reply, MAX_FRAME};
 use crate::pipeline::{Outcome, Pipeline};
-
-/// The longest frame taken: a v1 transaction is 160 bytes; room for later versions.
-pub const MAX_FRAME: usize = 4096;
 
 /// Bounds of the listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IngressConfig {
+pub struct TcpConfig {
     /// Connections served at once.
     pub connections: usize,
     /// Frames per connection waiting for their outcome.
@@ -43,7 +36,7 @@ pub struct IngressConfig {
     pub idle_timeout: Duration,
 }
 
-impl Default for IngressConfig {
+impl Default for TcpConfig {
     /// 1,024 connections, 4,096 pending each, 2 s per frame, 5 minutes idle.
     fn default() -> Self {
         Self {
@@ -52,26 +45,6 @@ impl Default for IngressConfig {
             frame_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),
         }
-    }
-}
-
-/// A reply frame's bytes for `outcome` (without the length).
-pub fn reply(outcome: &Outcome) -> Vec<u8> {
-    match outcome {
-        Outcome::Committed {
-            id,
-            height,
-            failure,
-        } => {
-            let mut out = vec![0];
-            out.extend_from_slice(&id.0);
-            out.extend_from_slice(&height.to_le_bytes());
-            if let Some(failure) = failure {
-                out.extend_from_slice(&failure.encode());
-            }
-            out
-        }
-        Outcome::Refused { reason } => [&[1u8][..], reason.as_bytes()].concat(),
     }
 }
 
@@ -98,7 +71,7 @@ impl Disconnect {
 pub fn serve(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
-    config: IngressConfig,
+    config: TcpConfig,
 ) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let open = Arc::new(AtomicUsize::new(0));
@@ -132,7 +105,7 @@ pub fn serve(
 }
 
 /// One connection: this thread reads frames, a writer thread answers them in order.
-fn connection(stream: TcpStream, pipeline: &Pipeline, config: IngressConfig) {
+fn connection(stream: TcpStream, pipeline: &Pipeline, config: TcpConfig) {
     let peer = stream.peer_addr().ok();
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -170,7 +143,7 @@ fn read_frames(
     mut stream: TcpStream,
     pipeline: &Pipeline,
     pending: &crossbeam_channel::Sender<Receiver<Outcome>>,
-    config: IngressConfig,
+    config: TcpConfig,
 ) -> Result<(), Disconnect> {
     let mut header = [0u8; 4];
     let mut frame = vec![0u8; MAX_FRAME];
@@ -232,16 +205,8 @@ fn read_before(
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroUsize;
-
-    use verity_drivers::{PoolConfig, PoolVerifier};
-
     use super::*;
-    use crate::chain::Chain;
-    use crate::genesis::Genesis;
-    use crate::ledger::Rules;
-    use crate::pipeline::PipelineConfig;
-    use crate::testing::{self, key};
+    use crate::testing;
     use crate::transaction::TX_LEN;
 
     fn transfer(nonce: u64) -> [u8; TX_LEN] {
@@ -270,27 +235,9 @@ mod tests {
 
     #[test]
     fn pipelined_frames_are_answered_in_order_and_misbehaving_peers_are_cut_off() {
-        let dir = std::env::temp_dir().join(format!("verity-ingress-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch");
-        let genesis = Genesis {
-            rules: Rules {
-                chain_id: 5,
-                assets: [1].into(),
-                issuers: [].into(),
-            },
-            balances: vec![(key(1).verifying_key().to_bytes(), 1, 1_000)],
-        };
-        let chain = Chain::open(&dir.join("verity.redb"), &genesis).expect("opens");
-        let one = NonZeroUsize::new(1).expect("1");
-        let cpu = PoolVerifier::cpu(PoolConfig::new(one, NonZeroUsize::new(64).expect("64")));
-        let pipeline = Arc::new(Pipeline::start(
-            Box::new(cpu),
-            chain,
-            PipelineConfig::default(),
-        ));
+        let (pipeline, dir) = testing::pipeline("tcp");
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let config = IngressConfig {
+        let config = TcpConfig {
             connections: 3,
             pending: 16,
             frame_timeout: Duration::from_millis(200),
