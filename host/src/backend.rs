@@ -14,7 +14,8 @@ use verity_firmware::program::ed25519_verify;
 use verity_sim::{CycleCard, FunctionalCard};
 
 /// The verification backends `verity` can use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// ZIP-215 batch verification on the CPU, all cores.
     Cpu,
@@ -66,6 +67,19 @@ pub struct BackendOptions {
     /// run.
     #[arg(long)]
     pub failover: bool,
+}
+
+impl BackendKind {
+    /// Its name on the command line and in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Model => "model",
+            BackendKind::Sim => "sim",
+            BackendKind::SimCycle => "sim-cycle",
+            BackendKind::Xdma => "xdma",
+        }
+    }
 }
 
 impl BackendOptions {

@@ -5,9 +5,12 @@
 //! genesis file, the pipeline of stages, and TCP ingress. The `verityd` binary that joins
 //! them follows.
 
+pub mod api;
 pub mod backend;
 pub mod chain;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod genesis;
 pub mod ingress;
 pub mod jsonl;

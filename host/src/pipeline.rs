@@ -106,10 +106,19 @@ enum Verified {
     Stop,
 }
 
+/// Which backend verifies, and how it is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifierStatus {
+    /// Its name (`cpu`, `sim`, `xdma`; a fail-over wrapper names the one serving).
+    pub backend: &'static str,
+    /// Its state.
+    pub state: BackendState,
+}
+
 /// The running pipeline, shared by the listeners.
 pub struct Pipeline {
     submit: Sender<Message>,
-    verifier_state: Arc<Mutex<BackendState>>,
+    verifier_status: Arc<Mutex<VerifierStatus>>,
     stages: Mutex<Option<(JoinHandle<()>, JoinHandle<Chain>)>>,
 }
 
@@ -118,11 +127,14 @@ impl Pipeline {
     pub fn start(verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
         let (submit, submissions) = bounded(config.queue);
         let (to_sequence, verified) = bounded(config.queue);
-        let verifier_state = Arc::new(Mutex::new(BackendState::Ready));
-        let state = Arc::clone(&verifier_state);
+        let verifier_status = Arc::new(Mutex::new(VerifierStatus {
+            backend: verifier.backend(),
+            state: BackendState::Ready,
+        }));
+        let status = Arc::clone(&verifier_status);
         let verify = std::thread::Builder::new()
             .name("verify".into())
-            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, &state, config))
+            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, &status, config))
             .expect("a thread starts");
         let sequence = std::thread::Builder::new()
             .name("sequence".into())
@@ -130,7 +142,7 @@ impl Pipeline {
             .expect("a thread starts");
         Self {
             submit,
-            verifier_state,
+            verifier_status,
             stages: Mutex::new(Some((verify, sequence))),
         }
     }
@@ -162,9 +174,9 @@ impl Pipeline {
         outcome
     }
 
-    /// The verification backend's state, as of its last batch (or the last second).
-    pub fn verifier_state(&self) -> BackendState {
-        self.verifier_state
+    /// The verification backend and its state, as of the last second.
+    pub fn verifier_status(&self) -> VerifierStatus {
+        self.verifier_status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -206,7 +218,7 @@ fn verify_stage(
     mut verifier: Box<dyn Verifier>,
     submissions: &Receiver<Message>,
     to_sequence: &Sender<Verified>,
-    state: &Mutex<BackendState>,
+    status: &Mutex<VerifierStatus>,
     config: PipelineConfig,
 ) {
     let mut batch: Vec<([u8; TX_LEN], Reply, Instant)> = Vec::with_capacity(config.verify_batch);
@@ -214,9 +226,11 @@ fn verify_stage(
     let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
     let mut responses = Vec::new();
-    let mut published = Instant::now();
+    let mut published: Option<Instant> = None;
     loop {
-        let wait = if batch.is_empty() {
+        let wait = if published.is_none() {
+            Duration::ZERO
+        } else if batch.is_empty() {
             Duration::from_secs(1)
         } else {
             config.verify_deadline.saturating_sub(started.elapsed())
@@ -276,9 +290,15 @@ fn verify_stage(
                 }
             }
         }
-        if stop || published.elapsed() >= Duration::from_secs(1) {
-            *state.lock().unwrap_or_else(PoisonError::into_inner) = verifier.backend_state();
-            published = Instant::now();
+        if stop || published.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            let state = verifier.backend_state();
+            metrics::gauge!("verity_verifier_ready")
+                .set(f64::from(u8::from(state == BackendState::Ready)));
+            *status.lock().unwrap_or_else(PoisonError::into_inner) = VerifierStatus {
+                backend: verifier.backend(),
+                state,
+            };
+            published = Some(Instant::now());
         }
         if stop {
             // What arrived after the stop is refused, not dropped unanswered.

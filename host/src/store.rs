@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
@@ -43,6 +44,12 @@ pub enum StoreError {
     /// A stored account does not decode.
     #[error("store: a stored account is corrupt ({0} bytes)")]
     Corrupt(usize),
+    /// A stored block is not whole transactions.
+    #[error("store: block {0} is corrupt")]
+    CorruptBlock(u64),
+    /// Nothing is committed yet (a chain commits its genesis when it opens).
+    #[error("store: no block committed yet")]
+    Empty,
     /// A block was committed out of order.
     #[error("store: block {got} committed after {last:?}")]
     OutOfOrder {
@@ -160,9 +167,11 @@ impl TreeWriter for Batch<'_> {
     }
 }
 
-/// The store.
+/// The store. Clones share one database: the chain writes, the API reads beside it (each
+/// read is one consistent snapshot).
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl Store {
@@ -177,7 +186,9 @@ impl Store {
         txn.open_table(RECEIPTS).map_err(db)?;
         txn.open_table(META).map_err(db)?;
         txn.commit().map_err(db)?;
-        Ok(Self { db: database })
+        Ok(Self {
+            db: Arc::new(database),
+        })
     }
 
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -244,6 +255,18 @@ impl Store {
         }
         write.commit().map_err(db)?;
         Ok(root.0)
+    }
+
+    /// The state root after block `height`; `None` above the head.
+    pub fn root(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        match self.head()? {
+            Some((head, _)) if height <= head => {}
+            _ => return Ok(None),
+        }
+        let txn = self.db.begin_read().map_err(db)?;
+        let tree = Tree { txn: &txn };
+        let root = Sha256Jmt::new(&tree).get_root_hash(height).map_err(db)?;
+        Ok(Some(root.0))
     }
 
     /// Block `height`'s bytes.
@@ -392,6 +415,9 @@ mod tests {
         // Reopened: the head, the blocks, the receipts, the accounts and their proofs.
         let store = Store::open(&path).expect("reopens");
         assert_eq!(store.head().expect("reads"), Some((1, roots.1)));
+        assert_eq!(store.root(0).expect("reads"), Some(roots.0));
+        assert_eq!(store.root(1).expect("reads"), Some(roots.1));
+        assert_eq!(store.root(2).expect("reads"), None);
         assert_eq!(
             store.block(1).expect("reads").as_deref(),
             Some(&b"block 1"[..])

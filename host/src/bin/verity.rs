@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{demo, firmware, hdl, keygen, sign, sim, verify};
+use verity_host::cli::{client, demo, firmware, hdl, init, keygen, sign, sim, verify};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -23,6 +23,10 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     Sign(sign::SignArgs),
     Demo(demo::DemoArgs),
+    Init(init::InitArgs),
+    Submit(client::SubmitArgs),
+    Account(client::AccountArgs),
+    Block(client::BlockArgs),
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
     #[command(subcommand)]
@@ -44,6 +48,10 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        Command::Init(args) => init::run(args, &mut out),
+        Command::Submit(args) => client::submit(args, &mut out),
+        Command::Account(args) => client::account(args, &mut out),
+        Command::Block(args) => client::block(args, &mut out),
         Command::Firmware(command) => firmware::run(command, &mut out),
         Command::Hdl(command) => hdl::run(command, &mut out),
         Command::Sim(command) => sim::run(command, &mut out),

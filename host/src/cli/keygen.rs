@@ -50,16 +50,18 @@ impl KeyFile {
         );
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read key file {}", path.display()))?;
-        let file: KeyFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a key file", path.display()))?;
+        Self::parse(&text).with_context(|| path.display().to_string())
+    }
+
+    /// Reads and checks a key file's text.
+    pub fn parse(text: &str) -> anyhow::Result<ed25519_dalek::SigningKey> {
+        let file: KeyFile = serde_json::from_str(text).context("not a key file")?;
         let mut seed = [0u8; 32];
-        hex::decode_to_slice(&file.seed, &mut seed)
-            .with_context(|| format!("{}: `seed` must be 64 hex digits", path.display()))?;
+        hex::decode_to_slice(&file.seed, &mut seed).context("`seed` must be 64 hex digits")?;
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         anyhow::ensure!(
             hex::encode(key.verifying_key().to_bytes()) == file.pubkey.to_ascii_lowercase(),
-            "{}: `pubkey` does not belong to `seed`",
-            path.display()
+            "`pubkey` does not belong to `seed`"
         );
         Ok(key)
     }

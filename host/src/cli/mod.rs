@@ -1,8 +1,10 @@
 //! The `verity` subcommands. The binary is a thin shell over these.
 
+pub mod client;
 pub mod demo;
 pub mod firmware;
 pub mod hdl;
+pub mod init;
 pub mod keygen;
 pub mod sign;
 pub mod sim;

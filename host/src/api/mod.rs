@@ -1,0 +1,199 @@
+//! The HTTP API's JSON: what the daemon answers ([`server`]) and what `verity`'s clients
+//! read back. Keys, ids and roots are lowercase hex.
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `POST /v1/transactions` `{"transaction": HEX}` | [`Submitted`] once committed or refused (422) |
+//! | `GET /v1/transactions/{id}` | [`TxReceipt`], or 404 |
+//! | `GET /v1/accounts/{key}` | [`AccountState`] with its proof against the head's root |
+//! | `GET /v1/blocks/{height}` | [`Block`], or 404 |
+//! | `GET /status` | [`Status`] |
+//! | `GET /metrics` | Prometheus text |
+
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Account, Failure};
+use crate::store::verify_account;
+
+/// The longest proof a client decodes (a path of 256 siblings and a leaf is far less).
+pub const PROOF_LEN_MAX: usize = 16 << 10;
+
+/// Why a transaction did not apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureView {
+    /// Its short name (`bad_nonce`, `insufficient_funds`, …).
+    pub name: String,
+    /// Its details.
+    pub detail: String,
+}
+
+impl From<&Failure> for FailureView {
+    fn from(failure: &Failure) -> Self {
+        Self {
+            name: failure.name().to_owned(),
+            detail: failure.to_string(),
+        }
+    }
+}
+
+/// `POST /v1/transactions`'s body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// The signed transaction's bytes.
+    pub transaction: String,
+}
+
+/// What became of a submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Submitted {
+    /// In a block on disk.
+    Committed {
+        /// Its id.
+        id: String,
+        /// The block.
+        height: u64,
+        /// Why it did not apply; `None`: it applied.
+        failure: Option<FailureView>,
+    },
+    /// Never ordered.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A committed transaction's receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxReceipt {
+    /// Its id.
+    pub id: String,
+    /// Its block.
+    pub height: u64,
+    /// Its place in the block.
+    pub index: u32,
+    /// Why it did not apply; `None`: it applied.
+    pub failure: Option<FailureView>,
+}
+
+/// An account at a height, with the proof of its value (or absence) against that height's
+/// state root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Its public key.
+    pub account: String,
+    /// The height read.
+    pub height: u64,
+    /// The state root after that height.
+    pub state_root: String,
+    /// Whether the account exists.
+    pub exists: bool,
+    /// Its next nonce.
+    pub nonce: u64,
+    /// Its balances by asset.
+    pub balances: BTreeMap<u32, u64>,
+    /// The Jellyfish Merkle proof (borsh).
+    pub proof: String,
+}
+
+impl AccountState {
+    /// Checks the proof: the account's value (or absence) against `state_root`. A client
+    /// that trusts the root (from replicas it trusts, or a certified block) trusts the
+    /// account.
+    pub fn verify(&self) -> Result<(), String> {
+        let id: [u8; 32] = hex32(&self.account).ok_or("the account is not 32 bytes of hex")?;
+        let root = hex32(&self.state_root).ok_or("the state root is not 32 bytes of hex")?;
+        if self.proof.len() > 2 * PROOF_LEN_MAX {
+            return Err(format!("a proof of {} hex digits", self.proof.len()));
+        }
+        let proof = hex::decode(&self.proof).map_err(|e| format!("proof: {e}"))?;
+        let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> =
+            borsh::from_slice(&proof).map_err(|e| format!("proof: {e}"))?;
+        let account = self.exists.then(|| Account {
+            nonce: self.nonce,
+            balances: self.balances.clone(),
+        });
+        if verify_account(root, &id, account.as_ref(), &proof) {
+            Ok(())
+        } else {
+            Err("the proof does not match the state root".to_owned())
+        }
+    }
+}
+
+/// One transaction of a block, decoded, with its receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockTx {
+    /// Its id.
+    pub id: String,
+    /// Who signed it.
+    pub sender: String,
+    /// Its nonce.
+    pub nonce: u64,
+    /// `transfer` or `mint`.
+    pub kind: String,
+    /// The asset moved.
+    pub asset: u32,
+    /// The receiving account.
+    pub to: String,
+    /// How much.
+    pub amount: u64,
+    /// Why it did not apply; `None`: it applied.
+    pub failure: Option<FailureView>,
+}
+
+/// A block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Its height.
+    pub height: u64,
+    /// The state root after it.
+    pub state_root: String,
+    /// Its transactions, in order.
+    pub transactions: Vec<BlockTx>,
+}
+
+/// The verification backend as `/status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierView {
+    /// The backend serving (`cpu`, `sim`, `xdma`, …).
+    pub backend: String,
+    /// `ready`, `degraded` or `failed`.
+    pub state: String,
+    /// Why it is not ready.
+    pub reason: Option<String>,
+}
+
+/// `GET /status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The chain (venue) id.
+    pub chain_id: u32,
+    /// The last committed height.
+    pub height: u64,
+    /// The state root after it.
+    pub state_root: String,
+    /// The verification backend.
+    pub verifier: VerifierView,
+    /// The daemon's version.
+    pub version: String,
+}
+
+/// An error's body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// 32 bytes from 64 hex digits.
+pub fn hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    hex::decode(text).ok()?.try_into().ok()
+}

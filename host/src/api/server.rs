@@ -1,0 +1,280 @@
+//! The HTTP API's routes (axum): the pipeline for submissions, the store for reads.
+//!
+//! Reads go to the store, not the sequence stage: each is one redb snapshot, so a reader
+//! never holds up a commit. Bodies are bounded ([`BODY_LIMIT`]) before they are parsed, and
+//! every refusal is counted (`verity_http_rejected_total{reason}`).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::warn;
+
+use super::{
+    hex32, AccountState, ApiError, Block, BlockTx, FailureView, Status, Submit, Submitted,
+    TxReceipt, VerifierView,
+};
+use crate::ingress::MAX_FRAME;
+use crate::ledger::Failure;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::store::{Store, StoreError};
+use crate::transaction::{Payload, Transaction, TxId, TX_LEN};
+
+/// The largest request body read.
+pub const BODY_LIMIT: usize = 16 << 10;
+
+/// What the handlers share.
+pub struct ApiState {
+    /// Where submissions go.
+    pub pipeline: Arc<Pipeline>,
+    /// Where reads come from.
+    pub store: Store,
+    /// The chain id, for `/status`.
+    pub chain_id: u32,
+}
+
+/// The process's Prometheus recorder, installed on first use, with histogram buckets for
+/// every `*_seconds` metric (10 µs to 10 s).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+            0.25, 0.5, 1.0, 2.5, 10.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("the buckets are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            warn!("a metrics recorder was already installed: /metrics shows only this one's");
+        }
+        handle
+    })
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/{id}", get(transaction))
+        .route("/v1/accounts/{key}", get(account))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn refuse(status: StatusCode, reason: &'static str, error: String) -> Response {
+    metrics::counter!("verity_http_rejected_total", "reason" => reason).increment(1);
+    (status, Json(ApiError { error })).into_response()
+}
+
+fn store_failed(error: &StoreError) -> Response {
+    warn!(%error, "a read failed");
+    refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store",
+        format!("the store failed: {error}"),
+    )
+}
+
+fn failure_view(encoded: &[u8]) -> Option<FailureView> {
+    Failure::decode(encoded).as_ref().map(FailureView::from)
+}
+
+async fn submit(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<Submit>, JsonRejection>,
+) -> Response {
+    let Json(Submit { transaction }) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!(
+                    "expected {{\"transaction\": HEX}}: {}",
+                    rejection.body_text()
+                ),
+            )
+        }
+    };
+    if transaction.len() > 2 * MAX_FRAME {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "oversize",
+            format!("a transaction is at most {MAX_FRAME} bytes"),
+        );
+    }
+    let bytes = match hex::decode(&transaction) {
+        Ok(bytes) => bytes,
+        Err(error) => return refuse(StatusCode::BAD_REQUEST, "hex", format!("hex: {error}")),
+    };
+    let pipeline = Arc::clone(&state.pipeline);
+    let outcome = tokio::task::spawn_blocking(move || pipeline.submit(bytes).recv()).await;
+    match outcome {
+        Ok(Ok(Outcome::Committed {
+            id,
+            height,
+            failure,
+        })) => Json(Submitted::Committed {
+            id: hex::encode(id.0),
+            height,
+            failure: failure.as_ref().map(FailureView::from),
+        })
+        .into_response(),
+        Ok(Ok(Outcome::Refused { reason })) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(Submitted::Refused { reason }),
+        )
+            .into_response(),
+        Ok(Err(_)) | Err(_) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the daemon is stopping".to_owned(),
+        ),
+    }
+}
+
+async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    let Some(id) = hex32(&id) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "id",
+            "a transaction id is 64 hex digits".to_owned(),
+        );
+    };
+    match state.store.receipt(&id) {
+        Ok(Some((height, index, failure))) => Json(TxReceipt {
+            id: hex::encode(id),
+            height,
+            index,
+            failure: failure_view(&failure),
+        })
+        .into_response(),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "unknown",
+            "no committed transaction has this id".to_owned(),
+        ),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> Response {
+    let Some(id) = hex32(&key) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "key",
+            "an account is a public key of 64 hex digits".to_owned(),
+        );
+    };
+    let read = state.store.head().and_then(|head| {
+        let (height, root) = head.ok_or(StoreError::Empty)?;
+        let (account, proof) = state.store.account(&id, height)?;
+        Ok((height, root, account, proof))
+    });
+    match read {
+        Ok((height, root, account, proof)) => Json(AccountState {
+            account: hex::encode(id),
+            height,
+            state_root: hex::encode(root),
+            exists: account.is_some(),
+            nonce: account.as_ref().map_or(0, |a| a.nonce),
+            balances: account.map(|a| a.balances).unwrap_or_default(),
+            proof: hex::encode(borsh::to_vec(&proof).expect("a proof serializes")),
+        })
+        .into_response(),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -> Response {
+    let Ok(height) = height.parse::<u64>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "height",
+            "a height is a decimal number".to_owned(),
+        );
+    };
+    let read = (|| {
+        let (Some(bytes), Some(root)) = (state.store.block(height)?, state.store.root(height)?)
+        else {
+            return Ok(None);
+        };
+        let mut transactions = Vec::with_capacity(bytes.len() / TX_LEN);
+        for chunk in bytes.chunks(TX_LEN) {
+            let tx = Transaction::decode(chunk).map_err(|_| StoreError::CorruptBlock(height))?;
+            let (kind, body) = match tx.payload() {
+                Payload::Transfer(body) => ("transfer", body),
+                Payload::Mint(body) => ("mint", body),
+            };
+            let TxId(id) = tx.id();
+            let failure = state
+                .store
+                .receipt(&id)?
+                .and_then(|(_, _, f)| failure_view(&f));
+            transactions.push(BlockTx {
+                id: hex::encode(id),
+                sender: hex::encode(tx.sender()),
+                nonce: tx.nonce(),
+                kind: kind.to_owned(),
+                asset: body.asset,
+                to: hex::encode(body.to),
+                amount: body.amount,
+                failure,
+            });
+        }
+        Ok(Some(Block {
+            height,
+            state_root: hex::encode(root),
+            transactions,
+        }))
+    })();
+    match read {
+        Ok(Some(block)) => Json(block).into_response(),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "unknown",
+            format!("no block at height {height}"),
+        ),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    let (height, root) = match state.store.head() {
+        Ok(Some(head)) => head,
+        Ok(None) => return store_failed(&StoreError::Empty),
+        Err(error) => return store_failed(&error),
+    };
+    let verifier = state.pipeline.verifier_status();
+    Json(Status {
+        chain_id: state.chain_id,
+        height,
+        state_root: hex::encode(root),
+        verifier: VerifierView {
+            backend: verifier.backend.to_owned(),
+            state: verifier.state.name().to_owned(),
+            reason: verifier.state.reason().map(str::to_owned),
+        },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+    .into_response()
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,169 @@
+//! `verity init`: a working replica directory — configuration, genesis, funded keys.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+
+use crate::cli::keygen::KeyFile;
+use crate::config::{Config, Listen};
+use crate::genesis::Genesis;
+use crate::jsonl::{read_bounded, Line};
+use crate::ledger::Rules;
+
+/// The funded keys' file in `DIR/keys`, one key file (JSON) a line.
+pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
+/// The issuer's key file in `DIR/keys`.
+pub const ISSUER_FILE: &str = "issuer.json";
+/// The asset `init` creates and funds.
+pub const ASSET: u32 = 1;
+
+/// Write a replica's directory: `DIR/verity.toml` (every key commented), `DIR/genesis.toml`,
+/// and `DIR/keys/` with an issuer key and funded account keys (mode 0600).
+///
+/// `verityd --config DIR/verity.toml` starts on it (listening on 127.0.0.1); `verity load
+/// --keys DIR` spends from its accounts. Nothing in DIR is overwritten.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The directory to create (or an empty one).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The HTTP API's port (0: any free port, printed by verityd when it starts).
+    #[arg(long, default_value_t = Listen::default().http.port())]
+    pub http_port: u16,
+    /// TCP ingress's port.
+    #[arg(long, default_value_t = Listen::default().tcp.port())]
+    pub tcp_port: u16,
+    /// UDP ingress's port.
+    #[arg(long, default_value_t = Listen::default().udp.port())]
+    pub udp_port: u16,
+    /// Funded accounts to create.
+    #[arg(long, default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub accounts: u32,
+    /// Each account's balance of asset 1.
+    #[arg(long, default_value = "1000000000")]
+    pub balance: u64,
+    /// The chain (venue) id; transactions signed for another are void.
+    #[arg(long, default_value = "1")]
+    pub chain_id: u32,
+    /// Where signatures are verified (written to the configuration).
+    #[arg(long, value_enum, default_value_t = crate::backend::BackendKind::Cpu)]
+    pub backend: crate::backend::BackendKind,
+}
+
+/// Creates `path` with `text`, readable by its owner only if `secret`; never overwrites.
+fn create(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (nothing is overwritten)", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Runs `verity init`.
+pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let keys = args.dir.join("keys");
+    std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    let mut rng = rand::rngs::OsRng;
+    let issuer = SigningKey::generate(&mut rng);
+    let accounts: Vec<SigningKey> = (0..args.accounts)
+        .map(|_| SigningKey::generate(&mut rng))
+        .collect();
+    let genesis = Genesis {
+        rules: Rules {
+            chain_id: args.chain_id,
+            assets: [ASSET].into(),
+            issuers: [issuer.verifying_key().to_bytes()].into(),
+        },
+        balances: accounts
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), ASSET, args.balance))
+            .collect(),
+    };
+    let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let config = Config {
+        listen: Listen {
+            http: localhost(args.http_port),
+            tcp: localhost(args.tcp_port),
+            udp: localhost(args.udp_port),
+        },
+        verifier: crate::config::VerifierConfig {
+            backend: args.backend,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let key_line = |key: &SigningKey| -> anyhow::Result<String> {
+        Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
+    };
+    let lines = accounts
+        .iter()
+        .map(key_line)
+        .collect::<anyhow::Result<String>>()?;
+    create(&keys.join(ACCOUNTS_FILE), &lines, true)?;
+    create(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    create(&args.dir.join("genesis.toml"), &genesis.to_toml(), false)?;
+    create(&args.dir.join("verity.toml"), &config.template(), false)?;
+    let dir = args.dir.display();
+    writeln!(
+        out,
+        "wrote {dir}/verity.toml (http {}, tcp {}, udp {}, backend {}), {dir}/genesis.toml \
+         (chain {}, asset {ASSET}), {dir}/keys/{ISSUER_FILE} and {} funded keys in \
+         {dir}/keys/{ACCOUNTS_FILE}",
+        config.listen.http,
+        config.listen.tcp,
+        config.listen.udp,
+        config.verifier.backend.name(),
+        args.chain_id,
+        args.accounts
+    )?;
+    writeln!(out, "start it:  verityd --config {dir}/verity.toml")?;
+    writeln!(out, "load it:   verity load --keys {dir}")?;
+    Ok(())
+}
+
+/// Reads `DIR/keys/accounts.jsonl` (or `DIR/accounts.jsonl`): every key, checked.
+pub fn read_accounts(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
+    const LINE_MAX: usize = 512;
+    const KEYS_MAX: usize = 1_000_000;
+    let path = [
+        dir.join("keys").join(ACCOUNTS_FILE),
+        dir.join(ACCOUNTS_FILE),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .with_context(|| {
+        format!(
+            "no {ACCOUNTS_FILE} in {} or its keys/ (write one with `verity init`)",
+            dir.display()
+        )
+    })?;
+    let mut input = crate::cli::open_input(&path)?;
+    let mut keys = Vec::new();
+    let mut line = Vec::new();
+    for n in 1.. {
+        let where_ = || format!("{}: line {n}", path.display());
+        match read_bounded(&mut input, &mut line, LINE_MAX).with_context(where_)? {
+            Line::End => break,
+            Line::TooLong(len) => anyhow::bail!("{}: {len} bytes is not a key", where_()),
+            Line::Complete => {}
+        }
+        anyhow::ensure!(
+            keys.len() < KEYS_MAX,
+            "{}: more than {KEYS_MAX} keys",
+            path.display()
+        );
+        let text = std::str::from_utf8(&line).with_context(where_)?;
+        keys.push(KeyFile::parse(text).with_context(where_)?);
+    }
+    anyhow::ensure!(!keys.is_empty(), "{} holds no key", path.display());
+    Ok(keys)
+}

@@ -1,0 +1,585 @@
+//! `verityd`'s configuration file: TOML, every key optional, every default stated.
+//!
+//! [`Config::template`] writes a configuration with a comment on every key; `verity init`
+//! writes one and `verityd --print-config` prints the defaults as one. Paths in the file are
+//! relative to the file's directory. [`Config::parse`] bounds the text before parsing and
+//! refuses unknown keys, so a misspelt option is an error, not a silent default.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::backend::{BackendKind, BackendOptions};
+use crate::ingress::tcp::TcpConfig;
+use crate::ingress::udp::UdpConfig;
+use crate::mempool::MempoolConfig;
+use crate::pipeline::PipelineConfig;
+
+/// The largest configuration file read.
+pub const CONFIG_LEN_MAX: u64 = 1 << 20;
+
+/// Why a configuration is refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Over [`CONFIG_LEN_MAX`].
+    #[error("{len} bytes: a configuration is at most {CONFIG_LEN_MAX}")]
+    TooLong {
+        /// Its length.
+        len: u64,
+    },
+    /// Not TOML, an unknown key, or a value of the wrong type.
+    #[error("{0}")]
+    Syntax(#[from] toml::de::Error),
+    /// A value out of range.
+    #[error("{key}: {reason}")]
+    Value {
+        /// Which key.
+        key: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store lives (relative to the file).
+    pub data_dir: PathBuf,
+    /// The genesis file (relative to the file).
+    pub genesis: PathBuf,
+    /// Listening addresses.
+    pub listen: Listen,
+    /// Signature verification.
+    pub verifier: VerifierConfig,
+    /// Batching and blocks.
+    pub pipeline: PipelineSection,
+    /// The mempool's bounds.
+    pub mempool: MempoolSection,
+    /// TCP ingress bounds.
+    pub tcp: TcpSection,
+    /// UDP ingress bounds.
+    pub udp: UdpSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            genesis: "genesis.toml".into(),
+            listen: Listen::default(),
+            verifier: VerifierConfig::default(),
+            pipeline: PipelineSection::default(),
+            mempool: MempoolSection::default(),
+            tcp: TcpSection::default(),
+            udp: UdpSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+/// `[listen]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// The HTTP API.
+    pub http: SocketAddr,
+    /// TCP ingress.
+    pub tcp: SocketAddr,
+    /// UDP ingress.
+    pub udp: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            tcp: SocketAddr::from(([127, 0, 0, 1], 7381)),
+            udp: SocketAddr::from(([127, 0, 0, 1], 7382)),
+        }
+    }
+}
+
+/// `[verifier]`: the backend, as `verity verify` takes it on its command line.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifierConfig {
+    /// `cpu`, `model`, `sim`, `sim-cycle` or `xdma`.
+    pub backend: BackendKind,
+    /// Worker threads; 0 is one per core.
+    pub threads: usize,
+    /// Signatures per batch equation (`cpu`).
+    pub batch: usize,
+    /// Engines of the simulated card (`sim`).
+    pub engines: u8,
+    /// The cards' XDMA device file prefixes (`xdma`).
+    pub xdma_prefix: Vec<PathBuf>,
+    /// The CPU behind the cards, known-answer tests, fail-back (`xdma`).
+    pub failover: bool,
+    /// How long a card may leave requests unanswered before it is failed (`xdma`).
+    pub response_timeout_ms: u64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Cpu,
+            threads: 0,
+            batch: 1024,
+            engines: 4,
+            xdma_prefix: vec![verity_sim::DeviceFiles::DEFAULT_PREFIX.into()],
+            failover: true,
+            response_timeout_ms: 1000,
+        }
+    }
+}
+
+impl VerifierConfig {
+    /// The backend's options, as `verity verify` would take them.
+    pub fn options(&self) -> Result<BackendOptions, ConfigError> {
+        let batch = NonZeroUsize::new(self.batch).ok_or(ConfigError::Value {
+            key: "verifier.batch",
+            reason: "at least 1",
+        })?;
+        if self.engines == 0 || self.engines == 255 {
+            return Err(ConfigError::Value {
+                key: "verifier.engines",
+                reason: "1 to 254",
+            });
+        }
+        if self.xdma_prefix.is_empty() {
+            return Err(ConfigError::Value {
+                key: "verifier.xdma_prefix",
+                reason: "at least one card",
+            });
+        }
+        Ok(BackendOptions {
+            backend: self.backend,
+            threads: NonZeroUsize::new(self.threads),
+            batch,
+            engines: self.engines,
+            cycle_dir: None,
+            xdma_prefix: self.xdma_prefix.clone(),
+            response_timeout_ms: self.response_timeout_ms,
+            failover: self.failover,
+        })
+    }
+}
+
+/// `[pipeline]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Signatures verified together.
+    pub verify_batch: usize,
+    /// How long a partial verification batch may wait, in microseconds.
+    pub verify_deadline_us: u64,
+    /// The most transactions in a block.
+    pub block_max: usize,
+    /// How long the first waiting transaction may wait for its block, in microseconds.
+    pub block_interval_us: u64,
+    /// Each queue between stages, in transactions.
+    pub queue: usize,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        let d = PipelineConfig::default();
+        Self {
+            verify_batch: d.verify_batch,
+            verify_deadline_us: d.verify_deadline.as_micros() as u64,
+            block_max: d.block_max,
+            block_interval_us: d.block_interval.as_micros() as u64,
+            queue: d.queue,
+        }
+    }
+}
+
+/// `[mempool]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolSection {
+    /// The most transactions held.
+    pub capacity: usize,
+    /// How far past a sender's next nonce a transaction may wait.
+    pub window: u64,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        let d = MempoolConfig::default();
+        Self {
+            capacity: d.capacity,
+            window: d.window,
+        }
+    }
+}
+
+/// `[tcp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpSection {
+    /// Connections served at once; more are closed at once.
+    pub connections: usize,
+    /// Frames per connection waiting for their outcome before reading stops.
+    pub pending: usize,
+    /// How long a started frame may take to arrive whole, in milliseconds.
+    pub frame_timeout_ms: u64,
+    /// How long a connection may stay silent, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for TcpSection {
+    fn default() -> Self {
+        let d = TcpConfig::default();
+        Self {
+            connections: d.connections,
+            pending: d.pending,
+            frame_timeout_ms: d.frame_timeout.as_millis() as u64,
+            idle_timeout_ms: d.idle_timeout.as_millis() as u64,
+        }
+    }
+}
+
+/// `[udp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpSection {
+    /// Datagrams waiting for their outcome; beyond, new ones are dropped and counted.
+    pub pending: usize,
+}
+
+impl Default for UdpSection {
+    fn default() -> Self {
+        Self {
+            pending: UdpConfig::default().pending,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter (`info`, `verity_host=debug,info`); `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > CONFIG_LEN_MAX {
+            return Err(ConfigError::TooLong { len });
+        }
+        Self::parse(&std::fs::read_to_string(path).map_err(read)?)
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.len() as u64 > CONFIG_LEN_MAX {
+            return Err(ConfigError::TooLong {
+                len: text.len() as u64,
+            });
+        }
+        let config: Config = toml::from_str(text)?;
+        config.pipeline_config()?;
+        config.verifier.options()?;
+        config.tcp_config()?;
+        Ok(config)
+    }
+
+    /// The pipeline's batching and bounds.
+    pub fn pipeline_config(&self) -> Result<PipelineConfig, ConfigError> {
+        let p = &self.pipeline;
+        for (key, value) in [
+            ("pipeline.verify_batch", p.verify_batch),
+            ("pipeline.block_max", p.block_max),
+            ("pipeline.queue", p.queue),
+            ("mempool.capacity", self.mempool.capacity),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value {
+                    key,
+                    reason: "at least 1",
+                });
+            }
+        }
+        Ok(PipelineConfig {
+            verify_batch: p.verify_batch,
+            verify_deadline: Duration::from_micros(p.verify_deadline_us),
+            block_max: p.block_max,
+            block_interval: Duration::from_micros(p.block_interval_us),
+            queue: p.queue,
+            mempool: MempoolConfig {
+                capacity: self.mempool.capacity,
+                window: self.mempool.window,
+            },
+        })
+    }
+
+    /// TCP ingress's bounds.
+    pub fn tcp_config(&self) -> Result<TcpConfig, ConfigError> {
+        if self.tcp.connections == 0 || self.tcp.pending == 0 {
+            return Err(ConfigError::Value {
+                key: "tcp",
+                reason: "connections and pending are at least 1",
+            });
+        }
+        Ok(TcpConfig {
+            connections: self.tcp.connections,
+            pending: self.tcp.pending,
+            frame_timeout: Duration::from_millis(self.tcp.frame_timeout_ms),
+            idle_timeout: Duration::from_millis(self.tcp.idle_timeout_ms),
+        })
+    }
+
+    /// UDP ingress's bounds.
+    pub fn udp_config(&self) -> UdpConfig {
+        UdpConfig {
+            pending: self.udp.pending,
+        }
+    }
+
+    /// This configuration as a TOML file with a comment on every key.
+    pub fn template(&self) -> String {
+        let quote = |p: &Path| toml_string(&p.display().to_string());
+        let prefixes: Vec<String> = self.verifier.xdma_prefix.iter().map(|p| quote(p)).collect();
+        let backend = self.verifier.backend.name();
+        let mut out = String::new();
+        let mut line = |text: String| {
+            let _ = writeln!(out, "{text}");
+        };
+        line(
+            "# verityd configuration. Every key may be left out; `verityd --print-config` prints"
+                .into(),
+        );
+        line("# the defaults. Paths are relative to this file's directory.".into());
+        line(String::new());
+        line("# Where the store (blocks, receipts, state) lives.".into());
+        line(format!("data_dir = {}", quote(&self.data_dir)));
+        line("# The genesis file: chain id, assets, issuers, first balances.".into());
+        line(format!("genesis = {}", quote(&self.genesis)));
+        line(String::new());
+        line("[listen]".into());
+        line("# The HTTP API (JSON, /status, /metrics).".into());
+        line(format!("http = \"{}\"", self.listen.http));
+        line(
+            "# TCP ingress: u32 little-endian length, then the transaction; one reply per frame."
+                .into(),
+        );
+        line(format!("tcp = \"{}\"", self.listen.tcp));
+        line("# UDP ingress: one transaction per datagram; one reply datagram.".into());
+        line(format!("udp = \"{}\"", self.listen.udp));
+        line(String::new());
+        line("[verifier]".into());
+        line(
+            "# Where signatures are verified: cpu, model (slow, for checking), sim (the card's"
+                .into(),
+        );
+        line(
+            "# functional model), sim-cycle (the card's Verilog under Verilator), xdma (a card)."
+                .into(),
+        );
+        line(format!("backend = \"{backend}\""));
+        line("# Worker threads; 0 is one per core.".into());
+        line(format!("threads = {}", self.verifier.threads));
+        line("# Signatures per batch equation (cpu).".into());
+        line(format!("batch = {}", self.verifier.batch));
+        line("# Engines of the simulated card (sim), 1 to 254.".into());
+        line(format!("engines = {}", self.verifier.engines));
+        line("# The cards' XDMA device file prefixes: <prefix>user, <prefix>h2c_0, <prefix>c2h_0 (xdma).".into());
+        line(format!("xdma_prefix = [{}]", prefixes.join(", ")));
+        line(
+            "# The CPU behind the cards: known-answer tests, fail-over and fail-back (xdma)."
+                .into(),
+        );
+        line(format!("failover = {}", self.verifier.failover));
+        line(
+            "# How long a card may leave requests unanswered before it is failed, ms (xdma)."
+                .into(),
+        );
+        line(format!(
+            "response_timeout_ms = {}",
+            self.verifier.response_timeout_ms
+        ));
+        line(String::new());
+        line("[pipeline]".into());
+        line("# Signatures verified together, and how long a partial batch may wait (µs).".into());
+        line(format!("verify_batch = {}", self.pipeline.verify_batch));
+        line(format!(
+            "verify_deadline_us = {}",
+            self.pipeline.verify_deadline_us
+        ));
+        line(
+            "# The most transactions in a block, and how long the first may wait for one (µs)."
+                .into(),
+        );
+        line(format!("block_max = {}", self.pipeline.block_max));
+        line(format!(
+            "block_interval_us = {}",
+            self.pipeline.block_interval_us
+        ));
+        line(
+            "# Each queue between stages, in transactions; a full one pushes back on ingress."
+                .into(),
+        );
+        line(format!("queue = {}", self.pipeline.queue));
+        line(String::new());
+        line("[mempool]".into());
+        line("# The most transactions held; when full, the sender holding most loses its furthest nonce.".into());
+        line(format!("capacity = {}", self.mempool.capacity));
+        line("# How far past a sender's next nonce a transaction may wait.".into());
+        line(format!("window = {}", self.mempool.window));
+        line(String::new());
+        line("[tcp]".into());
+        line("# Connections served at once; more are closed at once.".into());
+        line(format!("connections = {}", self.tcp.connections));
+        line("# Frames per connection waiting for their outcome before reading stops.".into());
+        line(format!("pending = {}", self.tcp.pending));
+        line("# How long a started frame may take to arrive whole (ms), and a connection may stay silent (ms).".into());
+        line(format!("frame_timeout_ms = {}", self.tcp.frame_timeout_ms));
+        line(format!("idle_timeout_ms = {}", self.tcp.idle_timeout_ms));
+        line(String::new());
+        line("[udp]".into());
+        line(
+            "# Datagrams waiting for their outcome; beyond, new ones are dropped and counted."
+                .into(),
+        );
+        line(format!("pending = {}", self.udp.pending));
+        line(String::new());
+        line("[log]".into());
+        line(
+            "# A tracing filter (info, debug, verity_host=debug,info); RUST_LOG overrides it."
+                .into(),
+        );
+        line(format!("filter = {}", toml_string(&self.log.filter)));
+        out
+    }
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_template_reads_back_and_every_key_has_its_comment() {
+        let default = Config::default();
+        assert_eq!(Config::parse(&default.template()).expect("parses"), default);
+        assert_eq!(Config::parse("").expect("parses"), default);
+        let changed = Config {
+            data_dir: "/var/lib/verity \"a\"".into(),
+            verifier: VerifierConfig {
+                backend: BackendKind::SimCycle,
+                xdma_prefix: vec!["/dev/xdma0_".into(), "/dev/xdma1_".into()],
+                ..VerifierConfig::default()
+            },
+            log: LogSection {
+                filter: "verity_host=debug,info".into(),
+            },
+            ..Config::default()
+        };
+        assert_eq!(Config::parse(&changed.template()).expect("parses"), changed);
+        let template = default.template();
+        let lines: Vec<&str> = template.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.contains(" = ") {
+                let commented = lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| !l.is_empty() && !l.starts_with('['))
+                    .any(|l| l.starts_with('#'));
+                assert!(commented, "{line} has no comment above it");
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_command_line_and_the_stages() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            backend: BackendOptions,
+        }
+        for kind in <BackendKind as clap::ValueEnum>::value_variants() {
+            let on_the_command_line = clap::ValueEnum::to_possible_value(kind).expect("named");
+            assert_eq!(on_the_command_line.get_name(), kind.name());
+            let in_a_file = format!("[verifier]\nbackend = \"{}\"", kind.name());
+            assert_eq!(
+                Config::parse(&in_a_file).expect("parses").verifier.backend,
+                *kind
+            );
+        }
+        let cli = Cli::parse_from(["verity"]).backend;
+        let mut from_file = VerifierConfig::default().options().expect("valid");
+        // The file's default is fail-over on; the command line's is off.
+        from_file.failover = cli.failover;
+        assert_eq!(format!("{from_file:?}"), format!("{cli:?}"));
+        let config = Config::default();
+        assert_eq!(
+            config.pipeline_config().expect("valid"),
+            PipelineConfig::default()
+        );
+        assert_eq!(config.tcp_config().expect("valid"), TcpConfig::default());
+        assert_eq!(config.udp_config(), UdpConfig::default());
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_the_key() {
+        for (text, expected) in [
+            ("data_dri = \"x\"", "unknown field `data_dri`"),
+            ("[verifier]\nbackend = \"gpu\"", "unknown variant `gpu`"),
+            ("[verifier]\nbatch = 0", "verifier.batch: at least 1"),
+            ("[verifier]\nengines = 0", "verifier.engines: 1 to 254"),
+            (
+                "[pipeline]\nblock_max = 0",
+                "pipeline.block_max: at least 1",
+            ),
+            ("[listen]\nhttp = \"localhost\"", "invalid socket address"),
+            ("[tcp]\npending = 0", "tcp: connections and pending"),
+            ("[mempool]\ncapacity = 0", "mempool.capacity: at least 1"),
+        ] {
+            let error = Config::parse(text).expect_err(text).to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let long = "#".repeat(CONFIG_LEN_MAX as usize + 1);
+        assert!(matches!(
+            Config::parse(&long),
+            Err(ConfigError::TooLong { .. })
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! `verityd`: one replica, assembled from its configuration.
+//!
+//! ```text
+//! TCP ─┐
+//! UDP ─┼─▶ Pipeline (verify ─▶ sequence ─▶ chain) ─▶ store ◀─ HTTP reads
+//! HTTP ┘
+//! ```
+//!
+//! [`Daemon::start`] opens the chain (committing genesis on a new store), starts the
+//! verifier and the pipeline, and binds the three listeners; [`Daemon::stop`] stops the HTTP
+//! server, lets the pipeline commit what it holds, and returns the head. Whatever a client
+//! was told was committed is on disk before it was told, so `kill -9` loses nothing
+//! acknowledged.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tracing::info;
+
+use crate::api::server::{self, ApiState};
+use crate::chain::Chain;
+use crate::config::Config;
+use crate::genesis::Genesis;
+use crate::ingress::{tcp, udp};
+use crate::pipeline::{Pipeline, VerifierStatus};
+
+/// The store's file name in the data directory.
+pub const STORE_FILE: &str = "verity.redb";
+
+/// A running replica.
+pub struct Daemon {
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
+    /// Where TCP ingress listens.
+    pub tcp: SocketAddr,
+    /// Where UDP ingress listens.
+    pub udp: SocketAddr,
+    pipeline: Arc<Pipeline>,
+    runtime: tokio::runtime::Runtime,
+    stop_http: Option<oneshot::Sender<()>>,
+    http_done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts a replica on `config`, whose relative paths are relative to `base`.
+    pub fn start(config: &Config, base: &Path) -> anyhow::Result<Self> {
+        let genesis_path = base.join(&config.genesis);
+        let genesis = Genesis::read(&genesis_path)
+            .with_context(|| format!("genesis {}", genesis_path.display()))?;
+        let data = base.join(&config.data_dir);
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("creating the data directory {}", data.display()))?;
+        let chain = Chain::open(&data.join(STORE_FILE), &genesis)
+            .with_context(|| format!("opening the store in {}", data.display()))?;
+        let store = chain.store().clone();
+        let (height, root) = chain.head();
+        let options = config.verifier.options()?;
+        let verifier = options.open().context("starting the verifier")?;
+        let pipeline = Arc::new(Pipeline::start(verifier, chain, config.pipeline_config()?));
+
+        let bind = |what: &str, addr: SocketAddr| format!("binding {what} ingress to {addr}");
+        let tcp_listener =
+            TcpListener::bind(config.listen.tcp).with_context(|| bind("TCP", config.listen.tcp))?;
+        let tcp = tcp::serve(tcp_listener, Arc::clone(&pipeline), config.tcp_config()?)?;
+        let udp_socket =
+            UdpSocket::bind(config.listen.udp).with_context(|| bind("UDP", config.listen.udp))?;
+        let udp = udp::serve(udp_socket, Arc::clone(&pipeline), config.udp_config())?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("http")
+            .enable_all()
+            .build()
+            .context("starting the HTTP runtime")?;
+        let http_listener = runtime
+            .block_on(tokio::net::TcpListener::bind(config.listen.http))
+            .with_context(|| format!("binding the HTTP API to {}", config.listen.http))?;
+        let http = http_listener.local_addr()?;
+        server::prometheus();
+        let router = server::router(Arc::new(ApiState {
+            pipeline: Arc::clone(&pipeline),
+            store,
+            chain_id: genesis.rules.chain_id,
+        }));
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http_done = runtime.spawn(async move {
+            let served = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the HTTP API stopped");
+            }
+        });
+        let VerifierStatus { backend, state } = pipeline.verifier_status();
+        info!(
+            %http, %tcp, %udp, height, state_root = %hex::encode(root),
+            backend = options.describe(), "verityd started"
+        );
+        info!(
+            backend,
+            state = state.name(),
+            reason = state.reason(),
+            "verifier"
+        );
+        Ok(Self {
+            http,
+            tcp,
+            udp,
+            pipeline,
+            runtime,
+            stop_http: Some(stop_http),
+            http_done: Some(http_done),
+        })
+    }
+
+    /// The pipeline, for the verifier's status.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) -> anyhow::Result<()> {
+        self.runtime.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = term.recv() => Ok(()),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Stops the HTTP API, lets the pipeline commit what it holds, and returns the head.
+    pub fn stop(mut self) -> anyhow::Result<(u64, [u8; 32])> {
+        if let Some(stop) = self.stop_http.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.http_done.take() {
+            let _ = self.runtime.block_on(done);
+        }
+        let chain = self
+            .pipeline
+            .stop()
+            .context("the pipeline was already stopped")?;
+        let (height, root) = chain.head();
+        info!(height, state_root = %hex::encode(root), "verityd stopped");
+        Ok((height, root))
+    }
+}
