@@ -386,7 +386,10 @@ fn sequence_stage(
                         let ids = committed.receipts.iter().map(|r| r.tx);
                         mempool.committed(ids, chain.ledger());
                         metrics::gauge!("verity_mempool_transactions").set(mempool.len() as f64);
-                        first_waiting = (!mempool.is_empty()).then(Instant::now);
+                        // What arrived while this block committed has waited since it
+                        // began at most: group commit, so a slow disk makes bigger blocks
+                        // rather than a queue of small ones.
+                        first_waiting = (!mempool.is_empty()).then_some(began);
                     }
                     Err(error) => {
                         // Nothing was committed: the block's transactions stay and the next

@@ -98,7 +98,7 @@ async fn submit(
         Ok(body) => body,
         Err(rejection) => {
             return refuse(
-                StatusCode::BAD_REQUEST,
+                rejection.status(),
                 "body",
                 format!(
                     "expected {{\"transaction\": HEX}}: {}",

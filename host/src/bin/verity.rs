@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{client, demo, firmware, hdl, init, keygen, sign, sim, verify};
+use verity_host::cli::{client, demo, firmware, hdl, init, keygen, load, sign, sim, verify};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -24,6 +24,7 @@ enum Command {
     Sign(sign::SignArgs),
     Demo(demo::DemoArgs),
     Init(init::InitArgs),
+    Load(load::LoadArgs),
     Submit(client::SubmitArgs),
     Account(client::AccountArgs),
     Block(client::BlockArgs),
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
         Command::Init(args) => init::run(args, &mut out),
+        Command::Load(args) => load::run(args, &mut out),
         Command::Submit(args) => client::submit(args, &mut out),
         Command::Account(args) => client::account(args, &mut out),
         Command::Block(args) => client::block(args, &mut out),

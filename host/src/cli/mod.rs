@@ -6,6 +6,7 @@ pub mod firmware;
 pub mod hdl;
 pub mod init;
 pub mod keygen;
+pub mod load;
 pub mod sign;
 pub mod sim;
 pub mod verify;

@@ -1,0 +1,324 @@
+//! `verityd` as an operator runs it: `verity init`, start, load, `kill -9`, restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use verity_host::api::{AccountState, Block, Status, TxReceipt};
+use verity_host::chain::Chain;
+use verity_host::cli::init::read_accounts;
+use verity_host::genesis::Genesis;
+use verity_host::ingress::parse_reply;
+use verity_host::pipeline::Outcome;
+use verity_host::store::Store;
+use verity_host::transaction::{Body, Payload, Unsigned, TX_LEN};
+
+/// A scratch directory of this test's own, removed first so that reruns start clean.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn init(dir: &Path, accounts: u32) {
+    let status = Command::new(env!("CARGO_BIN_EXE_verity"))
+        .args([
+            "init",
+            "--http-port",
+            "0",
+            "--tcp-port",
+            "0",
+            "--udp-port",
+            "0",
+        ])
+        .args(["--accounts", &accounts.to_string(), "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("verity init runs");
+    assert!(status.success());
+}
+
+/// A running `verityd` and the addresses it printed.
+struct Replica {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    http: SocketAddr,
+    tcp: SocketAddr,
+}
+
+impl Replica {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_verityd"))
+            .arg("--config")
+            .arg(dir.join("verity.toml"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("verityd starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).expect("the ready line");
+        let addr = |name: &str| -> SocketAddr {
+            let field = ready
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {ready:?}"));
+            field.parse().expect("an address")
+        };
+        Self {
+            http: addr("http="),
+            tcp: addr("tcp="),
+            stdout,
+            child,
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> (u16, Option<T>) {
+        let mut response = ureq::get(format!("http://{}{path}", self.http))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().expect("a body");
+        (status, serde_json::from_str(&body).ok())
+    }
+
+    fn status(&self) -> Status {
+        self.get("/status").1.expect("a status")
+    }
+
+    /// SIGTERM, and the `stopped` line's height.
+    fn stop(mut self) -> u64 {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.expect("kill runs").success());
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("stdout");
+        assert!(self.child.wait().expect("exits").success(), "{rest}");
+        let height = rest
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("height="))
+            .unwrap_or_else(|| panic!("no stopped line in {rest:?}"));
+        height.parse().expect("a height")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_reply(stream: &mut TcpStream) -> Option<Outcome> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut reply = vec![0u8; u32::from_le_bytes(len) as usize];
+    stream.read_exact(&mut reply).ok()?;
+    Some(parse_reply(&reply).expect("a well-formed reply"))
+}
+
+#[test]
+fn acknowledged_transactions_survive_kill_9_and_the_state_root_replays() {
+    let dir = scratch("kill9");
+    init(&dir, 16);
+    let keys = read_accounts(&dir).expect("the funded keys");
+    let genesis = Genesis::read(&dir.join("genesis.toml")).expect("genesis");
+    let replica = Replica::start(&dir);
+    let chain_id = replica.status().chain_id;
+
+    // Sixteen senders, each on its own connection, 400 transfers each, pipelined; the
+    // daemon is killed once a quarter of them are acknowledged.
+    let per_sender = 400u64;
+    let acknowledged: Vec<(usize, u64, Outcome)> = std::thread::scope(|scope| {
+        let (acks, acked) = crossbeam_channel::unbounded::<(usize, u64, Outcome)>();
+        for (n, key) in keys.iter().enumerate() {
+            let acks = acks.clone();
+            let tcp = replica.tcp;
+            let to = keys[(n + 1) % keys.len()].verifying_key().to_bytes();
+            scope.spawn(move || {
+                let mut stream = TcpStream::connect(tcp).expect("connects");
+                let frame = |nonce: u64| {
+                    let tx = Unsigned {
+                        chain_id,
+                        sender: key.verifying_key().to_bytes(),
+                        nonce,
+                        payload: Payload::Transfer(Body {
+                            asset: 1,
+                            to,
+                            amount: nonce + 1,
+                        }),
+                    }
+                    .sign(key);
+                    [&(TX_LEN as u32).to_le_bytes()[..], &tx[..]].concat()
+                };
+                // Bursts of 16 pipelined frames (within the mempool's nonce window), each
+                // burst's replies read before the next.
+                for burst in (0..per_sender).collect::<Vec<_>>().chunks(16) {
+                    let frames: Vec<u8> = burst.iter().flat_map(|&n| frame(n)).collect();
+                    if stream.write_all(&frames).is_err() {
+                        return;
+                    }
+                    for &nonce in burst {
+                        match read_reply(&mut stream) {
+                            Some(outcome) => {
+                                let _ = acks.send((n, nonce, outcome));
+                            }
+                            None => return,
+                        }
+                    }
+                }
+            });
+        }
+        drop(acks);
+        let mut replica = replica;
+        let mut got = Vec::new();
+        while let Ok(ack) = acked.recv() {
+            got.push(ack);
+            if got.len() == (per_sender as usize * keys.len()) / 4 {
+                replica.child.kill().expect("SIGKILL");
+                replica.child.wait().expect("reaped");
+            }
+        }
+        got
+    });
+    let sent = per_sender as usize * keys.len();
+    assert!(
+        acknowledged.len() >= sent / 4 && acknowledged.len() < sent,
+        "{} of {sent} acknowledged: the kill came under load",
+        acknowledged.len()
+    );
+    println!(
+        "{} of {sent} acknowledged before the kill",
+        acknowledged.len()
+    );
+
+    // Restarted: every acknowledged transaction is there, in the block it was promised.
+    let replica = Replica::start(&dir);
+    let head = replica.status();
+    let mut acked_nonces = vec![0u64; keys.len()];
+    for (n, nonce, outcome) in &acknowledged {
+        acked_nonces[*n] = acked_nonces[*n].max(nonce + 1);
+        let Outcome::Committed {
+            id,
+            height,
+            failure,
+        } = outcome
+        else {
+            panic!("nonce {nonce}: {outcome:?}");
+        };
+        assert_eq!(*failure, None, "nonce {nonce}");
+        let (code, receipt) =
+            replica.get::<TxReceipt>(&format!("/v1/transactions/{}", hex::encode(id.0)));
+        assert_eq!(code, 200, "nonce {nonce}: acknowledged and lost");
+        let receipt = receipt.expect("a receipt");
+        assert_eq!(receipt.height, *height);
+        assert!(receipt.height <= head.height);
+    }
+    // Each sender's account covers what it was told, and its proof holds against the root.
+    let (_, last_block) = replica.get::<Block>(&format!("/v1/blocks/{}", head.height));
+    assert_eq!(
+        last_block.expect("the head block").state_root,
+        head.state_root
+    );
+    for (key, acked) in keys.iter().zip(&acked_nonces) {
+        let hex_key = hex::encode(key.verifying_key().to_bytes());
+        let (_, account) = replica.get::<AccountState>(&format!("/v1/accounts/{hex_key}"));
+        let account = account.expect("an account");
+        account.verify().expect("its proof holds");
+        assert_eq!(account.state_root, head.state_root);
+        assert!(
+            account.nonce >= *acked,
+            "{hex_key}: {} < {acked}",
+            account.nonce
+        );
+    }
+
+    // The state root is what replaying the stored blocks from genesis gives.
+    let stopped = replica.stop();
+    assert_eq!(stopped, head.height);
+    let store = Store::open(&dir.join("data/verity.redb")).expect("the store opens");
+    let replay_dir = dir.join("replay");
+    std::fs::create_dir_all(&replay_dir).expect("scratch");
+    let mut replay = Chain::open(&replay_dir.join("verity.redb"), &genesis).expect("opens");
+    for height in 1..=head.height {
+        let block = store.block(height).expect("reads").expect("stored");
+        let committed = replay.execute(&block).expect("replays");
+        assert_eq!(
+            Some(committed.root),
+            store.root(height).expect("reads"),
+            "block {height}"
+        );
+    }
+    assert_eq!(hex::encode(replay.head().1), head.state_root);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_http_api_refuses_bad_requests_with_reasons_and_counts_them() {
+    let dir = scratch("http-bad");
+    init(&dir, 2);
+    let replica = Replica::start(&dir);
+    let url = |path: &str| format!("http://{}{path}", replica.http);
+    let post = |body: &[u8]| -> (u16, String) {
+        let mut response = ureq::post(url("/v1/transactions"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .content_type("application/json")
+            .send(body)
+            .expect("answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    let cases: [(&[u8], u16, &str); 5] = [
+        (b"{not json", 400, "expected {\\\"transaction\\\": HEX}"),
+        (br#"{"transaction": "zz"}"#, 400, "hex"),
+        (
+            br#"{"transaction": "00"}"#,
+            422,
+            "malformed: transaction of 1 bytes",
+        ),
+        (br#"{"tx": "00"}"#, 422, "missing field `transaction`"),
+        (&[b'7'; 20_000], 413, ""),
+    ];
+    for (body, status, reason) in cases {
+        let (got, text) = post(body);
+        assert_eq!(got, status, "{text}");
+        assert!(text.contains(reason), "{reason}: {text}");
+    }
+    assert_eq!(replica.get::<serde_json::Value>("/v1/accounts/zz").0, 400);
+    assert_eq!(replica.get::<serde_json::Value>("/v1/blocks/x").0, 400);
+    assert_eq!(replica.get::<serde_json::Value>("/v1/blocks/99").0, 404);
+    let zeros = "0".repeat(64);
+    assert_eq!(
+        replica
+            .get::<serde_json::Value>(&format!("/v1/transactions/{zeros}"))
+            .0,
+        404
+    );
+    let metrics = ureq::get(url("/metrics"))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    for line in [
+        "verity_http_rejected_total{reason=\"body\"} 3",
+        "verity_http_rejected_total{reason=\"hex\"} 1",
+        "verity_http_rejected_total{reason=\"key\"} 1",
+        "verity_http_rejected_total{reason=\"unknown\"} 2",
+        "verity_malformed_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
