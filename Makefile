@@ -7,8 +7,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: demo test test-long bench synth deps fmt clippy build
 
-## Runs the appliance's main job on the embedded default: no card, CPU verification.
+## Runs the appliance's main job on the embedded default: one replica (verityd) on the
+## simulated card, loaded for 10 s by `verity load`, stopped cleanly; no card, no server.
 demo: deps
+	$(CARGO) build --locked --release -p verity-host --bins
 	$(CARGO) run --locked --release -p verity-host --bin verity -- demo
 
 ## The whole suite: formatting, lints, every test of every crate (optimised test profile).

@@ -196,7 +196,13 @@ fn every_command_explains_itself() {
         &["verify"],
         &["keygen"],
         &["sign"],
+        &["throughput"],
         &["demo"],
+        &["init"],
+        &["load"],
+        &["submit"],
+        &["account"],
+        &["block"],
         &["hdl", "export"],
         &["sim", "serve"],
     ] {
@@ -211,10 +217,10 @@ fn every_command_explains_itself() {
 }
 
 #[test]
-fn demo_verifies_a_small_workload_with_every_verdict_as_expected() {
+fn throughput_verifies_a_small_workload_with_every_verdict_as_expected() {
     let output = run(
         verity().args([
-            "demo",
+            "throughput",
             "--count",
             "3000",
             "--spoil-every",
@@ -231,6 +237,32 @@ fn demo_verifies_a_small_workload_with_every_verdict_as_expected() {
         "{report}"
     );
     assert!(report.contains("2700 valid"), "{report}");
+}
+
+#[test]
+fn demo_starts_a_replica_loads_it_and_stops_it_cleanly() {
+    let output = run(
+        verity().args([
+            "demo",
+            "--rate",
+            "300",
+            "--duration",
+            "2",
+            "--accounts",
+            "20",
+        ]),
+        b"",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "card: sim (ready)",
+        "committed                600   (applied 600)",
+        "unanswered                 0",
+        "verityd stopped cleanly at height",
+    ] {
+        assert!(report.contains(expected), "{expected}: {report}");
+    }
 }
 
 fn hex_of(i: u32) -> String {

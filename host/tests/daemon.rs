@@ -322,3 +322,93 @@ fn the_http_api_refuses_bad_requests_with_reasons_and_counts_them() {
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn verity(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_verity"))
+        .args(args)
+        .output()
+        .expect("verity runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
+    let dir = scratch("one-off");
+    init(&dir, 2);
+    let (again, _, error) = verity(&["init", "--dir", dir.to_str().expect("utf-8")]);
+    assert!(
+        !again && error.contains("nothing is overwritten"),
+        "{error}"
+    );
+    let replica = Replica::start(&dir);
+    let http = replica.http.to_string();
+    let keys = read_accounts(&dir).expect("keys");
+    let alice = hex::encode(keys[0].verifying_key().to_bytes());
+    let issuer = dir.join("keys/issuer.json");
+    let issuer = issuer.to_str().expect("utf-8");
+
+    // The issuer mints 5 to alice; alice cannot mint.
+    let (ok, out, error) = verity(&[
+        "submit", "--http", &http, "--key", issuer, "--to", &alice, "--amount", "5", "--mint",
+    ]);
+    assert!(ok, "{error}");
+    let minted: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(minted["status"], "committed");
+    assert_eq!(minted["failure"], serde_json::Value::Null);
+    let alice_key = dir.join("alice.json");
+    std::fs::write(
+        &alice_key,
+        std::fs::read_to_string(dir.join("keys/accounts.jsonl"))
+            .expect("keys")
+            .lines()
+            .next()
+            .expect("a key"),
+    )
+    .expect("writes");
+    let (ok, out, _) = verity(&[
+        "submit",
+        "--http",
+        &http,
+        "--key",
+        alice_key.to_str().expect("utf-8"),
+        "--to",
+        &alice,
+        "--amount",
+        "5",
+        "--mint",
+    ]);
+    assert!(ok);
+    let refused: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(refused["failure"]["name"], "not_issuer", "{out}");
+
+    // Alice's account: the mint, and her nonce used up by the failed mint; its proof holds.
+    let (ok, out, error) = verity(&["account", "--http", &http, &alice]);
+    assert!(ok, "{error}");
+    let account: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(account["balances"]["1"], 1_000_000_005u64);
+    assert_eq!(account["nonce"], 1);
+    assert!(account["proof"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("verified against state_root")));
+
+    // The head block holds the failed mint, with its receipt.
+    let (ok, out, _) = verity(&["block", "--http", &http]);
+    assert!(ok);
+    let block: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(block["height"], 2);
+    assert_eq!(block["transactions"][0]["kind"], "mint");
+    assert_eq!(block["transactions"][0]["failure"]["name"], "not_issuer");
+    let (ok, _, error) = verity(&["block", "--http", &http, "99"]);
+    assert!(
+        !ok && error.contains("HTTP 404: no block at height 99"),
+        "{error}"
+    );
+    let (ok, _, error) = verity(&["account", "--http", &http, "xyz"]);
+    assert!(!ok && error.contains("64 hex digits"), "{error}");
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

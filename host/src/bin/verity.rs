@@ -4,7 +4,9 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use verity_host::cli::{client, demo, firmware, hdl, init, keygen, load, sign, sim, verify};
+use verity_host::cli::{
+    client, demo, firmware, hdl, init, keygen, load, sign, sim, throughput, verify,
+};
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
@@ -23,6 +25,7 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     Sign(sign::SignArgs),
     Demo(demo::DemoArgs),
+    Throughput(throughput::ThroughputArgs),
     Init(init::InitArgs),
     Load(load::LoadArgs),
     Submit(client::SubmitArgs),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        Command::Throughput(args) => throughput::run(args, &mut out),
         Command::Init(args) => init::run(args, &mut out),
         Command::Load(args) => load::run(args, &mut out),
         Command::Submit(args) => client::submit(args, &mut out),

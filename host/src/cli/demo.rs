@@ -1,175 +1,162 @@
-//! `verity demo`: the appliance's main job on its embedded default, with no card.
-//!
-//! Until the daemon exists (issue #8) the main job is admission: verify a stream of signed
-//! transactions, some of them forged or malformed, and report verdicts and throughput.
+//! `verity demo`: the appliance's main job on its embedded defaults — a replica started,
+//! loaded and stopped, in a temporary directory, with no card and no external server.
 
-use std::io::Write;
-use std::num::NonZeroUsize;
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
-use ed25519_dalek::Signer;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use verity_drivers::{verify_all, Malformed, Request, Tag, Verdict};
 
-use crate::backend::BackendOptions;
+use crate::backend::BackendKind;
+use crate::cli::init::{self, InitArgs};
+use crate::cli::load::{self, LoadArgs};
 
-/// Sign a batch of transactions, spoil some, verify them all, and report.
+/// Run one replica end to end: `verity init` a temporary directory, start `verityd` on it,
+/// send it signed transfers with `verity load`, print the end table, stop it cleanly and
+/// print the final state root.
 ///
-/// Transactions are signed by a pool of sender keys (senders repeat, as at a venue). One in
-/// `--spoil-every` is altered: a flipped message bit (must come out `invalid`) or an S above L
-/// (must come out `malformed`). The run fails if any verdict differs from the expected one.
+/// Signatures are verified by the simulated card (its functional model, driven through the
+/// card's ABI as a card is) unless `--backend` says otherwise; the verifier's state is
+/// printed as the daemon reports it. The default rate is about half of what the simulated
+/// card sustains on two cores beside the daemon and the load.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Transactions to sign and verify.
-    #[arg(long, default_value = "200000")]
-    pub count: NonZeroUsize,
-    /// Distinct sender keys.
+    /// Where signatures are verified.
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    pub backend: BackendKind,
+    /// Transactions per second [default: 4,000 on `sim`, 20,000 otherwise].
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Seconds of load.
+    #[arg(long, default_value = "10")]
+    pub duration: u32,
+    /// Funded accounts sending to each other.
     #[arg(long, default_value = "1000")]
-    pub senders: NonZeroUsize,
-    /// Spoil one transaction in this many.
-    #[arg(long, default_value = "1000")]
-    pub spoil_every: NonZeroUsize,
-    /// Seed for the generated workload (the verifier's own randomness is never seeded).
-    #[arg(long, default_value = "1")]
-    pub seed: u64,
-    /// Which verifier, and how it is sized.
-    #[command(flatten)]
-    pub backend: BackendOptions,
+    pub accounts: u32,
+    /// Keep the directory (configuration, genesis, keys, store) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `verityd` as a child process, stopped with SIGTERM if the demo fails.
+struct Daemon {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(&self.child);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+}
+
+/// `key=value` from a line `verityd` printed.
+fn field<'a>(line: &'a str, key: &str) -> anyhow::Result<&'a str> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        .with_context(|| format!("verityd printed {line:?}, without {key}="))
 }
 
 /// Runs `verity demo`.
 pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let count = args.count.get();
-    writeln!(
-        out,
-        "verity demo: {count} transactions from {} senders, one in {} spoiled (seed {})",
-        args.senders, args.spoil_every, args.seed
-    )?;
-    let started = Instant::now();
-    let (requests, expected) = workload(args);
-    writeln!(out, "  signed in {:.2} s", started.elapsed().as_secs_f64())?;
-
-    let mut verifier = args.backend.open()?;
-    let started = Instant::now();
-    let responses = verify_all(verifier.as_mut(), requests).context("verifying")?;
-    let seconds = started.elapsed().as_secs_f64();
-
-    let mut tally = [0usize; 3];
-    let mut wrong = 0usize;
-    for (response, want) in responses.iter().zip(&expected) {
-        tally[match response.verdict {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Malformed(_) => 2,
-        }] += 1;
-        wrong += usize::from(response.verdict != *want);
+    let dir = std::env::temp_dir().join(format!("verity-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = demo(args, &dir, out);
+    if args.keep {
+        writeln!(out, "kept {}", dir.display())?;
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let threads = args.backend.threads();
-    writeln!(
-        out,
-        "  backend {}: {}",
-        verifier.backend(),
-        args.backend.describe()
+    result
+}
+
+fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "verity demo: one replica in {}", dir.display())?;
+    init::run(
+        &InitArgs {
+            dir: dir.to_owned(),
+            http_port: 0,
+            tcp_port: 0,
+            udp_port: 0,
+            accounts: args.accounts,
+            balance: 1_000_000_000,
+            chain_id: 1,
+            backend: args.backend,
+        },
+        &mut std::io::sink(),
     )?;
+    let exe = std::env::current_exe().context("where is verity?")?;
+    let verityd = exe.with_file_name("verityd");
+    anyhow::ensure!(
+        verityd.is_file(),
+        "{} is missing: build both binaries (cargo build --release -p verity-host --bins)",
+        verityd.display()
+    );
+    let mut child = Command::new(&verityd)
+        .arg("--config")
+        .arg(dir.join("verity.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", verityd.display()))?;
+    let stdout = BufReader::new(child.stdout.take().context("verityd's output")?);
+    let mut daemon = Daemon { child, stdout };
+    let mut ready = String::new();
+    daemon.stdout.read_line(&mut ready)?;
+    anyhow::ensure!(
+        ready.starts_with("ready"),
+        "verityd did not start (its errors are above)"
+    );
+    let http: SocketAddr = field(&ready, "http")?.parse()?;
+    let tcp: SocketAddr = field(&ready, "tcp")?.parse()?;
+    let verifier = ready
+        .split_once("verifier=")
+        .map_or("unknown", |(_, v)| v.trim());
+    writeln!(out, "  verityd: http {http}, tcp {tcp}; card: {verifier}")?;
+    let rate = args.rate.unwrap_or(match args.backend {
+        BackendKind::Sim => 4_000,
+        _ => 20_000,
+    });
     writeln!(
         out,
-        "  verdicts: {} valid, {} invalid, {} malformed",
-        tally[0], tally[1], tally[2]
+        "  verity load: {rate} transfers/s for {} s from {} accounts",
+        args.duration, args.accounts
     )?;
+    out.flush()?;
+    let report = load::load(&LoadArgs {
+        keys: dir.to_owned(),
+        target: Some(tcp),
+        http: Some(http),
+        rate,
+        duration: args.duration,
+        accounts: None,
+        connections: 4,
+        drain: 30,
+    })?;
+    report.table(out)?;
+    terminate(&daemon.child);
+    let mut rest = String::new();
+    daemon.stdout.read_to_string(&mut rest)?;
+    let status = daemon.child.wait()?;
+    anyhow::ensure!(status.success(), "verityd stopped with {status}");
+    let height = field(&rest, "height")?;
+    let root = field(&rest, "state_root")?;
     writeln!(
         out,
-        "  verified in {:.3} s: {:.0} signatures/s ({:.0} per thread)",
-        seconds,
-        count as f64 / seconds,
-        count as f64 / seconds / threads as f64
+        "  verityd stopped cleanly at height {height}; final state root {root}"
     )?;
     anyhow::ensure!(
-        responses.len() == count,
-        "{} responses for {count} requests",
-        responses.len()
+        report.committed() > 0 && report.unanswered == 0,
+        "the run did not commit every transaction"
     );
-    anyhow::ensure!(wrong == 0, "{wrong} verdicts differ from the expected ones");
-    writeln!(out, "  every verdict is the expected one")?;
     Ok(())
-}
-
-/// The signed transactions and the verdict each must get.
-fn workload(args: &DemoArgs) -> (Vec<Request>, Vec<Verdict>) {
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let keys: Vec<ed25519_dalek::SigningKey> = (0..args.senders.get())
-        .map(|_| ed25519_dalek::SigningKey::generate(&mut rng))
-        .collect();
-    let plan: Vec<(usize, Vec<u8>, u8)> = (0..args.count.get())
-        .map(|i| {
-            let sender = rng.gen_range(0..keys.len());
-            let message = format!(
-                "transfer {i}: {} units of asset {} to account {}",
-                rng.gen_range(1..1_000_000u32),
-                rng.gen_range(0..16u8),
-                rng.gen::<u64>()
-            )
-            .into_bytes();
-            let spoil = if i % args.spoil_every.get() == args.spoil_every.get() - 1 {
-                rng.gen_range(1..=2)
-            } else {
-                0
-            };
-            (sender, message, spoil)
-        })
-        .collect();
-    // Signing is the slow part of making the workload: spread it over the cores.
-    let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let chunk = plan.len().div_ceil(workers).max(1);
-    let signed: Vec<(Request, Verdict)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plan
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let keys = &keys;
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(j, (sender, message, spoil))| {
-                            sign_one(&keys[*sender], (c * chunk + j) as u64, message, *spoil)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    signed.into_iter().unzip()
-}
-
-fn sign_one(
-    key: &ed25519_dalek::SigningKey,
-    tag: u64,
-    message: &[u8],
-    spoil: u8,
-) -> (Request, Verdict) {
-    let mut request = Request::new(
-        Tag::new(tag),
-        key.verifying_key().to_bytes(),
-        key.sign(message).to_bytes(),
-        message.to_vec(),
-    );
-    let verdict = match spoil {
-        0 => Verdict::Valid,
-        1 => {
-            request.message[0] ^= 1;
-            Verdict::Invalid
-        }
-        _ => {
-            // S = 2²⁵⁵ − 1, far above L.
-            request.signature[32..].fill(0xff);
-            request.signature[63] = 0x7f;
-            Verdict::Malformed(Malformed::NonCanonicalS)
-        }
-    };
-    (request, verdict)
 }

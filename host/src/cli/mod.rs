@@ -9,6 +9,7 @@ pub mod keygen;
 pub mod load;
 pub mod sign;
 pub mod sim;
+pub mod throughput;
 pub mod verify;
 
 use std::fs::File;
