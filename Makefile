@@ -25,10 +25,12 @@ test-long: deps
 	$(CARGO) test --locked --workspace -- --ignored
 
 ## Criterion benchmarks with tables of ratios against the references they name: the CPU
-## verifier against the reference crates, the XDMA path against ed25519-dalek's verify time.
+## verifier against the reference crates, the XDMA path against ed25519-dalek's verify time,
+## the replica's pipeline end to end against the CPU backend's raw rate.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path
+	$(CARGO) bench --locked -p verity-host --bench pipeline
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;

@@ -1,0 +1,330 @@
+//! The replica's pipeline, end to end from submission to the durable commit of the block:
+//!
+//! * the host's own ceiling: a verifier that answers at once (the loop-back card behind
+//!   `CardVerifier`, so the card path's host costs are in it) — transactions/s;
+//! * the CPU backend end to end, against the same backend verifying the same signatures raw
+//!   (no pipeline, no ledger, no store) in the same run — the ratio is the pipeline's tax;
+//! * latency from submission to commit, paced at half of the CPU backend's end-to-end rate
+//!   measured just before.
+//!
+//! Transfers go round-robin from 1,000 funded accounts to the next one, as `verity load` sends
+//! them. `make bench` runs it and prints the table with the targets.
+
+use std::fmt::Write as _;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use ed25519_dalek::SigningKey;
+use verity_drivers::{verify_all, CardConfig, CardVerifier, PoolConfig, PoolVerifier, Verifier};
+use verity_firmware::image::Image;
+use verity_firmware::program::ed25519_verify;
+use verity_host::chain::Chain;
+use verity_host::genesis::Genesis;
+use verity_host::ledger::Rules;
+use verity_host::pipeline::{Outcome, Pipeline, PipelineConfig};
+use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
+use verity_sim::LoopbackCard;
+
+/// Funded accounts.
+const ACCOUNTS: usize = 1000;
+/// Transactions per measured iteration.
+const PER_ITERATION: usize = 16_384;
+/// Seconds of the paced latency run.
+const PACED_SECONDS: u64 = 3;
+
+/// Funded accounts and the next nonce of each.
+struct Senders {
+    keys: Vec<SigningKey>,
+    next: usize,
+    nonces: Vec<u64>,
+}
+
+impl Senders {
+    fn new() -> Self {
+        Self {
+            keys: (0..ACCOUNTS)
+                .map(|i| {
+                    let mut seed = [0u8; 32];
+                    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    SigningKey::from_bytes(&seed)
+                })
+                .collect(),
+            next: 0,
+            nonces: vec![0; ACCOUNTS],
+        }
+    }
+
+    fn genesis(&self) -> Genesis {
+        Genesis {
+            rules: Rules {
+                chain_id: 1,
+                assets: [1].into(),
+                issuers: [].into(),
+            },
+            balances: self
+                .keys
+                .iter()
+                .map(|k| (k.verifying_key().to_bytes(), 1, u64::MAX / 2))
+                .collect(),
+        }
+    }
+
+    /// The next `n` transfers; signed only if `sign` (an instant verifier does not look).
+    fn transfers(&mut self, n: usize, sign: bool) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let from = self.next;
+                self.next = (self.next + 1) % ACCOUNTS;
+                let to = self.keys[(from + 1) % ACCOUNTS].verifying_key().to_bytes();
+                let unsigned = Unsigned {
+                    chain_id: 1,
+                    sender: self.keys[from].verifying_key().to_bytes(),
+                    nonce: self.nonces[from],
+                    payload: Payload::Transfer(Body {
+                        asset: 1,
+                        to,
+                        amount: 1,
+                    }),
+                };
+                self.nonces[from] += 1;
+                if sign {
+                    unsigned.sign(&self.keys[from]).to_vec()
+                } else {
+                    let mut bytes = [0u8; TX_LEN];
+                    bytes[..96].copy_from_slice(&unsigned.signed_bytes());
+                    bytes.to_vec()
+                }
+            })
+            .collect()
+    }
+}
+
+fn out_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pipeline-bench-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    dir
+}
+
+fn cpu() -> PoolVerifier {
+    PoolVerifier::cpu(PoolConfig::new(
+        std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+        NonZeroUsize::new(1024).expect("1024"),
+    ))
+}
+
+fn loopback() -> CardVerifier<LoopbackCard> {
+    CardVerifier::open(
+        LoopbackCard::default(),
+        "loopback",
+        &Image::new(ed25519_verify()),
+        CardConfig::model(),
+    )
+    .expect("the loop-back card opens")
+}
+
+fn start(name: &str, verifier: Box<dyn Verifier>, senders: &Senders) -> Arc<Pipeline> {
+    let dir = scratch(name);
+    let chain = Chain::open(&dir.join("verity.redb"), &senders.genesis()).expect("opens");
+    Arc::new(Pipeline::start(verifier, chain, PipelineConfig::default()))
+}
+
+/// Submits `batch` from two threads (as two connections would) and waits for every
+/// outcome; every transaction must be committed and applied.
+fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> Duration {
+    let started = Instant::now();
+    let halves: Vec<Vec<Vec<u8>>> = {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        // Each sender on one thread, so its nonces arrive in order.
+        for tx in batch {
+            let sender = Transaction::decode(&tx).expect("decodes").sender()[0];
+            if sender % 2 == 0 { &mut a } else { &mut b }.push(tx);
+        }
+        vec![a, b]
+    };
+    std::thread::scope(|scope| {
+        for half in halves {
+            scope.spawn(move || {
+                let pending: Vec<_> = half.into_iter().map(|tx| pipeline.submit(tx)).collect();
+                for outcome in pending {
+                    match outcome.recv().expect("an outcome") {
+                        Outcome::Committed { failure: None, .. } => {}
+                        other => panic!("{other:?}"),
+                    }
+                }
+            });
+        }
+    });
+    started.elapsed()
+}
+
+/// Submission-to-commit latencies of a run paced at `rate` transactions/s.
+fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64) -> Vec<Duration> {
+    let total = (rate * PACED_SECONDS as f64) as usize;
+    let transactions = senders.transfers(total, true);
+    let (done, latencies) = crossbeam_channel::unbounded();
+    let start = Instant::now();
+    for (i, tx) in transactions.into_iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        while Instant::now() < due {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let submitted = Instant::now();
+        let done = done.clone();
+        pipeline.submit_with(
+            tx,
+            Box::new(move |outcome| {
+                assert!(matches!(outcome, Outcome::Committed { failure: None, .. }));
+                let _ = done.send(submitted.elapsed());
+            }),
+        );
+    }
+    drop(done);
+    let mut latencies: Vec<Duration> = latencies.iter().collect();
+    assert_eq!(latencies.len(), total);
+    latencies.sort_unstable();
+    latencies
+}
+
+fn quantile(sorted: &[Duration], per_mille: usize) -> Duration {
+    sorted[(sorted.len() * per_mille / 1000).min(sorted.len() - 1)]
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .output_directory(&out_dir())
+        .configure_from_args()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let mut group = criterion.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(PER_ITERATION as u64));
+
+    let mut instant_senders = Senders::new();
+    let instant = start("instant", Box::new(loopback()), &instant_senders);
+    group.bench_function("instant", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| push(&instant, instant_senders.transfers(PER_ITERATION, false)))
+                .sum()
+        })
+    });
+    instant.stop();
+
+    let mut cpu_senders = Senders::new();
+    let raw: Vec<_> = cpu_senders
+        .transfers(PER_ITERATION, true)
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            Transaction::decode(tx)
+                .expect("decodes")
+                .request(verity_drivers::Tag::new(i as u64))
+        })
+        .collect();
+    let mut raw_cpu = cpu();
+    group.bench_function("cpu_raw", |b| {
+        b.iter(|| verify_all(&mut raw_cpu, raw.iter().cloned()).expect("verifies"))
+    });
+    drop(raw_cpu);
+
+    let mut cpu_senders = Senders::new();
+    let pipeline = start("cpu", Box::new(cpu()), &cpu_senders);
+    group.bench_function("cpu", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = cpu_senders.transfers(PER_ITERATION, true);
+                total += push(&pipeline, batch);
+            }
+            total
+        })
+    });
+    group.finish();
+    let Some(e2e_rate) = rate("cpu") else {
+        eprintln!("criterion left no estimate for pipeline/cpu: no paced run, no table");
+        return;
+    };
+    let half = e2e_rate / 2.0;
+    let latencies = paced(&pipeline, &mut cpu_senders, half);
+    pipeline.stop();
+    if let Some(table) = table(half, &latencies) {
+        println!("{table}");
+    }
+}
+
+/// Mean transactions/s of one benchmark, from criterion's estimates.
+fn rate(id: &str) -> Option<f64> {
+    let path = out_dir()
+        .join("pipeline")
+        .join(id)
+        .join("new/estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let nanos = json["mean"]["point_estimate"].as_f64()?;
+    Some(PER_ITERATION as f64 / (nanos * 1e-9))
+}
+
+fn table(paced_rate: f64, latencies: &[Duration]) -> Option<String> {
+    let instant = rate("instant")?;
+    let raw = rate("cpu_raw")?;
+    let cpu = rate("cpu")?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (p50, p99, p999) = (
+        quantile(latencies, 500),
+        quantile(latencies, 990),
+        quantile(latencies, 999),
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nreplica pipeline, submission to durable commit, {ACCOUNTS} accounts, {PER_ITERATION} transfers per iteration, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let _ = writeln!(t, "{:<44} {:>12}", "", "tx/s");
+    let _ = writeln!(
+        t,
+        "{:<44} {instant:>12.0}",
+        "instant verifier (loop-back card)"
+    );
+    let _ = writeln!(
+        t,
+        "{:<44} {raw:>12.0}",
+        "CPU backend, raw verification (the reference)"
+    );
+    let _ = writeln!(t, "{:<44} {cpu:>12.0}", "CPU backend, end to end");
+    let _ = writeln!(
+        t,
+        "paced at {paced_rate:.0} tx/s (half the CPU end-to-end rate): p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
+        ms(p50),
+        ms(p99),
+        ms(p999)
+    );
+    let _ = writeln!(t, "\ntargets:");
+    let _ = writeln!(
+        t,
+        "  instant verifier >= 200,000 tx/s: {instant:.0} ({})",
+        verdict(instant >= 200_000.0)
+    );
+    let _ = writeln!(
+        t,
+        "  CPU end to end >= 80% of raw: {:.0}% ({})",
+        100.0 * cpu / raw,
+        verdict(cpu >= 0.8 * raw)
+    );
+    let _ = writeln!(
+        t,
+        "  p99 submit->commit <= 5 ms at half the maximum rate: {:.2} ms ({})",
+        ms(p99),
+        verdict(p99 <= Duration::from_millis(5))
+    );
+    Some(t)
+}
