@@ -132,7 +132,7 @@ fn loopback() -> CardVerifier<LoopbackCard> {
 
 fn start(name: &str, verifier: Box<dyn Verifier>, senders: &Senders) -> Arc<Pipeline> {
     let dir = scratch(name);
-    let chain = Chain::open(&dir.join("verity.redb"), &senders.genesis()).expect("opens");
+    let chain = Chain::open(&dir, &senders.genesis()).expect("opens");
     Arc::new(Pipeline::start(verifier, chain, PipelineConfig::default()))
 }
 

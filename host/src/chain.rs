@@ -1,29 +1,54 @@
-//! The replica's chain: the ledger in memory, the store on disk, and the step that takes an
-//! ordered block from one height to the next — execute, then commit — the stage after
+//! The replica's chain: the ledger in memory, the block log and the state store on disk, and
+//! the step that takes an ordered block from one height to the next — the stage after
 //! ordering, whichever orders (a single sequencer now, BFT consensus later).
 //!
 //! A block is its transactions' bytes back to back (160 each, `transaction::TX_LEN`), in
-//! the order decided. [`Chain::execute`] applies it to the ledger, writes the block, its
-//! receipts and every account it touched in one durable transaction, and only then moves the
-//! ledger in memory forward: what a client is told was committed is on disk. Reopening a
-//! store resumes at its head with the same ledger and root.
+//! the order decided. [`Chain::execute`] applies it to the ledger, appends it to the block log
+//! (durable before it returns), and only then moves the ledger in memory forward: what a
+//! client is told was committed is on disk. The state — receipts, accounts, the state root —
+//! is committed behind it by a thread of its own (the state stage), durably at least once a
+//! second, so the Merkle tree's scattered writes stay off the acknowledgement's path.
+//! Reopening a chain replays the blocks the state store had not made durable, so the ledger
+//! and the root are again those of the log's last block.
+//!
+//! ```text
+//! execute ─▶ apply (pure) ─▶ block log (fsync) ─▶ ledger moves ─▶ [state stage: jmt + receipts]
+//! ```
 
-use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use thiserror::Error;
+use tracing::{error, info};
 
+use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
-use crate::ledger::{AccountId, Ledger, Receipt, Rules};
-use crate::store::{Store, StoreError};
-use crate::transaction::{Body, Payload, Transaction, TxError, TX_LEN};
+use crate::ledger::{Changes, Ledger, Receipt, Rules};
+use crate::store::{Durability, Store, StoreError};
+use crate::transaction::{Transaction, TxError, TX_LEN};
+
+/// The block log's file in the data directory.
+pub const LOG_FILE: &str = "blocks.redb";
+/// The state store's file in the data directory.
+pub const STATE_FILE: &str = "state.redb";
+/// The longest the state store goes without a durable commit (what a crash makes the next
+/// open replay, at most, besides the state stage's queue).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Blocks the state stage may fall behind the log before `execute` waits for it.
+const STATE_QUEUE: usize = 16;
 
 /// Why a block could not be executed or committed.
 #[derive(Debug, Error)]
 pub enum ChainError {
-    /// The store failed: nothing was committed.
+    /// The store or the log failed: nothing was committed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The state stage failed: the chain takes no more blocks (restart replays the log).
+    #[error("the state stage failed: {0}")]
+    State(String),
     /// A block's bytes are not whole transactions (ordering hands over only decoded ones).
     #[error("block transaction {index}: {error}")]
     Transaction {
@@ -42,100 +67,257 @@ pub enum ChainError {
 pub struct Committed {
     /// Its height.
     pub height: u64,
-    /// The state root after it.
-    pub root: [u8; 32],
     /// A receipt per transaction, in block order.
     pub receipts: Vec<Receipt>,
+}
+
+/// What the state stage is given.
+enum StateWork {
+    Block {
+        height: u64,
+        receipts: Vec<([u8; 32], Vec<u8>)>,
+        changes: Changes,
+    },
+    /// Make everything so far durable and answer with the state's head.
+    Sync(Sender<Result<(u64, [u8; 32]), String>>),
 }
 
 /// The replica's chain.
 pub struct Chain {
     rules: Rules,
+    log: BlockLog,
     store: Store,
     ledger: Ledger,
-    head: (u64, [u8; 32]),
+    height: u64,
+    state: Option<(Sender<StateWork>, JoinHandle<()>)>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+fn encoded(receipts: &[Receipt]) -> Vec<([u8; 32], Vec<u8>)> {
+    receipts
+        .iter()
+        .map(|r| (r.tx.0, r.failure.map_or_else(Vec::new, |f| f.encode())))
+        .collect()
+}
+
+fn decode_block(block: &[u8]) -> Result<Vec<Transaction<'_>>, ChainError> {
+    block
+        .chunks(TX_LEN)
+        .enumerate()
+        .map(|(index, bytes)| {
+            Transaction::decode(bytes).map_err(|error| ChainError::Transaction { index, error })
+        })
+        .collect()
 }
 
 impl Chain {
-    /// Opens the chain stored at `path`; a new store starts at block 0 with `genesis`'s
-    /// balances.
-    pub fn open(path: &Path, genesis: &Genesis) -> Result<Self, ChainError> {
+    /// Opens the chain stored in `dir` (created if need be); a new one starts at block 0
+    /// with `genesis`'s balances.
+    pub fn open(dir: &Path, genesis: &Genesis) -> Result<Self, ChainError> {
         let rules = genesis.rules.clone();
-        let store = Store::open(path)?;
-        if let Some(head) = store.head()? {
-            let ledger = store.ledger()?;
-            return Ok(Self {
-                rules,
-                store,
-                ledger,
-                head,
-            });
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.to_string()))?;
+        let log = BlockLog::open(&dir.join(LOG_FILE))?;
+        let store = Store::open(&dir.join(STATE_FILE))?;
+        if log.head()?.is_none() {
+            log.append(0, &[])?;
         }
-        let ledger = Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
-        let accounts: Vec<_> = ledger.accounts.iter().map(|(id, a)| (*id, a)).collect();
-        let root = store.commit(0, &[], &[], &accounts)?;
+        let mut ledger = match store.head()? {
+            Some(_) => store.ledger()?,
+            None => {
+                let ledger =
+                    Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
+                let accounts: Vec<_> = ledger.accounts.iter().map(|(id, a)| (*id, a)).collect();
+                store.commit(0, &[], &accounts, Durability::Immediate)?;
+                ledger
+            }
+        };
+        // Replay what the state store lost.
+        let (state_height, _) = store.head()?.ok_or(StoreError::Empty)?;
+        let height = log.head()?.ok_or(StoreError::Empty)?;
+        if height > state_height {
+            info!(from = state_height + 1, to = height, "replaying the block log");
+        }
+        for h in state_height + 1..=height {
+            let block = log.block(h)?.ok_or(StoreError::Empty)?;
+            let (changes, receipts) = ledger.apply(&rules, &decode_block(&block)?);
+            let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
+            store.commit(h, &encoded(&receipts), &changed, Durability::None)?;
+            ledger.merge(changes);
+        }
+        store.sync()?;
+        let failed = Arc::new(Mutex::new(None));
+        let (work, queue) = bounded(STATE_QUEUE);
+        let (stage_store, stage_failed) = (store.clone(), Arc::clone(&failed));
+        let stage = std::thread::Builder::new()
+            .name("state".into())
+            .spawn(move || state_stage(&stage_store, &queue, &stage_failed))
+            .map_err(|e| ChainError::State(e.to_string()))?;
         Ok(Self {
             rules,
+            log,
             store,
             ledger,
-            head: (0, root),
+            height,
+            state: Some((work, stage)),
+            failed,
         })
     }
 
-    /// The last committed height and state root.
-    pub fn head(&self) -> (u64, [u8; 32]) {
-        self.head
+    /// The last committed (logged) height.
+    pub fn height(&self) -> u64 {
+        self.height
     }
 
-    /// The ledger as of the head.
+    /// The ledger as of that height.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    /// The store, for reads (blocks, receipts, proofs).
+    /// The state store, for reads (receipts, accounts and proofs, roots); it may trail the
+    /// log by the state stage's queue.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Executes `block` and commits it as the next height.
+    /// The block log, for reads.
+    pub fn log(&self) -> &BlockLog {
+        &self.log
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn send(&self, work: StateWork) -> Result<(), ChainError> {
+        let stopped = || {
+            ChainError::State(
+                self.state_failure()
+                    .unwrap_or_else(|| "stopped".to_owned()),
+            )
+        };
+        let (sender, _) = self.state.as_ref().ok_or_else(stopped)?;
+        sender.send(work).map_err(|_| stopped())
+    }
+
+    /// Executes `block` and commits it as the next height: durable in the log when this
+    /// returns, its state committed behind.
     pub fn execute(&mut self, block: &[u8]) -> Result<Committed, ChainError> {
-        let transactions = block
-            .chunks(TX_LEN)
-            .enumerate()
-            .map(|(index, bytes)| {
-                Transaction::decode(bytes).map_err(|error| ChainError::Transaction { index, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (next, receipts) = self.ledger.apply(&self.rules, &transactions);
-        // Every account a transaction names, whose value the block changed.
-        let named: BTreeSet<AccountId> = transactions
-            .iter()
-            .flat_map(|tx| {
-                let (Payload::Transfer(Body { to, .. }) | Payload::Mint(Body { to, .. })) =
-                    tx.payload();
-                [*tx.sender(), to]
-            })
-            .collect();
-        let changed: Vec<_> = named
-            .iter()
-            .filter_map(|id| {
-                let after = next.accounts.get(id)?;
-                (self.ledger.accounts.get(id) != Some(after)).then_some((*id, after))
-            })
-            .collect();
-        let stored: Vec<([u8; 32], Vec<u8>)> = receipts
-            .iter()
-            .map(|r| (r.tx.0, r.failure.map_or_else(Vec::new, |f| f.encode())))
-            .collect();
-        let height = self.head.0 + 1;
-        let root = self.store.commit(height, block, &stored, &changed)?;
-        self.ledger = next;
-        self.head = (height, root);
-        Ok(Committed {
+        if let Some(reason) = self.state_failure() {
+            return Err(ChainError::State(reason));
+        }
+        let (changes, receipts) = self.ledger.apply(&self.rules, &decode_block(block)?);
+        let height = self.height + 1;
+        self.log.append(height, block)?;
+        self.height = height;
+        self.send(StateWork::Block {
             height,
-            root,
-            receipts,
-        })
+            receipts: encoded(&receipts),
+            changes: changes.clone(),
+        })?;
+        self.ledger.merge(changes);
+        Ok(Committed { height, receipts })
+    }
+
+    /// Waits for the state stage to commit every block executed so far, durably, and
+    /// returns the height and its state root.
+    pub fn sync(&self) -> Result<(u64, [u8; 32]), ChainError> {
+        let (answer, answered) = bounded(1);
+        self.send(StateWork::Sync(answer))?;
+        answered
+            .recv()
+            .map_err(|_| ChainError::State("stopped".to_owned()))?
+            .map_err(ChainError::State)
+    }
+
+    /// Syncs the state, stops the state stage, and returns the head (height, state root).
+    pub fn close(mut self) -> Result<(u64, [u8; 32]), ChainError> {
+        let head = self.sync();
+        self.stop_stage();
+        head
+    }
+
+    fn stop_stage(&mut self) {
+        if let Some((sender, stage)) = self.state.take() {
+            drop(sender);
+            let _ = stage.join();
+        }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.stop_stage();
+    }
+}
+
+/// Commits each block's state in order; durably once [`CHECKPOINT_EVERY`], when asked, and
+/// at the end.
+fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option<String>>) {
+    let mut synced = Instant::now();
+    let mut pending = false;
+    let fail = |error: StoreError| {
+        error!(%error, "the state stage failed");
+        metrics::counter!("verity_state_failures_total").increment(1);
+        *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+    };
+    loop {
+        let work = match queue.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(work) => Some(work),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                if pending {
+                    if let Err(error) = store.sync() {
+                        fail(error);
+                    }
+                }
+                return;
+            }
+        };
+        match work {
+            Some(StateWork::Block {
+                height,
+                receipts,
+                changes,
+            }) => {
+                let began = Instant::now();
+                let due = synced.elapsed() >= CHECKPOINT_EVERY;
+                let durability = if due {
+                    Durability::Immediate
+                } else {
+                    Durability::None
+                };
+                let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
+                if let Err(error) = store.commit(height, &receipts, &changed, durability) {
+                    return fail(error);
+                }
+                metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
+                metrics::gauge!("verity_state_height").set(height as f64);
+                pending = !due;
+                if due {
+                    synced = Instant::now();
+                }
+            }
+            Some(StateWork::Sync(answer)) => {
+                let head = store
+                    .sync()
+                    .and_then(|()| store.head()?.ok_or(StoreError::Empty))
+                    .map_err(|e| e.to_string());
+                pending = false;
+                synced = Instant::now();
+                let _ = answer.send(head);
+            }
+            None if pending => {
+                if let Err(error) = store.sync() {
+                    return fail(error);
+                }
+                pending = false;
+                synced = Instant::now();
+            }
+            None => {}
+        }
     }
 }
 
@@ -165,10 +347,9 @@ mod tests {
     #[test]
     fn blocks_execute_commit_and_resume_after_reopening() {
         let dir = testing::scratch("chain");
-        let path = dir.join("verity.redb");
         let (head, ledger) = {
-            let mut chain = Chain::open(&path, &genesis()).expect("opens");
-            assert_eq!(chain.head().0, 0);
+            let mut chain = Chain::open(&dir, &genesis()).expect("opens");
+            assert_eq!(chain.height(), 0);
             let block = [transfer(1, 0, 2, 30), transfer(1, 0, 2, 5)].concat();
             let committed = chain.execute(&block).expect("commits");
             assert_eq!(committed.height, 1);
@@ -180,7 +361,15 @@ mod tests {
                     got: 0
                 })
             );
-            // Receipts are stored with their failure.
+            chain.execute(&transfer(2, 0, 3, 10)).expect("commits");
+            // A block that is not whole transactions commits nothing.
+            assert!(matches!(
+                chain.execute(&[0u8; 100]),
+                Err(ChainError::Transaction { index: 0, .. })
+            ));
+            // Receipts are stored with their failure once the state has caught up.
+            let head = chain.sync().expect("syncs");
+            assert_eq!(head.0, 2);
             let (height, index, failure) = chain
                 .store()
                 .receipt(&committed.receipts[1].tx.0)
@@ -188,22 +377,44 @@ mod tests {
                 .expect("stored");
             assert_eq!((height, index), (1, 1));
             assert_eq!(Failure::decode(&failure), committed.receipts[1].failure);
-            chain.execute(&transfer(2, 0, 3, 10)).expect("commits");
-            // A block that is not whole transactions commits nothing.
-            assert!(matches!(
-                chain.execute(&[0u8; 100]),
-                Err(ChainError::Transaction { index: 0, .. })
-            ));
-            (chain.head(), chain.ledger().clone())
+            assert_eq!(chain.log().block(1).expect("reads"), Some(block.to_vec()));
+            let ledger = chain.ledger().clone();
+            (chain.close().expect("closes"), ledger)
         };
-        let chain = Chain::open(&path, &genesis()).expect("reopens");
-        assert_eq!(chain.head(), head);
+        let chain = Chain::open(&dir, &genesis()).expect("reopens");
+        assert_eq!(chain.height(), head.0);
+        assert_eq!(chain.sync().expect("syncs"), head);
         assert_eq!(chain.ledger(), &ledger);
         assert_eq!(ledger.balance(&id(1), 1), 70);
         assert_eq!(ledger.balance(&id(2), 1), 20);
         assert_eq!(ledger.balance(&id(3), 1), 10);
         let (account, proof) = chain.store().account(&id(2), head.0).expect("reads");
         assert!(verify_account(head.1, &id(2), account.as_ref(), &proof));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn blocks_the_state_store_lost_are_replayed_from_the_log() {
+        let dir = testing::scratch("chain-replay");
+        let blocks = [
+            transfer(1, 0, 2, 30),
+            transfer(2, 0, 3, 10),
+            transfer(1, 1, 3, 1),
+        ];
+        let head = {
+            let mut chain = Chain::open(&dir, &genesis()).expect("opens");
+            for block in &blocks {
+                chain.execute(block).expect("commits");
+            }
+            chain.close().expect("closes")
+        };
+        // A state store that lost everything after genesis (as a crash before its durable
+        // commit would leave it): the log alone brings the chain back to the same root.
+        std::fs::remove_file(dir.join(STATE_FILE)).expect("removes");
+        let chain = Chain::open(&dir, &genesis()).expect("reopens");
+        assert_eq!(chain.height(), 3);
+        assert_eq!(chain.sync().expect("syncs"), head);
+        assert_eq!(chain.ledger().balance(&id(3), 1), 11);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -27,9 +27,6 @@ use crate::genesis::Genesis;
 use crate::ingress::{tcp, udp};
 use crate::pipeline::{Pipeline, VerifierStatus};
 
-/// The store's file name in the data directory.
-pub const STORE_FILE: &str = "verity.redb";
-
 /// A running replica.
 pub struct Daemon {
     /// Where the HTTP API listens.
@@ -53,10 +50,11 @@ impl Daemon {
         let data = base.join(&config.data_dir);
         std::fs::create_dir_all(&data)
             .with_context(|| format!("creating the data directory {}", data.display()))?;
-        let chain = Chain::open(&data.join(STORE_FILE), &genesis)
-            .with_context(|| format!("opening the store in {}", data.display()))?;
-        let store = chain.store().clone();
-        let (height, root) = chain.head();
+        let chain = Chain::open(&data, &genesis)
+            .with_context(|| format!("opening the chain in {}", data.display()))?;
+        let (store, log) = (chain.store().clone(), chain.log().clone());
+        let height = chain.height();
+        let root = store.head()?.map(|(_, root)| root).unwrap_or_default();
         let options = config.verifier.options()?;
         let verifier = options.open().context("starting the verifier")?;
         let pipeline = Arc::new(Pipeline::start(verifier, chain, config.pipeline_config()?));
@@ -83,6 +81,7 @@ impl Daemon {
         let router = server::router(Arc::new(ApiState {
             pipeline: Arc::clone(&pipeline),
             store,
+            log,
             chain_id: genesis.rules.chain_id,
         }));
         let (stop_http, stopped) = oneshot::channel::<()>();
@@ -148,7 +147,7 @@ impl Daemon {
             .pipeline
             .stop()
             .context("the pipeline was already stopped")?;
-        let (height, root) = chain.head();
+        let (height, root) = chain.close()?;
         info!(height, state_root = %hex::encode(root), "verityd stopped");
         Ok((height, root))
     }

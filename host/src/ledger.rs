@@ -182,13 +182,19 @@ pub struct Ledger {
     pub accounts: BTreeMap<AccountId, Account>,
 }
 
+/// What a block changed: the new value of every account whose value it changed.
+pub type Changes = BTreeMap<AccountId, Account>;
+
 impl Ledger {
     /// The ledger genesis starts with: `balances` as (account, asset, amount).
     pub fn genesis(balances: &[(AccountId, u32, u64)]) -> Result<Self, Failure> {
-        let mut ledger = Self::default();
+        let empty = Self::default();
+        let mut overlay = Overlay::new(&empty);
         for &(account, asset, amount) in balances {
-            ledger.credit(account, asset, amount)?;
+            overlay.credit(account, asset, amount)?;
         }
+        let mut ledger = Self::default();
+        ledger.merge(overlay.changes);
         Ok(ledger)
     }
 
@@ -206,47 +212,86 @@ impl Ledger {
         self.accounts.get(account).map_or(0, |a| a.nonce)
     }
 
-    fn credit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
-        if amount == 0 {
-            return Ok(());
-        }
-        let balance = self
-            .accounts
-            .entry(account)
-            .or_default()
-            .balances
-            .entry(asset)
-            .or_default();
-        *balance = balance.checked_add(amount).ok_or(Failure::Overflow)?;
-        Ok(())
-    }
-
-    fn debit(&mut self, account: &AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
-        let balance = self.balance(account, asset);
-        let left = balance
-            .checked_sub(amount)
-            .ok_or(Failure::InsufficientFunds { balance, amount })?;
-        if let Some(state) = self.accounts.get_mut(account) {
-            if left == 0 {
-                state.balances.remove(&asset);
-            } else {
-                state.balances.insert(asset, left);
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies `block` in order: the next ledger and a receipt per transaction.
-    pub fn apply(&self, rules: &Rules, block: &[Transaction<'_>]) -> (Ledger, Vec<Receipt>) {
-        let mut next = self.clone();
+    /// Applies `block` in order: what it changes and a receipt per transaction. The ledger is
+    /// not touched (a pure function of ledger and block); [`merge`](Ledger::merge) moves it
+    /// on. Only the accounts the block touches are copied, so the cost follows the block, not
+    /// the ledger.
+    pub fn apply(&self, rules: &Rules, block: &[Transaction<'_>]) -> (Changes, Vec<Receipt>) {
+        let mut overlay = Overlay::new(self);
         let receipts = block
             .iter()
             .map(|tx| Receipt {
                 tx: tx.id(),
-                failure: next.apply_one(rules, tx).err(),
+                failure: overlay.apply_one(rules, tx).err(),
             })
             .collect();
-        (next, receipts)
+        let mut changes = overlay.changes;
+        changes.retain(|id, after| self.accounts.get(id) != Some(after));
+        (changes, receipts)
+    }
+
+    /// Takes a block's changes.
+    pub fn merge(&mut self, changes: Changes) {
+        self.accounts.extend(changes);
+    }
+}
+
+/// A ledger with a block's changes over it, copied on first write.
+struct Overlay<'a> {
+    base: &'a Ledger,
+    changes: Changes,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(base: &'a Ledger) -> Self {
+        Self {
+            base,
+            changes: Changes::new(),
+        }
+    }
+
+    fn get(&self, account: &AccountId) -> Option<&Account> {
+        self.changes
+            .get(account)
+            .or_else(|| self.base.accounts.get(account))
+    }
+
+    fn get_mut(&mut self, account: AccountId) -> &mut Account {
+        let base = self.base;
+        self.changes
+            .entry(account)
+            .or_insert_with(|| base.accounts.get(&account).cloned().unwrap_or_default())
+    }
+
+    fn balance(&self, account: &AccountId, asset: u32) -> u64 {
+        self.get(account)
+            .and_then(|a| a.balances.get(&asset))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn credit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let balance = self.balance(&account, asset);
+        let after = balance.checked_add(amount).ok_or(Failure::Overflow)?;
+        self.get_mut(account).balances.insert(asset, after);
+        Ok(())
+    }
+
+    fn debit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
+        let balance = self.balance(&account, asset);
+        let left = balance
+            .checked_sub(amount)
+            .ok_or(Failure::InsufficientFunds { balance, amount })?;
+        let state = self.get_mut(account);
+        if left == 0 {
+            state.balances.remove(&asset);
+        } else {
+            state.balances.insert(asset, left);
+        }
+        Ok(())
     }
 
     fn apply_one(&mut self, rules: &Rules, tx: &Transaction<'_>) -> Result<(), Failure> {
@@ -256,7 +301,7 @@ impl Ledger {
             });
         }
         let sender = *tx.sender();
-        let expected = self.nonce(&sender);
+        let expected = self.get(&sender).map_or(0, |a| a.nonce);
         if tx.nonce() != expected {
             return Err(Failure::BadNonce {
                 expected,
@@ -264,7 +309,7 @@ impl Ledger {
             });
         }
         // The nonce is used up from here on, whatever follows.
-        self.accounts.entry(sender).or_default().nonce = expected + 1;
+        self.get_mut(sender).nonce = expected + 1;
         let (Payload::Transfer(body) | Payload::Mint(body)) = tx.payload();
         let Body { asset, to, amount } = body;
         if !rules.assets.contains(&asset) {
@@ -277,7 +322,7 @@ impl Ledger {
                 if to != sender && self.balance(&to, asset).checked_add(amount).is_none() {
                     return Err(Failure::Overflow);
                 }
-                self.debit(&sender, asset, amount)?;
+                self.debit(sender, asset, amount)?;
                 self.credit(to, asset, amount)
             }
             Payload::Mint(_) if !rules.issuers.contains(&sender) => Err(Failure::NotIssuer),
@@ -319,7 +364,9 @@ mod tests {
             .iter()
             .map(|b| Transaction::decode(b).expect("well formed"))
             .collect();
-        let (next, receipts) = ledger.apply(&rules(), &txs);
+        let (changes, receipts) = ledger.apply(&rules(), &txs);
+        let mut next = ledger.clone();
+        next.merge(changes);
         (next, receipts.into_iter().map(|r| r.failure).collect())
     }
 

@@ -430,7 +430,6 @@ mod tests {
     #[test]
     fn every_submission_gets_one_outcome_and_commits_survive_reopening() {
         let dir = testing::scratch("pipeline");
-        let path = dir.join("verity.redb");
         let genesis = Genesis {
             rules: Rules {
                 chain_id: 5,
@@ -447,7 +446,7 @@ mod tests {
         ));
         let pipeline = Pipeline::start(
             Box::new(cpu),
-            Chain::open(&path, &genesis).expect("opens"),
+            Chain::open(&dir, &genesis).expect("opens"),
             PipelineConfig {
                 block_max: 50,
                 ..PipelineConfig::default()
@@ -516,7 +515,7 @@ mod tests {
             }
             chain
         });
-        let (height, root) = chain.head();
+        let (height, root) = chain.sync().expect("syncs");
         assert!(height >= 7, "320 transactions in blocks of at most 50");
         assert_eq!(
             chain
@@ -525,8 +524,8 @@ mod tests {
             320
         );
         drop(chain);
-        let reopened = Chain::open(&path, &genesis).expect("reopens");
-        assert_eq!(reopened.head(), (height, root));
+        let reopened = Chain::open(&dir, &genesis).expect("reopens");
+        assert_eq!(reopened.sync().expect("syncs"), (height, root));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

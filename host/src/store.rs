@@ -1,14 +1,16 @@
-//! The replica's on-disk store: blocks, receipts, and the ledger's accounts under an
-//! authenticated state root per block.
+//! The replica's state store: receipts, and the ledger's accounts under an authenticated
+//! state root per block. (The blocks themselves are in the [block log](crate::block_log).)
 //!
-//! * **redb** holds everything: a pure-Rust embedded B-tree whose write transactions are
-//!   atomic and durable when they commit (fsync), so a block with its receipts and state is
-//!   either wholly on disk or not at all — what "an acknowledged transaction survives
-//!   `kill -9`" rests on — with no C toolchain and one file.
+//! * **redb** holds it: a pure-Rust embedded B-tree whose write transactions are atomic, and
+//!   durable when they commit with [`Durability::Immediate`] (fsync), with no C toolchain.
+//!   A block's receipts and state are either wholly in the store or not at all; commits may
+//!   be made durable later, several at once ([`Durability::None`]), because the block log
+//!   already holds every acknowledged block and a reopened chain replays what the store lost.
 //! * **jmt**, the Jellyfish Merkle tree (Diem, Aptos, Penumbra), authenticates the accounts:
 //!   a versioned sparse Merkle tree over SHA-256 whose version is the block height, giving a
 //!   state root per block and a proof of an account's value, or of its absence, against it;
-//!   it leaves storage to us, so its nodes live in the same redb transaction as the block.
+//!   it leaves storage to us, so its nodes live in the same redb transaction as the block's
+//!   receipts.
 //!
 //! An account's leaf is its key hash (SHA-256 of the public key) and its value the account's
 //! encoding: public key (32), nonce (u64), number of assets (u32), then (asset u32, amount
@@ -21,6 +23,7 @@ use std::sync::Arc;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
+pub use redb::Durability;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::Sha256;
 use thiserror::Error;
@@ -30,7 +33,6 @@ use crate::ledger::{Account, AccountId, Ledger};
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// (key hash, version) → tag byte (0 deleted, 1 present) then the value.
 const VALUES: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new("jmt_values");
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// Transaction id → (height, index in the block, the receipt's failure encoding).
 const RECEIPTS: TableDefinition<[u8; 32], (u64, u32, &[u8])> = TableDefinition::new("receipts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -182,7 +184,6 @@ impl Store {
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(NODES).map_err(db)?;
         txn.open_table(VALUES).map_err(db)?;
-        txn.open_table(BLOCKS).map_err(db)?;
         txn.open_table(RECEIPTS).map_err(db)?;
         txn.open_table(META).map_err(db)?;
         txn.commit().map_err(db)?;
@@ -210,15 +211,15 @@ impl Store {
         }
     }
 
-    /// Commits block `height` — its bytes, its receipts (transaction id and failure
-    /// encoding, in block order) and the accounts it changed — in one durable transaction,
-    /// and returns the new state root.
+    /// Commits block `height`'s receipts (transaction id and failure encoding, in block
+    /// order) and the accounts it changed in one transaction, durable now or with the next
+    /// durable commit as `durability` says, and returns the new state root.
     pub fn commit(
         &self,
         height: u64,
-        block: &[u8],
         receipts: &[([u8; 32], Vec<u8>)],
         changed: &[(AccountId, &Account)],
+        durability: Durability,
     ) -> Result<[u8; 32], StoreError> {
         let last = self.head()?.map(|(h, _)| h);
         if last.map_or(height != 0, |l| height != l + 1) {
@@ -235,13 +236,12 @@ impl Store {
         let (root, update) = Sha256Jmt::new(&tree)
             .put_value_set(values, height)
             .map_err(db)?;
-        let write = self.db.begin_write().map_err(db)?;
+        let mut write = self.db.begin_write().map_err(db)?;
+        write.set_durability(durability).map_err(db)?;
         Batch { txn: &write }
             .write_node_batch(&update.node_batch)
             .map_err(db)?;
         {
-            let mut blocks = write.open_table(BLOCKS).map_err(db)?;
-            blocks.insert(height, block).map_err(db)?;
             let mut table = write.open_table(RECEIPTS).map_err(db)?;
             for (index, (id, failure)) in receipts.iter().enumerate() {
                 table
@@ -269,11 +269,11 @@ impl Store {
         Ok(Some(root.0))
     }
 
-    /// Block `height`'s bytes.
-    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(BLOCKS).map_err(db)?;
-        Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
+    /// Makes every commit so far durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut write = self.db.begin_write().map_err(db)?;
+        write.set_durability(Durability::Immediate).map_err(db)?;
+        write.commit().map_err(db)
     }
 
     /// A transaction's receipt: its block's height, its index there, its failure encoding.
@@ -360,9 +360,11 @@ mod tests {
         let store = Store::open(&path).expect("opens");
         let alice = [1u8; 32];
         let r0 = store
-            .commit(0, b"", &[], &[(alice, &account(0, &[(1, 5)]))])
+            .commit(0, &[], &[(alice, &account(0, &[(1, 5)]))], Durability::Immediate)
             .expect("commits");
-        let r1 = store.commit(1, b"failed only", &[], &[]).expect("commits");
+        let r1 = store
+            .commit(1, &[([1; 32], vec![5])], &[], Durability::Immediate)
+            .expect("commits");
         assert_eq!(r0, r1, "nothing changed");
         let (got, proof) = store.account(&alice, 1).expect("reads at the new height");
         assert!(verify_account(r1, &alice, got.as_ref(), &proof));
@@ -389,22 +391,30 @@ mod tests {
             let store = Store::open(&path).expect("opens");
             assert_eq!(store.head().expect("reads"), None);
             let r0 = store
-                .commit(0, b"genesis", &[], &[(alice, &account(0, &[(1, 100)]))])
+                .commit(
+                    0,
+                    &[],
+                    &[(alice, &account(0, &[(1, 100)]))],
+                    Durability::Immediate,
+                )
                 .expect("commits");
             let r1 = store
                 .commit(
                     1,
-                    b"block 1",
                     &[([9; 32], vec![]), ([8; 32], vec![2, 1])],
                     &[
                         (alice, &account(1, &[(1, 60)])),
                         (bob, &account(0, &[(1, 40)])),
                     ],
+                    Durability::None,
                 )
                 .expect("commits");
+            // Seen at once by readers, durable with the next durable commit.
+            assert_eq!(store.head().expect("reads"), Some((1, r1)));
+            store.sync().expect("syncs");
             assert_ne!(r0, r1);
             assert!(matches!(
-                store.commit(3, b"gap", &[], &[]),
+                store.commit(3, &[], &[], Durability::Immediate),
                 Err(StoreError::OutOfOrder {
                     last: Some(1),
                     got: 3
@@ -412,16 +422,12 @@ mod tests {
             ));
             (r0, r1)
         };
-        // Reopened: the head, the blocks, the receipts, the accounts and their proofs.
+        // Reopened: the head, the receipts, the accounts and their proofs.
         let store = Store::open(&path).expect("reopens");
         assert_eq!(store.head().expect("reads"), Some((1, roots.1)));
         assert_eq!(store.root(0).expect("reads"), Some(roots.0));
         assert_eq!(store.root(1).expect("reads"), Some(roots.1));
         assert_eq!(store.root(2).expect("reads"), None);
-        assert_eq!(
-            store.block(1).expect("reads").as_deref(),
-            Some(&b"block 1"[..])
-        );
         assert_eq!(
             store.receipt(&[8; 32]).expect("reads"),
             Some((1, 1, vec![2, 1]))

@@ -71,7 +71,7 @@ pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
         },
         balances: vec![(id(1), 1, 1_000)],
     };
-    let chain = Chain::open(&dir.join("verity.redb"), &genesis).expect("opens");
+    let chain = Chain::open(&dir, &genesis).expect("opens");
     let one = NonZeroUsize::new(1).expect("1");
     let cpu = PoolVerifier::cpu(PoolConfig::new(one, NonZeroUsize::new(64).expect("64")));
     let pipeline = Pipeline::start(Box::new(cpu), chain, PipelineConfig::default());

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use verity_host::api::{AccountState, Block, Status, TxReceipt};
-use verity_host::chain::Chain;
+use verity_host::block_log::BlockLog;
+use verity_host::chain::{Chain, LOG_FILE, STATE_FILE};
 use verity_host::cli::init::read_accounts;
 use verity_host::genesis::Genesis;
 use verity_host::ingress::parse_reply;
@@ -241,20 +242,25 @@ fn acknowledged_transactions_survive_kill_9_and_the_state_root_replays() {
     // The state root is what replaying the stored blocks from genesis gives.
     let stopped = replica.stop();
     assert_eq!(stopped, head.height);
-    let store = Store::open(&dir.join("data/verity.redb")).expect("the store opens");
+    let data = dir.join("data");
+    let log = BlockLog::open(&data.join(LOG_FILE)).expect("the log opens");
+    let store = Store::open(&data.join(STATE_FILE)).expect("the store opens");
     let replay_dir = dir.join("replay");
-    std::fs::create_dir_all(&replay_dir).expect("scratch");
-    let mut replay = Chain::open(&replay_dir.join("verity.redb"), &genesis).expect("opens");
+    let mut replay = Chain::open(&replay_dir, &genesis).expect("opens");
     for height in 1..=head.height {
-        let block = store.block(height).expect("reads").expect("stored");
-        let committed = replay.execute(&block).expect("replays");
+        let block = log.block(height).expect("reads").expect("logged");
+        replay.execute(&block).expect("replays");
+    }
+    let replayed = replay.close().expect("closes");
+    assert_eq!(hex::encode(replayed.1), head.state_root);
+    let reopened = Store::open(&replay_dir.join(STATE_FILE)).expect("opens");
+    for height in 1..=head.height {
         assert_eq!(
-            Some(committed.root),
+            reopened.root(height).expect("reads"),
             store.root(height).expect("reads"),
             "block {height}"
         );
     }
-    assert_eq!(hex::encode(replay.head().1), head.state_root);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

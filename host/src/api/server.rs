@@ -19,6 +19,7 @@ use super::{
     hex32, AccountState, ApiError, Block, BlockTx, FailureView, Status, Submit, Submitted,
     TxReceipt, VerifierView,
 };
+use crate::block_log::BlockLog;
 use crate::ingress::MAX_FRAME;
 use crate::ledger::Failure;
 use crate::pipeline::{Outcome, Pipeline};
@@ -32,8 +33,10 @@ pub const BODY_LIMIT: usize = 16 << 10;
 pub struct ApiState {
     /// Where submissions go.
     pub pipeline: Arc<Pipeline>,
-    /// Where reads come from.
+    /// Where state reads come from.
     pub store: Store,
+    /// Where blocks come from.
+    pub log: BlockLog,
     /// The chain id, for `/status`.
     pub chain_id: u32,
 }
@@ -206,7 +209,7 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
         );
     };
     let read = (|| {
-        let (Some(bytes), Some(root)) = (state.store.block(height)?, state.store.root(height)?)
+        let (Some(bytes), Some(root)) = (state.log.block(height)?, state.store.root(height)?)
         else {
             return Ok(None);
         };

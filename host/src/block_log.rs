@@ -1,0 +1,105 @@
+//! The block log: every ordered block's bytes by height, durable before anyone is told.
+//!
+//! The log is what an acknowledgement rests on. It is its own redb database, apart from the
+//! state, so that making a block durable writes that block alone — heights only grow, so an
+//! append touches the tree's last pages — and not the state's scattered pages (measured on
+//! this machine: about 0.7 ms for a block of 1,500 transactions, against about 20 ms for the
+//! state commit of the same block). The state follows from the log: whatever the state store
+//! lost in a crash is replayed from here when the chain opens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::store::StoreError;
+
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+
+fn db(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(error.to_string())
+}
+
+/// The log. Clones share one database: the chain appends, the API reads.
+#[derive(Clone)]
+pub struct BlockLog {
+    db: Arc<Database>,
+}
+
+impl BlockLog {
+    /// Opens (or creates) the log at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let database = Database::create(path).map_err(db)?;
+        let txn = database.begin_write().map_err(db)?;
+        txn.open_table(BLOCKS).map_err(db)?;
+        txn.commit().map_err(db)?;
+        Ok(Self {
+            db: Arc::new(database),
+        })
+    }
+
+    /// The last block's height; `None` for an empty log.
+    pub fn head(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(BLOCKS).map_err(db)?;
+        let last = table.last().map_err(db)?;
+        Ok(last.map(|(height, _)| height.value()))
+    }
+
+    /// Appends block `height` (the head's successor, or 0 on an empty log) and makes it
+    /// durable before returning.
+    pub fn append(&self, height: u64, block: &[u8]) -> Result<(), StoreError> {
+        let last = self.head()?;
+        if last.map_or(height != 0, |l| height != l + 1) {
+            return Err(StoreError::OutOfOrder { last, got: height });
+        }
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(BLOCKS).map_err(db)?;
+            table.insert(height, block).map_err(db)?;
+        }
+        txn.commit().map_err(db)
+    }
+
+    /// Block `height`'s bytes.
+    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(BLOCKS).map_err(db)?;
+        Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn blocks_append_in_order_and_survive_reopening() {
+        let path = testing::scratch("block-log").join("blocks.redb");
+        {
+            let log = BlockLog::open(&path).expect("opens");
+            assert_eq!(log.head().expect("reads"), None);
+            assert!(matches!(
+                log.append(1, b"one"),
+                Err(StoreError::OutOfOrder {
+                    last: None,
+                    got: 1
+                })
+            ));
+            log.append(0, b"").expect("appends");
+            log.append(1, b"one").expect("appends");
+            assert!(matches!(
+                log.append(1, b"again"),
+                Err(StoreError::OutOfOrder {
+                    last: Some(1),
+                    got: 1
+                })
+            ));
+        }
+        let log = BlockLog::open(&path).expect("reopens");
+        assert_eq!(log.head().expect("reads"), Some(1));
+        assert_eq!(log.block(1).expect("reads").as_deref(), Some(&b"one"[..]));
+        assert_eq!(log.block(2).expect("reads"), None);
+    }
+}
