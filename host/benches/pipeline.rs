@@ -146,7 +146,12 @@ fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> Duration {
         // Each sender on one thread, so its nonces arrive in order.
         for tx in batch {
             let sender = Transaction::decode(&tx).expect("decodes").sender()[0];
-            if sender.is_multiple_of(2) { &mut a } else { &mut b }.push(tx);
+            if sender.is_multiple_of(2) {
+                &mut a
+            } else {
+                &mut b
+            }
+            .push(tx);
         }
         vec![a, b]
     };

@@ -82,10 +82,7 @@ mod tests {
             assert_eq!(log.head().expect("reads"), None);
             assert!(matches!(
                 log.append(1, b"one"),
-                Err(StoreError::OutOfOrder {
-                    last: None,
-                    got: 1
-                })
+                Err(StoreError::OutOfOrder { last: None, got: 1 })
             ));
             log.append(0, b"").expect("appends");
             log.append(1, b"one").expect("appends");

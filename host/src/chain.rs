@@ -27,7 +27,7 @@ use tracing::{error, info};
 use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
 use crate::ledger::{Changes, Ledger, Receipt, Rules};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{BlockState, Durability, Store, StoreError};
 use crate::transaction::{Transaction, TxError, TX_LEN};
 
 /// The block log's file in the data directory.
@@ -124,10 +124,13 @@ impl Chain {
         let mut ledger = match store.head()? {
             Some(_) => store.ledger()?,
             None => {
-                let ledger =
-                    Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
+                let ledger = Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
                 let accounts: Vec<_> = ledger.accounts.iter().map(|(id, a)| (*id, a)).collect();
-                store.commit(0, &[], &accounts, Durability::Immediate)?;
+                let genesis = BlockState {
+                    receipts: &[],
+                    changed: &accounts,
+                };
+                store.commit(0, &[genesis], Durability::Immediate)?;
                 ledger
             }
         };
@@ -135,13 +138,21 @@ impl Chain {
         let (state_height, _) = store.head()?.ok_or(StoreError::Empty)?;
         let height = log.head()?.ok_or(StoreError::Empty)?;
         if height > state_height {
-            info!(from = state_height + 1, to = height, "replaying the block log");
+            info!(
+                from = state_height + 1,
+                to = height,
+                "replaying the block log"
+            );
         }
         for h in state_height + 1..=height {
             let block = log.block(h)?.ok_or(StoreError::Empty)?;
             let (changes, receipts) = ledger.apply(&rules, &decode_block(&block)?);
             let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
-            store.commit(h, &encoded(&receipts), &changed, Durability::None)?;
+            let state = BlockState {
+                receipts: &encoded(&receipts),
+                changed: &changed,
+            };
+            store.commit(h, &[state], Durability::None)?;
             ledger.merge(changes);
         }
         store.sync()?;
@@ -192,12 +203,8 @@ impl Chain {
     }
 
     fn send(&self, work: StateWork) -> Result<(), ChainError> {
-        let stopped = || {
-            ChainError::State(
-                self.state_failure()
-                    .unwrap_or_else(|| "stopped".to_owned()),
-            )
-        };
+        let stopped =
+            || ChainError::State(self.state_failure().unwrap_or_else(|| "stopped".to_owned()));
         let (sender, _) = self.state.as_ref().ok_or_else(stopped)?;
         sender.send(work).map_err(|_| stopped())
     }
@@ -253,8 +260,11 @@ impl Drop for Chain {
     }
 }
 
-/// Commits each block's state in order; durably once [`CHECKPOINT_EVERY`], when asked, and
-/// at the end.
+/// The most blocks the state stage commits in one transaction.
+const STATE_BATCH: usize = 64;
+
+/// Commits each block's state in order — what queued behind a commit goes in the next one
+/// together — durably once [`CHECKPOINT_EVERY`], when asked, and at the end.
 fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option<String>>) {
     let mut synced = Instant::now();
     let mut pending = false;
@@ -263,10 +273,17 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
         metrics::counter!("verity_state_failures_total").increment(1);
         *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     };
+    let mut batch = Vec::with_capacity(STATE_BATCH);
     loop {
-        let work = match queue.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(work) => Some(work),
-            Err(RecvTimeoutError::Timeout) => None,
+        let mut sync = None;
+        match queue.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(StateWork::Block {
+                height,
+                receipts,
+                changes,
+            }) => batch.push((height, receipts, changes)),
+            Ok(StateWork::Sync(answer)) => sync = Some(answer),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 if pending {
                     if let Err(error) = store.sync() {
@@ -275,48 +292,61 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
                 }
                 return;
             }
-        };
-        match work {
-            Some(StateWork::Block {
-                height,
-                receipts,
-                changes,
-            }) => {
-                let began = Instant::now();
-                let due = synced.elapsed() >= CHECKPOINT_EVERY;
-                let durability = if due {
-                    Durability::Immediate
-                } else {
-                    Durability::None
-                };
-                let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
-                if let Err(error) = store.commit(height, &receipts, &changed, durability) {
-                    return fail(error);
-                }
-                metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
-                metrics::gauge!("verity_state_height").set(height as f64);
-                pending = !due;
-                if due {
-                    synced = Instant::now();
-                }
+        }
+        while sync.is_none() && !batch.is_empty() && batch.len() < STATE_BATCH {
+            match queue.try_recv() {
+                Ok(StateWork::Block {
+                    height,
+                    receipts,
+                    changes,
+                }) => batch.push((height, receipts, changes)),
+                Ok(StateWork::Sync(answer)) => sync = Some(answer),
+                Err(_) => break,
             }
-            Some(StateWork::Sync(answer)) => {
-                let head = store
-                    .sync()
-                    .and_then(|()| store.head()?.ok_or(StoreError::Empty))
-                    .map_err(|e| e.to_string());
-                pending = false;
+        }
+        if let Some(&(first, _, _)) = batch.first() {
+            let began = Instant::now();
+            let due = synced.elapsed() >= CHECKPOINT_EVERY;
+            let durability = if due {
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            let changed: Vec<Vec<_>> = batch
+                .iter()
+                .map(|(_, _, changes)| changes.iter().map(|(id, a)| (*id, a)).collect())
+                .collect();
+            let states: Vec<BlockState<'_>> = batch
+                .iter()
+                .zip(&changed)
+                .map(|((_, receipts, _), changed)| BlockState { receipts, changed })
+                .collect();
+            if let Err(error) = store.commit(first, &states, durability) {
+                return fail(error);
+            }
+            metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
+            metrics::histogram!("verity_state_commit_blocks").record(batch.len() as f64);
+            metrics::gauge!("verity_state_height").set((first + batch.len() as u64 - 1) as f64);
+            batch.clear();
+            pending = !due;
+            if due {
                 synced = Instant::now();
-                let _ = answer.send(head);
             }
-            None if pending => {
-                if let Err(error) = store.sync() {
-                    return fail(error);
-                }
-                pending = false;
-                synced = Instant::now();
+        }
+        if let Some(answer) = sync {
+            let head = store
+                .sync()
+                .and_then(|()| store.head()?.ok_or(StoreError::Empty))
+                .map_err(|e| e.to_string());
+            pending = false;
+            synced = Instant::now();
+            let _ = answer.send(head);
+        } else if pending && synced.elapsed() >= CHECKPOINT_EVERY {
+            if let Err(error) = store.sync() {
+                return fail(error);
             }
-            None => {}
+            pending = false;
+            synced = Instant::now();
         }
     }
 }

@@ -111,10 +111,18 @@ struct Tree<'a> {
     txn: &'a redb::ReadTransaction,
 }
 
+/// A node's key in the table: its version big-endian, then its nibble path, so that a commit's
+/// new nodes (all of its version) sort after every older one and are appended, not scattered.
+fn node_key(key: &NodeKey) -> anyhow::Result<Vec<u8>> {
+    let mut out = key.version().to_be_bytes().to_vec();
+    borsh::to_writer(&mut out, key.nibble_path())?;
+    Ok(out)
+}
+
 impl TreeReader for Tree<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
         let table = self.txn.open_table(NODES)?;
-        let key = borsh::to_vec(node_key)?;
+        let key = self::node_key(node_key)?;
         match table.get(key.as_slice())? {
             Some(bytes) => Ok(Some(borsh::from_slice(bytes.value())?)),
             None => Ok(None),
@@ -152,10 +160,7 @@ impl TreeWriter for Batch<'_> {
     fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
         let mut nodes = self.txn.open_table(NODES)?;
         for (key, node) in batch.nodes() {
-            nodes.insert(
-                borsh::to_vec(key)?.as_slice(),
-                borsh::to_vec(node)?.as_slice(),
-            )?;
+            nodes.insert(node_key(key)?.as_slice(), borsh::to_vec(node)?.as_slice())?;
         }
         let mut values = self.txn.open_table(VALUES)?;
         for ((version, key_hash), value) in batch.values() {
@@ -167,6 +172,15 @@ impl TreeWriter for Batch<'_> {
         }
         Ok(())
     }
+}
+
+/// One block's part of a state commit.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockState<'a> {
+    /// Each transaction's id and failure encoding (empty: applied), in block order.
+    pub receipts: &'a [([u8; 32], Vec<u8>)],
+    /// The accounts the block changed, with their new values.
+    pub changed: &'a [(AccountId, &'a Account)],
 }
 
 /// The store. Clones share one database: the chain writes, the API reads beside it (each
@@ -211,50 +225,58 @@ impl Store {
         }
     }
 
-    /// Commits block `height`'s receipts (transaction id and failure encoding, in block
-    /// order) and the accounts it changed in one transaction, durable now or with the next
-    /// durable commit as `durability` says, and returns the new state root.
+    /// Commits consecutive blocks from `first` on — each one's receipts and changed accounts —
+    /// in one transaction, durable now or with the next durable commit as `durability` says,
+    /// and returns each block's state root. One transaction for several blocks writes each
+    /// page the blocks share once: the state stage batches what queued behind a commit.
     pub fn commit(
         &self,
-        height: u64,
-        receipts: &[([u8; 32], Vec<u8>)],
-        changed: &[(AccountId, &Account)],
+        first: u64,
+        blocks: &[BlockState<'_>],
         durability: Durability,
-    ) -> Result<[u8; 32], StoreError> {
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
         let last = self.head()?.map(|(h, _)| h);
-        if last.map_or(height != 0, |l| height != l + 1) {
-            return Err(StoreError::OutOfOrder { last, got: height });
+        if last.map_or(first != 0, |l| first != l + 1) {
+            return Err(StoreError::OutOfOrder { last, got: first });
         }
         let read = self.db.begin_read().map_err(db)?;
         let tree = Tree { txn: &read };
-        let values = changed.iter().map(|(id, account)| {
-            (
-                KeyHash::with::<Sha256>(id),
-                Some(encode_account(id, account)),
-            )
+        let value_sets = blocks.iter().map(|block| {
+            block.changed.iter().map(|(id, account)| {
+                (
+                    KeyHash::with::<Sha256>(id),
+                    Some(encode_account(id, account)),
+                )
+            })
         });
-        let (root, update) = Sha256Jmt::new(&tree)
-            .put_value_set(values, height)
+        let (roots, update) = Sha256Jmt::new(&tree)
+            .put_value_sets(value_sets, first)
             .map_err(db)?;
         let mut write = self.db.begin_write().map_err(db)?;
         write.set_durability(durability).map_err(db)?;
         Batch { txn: &write }
             .write_node_batch(&update.node_batch)
             .map_err(db)?;
+        let Some(root) = roots.last() else {
+            return Ok(Vec::new());
+        };
         {
             let mut table = write.open_table(RECEIPTS).map_err(db)?;
-            for (index, (id, failure)) in receipts.iter().enumerate() {
-                table
-                    .insert(id, (height, index as u32, failure.as_slice()))
-                    .map_err(db)?;
+            for (height, block) in (first..).zip(blocks) {
+                for (index, (id, failure)) in block.receipts.iter().enumerate() {
+                    table
+                        .insert(id, (height, index as u32, failure.as_slice()))
+                        .map_err(db)?;
+                }
             }
+            let height = first + blocks.len() as u64 - 1;
             let mut meta = write.open_table(META).map_err(db)?;
             meta.insert("height", height.to_le_bytes().as_slice())
                 .map_err(db)?;
             meta.insert("root", root.0.as_slice()).map_err(db)?;
         }
         write.commit().map_err(db)?;
-        Ok(root.0)
+        Ok(roots.iter().map(|r| r.0).collect())
     }
 
     /// The state root after block `height`; `None` above the head.
@@ -350,6 +372,59 @@ mod tests {
         }
     }
 
+    fn state<'a>(
+        receipts: &'a [([u8; 32], Vec<u8>)],
+        changed: &'a [(AccountId, &'a Account)],
+    ) -> BlockState<'a> {
+        BlockState { receipts, changed }
+    }
+
+    #[test]
+    fn blocks_committed_together_give_the_roots_they_give_one_by_one() {
+        let (alice, bob) = ([1u8; 32], [2u8; 32]);
+        let accounts: Vec<Account> = (0..4).map(|n| account(n, &[(1, 100 - n)])).collect();
+        let blocks = [
+            vec![(alice, &accounts[0]), (bob, &accounts[1])],
+            vec![(alice, &accounts[2])],
+            vec![],
+            vec![(bob, &accounts[3])],
+        ];
+        let receipts = [([7u8; 32], vec![])];
+        let one_by_one = Store::open(&scratch("one-by-one")).expect("opens");
+        let roots: Vec<[u8; 32]> = (0..)
+            .zip(&blocks)
+            .map(|(height, changed)| {
+                one_by_one
+                    .commit(height, &[state(&receipts[..0], changed)], Durability::None)
+                    .expect("commits")[0]
+            })
+            .collect();
+        let together = Store::open(&scratch("together")).expect("opens");
+        let first = together
+            .commit(0, &[state(&[], &blocks[0])], Durability::None)
+            .expect("commits");
+        let rest: Vec<_> = blocks[1..].iter().map(|c| state(&receipts, c)).collect();
+        let batched = together
+            .commit(1, &rest, Durability::None)
+            .expect("commits");
+        assert_eq!([first, batched].concat(), roots);
+        assert_eq!(together.head().expect("reads"), Some((3, roots[3])));
+        // The receipt is the last block's: a later block's replaces the same id's.
+        assert_eq!(
+            together.receipt(&[7; 32]).expect("reads"),
+            Some((3, 0, vec![]))
+        );
+        for height in 0..4 {
+            let (value, proof) = together.account(&alice, height).expect("reads");
+            assert!(verify_account(
+                roots[height as usize],
+                &alice,
+                value.as_ref(),
+                &proof
+            ));
+        }
+    }
+
     fn scratch(name: &str) -> std::path::PathBuf {
         testing::scratch(&format!("store-{name}")).join("verity.redb")
     }
@@ -359,12 +434,17 @@ mod tests {
         let path = scratch("empty");
         let store = Store::open(&path).expect("opens");
         let alice = [1u8; 32];
+        let first = account(0, &[(1, 5)]);
         let r0 = store
-            .commit(0, &[], &[(alice, &account(0, &[(1, 5)]))], Durability::Immediate)
-            .expect("commits");
+            .commit(0, &[state(&[], &[(alice, &first)])], Durability::Immediate)
+            .expect("commits")[0];
         let r1 = store
-            .commit(1, &[([1; 32], vec![5])], &[], Durability::Immediate)
-            .expect("commits");
+            .commit(
+                1,
+                &[state(&[([1; 32], vec![5])], &[])],
+                Durability::Immediate,
+            )
+            .expect("commits")[0];
         assert_eq!(r0, r1, "nothing changed");
         let (got, proof) = store.account(&alice, 1).expect("reads at the new height");
         assert!(verify_account(r1, &alice, got.as_ref(), &proof));
@@ -393,28 +473,29 @@ mod tests {
             let r0 = store
                 .commit(
                     0,
-                    &[],
-                    &[(alice, &account(0, &[(1, 100)]))],
+                    &[state(&[], &[(alice, &account(0, &[(1, 100)]))])],
                     Durability::Immediate,
                 )
-                .expect("commits");
+                .expect("commits")[0];
             let r1 = store
                 .commit(
                     1,
-                    &[([9; 32], vec![]), ([8; 32], vec![2, 1])],
-                    &[
-                        (alice, &account(1, &[(1, 60)])),
-                        (bob, &account(0, &[(1, 40)])),
-                    ],
+                    &[state(
+                        &[([9; 32], vec![]), ([8; 32], vec![2, 1])],
+                        &[
+                            (alice, &account(1, &[(1, 60)])),
+                            (bob, &account(0, &[(1, 40)])),
+                        ],
+                    )],
                     Durability::None,
                 )
-                .expect("commits");
+                .expect("commits")[0];
             // Seen at once by readers, durable with the next durable commit.
             assert_eq!(store.head().expect("reads"), Some((1, r1)));
             store.sync().expect("syncs");
             assert_ne!(r0, r1);
             assert!(matches!(
-                store.commit(3, &[], &[], Durability::Immediate),
+                store.commit(3, &[state(&[], &[])], Durability::Immediate),
                 Err(StoreError::OutOfOrder {
                     last: Some(1),
                     got: 3
