@@ -38,7 +38,7 @@ pub const STATE_FILE: &str = "state.redb";
 /// open replay, at most, besides the state stage's queue).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Blocks the state stage may fall behind the log before `execute` waits for it.
-const STATE_QUEUE: usize = 16;
+const STATE_QUEUE: usize = 64;
 
 /// Why a block could not be executed or committed.
 #[derive(Debug, Error)]
