@@ -1,9 +1,9 @@
 //! `verityd`, the Verity appliance daemon, and `verity`, its command-line front door.
 //!
-//! The command-line tools, and the daemon's parts so far (issue #8): the transaction format,
-//! the ledger, the mempool, the store, the chain that executes and commits blocks, the
-//! genesis file, the pipeline of stages, and TCP ingress. The `verityd` binary that joins
-//! them follows.
+//! One replica's parts: the transaction format, ingress (TCP, UDP), the pipeline of stages
+//! (verify, then sequence: mempool, block builder, chain), the ledger, the block log and the
+//! state store, the HTTP API, the configuration and genesis files, and the daemon that
+//! assembles them; the command-line tools beside them.
 
 pub mod api;
 pub mod backend;
