@@ -71,13 +71,16 @@ pub struct Committed {
     pub receipts: Vec<Receipt>,
 }
 
+/// One block's state, for the state stage.
+struct BlockWork {
+    height: u64,
+    receipts: Vec<([u8; 32], Vec<u8>)>,
+    changes: Changes,
+}
+
 /// What the state stage is given.
 enum StateWork {
-    Block {
-        height: u64,
-        receipts: Vec<([u8; 32], Vec<u8>)>,
-        changes: Changes,
-    },
+    Block(BlockWork),
     /// Make everything so far durable and answer with the state's head.
     Sync(Sender<Result<(u64, [u8; 32]), String>>),
 }
@@ -219,11 +222,11 @@ impl Chain {
         let height = self.height + 1;
         self.log.append(height, block)?;
         self.height = height;
-        self.send(StateWork::Block {
+        self.send(StateWork::Block(BlockWork {
             height,
             receipts: encoded(&receipts),
             changes: changes.clone(),
-        })?;
+        }))?;
         self.ledger.merge(changes);
         Ok(Committed { height, receipts })
     }
@@ -277,11 +280,7 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
     loop {
         let mut sync = None;
         match queue.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(StateWork::Block {
-                height,
-                receipts,
-                changes,
-            }) => batch.push((height, receipts, changes)),
+            Ok(StateWork::Block(work)) => batch.push(work),
             Ok(StateWork::Sync(answer)) => sync = Some(answer),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -295,16 +294,12 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
         }
         while sync.is_none() && !batch.is_empty() && batch.len() < STATE_BATCH {
             match queue.try_recv() {
-                Ok(StateWork::Block {
-                    height,
-                    receipts,
-                    changes,
-                }) => batch.push((height, receipts, changes)),
+                Ok(StateWork::Block(work)) => batch.push(work),
                 Ok(StateWork::Sync(answer)) => sync = Some(answer),
                 Err(_) => break,
             }
         }
-        if let Some(&(first, _, _)) = batch.first() {
+        if let Some(first) = batch.first().map(|work| work.height) {
             let began = Instant::now();
             let due = synced.elapsed() >= CHECKPOINT_EVERY;
             let durability = if due {
@@ -314,12 +309,15 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
             };
             let changed: Vec<Vec<_>> = batch
                 .iter()
-                .map(|(_, _, changes)| changes.iter().map(|(id, a)| (*id, a)).collect())
+                .map(|work| work.changes.iter().map(|(id, a)| (*id, a)).collect())
                 .collect();
             let states: Vec<BlockState<'_>> = batch
                 .iter()
                 .zip(&changed)
-                .map(|((_, receipts, _), changed)| BlockState { receipts, changed })
+                .map(|(work, changed)| BlockState {
+                    receipts: &work.receipts,
+                    changed,
+                })
                 .collect();
             if let Err(error) = store.commit(first, &states, durability) {
                 return fail(error);
