@@ -177,6 +177,11 @@ impl Chain {
         })
     }
 
+    /// The chain (venue) id: transactions signed for another are void here.
+    pub fn chain_id(&self) -> u32 {
+        self.rules.chain_id
+    }
+
     /// The last committed (logged) height.
     pub fn height(&self) -> u64 {
         self.height

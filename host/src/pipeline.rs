@@ -132,9 +132,19 @@ impl Pipeline {
             state: BackendState::Ready,
         }));
         let status = Arc::clone(&verifier_status);
+        let chain_id = chain.chain_id();
         let verify = std::thread::Builder::new()
             .name("verify".into())
-            .spawn(move || verify_stage(verifier, &submissions, &to_sequence, &status, config))
+            .spawn(move || {
+                verify_stage(
+                    verifier,
+                    &submissions,
+                    &to_sequence,
+                    &status,
+                    chain_id,
+                    config,
+                )
+            })
             .expect("a thread starts");
         let sequence = std::thread::Builder::new()
             .name("sequence".into())
@@ -219,6 +229,7 @@ fn verify_stage(
     submissions: &Receiver<Message>,
     to_sequence: &Sender<Verified>,
     status: &Mutex<VerifierStatus>,
+    chain_id: u32,
     config: PipelineConfig,
 ) {
     let mut batch: Vec<([u8; TX_LEN], Reply, Instant)> = Vec::with_capacity(config.verify_batch);
@@ -238,6 +249,16 @@ fn verify_stage(
         let stop = match submissions.recv_timeout(wait) {
             Ok(Message::Submission { bytes, reply, at }) => {
                 match Transaction::decode(&bytes) {
+                    Ok(tx) if tx.chain_id() != chain_id => {
+                        // Void here whoever signed it: refused before it costs a signature
+                        // check or a place in a block.
+                        metrics::counter!("verity_wrong_chain_total").increment(1);
+                        let reason = format!(
+                            "wrong_chain: signed for chain {}, this is chain {chain_id}",
+                            tx.chain_id()
+                        );
+                        refuse(reply, reason);
+                    }
                     Ok(tx) => {
                         if batch.is_empty() {
                             started = Instant::now();
@@ -490,6 +511,10 @@ mod tests {
             (vec![0u8; 10], "malformed: transaction of 10 bytes"),
             (forged.to_vec(), "signature:"),
             (transfer(2, 3, 1).to_vec(), "stale_nonce"),
+            (
+                testing::transfer(6, 4, 40, 100, 1, 1).to_vec(),
+                "wrong_chain: signed for chain 6, this is chain 5",
+            ),
             (transfer(3, 45, 1).to_vec(), "shutdown: waiting"),
         ];
         let pending: Vec<_> = odd
