@@ -44,6 +44,8 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a replica on `config`, whose relative paths are relative to `base`.
     pub fn start(config: &Config, base: &Path) -> anyhow::Result<Self> {
+        // Before any stage starts, so that no early count is lost.
+        server::prometheus();
         let genesis_path = base.join(&config.genesis);
         let genesis = Genesis::read(&genesis_path)
             .with_context(|| format!("genesis {}", genesis_path.display()))?;
@@ -77,7 +79,6 @@ impl Daemon {
             .block_on(tokio::net::TcpListener::bind(config.listen.http))
             .with_context(|| format!("binding the HTTP API to {}", config.listen.http))?;
         let http = http_listener.local_addr()?;
-        server::prometheus();
         let router = server::router(Arc::new(ApiState {
             pipeline: Arc::clone(&pipeline),
             store,

@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-use tracing::{debug, warn};
+use tracing::{debug, debug_span, warn};
 use verity_drivers::{BackendState, Tag, Verdict, Verifier};
 
 use crate::chain::Chain;
@@ -280,6 +280,7 @@ fn verify_stage(
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
             || stop;
         if due && !batch.is_empty() {
+            let _span = debug_span!("verify_batch", size = batch.len()).entered();
             let began = Instant::now();
             responses.clear();
             match verity_drivers::verify_all(verifier.as_mut(), requests.drain(..)) {
@@ -382,6 +383,8 @@ fn sequence_stage(
                 // Only transactions waiting for an earlier nonce: they wait for it.
                 first_waiting = None;
             } else {
+                let _span =
+                    debug_span!("block", height = chain.height() + 1, txs = block.len()).entered();
                 let began = Instant::now();
                 let bytes = block.concat();
                 match chain.execute(&bytes) {

@@ -418,3 +418,50 @@ fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_reports_the_verifier_a_missing_card_left_degraded() {
+    let dir = scratch("status-failover");
+    init(&dir, 2);
+    let config = dir.join("verity.toml");
+    let text = std::fs::read_to_string(&config).expect("reads");
+    let text = text
+        .replace("backend = \"cpu\"", "backend = \"xdma\"")
+        .replace(
+            "\"/dev/xdma0_\"",
+            &format!("\"{}/no-card/xdma0_\"", dir.display()),
+        );
+    std::fs::write(&config, text).expect("writes");
+    let replica = Replica::start(&dir);
+    let status = replica.status();
+    assert_eq!(status.verifier.backend, "cpu", "{status:?}");
+    assert_eq!(status.verifier.state, "degraded", "{status:?}");
+    let reason = status.verifier.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("0 of 1 cards serving") && reason.contains("no such device file"),
+        "{reason}"
+    );
+    // Transactions still commit: the CPU is behind the missing card.
+    let (ok, _, error) = verity(&[
+        "submit",
+        "--http",
+        &replica.http.to_string(),
+        "--key",
+        dir.join("keys/issuer.json").to_str().expect("utf-8"),
+        "--to",
+        &"00".repeat(32),
+        "--amount",
+        "1",
+        "--mint",
+    ]);
+    assert!(ok, "{error}");
+    let metrics = ureq::get(format!("http://{}/metrics", replica.http))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    assert!(metrics.contains("verity_verifier_ready 0"), "{metrics}");
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
