@@ -257,7 +257,7 @@ fn demo_starts_a_replica_loads_it_and_stops_it_cleanly() {
     let report = String::from_utf8_lossy(&output.stdout);
     for expected in [
         "card: sim (ready)",
-        "committed                600   (applied 600)",
+        "committed                600   (accepted: a reply comes once the block is on disk; applied 600)",
         "unanswered                 0",
         "verityd stopped cleanly at height",
     ] {

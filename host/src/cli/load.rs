@@ -99,7 +99,7 @@ impl LoadReport {
         writeln!(out, "  sent              {:>10}", self.sent)?;
         writeln!(
             out,
-            "  committed         {:>10}   (applied {})",
+            "  committed         {:>10}   (accepted: a reply comes once the block is on disk; applied {})",
             self.committed(),
             self.applied
         )?;
