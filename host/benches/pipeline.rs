@@ -38,20 +38,24 @@ const PACED_SECONDS: u64 = 3;
 /// Funded accounts and the next nonce of each.
 struct Senders {
     keys: Vec<SigningKey>,
+    /// Their public keys, derived once (a scalar multiplication each).
+    public: Vec<[u8; 32]>,
     next: usize,
     nonces: Vec<u64>,
 }
 
 impl Senders {
     fn new() -> Self {
+        let keys: Vec<SigningKey> = (0..ACCOUNTS)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                SigningKey::from_bytes(&seed)
+            })
+            .collect();
         Self {
-            keys: (0..ACCOUNTS)
-                .map(|i| {
-                    let mut seed = [0u8; 32];
-                    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                    SigningKey::from_bytes(&seed)
-                })
-                .collect(),
+            public: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
+            keys,
             next: 0,
             nonces: vec![0; ACCOUNTS],
         }
@@ -64,11 +68,7 @@ impl Senders {
                 assets: [1].into(),
                 issuers: [].into(),
             },
-            balances: self
-                .keys
-                .iter()
-                .map(|k| (k.verifying_key().to_bytes(), 1, u64::MAX / 2))
-                .collect(),
+            balances: self.public.iter().map(|k| (*k, 1, u64::MAX / 2)).collect(),
         }
     }
 
@@ -78,10 +78,10 @@ impl Senders {
             .map(|_| {
                 let from = self.next;
                 self.next = (self.next + 1) % ACCOUNTS;
-                let to = self.keys[(from + 1) % ACCOUNTS].verifying_key().to_bytes();
+                let to = self.public[(from + 1) % ACCOUNTS];
                 let unsigned = Unsigned {
                     chain_id: 1,
-                    sender: self.keys[from].verifying_key().to_bytes(),
+                    sender: self.public[from],
                     nonce: self.nonces[from],
                     payload: Payload::Transfer(Body {
                         asset: 1,
