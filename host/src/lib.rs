@@ -11,6 +11,7 @@ pub mod block_log;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod consensus;
 pub mod daemon;
 pub mod genesis;
 pub mod ingress;
