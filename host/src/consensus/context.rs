@@ -12,12 +12,26 @@
 
 use std::fmt;
 
+use borsh::{BorshDeserialize, BorshSerialize};
+
 use malachitebft_core_types::{
     self as core, LinearTimeouts, NilOrVal, Round, SignedExtension, ValueId, VoteType, VotingPower,
 };
 
 /// A block height (the engine's height; the chain's height is the same number).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+)]
 pub struct Height(pub u64);
 
 impl fmt::Display for Height {
@@ -45,7 +59,9 @@ impl core::Height for Height {
 }
 
 /// A validator's address: its Ed25519 public key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub struct Address(pub [u8; 32]);
 
 impl fmt::Display for Address {
@@ -57,7 +73,19 @@ impl fmt::Display for Address {
 impl core::Address for Address {}
 
 /// A block's id: the SHA-256 of its bytes. It is also the value consensus decides.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+)]
 pub struct BlockId(pub [u8; 32]);
 
 impl BlockId {
@@ -83,11 +111,15 @@ impl core::Value for BlockId {
 }
 
 /// An Ed25519 public key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub struct PublicKey(pub [u8; 32]);
 
 /// An Ed25519 signature (R ‖ S).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub struct Signature(pub [u8; 64]);
 
 /// An Ed25519 secret key (the RFC 8032 seed).
@@ -246,7 +278,7 @@ impl core::ValidatorSet<VerityContext> for ValidatorSet {
 }
 
 /// A proposal: this block, at this height and round, by this proposer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Proposal {
     /// The height.
     pub height: Height,
@@ -288,7 +320,7 @@ impl core::Proposal<VerityContext> for Proposal {
 
 /// A piece of a proposed block as it is streamed to the other validators: a header, the
 /// block's bytes in chunks, and the proposer's signature over the whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ProposalPart {
     /// First: what is being proposed, where.
     Init {
@@ -318,7 +350,7 @@ impl core::ProposalPart<VerityContext> for ProposalPart {
 }
 
 /// A prevote or a precommit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Vote {
     /// Prevote or precommit.
     pub kind: VoteType,
