@@ -69,6 +69,7 @@ impl Senders {
                 issuers: [].into(),
             },
             balances: self.public.iter().map(|k| (*k, 1, u64::MAX / 2)).collect(),
+            validators: vec![],
         }
     }
 

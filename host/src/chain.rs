@@ -370,6 +370,7 @@ mod tests {
                 issuers: [].into(),
             },
             balances: vec![(id(1), 1, 100)],
+            validators: vec![],
         }
     }
 

@@ -9,6 +9,10 @@
 //! account = "3d4017…"     # public key, hex
 //! asset = 1
 //! amount = 1000000
+//!
+//! [[validators]]          # the replicas that order blocks (issue #9), with their power
+//! key = "fc51cd…"         # Ed25519 public key, hex
+//! power = 1
 //! ```
 //!
 //! [`Genesis::parse`] bounds the text before parsing it, refuses unknown fields, and checks
@@ -21,6 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::consensus::context::{Validator, ValidatorSet, ValidatorSetError};
 use crate::ledger::{AccountId, Rules};
 
 /// The largest genesis file read.
@@ -36,6 +41,15 @@ struct File {
     issuers: Vec<String>,
     #[serde(default)]
     balances: Vec<Balance>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    validators: Vec<ValidatorEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidatorEntry {
+    key: String,
+    power: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +83,9 @@ pub enum GenesisError {
     /// A balance names an asset that is not listed.
     #[error("genesis: a balance of asset {0}, which `assets` does not list")]
     UnknownAsset(u32),
+    /// The validators do not make a valid set.
+    #[error("genesis: validators: {0}")]
+    Validators(#[from] ValidatorSetError),
     /// An account's asset has two balances.
     #[error("genesis: two balances of asset {asset} for {account}")]
     Duplicate {
@@ -86,6 +103,9 @@ pub struct Genesis {
     pub rules: Rules,
     /// (account, asset, amount), in file order.
     pub balances: Vec<(AccountId, u32, u64)>,
+    /// The validators (public key, voting power), in file order; empty for a single
+    /// replica that orders alone.
+    pub validators: Vec<([u8; 32], u64)>,
 }
 
 fn key(text: &str) -> Result<AccountId, GenesisError> {
@@ -136,14 +156,34 @@ impl Genesis {
             }
             balances.push((account, b.asset, b.amount));
         }
-        Ok(Self {
+        let validators = file
+            .validators
+            .iter()
+            .map(|v| Ok((key(&v.key)?, v.power)))
+            .collect::<Result<Vec<_>, GenesisError>>()?;
+        let genesis = Self {
             rules: Rules {
                 chain_id: file.chain_id,
                 assets,
                 issuers,
             },
             balances,
-        })
+            validators,
+        };
+        if !genesis.validators.is_empty() {
+            genesis.validator_set()?;
+        }
+        Ok(genesis)
+    }
+
+    /// The validator set, checked (ordered by key; no duplicates, no zero power).
+    pub fn validator_set(&self) -> Result<ValidatorSet, ValidatorSetError> {
+        ValidatorSet::new(
+            self.validators
+                .iter()
+                .map(|&(key, power)| Validator::new(key, power))
+                .collect(),
+        )
     }
 
     /// The file's text for these rules and balances.
@@ -159,6 +199,14 @@ impl Genesis {
                     account: hex::encode(account),
                     asset: *asset,
                     amount: *amount,
+                })
+                .collect(),
+            validators: self
+                .validators
+                .iter()
+                .map(|(key, power)| ValidatorEntry {
+                    key: hex::encode(key),
+                    power: *power,
                 })
                 .collect(),
         };
@@ -178,6 +226,7 @@ mod tests {
                 issuers: [[9; 32]].into(),
             },
             balances: vec![([1; 32], 1, 1_000), ([2; 32], 2, 5)],
+            validators: vec![([4; 32], 1), ([3; 32], 2)],
         }
     }
 
@@ -185,6 +234,8 @@ mod tests {
     fn a_genesis_round_trips_through_its_file() {
         let text = sample().to_toml();
         assert_eq!(Genesis::parse(&text).expect("parses"), sample());
+        let set = sample().validator_set().expect("valid");
+        assert_eq!(set.validators()[0].address.0, [3; 32], "ordered by key");
     }
 
     #[test]
@@ -211,6 +262,14 @@ mod tests {
             ),
             (good.replace("amount = 5", "amount = -5"), "genesis:"),
             ("chain_id = 1".to_owned(), "missing field"),
+            (
+                good.replace(&hex::encode([3u8; 32]), &hex::encode([4u8; 32])),
+                "validators: validator 0404",
+            ),
+            (
+                good.replace("power = 2", "power = 0"),
+                "has no voting power",
+            ),
         ];
         for (text, reason) in cases {
             let error = Genesis::parse(&text).expect_err(reason);

@@ -463,6 +463,7 @@ mod tests {
             balances: (1..=8)
                 .map(|n| (key(n).verifying_key().to_bytes(), 1, 1_000))
                 .collect(),
+            validators: vec![],
         };
         let cpu = PoolVerifier::cpu(PoolConfig::new(
             NonZeroUsize::new(2).expect("2"),

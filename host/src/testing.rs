@@ -70,6 +70,7 @@ pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
             issuers: [].into(),
         },
         balances: vec![(id(1), 1, 1_000)],
+        validators: vec![],
     };
     let chain = Chain::open(&dir, &genesis).expect("opens");
     let one = NonZeroUsize::new(1).expect("1");

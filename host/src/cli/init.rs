@@ -18,11 +18,14 @@ use crate::ledger::Rules;
 pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
 /// The issuer's key file in `DIR/keys`.
 pub const ISSUER_FILE: &str = "issuer.json";
+/// The replica's validator key file in `DIR/keys` (consensus, issue #9).
+pub const VALIDATOR_FILE: &str = "validator.json";
 /// The asset `init` creates and funds.
 pub const ASSET: u32 = 1;
 
 /// Write a replica's directory: `DIR/verity.toml` (every key commented), `DIR/genesis.toml`,
-/// and `DIR/keys/` with an issuer key and funded account keys (mode 0600).
+/// and `DIR/keys/` with an issuer key, the replica's validator key (listed in genesis with
+/// power 1) and funded account keys (mode 0600).
 ///
 /// `verityd --config DIR/verity.toml` starts on it (listening on 127.0.0.1); `verity load
 /// --keys DIR` spends from its accounts. Nothing in DIR is overwritten.
@@ -74,6 +77,7 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
     let mut rng = rand::rngs::OsRng;
     let issuer = SigningKey::generate(&mut rng);
+    let validator = SigningKey::generate(&mut rng);
     let accounts: Vec<SigningKey> = (0..args.accounts)
         .map(|_| SigningKey::generate(&mut rng))
         .collect();
@@ -87,6 +91,7 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
             .iter()
             .map(|k| (k.verifying_key().to_bytes(), ASSET, args.balance))
             .collect(),
+        validators: vec![(validator.verifying_key().to_bytes(), 1)],
     };
     let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let config = Config {
@@ -110,6 +115,7 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .collect::<anyhow::Result<String>>()?;
     create(&keys.join(ACCOUNTS_FILE), &lines, true)?;
     create(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    create(&keys.join(VALIDATOR_FILE), &key_line(&validator)?, true)?;
     create(&args.dir.join("genesis.toml"), &genesis.to_toml(), false)?;
     create(&args.dir.join("verity.toml"), &config.template(), false)?;
     let dir = args.dir.display();
