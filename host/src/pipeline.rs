@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, debug_span, warn};
-use verity_drivers::{BackendState, Tag, Verdict, Verifier};
+use verity_drivers::{BackendState, Request, Tag, Verdict, Verifier};
 
 use crate::chain::Chain;
 use crate::ledger::Failure;
@@ -92,8 +92,60 @@ enum Message {
         reply: Reply,
         at: Instant,
     },
+    /// A signature to check beside the transactions (consensus votes and proposals).
+    Check { request: Request, reply: CheckReply },
     /// Finish what is held and stop.
     Stop,
+}
+
+/// Where a signature check's verdict goes; called once, on the verify stage's thread, so it
+/// must not block. `Err` says why no verdict could be given.
+pub type CheckReply = Box<dyn FnOnce(Result<Verdict, String>) + Send>;
+
+/// What a verification batch holds besides its requests.
+enum Pending {
+    Transaction {
+        bytes: [u8; TX_LEN],
+        reply: Reply,
+        at: Instant,
+    },
+    Check(CheckReply),
+}
+
+impl Pending {
+    /// Answers without a verdict.
+    fn refuse(self, reason: String) {
+        match self {
+            Pending::Transaction { reply, .. } => refuse(reply, reason),
+            Pending::Check(reply) => reply(Err(reason)),
+        }
+    }
+}
+
+/// A handle that sends signature checks to the pipeline's verifier — the card, or the CPU
+/// behind it — batched with the transactions, so consensus and clients share one verifier.
+#[derive(Clone)]
+pub struct Checker {
+    submit: Sender<Message>,
+}
+
+impl Checker {
+    /// Checks `signature` by `public_key` over `message`; `reply` gets the verdict. Waits
+    /// while the pipeline's first queue is full.
+    pub fn check(
+        &self,
+        public_key: [u8; 32],
+        signature: [u8; 64],
+        message: Vec<u8>,
+        reply: CheckReply,
+    ) {
+        let request = Request::new(Tag::new(0), public_key, signature, message);
+        if let Err(returned) = self.submit.send(Message::Check { request, reply }) {
+            if let Message::Check { reply, .. } = returned.0 {
+                reply(Err("shutting_down".to_owned()));
+            }
+        }
+    }
 }
 
 /// A verified transaction on its way to the sequence stage.
@@ -172,6 +224,13 @@ impl Pipeline {
         }
     }
 
+    /// A handle for signature checks on this pipeline's verifier.
+    pub fn checker(&self) -> Checker {
+        Checker {
+            submit: self.submit.clone(),
+        }
+    }
+
     /// Submits a transaction's bytes; its [`Outcome`] arrives on the returned channel.
     pub fn submit(&self, bytes: Vec<u8>) -> Receiver<Outcome> {
         let (reply, outcome) = bounded(1);
@@ -232,7 +291,7 @@ fn verify_stage(
     chain_id: u32,
     config: PipelineConfig,
 ) {
-    let mut batch: Vec<([u8; TX_LEN], Reply, Instant)> = Vec::with_capacity(config.verify_batch);
+    let mut batch: Vec<Pending> = Vec::with_capacity(config.verify_batch);
     // The batch's signature checks, built as each transaction is decoded.
     let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
@@ -264,13 +323,26 @@ fn verify_stage(
                             started = Instant::now();
                         }
                         requests.push(tx.request(Tag::new(batch.len() as u64)));
-                        batch.push((*tx.bytes(), reply, at));
+                        batch.push(Pending::Transaction {
+                            bytes: *tx.bytes(),
+                            reply,
+                            at,
+                        });
                     }
                     Err(error) => {
                         metrics::counter!("verity_malformed_total").increment(1);
                         refuse(reply, format!("malformed: {error}"));
                     }
                 }
+                false
+            }
+            Ok(Message::Check { mut request, reply }) => {
+                if batch.is_empty() {
+                    started = Instant::now();
+                }
+                request.tag = Tag::new(batch.len() as u64);
+                requests.push(request);
+                batch.push(Pending::Check(reply));
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
@@ -287,14 +359,21 @@ fn verify_stage(
                 Ok(answers) => responses = answers,
                 Err(error) => {
                     warn!(%error, "the verifier failed: the batch is refused");
-                    for (_, reply, _) in batch.drain(..) {
-                        refuse(reply, format!("verifier_unavailable: {error}"));
+                    for pending in batch.drain(..) {
+                        pending.refuse(format!("verifier_unavailable: {error}"));
                     }
                 }
             }
             metrics::histogram!("verity_verify_batch_seconds").record(began.elapsed());
             metrics::counter!("verity_verified_total").increment(responses.len() as u64);
-            for ((bytes, reply, at), response) in batch.drain(..).zip(&responses) {
+            for (pending, response) in batch.drain(..).zip(&responses) {
+                let (bytes, reply, at) = match pending {
+                    Pending::Transaction { bytes, reply, at } => (bytes, reply, at),
+                    Pending::Check(reply) => {
+                        reply(Ok(response.verdict));
+                        continue;
+                    }
+                };
                 match response.verdict {
                     Verdict::Valid => {
                         if let Err(returned) =
@@ -325,8 +404,10 @@ fn verify_stage(
         if stop {
             // What arrived after the stop is refused, not dropped unanswered.
             while let Ok(message) = submissions.try_recv() {
-                if let Message::Submission { reply, .. } = message {
-                    refuse(reply, "shutting_down".to_owned());
+                match message {
+                    Message::Submission { reply, .. } => refuse(reply, "shutting_down".to_owned()),
+                    Message::Check { reply, .. } => reply(Err("shutting_down".to_owned())),
+                    Message::Stop => {}
                 }
             }
             let _ = to_sequence.send(Verified::Stop);

@@ -6,4 +6,5 @@
 pub mod certificate;
 pub mod codec;
 pub mod context;
+pub mod keys;
 pub mod signing;
