@@ -1,11 +1,12 @@
 //! How consensus messages travel and are logged: borsh, bounded before it is decoded.
 //!
-//! Malachite's message types (signed votes and proposals, proposal parts and their streams,
-//! certificates, sync requests and responses) serialize with borsh once Verity's own types
-//! do, so one codec serves the network, the engine's write-ahead log and sync. borsh's
-//! layout is fixed and canonical (one encoding per value), and every decode first checks the
-//! message's length against the codec's bound, so a peer cannot make a replica allocate
-//! more than that.
+//! Verity's own consensus types and the core messages built on them (signed votes and
+//! proposals, proposal parts, commit and polka certificates) serialize with borsh, whose
+//! layout is fixed and canonical (one encoding per value). Every decode first checks the
+//! message's length against the codec's bound, so a peer cannot make a replica allocate more
+//! than that. (Malachite 0.8.2 gives no borsh encoding for `ValidatorProof` nor for the
+//! extended commit certificates inside sync responses; the engine's full codec needs those
+//! encoded by hand, type by type — issue #9, next.)
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
