@@ -7,12 +7,13 @@
 //! ```
 //!
 //! Every submission gets exactly one [`Outcome`], handed to its [`Reply`]: refused
-//! (malformed, a bad signature, the mempool's reason) or committed at a height with its
-//! receipt. A transaction is reported
-//! committed only after its block is on disk, so whatever a client was told survives a crash.
-//! The sequence stage is the single-replica ordering stage: it can be replaced by consensus
-//! without touching the verify stage or the chain. Queues are bounded: a full one makes
-//! `submit` wait, which is the back-pressure ingress passes on to its clients.
+//! (malformed, signed for another chain, a bad signature, the mempool's reason) or committed
+//! at a height with its receipt. A transaction is reported committed only after its block is
+//! in the block log, so whatever a client was told survives a crash. The sequence stage is
+//! the single-replica ordering stage: it can be replaced by consensus without touching the
+//! verify stage or the chain. Queues are bounded: a full one makes `submit` wait, which is
+//! the back-pressure ingress passes on to its clients. The verify stage also takes signature
+//! checks from consensus ([`Pipeline::checker`]), batched with the transactions.
 //! [`Pipeline::stop`] lets the stages finish what they hold; what cannot be ordered then (a
 //! nonce gap) is refused, and later submissions are refused at once.
 
