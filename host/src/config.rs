@@ -278,12 +278,26 @@ impl Default for UdpSection {
 pub struct LogSection {
     /// A `tracing` filter (`info`, `verity_host=debug,info`); `RUST_LOG` overrides it.
     pub filter: String,
+    /// `text` for people, `json` (one object a line, with span fields) for log pipelines.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         Self {
             filter: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }
@@ -481,6 +495,15 @@ impl Config {
                 .into(),
         );
         line(format!("filter = {}", toml_string(&self.log.filter)));
+        line(
+            "# text for people, json (one object a line, span fields included) for log pipelines."
+                .into(),
+        );
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        line(format!("format = \"{format}\""));
         out
     }
 }
@@ -510,6 +533,7 @@ mod tests {
             },
             log: LogSection {
                 filter: "verity_host=debug,info".into(),
+                format: LogFormat::Json,
             },
             ..Config::default()
         };

@@ -465,3 +465,42 @@ fn status_reports_the_verifier_a_missing_card_left_degraded() {
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn logs_can_be_one_json_object_a_line() {
+    let dir = scratch("json-logs");
+    init(&dir, 2);
+    let config = dir.join("verity.toml");
+    let text = std::fs::read_to_string(&config).expect("reads");
+    std::fs::write(
+        &config,
+        text.replace("format = \"text\"", "format = \"json\""),
+    )
+    .expect("writes");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_verityd"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verityd starts");
+    let stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let started = stderr
+        .lines()
+        .map(|line| line.expect("a log line"))
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+        })
+        .find(|log| log["fields"]["message"] == "verityd started")
+        .expect("the start is logged");
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["fields"]["height"], 0);
+    assert!(started["fields"]["http"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use verity_host::config::Config;
+use verity_host::config::{Config, LogFormat};
 use verity_host::daemon::Daemon;
 
 /// verityd: one Verity replica. It takes signed transactions over TCP, UDP and HTTP, verifies
@@ -50,11 +50,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.filter))
         .context("log.filter")?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let base = args.config.parent().map(PathBuf::from).unwrap_or_default();
     let daemon = Daemon::start(&config, &base)?;
     let verifier = daemon.pipeline().verifier_status();
