@@ -1,0 +1,296 @@
+//! A proposed block as the parts it travels in, and their reassembly.
+//!
+//! The proposer sends `Init` (height, round, proof-of-lock round, proposer), then the block's
+//! transactions in `Data` parts of whole transactions, then `Fin` — its signature over the
+//! header and the block's id:
+//!
+//! ```text
+//! "verity/parts\0" (13) ‖ chain id (u32) ‖ height (u64) ‖ round (i64) ‖ pol round (i64)
+//! ‖ proposer (32) ‖ block id (32)                                                = 101 bytes
+//! ```
+//!
+//! [`Assembly`] takes one stream's parts in order and refuses, with a reason, whatever a
+//! proposer could not have sent: data before the header, a second header, parts after the
+//! end, data that is not whole transactions, or more than the bound (checked before the data
+//! is kept). What it returns still needs its signature checked — through the pipeline's
+//! verifier, like every signature — and its transactions verified.
+
+use malachitebft_core_types::Round;
+
+use super::context::{Address, BlockId, Height, PrivateKey, ProposalPart, Signature};
+use super::signing::sign;
+use crate::transaction::TX_LEN;
+
+/// The start of the bytes a proposer signs over its parts.
+pub const PARTS_DOMAIN: &[u8; 13] = b"verity/parts\0";
+/// Transactions per `Data` part (about 10 KiB).
+pub const TRANSACTIONS_PER_PART: usize = 64;
+
+/// Where and by whom a block is proposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// The proof-of-lock round.
+    pub pol_round: Round,
+    /// The proposer.
+    pub proposer: Address,
+}
+
+/// The bytes the `Fin` part's signature covers.
+pub fn fin_bytes(chain_id: u32, header: &Header, block: BlockId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(101);
+    out.extend_from_slice(PARTS_DOMAIN);
+    out.extend_from_slice(&chain_id.to_le_bytes());
+    out.extend_from_slice(&header.height.0.to_le_bytes());
+    out.extend_from_slice(&header.round.as_i64().to_le_bytes());
+    out.extend_from_slice(&header.pol_round.as_i64().to_le_bytes());
+    out.extend_from_slice(&header.proposer.0);
+    out.extend_from_slice(&block.0);
+    out
+}
+
+/// The parts of `block` (whole transactions, back to back), signed by `key`.
+pub fn split(key: &PrivateKey, chain_id: u32, header: Header, block: &[u8]) -> Vec<ProposalPart> {
+    let mut parts = vec![ProposalPart::Init {
+        height: header.height,
+        round: header.round,
+        pol_round: header.pol_round,
+        proposer: header.proposer,
+    }];
+    parts.extend(
+        block
+            .chunks(TRANSACTIONS_PER_PART * TX_LEN)
+            .map(|chunk| ProposalPart::Data(chunk.to_vec())),
+    );
+    let signature = sign(key, &fin_bytes(chain_id, &header, BlockId::of(block)));
+    parts.push(ProposalPart::Fin(signature));
+    parts
+}
+
+/// Why a stream of parts is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PartError {
+    /// Data or an end before the header.
+    #[error("a part before the header")]
+    BeforeInit,
+    /// A second header.
+    #[error("a second header")]
+    SecondInit,
+    /// Anything after the end.
+    #[error("a part after the end")]
+    AfterFin,
+    /// Data that is not whole transactions.
+    #[error("a data part of {0} bytes is not whole {TX_LEN}-byte transactions")]
+    NotWhole(usize),
+    /// More than the bound.
+    #[error("more than {max} bytes of block")]
+    TooLarge {
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// A block reassembled from its parts; its signature is not checked yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assembled {
+    /// Where and by whom.
+    pub header: Header,
+    /// The block's bytes.
+    pub block: Vec<u8>,
+    /// Their id.
+    pub id: BlockId,
+    /// The proposer's signature over [`fin_bytes`].
+    pub signature: Signature,
+}
+
+/// One stream's parts, taken in order.
+#[derive(Debug)]
+pub struct Assembly {
+    max_bytes: usize,
+    header: Option<Header>,
+    block: Vec<u8>,
+    done: bool,
+}
+
+impl Assembly {
+    /// An assembly that refuses blocks of more than `max_transactions`.
+    pub fn new(max_transactions: usize) -> Self {
+        Self {
+            max_bytes: max_transactions.saturating_mul(TX_LEN),
+            header: None,
+            block: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Takes the next part; the block once its `Fin` arrives.
+    pub fn push(&mut self, part: ProposalPart) -> Result<Option<Assembled>, PartError> {
+        if self.done {
+            return Err(PartError::AfterFin);
+        }
+        match (part, self.header) {
+            (
+                ProposalPart::Init {
+                    height,
+                    round,
+                    pol_round,
+                    proposer,
+                },
+                None,
+            ) => {
+                self.header = Some(Header {
+                    height,
+                    round,
+                    pol_round,
+                    proposer,
+                });
+                Ok(None)
+            }
+            (ProposalPart::Init { .. }, Some(_)) => Err(PartError::SecondInit),
+            (_, None) => Err(PartError::BeforeInit),
+            (ProposalPart::Data(data), Some(_)) => {
+                if data.len() % TX_LEN != 0 || data.is_empty() {
+                    return Err(PartError::NotWhole(data.len()));
+                }
+                if self.block.len() + data.len() > self.max_bytes {
+                    return Err(PartError::TooLarge {
+                        max: self.max_bytes,
+                    });
+                }
+                self.block.extend_from_slice(&data);
+                Ok(None)
+            }
+            (ProposalPart::Fin(signature), Some(header)) => {
+                self.done = true;
+                let block = std::mem::take(&mut self.block);
+                Ok(Some(Assembled {
+                    header,
+                    id: BlockId::of(&block),
+                    block,
+                    signature,
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use verity_drivers::{PoolConfig, PoolVerifier, Verdict};
+
+    use super::*;
+    use crate::consensus::context::PublicKey;
+    use crate::consensus::signing::check;
+    use crate::testing::{self, key};
+
+    fn header() -> Header {
+        Header {
+            height: Height(4),
+            round: Round::new(1),
+            pol_round: Round::Nil,
+            proposer: Address(key(1).verifying_key().to_bytes()),
+        }
+    }
+
+    fn block(n: u64) -> Vec<u8> {
+        (0..n)
+            .flat_map(|nonce| testing::transfer(5, 2, nonce, 3, 1, 1))
+            .collect()
+    }
+
+    #[test]
+    fn a_block_splits_into_parts_that_reassemble_and_verify() {
+        let block = block(150);
+        let parts = split(&PrivateKey(key(1)), 5, header(), &block);
+        assert_eq!(parts.len(), 1 + 3 + 1, "150 transactions in parts of 64");
+        let mut assembly = Assembly::new(4096);
+        let mut assembled = None;
+        for part in parts {
+            assembled = assembly.push(part).expect("in order");
+        }
+        let assembled = assembled.expect("the end gives the block");
+        assert_eq!(assembled.block, block);
+        assert_eq!(assembled.id, BlockId::of(&block));
+        assert_eq!(assembled.header, header());
+        let mut cpu = PoolVerifier::cpu(PoolConfig::new(
+            NonZeroUsize::MIN,
+            NonZeroUsize::new(8).expect("8"),
+        ));
+        let public = PublicKey(assembled.header.proposer.0);
+        let verdicts = check(
+            &mut cpu,
+            [
+                (
+                    public,
+                    assembled.signature,
+                    fin_bytes(5, &assembled.header, assembled.id),
+                ),
+                // The same signature claimed for another block, or at another chain.
+                (
+                    public,
+                    assembled.signature,
+                    fin_bytes(5, &assembled.header, BlockId([0; 32])),
+                ),
+                (
+                    public,
+                    assembled.signature,
+                    fin_bytes(6, &assembled.header, assembled.id),
+                ),
+            ],
+        )
+        .expect("verified");
+        assert_eq!(
+            verdicts,
+            [Verdict::Valid, Verdict::Invalid, Verdict::Invalid]
+        );
+        // An empty block is a header and an end.
+        assert_eq!(split(&PrivateKey(key(1)), 5, header(), &[]).len(), 2);
+    }
+
+    #[test]
+    fn streams_a_proposer_could_not_have_sent_are_refused() {
+        let init = ProposalPart::Init {
+            height: Height(4),
+            round: Round::new(1),
+            pol_round: Round::Nil,
+            proposer: Address([1; 32]),
+        };
+        let fin = ProposalPart::Fin(Signature([0; 64]));
+        let data = |n: usize| ProposalPart::Data(vec![0; n]);
+        let refusal = |parts: Vec<ProposalPart>, max: usize| {
+            let mut assembly = Assembly::new(max);
+            parts
+                .into_iter()
+                .map(|p| assembly.push(p))
+                .find_map(Result::err)
+        };
+        assert_eq!(refusal(vec![data(TX_LEN)], 8), Some(PartError::BeforeInit));
+        assert_eq!(refusal(vec![fin.clone()], 8), Some(PartError::BeforeInit));
+        assert_eq!(
+            refusal(vec![init.clone(), init.clone()], 8),
+            Some(PartError::SecondInit)
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), data(TX_LEN + 1)], 8),
+            Some(PartError::NotWhole(TX_LEN + 1))
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), data(0)], 8),
+            Some(PartError::NotWhole(0))
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), data(2 * TX_LEN), data(TX_LEN)], 2),
+            Some(PartError::TooLarge { max: 2 * TX_LEN })
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), fin.clone(), data(TX_LEN)], 8),
+            Some(PartError::AfterFin)
+        );
+        assert_eq!(refusal(vec![init, data(2 * TX_LEN), fin], 2), None);
+    }
+}
