@@ -37,6 +37,11 @@ pub const STATE_FILE: &str = "state.redb";
 /// The longest the state store goes without a durable commit (what a crash makes the next
 /// open replay, at most, besides the state stage's queue).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The heights at which accounts stay provable; older tree nodes are pruned (roots are kept
+/// for every height).
+pub const KEEP_HEIGHTS: u64 = 10_000;
+/// The most tree nodes pruned at one checkpoint.
+const PRUNE_LIMIT: usize = 100_000;
 /// Blocks the state stage may fall behind the log before `execute` waits for it.
 const STATE_QUEUE: usize = 64;
 
@@ -334,6 +339,12 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
             pending = !due;
             if due {
                 synced = Instant::now();
+                // Once a checkpoint: the old heights' tree nodes, a bounded share at a time.
+                match store.prune(KEEP_HEIGHTS, PRUNE_LIMIT) {
+                    Ok(pruned) => metrics::counter!("verity_state_pruned_nodes_total")
+                        .increment(pruned as u64),
+                    Err(error) => return fail(error),
+                }
             }
         }
         if let Some(answer) = sync {

@@ -36,6 +36,10 @@ const VALUES: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new("jm
 /// Transaction id → (height, index in the block, the receipt's failure encoding).
 const RECEIPTS: TableDefinition<[u8; 32], (u64, u32, &[u8])> = TableDefinition::new("receipts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Height → the state root after it (kept when the tree's old nodes are pruned).
+const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
+/// (version since which a node is stale, its key) → (): what [`Store::prune`] may delete.
+const STALE: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("jmt_stale");
 
 /// What went wrong in the store.
 #[derive(Debug, Error)]
@@ -216,6 +220,8 @@ impl Store {
         txn.open_table(VALUES).map_err(db)?;
         txn.open_table(RECEIPTS).map_err(db)?;
         txn.open_table(META).map_err(db)?;
+        txn.open_table(ROOTS).map_err(db)?;
+        txn.open_table(STALE).map_err(db)?;
         txn.commit().map_err(db)?;
         Ok(Self {
             db: Arc::new(database),
@@ -295,6 +301,17 @@ impl Store {
             }
         }
         {
+            let mut stale = write.open_table(STALE).map_err(db)?;
+            for index in &update.stale_node_index_batch {
+                let key = node_key(&index.node_key).map_err(db)?;
+                stale
+                    .insert((index.stale_since_version, key.as_slice()), ())
+                    .map_err(db)?;
+            }
+            let mut table = write.open_table(ROOTS).map_err(db)?;
+            for (height, root) in (first..).zip(&roots) {
+                table.insert(height, root.0).map_err(db)?;
+            }
             let height = first + blocks.len() as u64 - 1;
             let mut meta = write.open_table(META).map_err(db)?;
             meta.insert("height", height.to_le_bytes().as_slice())
@@ -310,14 +327,47 @@ impl Store {
 
     /// The state root after block `height`; `None` above the head.
     pub fn root(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
-        match self.head()? {
-            Some((head, _)) if height <= head => {}
-            _ => return Ok(None),
-        }
         let txn = self.db.begin_read().map_err(db)?;
-        let tree = Tree { txn: &txn };
-        let root = Sha256Jmt::new(&tree).get_root_hash(height).map_err(db)?;
-        Ok(Some(root.0))
+        let table = txn.open_table(ROOTS).map_err(db)?;
+        Ok(table.get(height).map_err(db)?.map(|v| v.value()))
+    }
+
+    /// Deletes the tree's nodes that no height after `head − keep` needs, at most `limit` of
+    /// them, and returns how many it deleted. Accounts and proofs stay available at the last
+    /// `keep` heights (and roots at every height); without pruning every block's changed
+    /// paths would stay on disk for ever.
+    pub fn prune(&self, keep: u64, limit: usize) -> Result<usize, StoreError> {
+        let Some((head, _)) = self.head()? else {
+            return Ok(0);
+        };
+        let Some(cutoff) = head.checked_sub(keep) else {
+            return Ok(0);
+        };
+        // Durable with the next durable commit; a prune lost in a crash is done again.
+        let mut write = self.db.begin_write().map_err(db)?;
+        write.set_durability(Durability::None).map_err(db)?;
+        let mut pruned = 0;
+        {
+            let mut stale = write.open_table(STALE).map_err(db)?;
+            let mut nodes = write.open_table(NODES).map_err(db)?;
+            let mut doomed = Vec::new();
+            for entry in stale
+                .range((0, &[][..])..(cutoff + 1, &[][..]))
+                .map_err(db)?
+                .take(limit)
+            {
+                let (key, _) = entry.map_err(db)?;
+                let (since, node) = key.value();
+                doomed.push((since, node.to_vec()));
+            }
+            for (since, node) in &doomed {
+                nodes.remove(node.as_slice()).map_err(db)?;
+                stale.remove((*since, node.as_slice())).map_err(db)?;
+                pruned += 1;
+            }
+        }
+        write.commit().map_err(db)?;
+        Ok(pruned)
     }
 
     /// Makes every commit so far durable.
@@ -401,6 +451,8 @@ pub fn verify_account(
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
     use crate::testing;
 
@@ -462,6 +514,53 @@ mod tests {
                 &proof
             ));
         }
+    }
+
+    #[test]
+    fn pruning_keeps_the_last_heights_provable_and_every_root() {
+        let store = Store::open(&scratch("prune")).expect("opens");
+        let (alice, bob) = ([1u8; 32], [2u8; 32]);
+        let mut roots = Vec::new();
+        for height in 0..=30u64 {
+            let a = account(height, &[(1, 100 + height)]);
+            let b = account(0, &[(1, height)]);
+            let changed = [(alice, &a), (bob, &b)];
+            let root = store
+                .commit(height, &[state(&[], &changed)], Durability::None)
+                .expect("commits")[0];
+            roots.push(root);
+        }
+        let nodes = |store: &Store| {
+            let txn = store.db.begin_read().expect("reads");
+            let table = txn.open_table(NODES).expect("table");
+            ReadableTableMetadata::len(&table).expect("counts")
+        };
+        let before = nodes(&store);
+        let pruned = store.prune(5, usize::MAX).expect("prunes");
+        assert!(pruned > 0);
+        assert_eq!(nodes(&store), before - pruned as u64);
+        assert_eq!(
+            store.prune(5, usize::MAX).expect("prunes"),
+            0,
+            "nothing new"
+        );
+        for height in 25..=30u64 {
+            let (got, proof) = store.account(&alice, height).expect("still provable");
+            assert_eq!(got, Some(account(height, &[(1, 100 + height)])));
+            assert!(verify_account(
+                roots[height as usize],
+                &alice,
+                got.as_ref(),
+                &proof
+            ));
+        }
+        for (height, root) in roots.iter().enumerate() {
+            assert_eq!(store.root(height as u64).expect("reads"), Some(*root));
+        }
+        assert!(
+            store.account(&alice, 3).is_err(),
+            "a pruned height's paths are gone"
+        );
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
