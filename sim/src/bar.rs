@@ -9,6 +9,8 @@ use verity_firmware::image::{Image, ImageError, IMAGE_LEN_MAX};
 use verity_firmware::regs::{self, control, errors, status, Offset, REQUEST_HALF};
 use verity_firmware::Verdict;
 
+use crate::card::{StreamError, MAX_TRANSFER};
+
 /// The counters the BAR exposes; each wraps at 2^32 as the card's 32-bit counters do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -122,6 +124,18 @@ impl Bar {
     /// The card takes requests: a good image is committed and `ENABLE` is set.
     pub fn running(&self) -> bool {
         self.enabled && self.image_ok
+    }
+
+    /// Whether a host-to-card transfer of `len` bytes may go in: within one DMA transfer, to a
+    /// running card.
+    pub fn admit(&self, len: usize) -> Result<(), StreamError> {
+        if len > MAX_TRANSFER {
+            return Err(StreamError::TooLarge(len));
+        }
+        if !self.running() {
+            return Err(StreamError::NotRunning);
+        }
+        Ok(())
     }
 
     /// Sets sticky error bits (`firmware::regs::errors`).

@@ -32,7 +32,7 @@ use verity_firmware::regs::{errors, Offset};
 use verity_firmware::verify::verify;
 
 use crate::bar::{Action, Bar};
-use crate::card::{hand_over, Card, StreamError, MAX_TRANSFER};
+use crate::card::{hand_over, Card, StreamError};
 
 /// Contexts per engine the model reports (the HDL engine's).
 pub const CONTEXTS: u16 = 16;
@@ -122,12 +122,7 @@ impl Card for FunctionalCard {
     }
 
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {
-        if transfer.len() > MAX_TRANSFER {
-            return Err(StreamError::TooLarge(transfer.len()));
-        }
-        if !self.bar.running() {
-            return Err(StreamError::NotRunning);
-        }
+        self.bar.admit(transfer.len())?;
         // Held out of `self` for the transfer (put back below), so `verify` can count into
         // the BAR while the engine runs.
         let Some(engine) = self.engine.take() else {
@@ -193,6 +188,7 @@ mod tests {
     use verity_firmware::{Malformed, Tag, Verdict};
 
     use super::*;
+    use crate::card::MAX_TRANSFER;
 
     fn running() -> FunctionalCard {
         let mut card = FunctionalCard::new(2);

@@ -15,7 +15,7 @@ use verity_firmware::regs::Offset;
 use verity_firmware::Verdict;
 
 use crate::bar::{Action, Bar};
-use crate::card::{hand_over, Card, StreamError, MAX_TRANSFER};
+use crate::card::{hand_over, Card, StreamError};
 
 /// The loop-back card.
 #[derive(Debug)]
@@ -48,12 +48,7 @@ impl Card for LoopbackCard {
     }
 
     fn write_stream(&mut self, transfer: &[u8]) -> Result<(), StreamError> {
-        if transfer.len() > MAX_TRANSFER {
-            return Err(StreamError::TooLarge(transfer.len()));
-        }
-        if !self.bar.running() {
-            return Err(StreamError::NotRunning);
-        }
+        self.bar.admit(transfer.len())?;
         let mut rest = transfer;
         // Records that cannot be used end the loop-back's interest in the transfer.
         while let Ok((request, len)) = Request::decode(rest) {
