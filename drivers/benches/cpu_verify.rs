@@ -8,14 +8,12 @@ mod common;
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ed25519_dalek::Signer;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag, Verdict};
+use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Verdict};
 
 /// Signatures per measured iteration.
 const SIGNATURES: usize = 2048;
@@ -26,21 +24,9 @@ fn workload() -> Vec<Request> {
     (0..SIGNATURES as u64)
         .map(|i| {
             let key = ed25519_dalek::SigningKey::generate(&mut rng);
-            let mut message = vec![0u8; 96];
-            rng.fill_bytes(&mut message);
-            let signature = key.sign(&message).to_bytes();
-            Request::new(
-                Tag::new(i),
-                key.verifying_key().to_bytes(),
-                signature,
-                message,
-            )
+            common::signed_request(&mut rng, &key, i, 96)
         })
         .collect()
-}
-
-fn out_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
 }
 
 fn bench(c: &mut Criterion, requests: &[Request]) {
@@ -120,7 +106,10 @@ fn bench(c: &mut Criterion, requests: &[Request]) {
 
 /// Mean signatures/s of one benchmark, from the estimates criterion just wrote.
 fn rate(id: &str) -> Option<f64> {
-    let path = out_dir().join("verify").join(id).join("new/estimates.json");
+    let path = common::out_dir()
+        .join("verify")
+        .join(id)
+        .join("new/estimates.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let nanos = json["mean"]["point_estimate"].as_f64()?;
@@ -220,7 +209,7 @@ fn table() -> Option<String> {
 fn main() {
     let requests = workload();
     let mut criterion = Criterion::default()
-        .output_directory(&out_dir())
+        .output_directory(&common::out_dir())
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))

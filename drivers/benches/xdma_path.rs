@@ -20,13 +20,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ed25519_dalek::Signer;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rustix::time::{clock_gettime, ClockId};
 use verity_drivers::{
     verify_all, CardConfig, CardVerifier, Failover, FailoverConfig, Opener, PoolConfig,
-    PoolVerifier, Request, Tag, Verifier, XdmaCard, XdmaConfig,
+    PoolVerifier, Request, Verifier, XdmaCard, XdmaConfig,
 };
 use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
@@ -44,19 +43,9 @@ const MODEL_REQUESTS: usize = 512;
 fn workload(n: usize) -> Vec<Request> {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let key = ed25519_dalek::SigningKey::generate(&mut rng);
+    // A transfer order of a venue: about 100 bytes.
     (0..n as u64)
-        .map(|i| {
-            // A transfer order of a venue: about 100 bytes.
-            let mut message = vec![0u8; 100];
-            rng.fill_bytes(&mut message);
-            let signature = key.sign(&message).to_bytes();
-            Request::new(
-                Tag::new(i),
-                key.verifying_key().to_bytes(),
-                signature,
-                message,
-            )
-        })
+        .map(|i| common::signed_request(&mut rng, &key, i, 100))
         .collect()
 }
 
@@ -134,10 +123,6 @@ fn serve(spec: &str) {
     };
     let endpoint = Endpoint::serve(Path::new(prefix), card).expect("the endpoint starts");
     let _ = endpoint.wait();
-}
-
-fn out_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
 }
 
 fn cpu_time() -> Duration {
@@ -334,7 +319,10 @@ fn bench(c: &mut Criterion, loopback: &Served, functional: &Served, requests: &[
 
 /// Mean requests/s of one benchmark, from criterion's estimates.
 fn rate(id: &str, per_iteration: usize) -> Option<f64> {
-    let path = out_dir().join("xdma").join(id).join("new/estimates.json");
+    let path = common::out_dir()
+        .join("xdma")
+        .join(id)
+        .join("new/estimates.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let nanos = json["mean"]["point_estimate"].as_f64()?;
@@ -443,7 +431,7 @@ fn main() {
     let loopback = Served::start("loopback", "loopback");
     let functional = Served::start("functional", "functional");
     let mut criterion = Criterion::default()
-        .output_directory(&out_dir())
+        .output_directory(&common::out_dir())
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
