@@ -153,3 +153,111 @@ impl Daemon {
         Ok((height, root))
     }
 }
+
+/// The line `verityd` prints to standard output once it listens:
+/// `ready http=ADDR tcp=ADDR udp=ADDR verifier=NAME (STATE)`. Scripts, `verity demo` and the
+/// tests read it back with [`Ready::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The HTTP API.
+    pub http: SocketAddr,
+    /// TCP ingress.
+    pub tcp: SocketAddr,
+    /// UDP ingress.
+    pub udp: SocketAddr,
+    /// The verifier serving, and its state or why it is not ready.
+    pub verifier: String,
+}
+
+impl std::fmt::Display for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ready http={} tcp={} udp={} verifier={}",
+            self.http, self.tcp, self.udp, self.verifier
+        )
+    }
+}
+
+/// `key=value` from a status line.
+fn field<'a>(line: &'a str, key: &str) -> Result<&'a str, String> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        .ok_or_else(|| format!("{line:?} has no {key}="))
+}
+
+impl Ready {
+    /// Reads a ready line back.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        if !line.starts_with("ready ") {
+            return Err(format!("{line:?} is not verityd's ready line"));
+        }
+        let addr = |key| field(line, key)?.parse().map_err(|e| format!("{key}: {e}"));
+        Ok(Self {
+            http: addr("http")?,
+            tcp: addr("tcp")?,
+            udp: addr("udp")?,
+            verifier: line
+                .split_once("verifier=")
+                .map_or("", |(_, v)| v.trim())
+                .to_owned(),
+        })
+    }
+}
+
+/// The line `verityd` prints when it has stopped cleanly: `stopped height=H state_root=R`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// The last committed height.
+    pub height: u64,
+    /// The state root after it.
+    pub state_root: [u8; 32],
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped height={} state_root={}",
+            self.height,
+            hex::encode(self.state_root)
+        )
+    }
+}
+
+impl Stopped {
+    /// Reads a stopped line back.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let height = field(line, "height")?
+            .parse()
+            .map_err(|e| format!("height: {e}"))?;
+        let root = field(line, "state_root")?;
+        let state_root = crate::api::hex32(root)
+            .ok_or_else(|| format!("state_root {root:?} is not 32 bytes of hex"))?;
+        Ok(Self { height, state_root })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_lines_read_back() {
+        let ready = Ready {
+            http: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            tcp: SocketAddr::from(([127, 0, 0, 1], 7381)),
+            udp: SocketAddr::from(([127, 0, 0, 1], 7382)),
+            verifier: "cpu (0 of 1 cards serving: no such device file)".to_owned(),
+        };
+        assert_eq!(Ready::parse(&ready.to_string()), Ok(ready));
+        let stopped = Stopped {
+            height: 12,
+            state_root: [0xab; 32],
+        };
+        assert_eq!(Stopped::parse(&stopped.to_string()), Ok(stopped));
+        assert!(Ready::parse("stopped height=1").is_err());
+        assert!(Ready::parse("ready http=x tcp=1.2.3.4:5 udp=1.2.3.4:6").is_err());
+        assert!(Stopped::parse("stopped height=1 state_root=zz").is_err());
+    }
+}

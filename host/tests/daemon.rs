@@ -9,6 +9,7 @@ use verity_host::api::{AccountState, Block, Status, TxReceipt};
 use verity_host::block_log::BlockLog;
 use verity_host::chain::{Chain, LOG_FILE, STATE_FILE};
 use verity_host::cli::init::read_accounts;
+use verity_host::daemon::{Ready, Stopped};
 use verity_host::genesis::Genesis;
 use verity_host::ingress::parse_reply;
 use verity_host::pipeline::Outcome;
@@ -61,16 +62,10 @@ impl Replica {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut ready = String::new();
         stdout.read_line(&mut ready).expect("the ready line");
-        let addr = |name: &str| -> SocketAddr {
-            let field = ready
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {ready:?}"));
-            field.parse().expect("an address")
-        };
+        let ready = Ready::parse(ready.trim_end()).expect("verityd's ready line");
         Self {
-            http: addr("http="),
-            tcp: addr("tcp="),
+            http: ready.http,
+            tcp: ready.tcp,
             stdout,
             child,
         }
@@ -100,11 +95,9 @@ impl Replica {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).expect("stdout");
         assert!(self.child.wait().expect("exits").success(), "{rest}");
-        let height = rest
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("height="))
-            .unwrap_or_else(|| panic!("no stopped line in {rest:?}"));
-        height.parse().expect("a height")
+        Stopped::parse(rest.trim_end())
+            .expect("verityd's stopped line")
+            .height
     }
 }
 

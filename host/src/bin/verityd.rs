@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use verity_host::config::{Config, LogFormat};
-use verity_host::daemon::Daemon;
+use verity_host::daemon::{Daemon, Ready, Stopped};
 
 /// verityd: one Verity replica. It takes signed transactions over TCP, UDP and HTTP, verifies
 /// their signatures (on a card, a simulated card or the CPU — ZIP-215 on every path), orders
@@ -60,23 +60,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let base = args.config.parent().map(PathBuf::from).unwrap_or_default();
     let daemon = Daemon::start(&config, &base)?;
     let verifier = daemon.pipeline().verifier_status();
+    let ready = Ready {
+        http: daemon.http,
+        tcp: daemon.tcp,
+        udp: daemon.udp,
+        verifier: format!(
+            "{} ({})",
+            verifier.backend,
+            verifier.state.reason().unwrap_or(verifier.state.name())
+        ),
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "ready http={} tcp={} udp={} verifier={} ({})",
-        daemon.http,
-        daemon.tcp,
-        daemon.udp,
-        verifier.backend,
-        verifier.state.reason().unwrap_or(verifier.state.name())
-    )?;
+    writeln!(out, "{ready}")?;
     out.flush()?;
     daemon.wait_for_signal()?;
-    let (height, root) = daemon.stop()?;
-    writeln!(
-        out,
-        "stopped height={height} state_root={}",
-        hex::encode(root)
-    )?;
+    let (height, state_root) = daemon.stop()?;
+    writeln!(out, "{}", Stopped { height, state_root })?;
     Ok(())
 }

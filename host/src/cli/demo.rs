@@ -2,7 +2,6 @@
 //! loaded and stopped, in a temporary directory, with no card and no external server.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
@@ -10,6 +9,7 @@ use anyhow::Context;
 use crate::backend::BackendKind;
 use crate::cli::init::{self, InitArgs};
 use crate::cli::load::{self, LoadArgs};
+use crate::daemon::{Ready, Stopped};
 
 /// Run one replica end to end: `verity init` a temporary directory, start `verityd` on it,
 /// send it signed transfers with `verity load`, print the end table, stop it cleanly and
@@ -59,13 +59,6 @@ fn terminate(child: &Child) {
     }
 }
 
-/// `key=value` from a line `verityd` printed.
-fn field<'a>(line: &'a str, key: &str) -> anyhow::Result<&'a str> {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-        .with_context(|| format!("verityd printed {line:?}, without {key}="))
-}
-
 /// Runs `verity demo`.
 pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("verity-demo-{}", std::process::id()));
@@ -112,16 +105,13 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     let mut daemon = Daemon { child, stdout };
     let mut ready = String::new();
     daemon.stdout.read_line(&mut ready)?;
-    anyhow::ensure!(
-        ready.starts_with("ready"),
-        "verityd did not start (its errors are above)"
-    );
-    let http: SocketAddr = field(&ready, "http")?.parse()?;
-    let tcp: SocketAddr = field(&ready, "tcp")?.parse()?;
-    let verifier = ready
-        .split_once("verifier=")
-        .map_or("unknown", |(_, v)| v.trim());
-    writeln!(out, "  verityd: http {http}, tcp {tcp}; card: {verifier}")?;
+    let ready = Ready::parse(ready.trim_end())
+        .map_err(|e| anyhow::anyhow!("verityd did not start (its errors are above): {e}"))?;
+    writeln!(
+        out,
+        "  verityd: http {}, tcp {}; card: {}",
+        ready.http, ready.tcp, ready.verifier
+    )?;
     let rate = args.rate.unwrap_or(match args.backend {
         BackendKind::Sim => 4_000,
         _ => 20_000,
@@ -134,8 +124,8 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     out.flush()?;
     let report = load::load(&LoadArgs {
         keys: dir.to_owned(),
-        target: Some(tcp),
-        http: Some(http),
+        target: Some(ready.tcp),
+        http: Some(ready.http),
         rate,
         duration: args.duration,
         accounts: None,
@@ -148,11 +138,12 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     daemon.stdout.read_to_string(&mut rest)?;
     let status = daemon.child.wait()?;
     anyhow::ensure!(status.success(), "verityd stopped with {status}");
-    let height = field(&rest, "height")?;
-    let root = field(&rest, "state_root")?;
+    let stopped = Stopped::parse(rest.trim_end()).map_err(|e| anyhow::anyhow!(e))?;
     writeln!(
         out,
-        "  verityd stopped cleanly at height {height}; final state root {root}"
+        "  verityd stopped cleanly at height {}; final state root {}",
+        stopped.height,
+        hex::encode(stopped.state_root)
     )?;
     anyhow::ensure!(
         report.committed() > 0 && report.unanswered == 0,
