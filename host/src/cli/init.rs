@@ -1,6 +1,5 @@
 //! `verity init`: a working replica directory — configuration, genesis, funded keys.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 
+use crate::cli::create_new;
 use crate::cli::keygen::KeyFile;
 use crate::config::{Config, Listen};
 use crate::genesis::Genesis;
@@ -57,20 +57,6 @@ pub struct InitArgs {
     pub backend: crate::backend::BackendKind,
 }
 
-/// Creates `path` with `text`, readable by its owner only if `secret`; never overwrites.
-fn create(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {} (nothing is overwritten)", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
-}
-
 /// Runs `verity init`.
 pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let keys = args.dir.join("keys");
@@ -113,11 +99,11 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .iter()
         .map(key_line)
         .collect::<anyhow::Result<String>>()?;
-    create(&keys.join(ACCOUNTS_FILE), &lines, true)?;
-    create(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
-    create(&keys.join(VALIDATOR_FILE), &key_line(&validator)?, true)?;
-    create(&args.dir.join("genesis.toml"), &genesis.to_toml(), false)?;
-    create(&args.dir.join("verity.toml"), &config.template(), false)?;
+    create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
+    create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    create_new(&keys.join(VALIDATOR_FILE), &key_line(&validator)?, true)?;
+    create_new(&args.dir.join("genesis.toml"), &genesis.to_toml(), false)?;
+    create_new(&args.dir.join("verity.toml"), &config.template(), false)?;
     let dir = args.dir.display();
     writeln!(
         out,

@@ -1,10 +1,11 @@
 //! `verity keygen`: a fresh Ed25519 key for making test data.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::cli::create_new;
 use serde::{Deserialize, Serialize};
 
 /// Generate an Ed25519 key pair from the operating system's random source.
@@ -74,15 +75,7 @@ pub fn run(args: &KeygenArgs, out: &mut impl Write) -> anyhow::Result<()> {
     match &args.out {
         None => out.write_all(text.as_bytes())?,
         Some(path) => {
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).with_context(|| {
-                format!("cannot create {} (it is never overwritten)", path.display())
-            })?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
+            create_new(path, &text, true)?;
             eprintln!(
                 "wrote {} (public key {})",
                 path.display(),

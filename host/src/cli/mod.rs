@@ -12,8 +12,8 @@ pub mod sim;
 pub mod throughput;
 pub mod verify;
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -25,4 +25,19 @@ pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// Creates `path` with `text` and syncs it, readable by its owner only if `secret`; never
+/// overwrites.
+pub fn create_new(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (nothing is overwritten)", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
