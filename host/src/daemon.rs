@@ -50,8 +50,6 @@ impl Daemon {
         let genesis = Genesis::read(&genesis_path)
             .with_context(|| format!("genesis {}", genesis_path.display()))?;
         let data = base.join(&config.data_dir);
-        std::fs::create_dir_all(&data)
-            .with_context(|| format!("creating the data directory {}", data.display()))?;
         let chain = Chain::open(&data, &genesis)
             .with_context(|| format!("opening the chain in {}", data.display()))?;
         let (store, log) = (chain.store().clone(), chain.log().clone());

@@ -229,23 +229,22 @@ impl Store {
         })
     }
 
-    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(META).map_err(db)?;
-        Ok(table.get(name).map_err(db)?.map(|v| v.value().to_vec()))
-    }
-
-    /// The last committed block's height and state root.
+    /// The last committed block's height and state root, read in one snapshot.
     pub fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let (Some(height), Some(root)) = (self.meta("height")?, self.meta("root")?) else {
+        let txn = self.db.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        let Some(height) = meta.get("height").map_err(db)? else {
             return Ok(None);
         };
-        let height = height.try_into().map(u64::from_le_bytes);
-        let root = root.try_into();
-        match (height, root) {
-            (Ok(height), Ok(root)) => Ok(Some((height, root))),
-            _ => Err(StoreError::Corrupt(0)),
-        }
+        let height = <[u8; 8]>::try_from(height.value())
+            .map(u64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt(0))?;
+        let roots = txn.open_table(ROOTS).map_err(db)?;
+        let root = roots
+            .get(height)
+            .map_err(db)?
+            .ok_or(StoreError::Corrupt(0))?;
+        Ok(Some((height, root.value())))
     }
 
     /// Commits consecutive blocks from `first` on — each one's receipts and changed accounts —
@@ -285,9 +284,9 @@ impl Store {
         Batch { txn: &write }
             .write_node_batch(&update.node_batch)
             .map_err(db)?;
-        let Some(root) = roots.last() else {
+        if roots.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let durable = matches!(durability, Durability::Immediate);
         {
             let mut unsynced = self.lock_unsynced();
@@ -316,7 +315,6 @@ impl Store {
             let mut meta = write.open_table(META).map_err(db)?;
             meta.insert("height", height.to_le_bytes().as_slice())
                 .map_err(db)?;
-            meta.insert("root", root.0.as_slice()).map_err(db)?;
         }
         write.commit().map_err(db)?;
         if durable {
