@@ -177,13 +177,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the stages over `verifier` and `chain`.
-    pub fn start(verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
+    pub fn start(mut verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
         let (submit, submissions) = bounded(config.queue);
         let (to_sequence, verified) = bounded(config.queue);
+        // Known before `start` returns: a status read at once is the verifier's, not a guess.
         let verifier_status = Arc::new(Mutex::new(VerifierStatus {
             backend: verifier.backend(),
             state: BackendState::Ready,
         }));
+        publish(verifier.as_mut(), &verifier_status);
         let status = Arc::clone(&verifier_status);
         let chain_id = chain.chain_id();
         let verify = std::thread::Builder::new()
@@ -283,6 +285,16 @@ fn refuse(reply: Reply, reason: String) {
     reply(Outcome::Refused { reason });
 }
 
+/// Records the verifier's name and state for [`Pipeline::verifier_status`] and `/metrics`.
+fn publish(verifier: &mut dyn Verifier, status: &Mutex<VerifierStatus>) {
+    let state = verifier.backend_state();
+    metrics::gauge!("verity_verifier_ready").set(f64::from(u8::from(state == BackendState::Ready)));
+    *status.lock().unwrap_or_else(PoisonError::into_inner) = VerifierStatus {
+        backend: verifier.backend(),
+        state,
+    };
+}
+
 /// Parses, batches by size or deadline, verifies, and passes on the valid.
 fn verify_stage(
     mut verifier: Box<dyn Verifier>,
@@ -297,11 +309,9 @@ fn verify_stage(
     let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
     let mut responses = Vec::new();
-    let mut published: Option<Instant> = None;
+    let mut published = Instant::now();
     loop {
-        let wait = if published.is_none() {
-            Duration::ZERO
-        } else if batch.is_empty() {
+        let wait = if batch.is_empty() {
             Duration::from_secs(1)
         } else {
             config.verify_deadline.saturating_sub(started.elapsed())
@@ -392,15 +402,9 @@ fn verify_stage(
                 }
             }
         }
-        if stop || published.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            let state = verifier.backend_state();
-            metrics::gauge!("verity_verifier_ready")
-                .set(f64::from(u8::from(state == BackendState::Ready)));
-            *status.lock().unwrap_or_else(PoisonError::into_inner) = VerifierStatus {
-                backend: verifier.backend(),
-                state,
-            };
-            published = Some(Instant::now());
+        if stop || published.elapsed() >= Duration::from_secs(1) {
+            publish(verifier.as_mut(), status);
+            published = Instant::now();
         }
         if stop {
             // What arrived after the stop is refused, not dropped unanswered.
