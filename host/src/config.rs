@@ -19,6 +19,7 @@ use crate::ingress::tcp::TcpConfig;
 use crate::ingress::udp::UdpConfig;
 use crate::mempool::MempoolConfig;
 use crate::pipeline::PipelineConfig;
+use crate::text_file::read_at_most;
 
 /// The largest configuration file read.
 pub const CONFIG_LEN_MAX: u64 = 1 << 20;
@@ -309,11 +310,10 @@ impl Config {
             path: path.to_owned(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(read)?.len();
-        if len > CONFIG_LEN_MAX {
-            return Err(ConfigError::TooLong { len });
+        match read_at_most(path, CONFIG_LEN_MAX).map_err(read)? {
+            Ok(text) => Self::parse(&text),
+            Err(len) => Err(ConfigError::TooLong { len }),
         }
-        Self::parse(&std::fs::read_to_string(path).map_err(read)?)
     }
 
     /// Parses and checks a configuration's text.

@@ -27,6 +27,7 @@ use thiserror::Error;
 
 use crate::consensus::context::{Validator, ValidatorSet, ValidatorSetError};
 use crate::ledger::{AccountId, Rules};
+use crate::text_file::read_at_most;
 
 /// The largest genesis file read.
 pub const GENESIS_LEN_MAX: u64 = 16 << 20;
@@ -122,11 +123,10 @@ impl Genesis {
             path: path.display().to_string(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(read)?.len();
-        if len > GENESIS_LEN_MAX {
-            return Err(GenesisError::TooLarge(len));
+        match read_at_most(path, GENESIS_LEN_MAX).map_err(read)? {
+            Ok(text) => Self::parse(&text),
+            Err(len) => Err(GenesisError::TooLarge(len)),
         }
-        Self::parse(&std::fs::read_to_string(path).map_err(read)?)
     }
 
     /// Checks genesis `text`.

@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod text_file;
 pub mod transaction;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::create_new;
+use crate::text_file::read_at_most;
 use serde::{Deserialize, Serialize};
 
 /// Generate an Ed25519 key pair from the operating system's random source.
@@ -41,16 +42,11 @@ impl KeyFile {
     /// the file names.
     pub fn load(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
         const MAX_KEY_FILE: u64 = 4096;
-        let size = std::fs::metadata(path)
+        let text = read_at_most(path, MAX_KEY_FILE)
             .with_context(|| format!("cannot read key file {}", path.display()))?
-            .len();
-        anyhow::ensure!(
-            size <= MAX_KEY_FILE,
-            "{} is {size} bytes: not a key file",
-            path.display()
-        );
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read key file {}", path.display()))?;
+            .map_err(|size| {
+                anyhow::anyhow!("{} is {size} bytes: not a key file", path.display())
+            })?;
         Self::parse(&text).with_context(|| path.display().to_string())
     }
 
