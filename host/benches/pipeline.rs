@@ -25,6 +25,7 @@ use verity_host::chain::Chain;
 use verity_host::genesis::Genesis;
 use verity_host::ledger::Rules;
 use verity_host::pipeline::{Outcome, Pipeline, PipelineConfig};
+use verity_host::sequence::Ordering;
 use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
 use verity_sim::LoopbackCard;
 
@@ -134,7 +135,12 @@ fn loopback() -> CardVerifier<LoopbackCard> {
 fn start(name: &str, verifier: Box<dyn Verifier>, senders: &Senders) -> Arc<Pipeline> {
     let dir = scratch(name);
     let chain = Chain::open(&dir, &senders.genesis()).expect("opens");
-    Arc::new(Pipeline::start(verifier, chain, PipelineConfig::default()))
+    Arc::new(Pipeline::start(
+        verifier,
+        chain,
+        Ordering::Local,
+        PipelineConfig::default(),
+    ))
 }
 
 /// Submits `batch` from two threads (as two connections would) and waits for every

@@ -15,6 +15,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::store::StoreError;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+/// The commit certificate that decided each block, where consensus ordered it (its encoding
+/// is `consensus::codec`'s); a single replica's blocks have none.
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 
 fn db(error: impl std::fmt::Display) -> StoreError {
     StoreError::Db(error.to_string())
@@ -32,6 +35,7 @@ impl BlockLog {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(BLOCKS).map_err(db)?;
+        txn.open_table(CERTIFICATES).map_err(db)?;
         txn.commit().map_err(db)?;
         Ok(Self {
             db: Arc::new(database),
@@ -49,6 +53,17 @@ impl BlockLog {
     /// Appends block `height` (the head's successor, or 0 on an empty log) and makes it
     /// durable before returning.
     pub fn append(&self, height: u64, block: &[u8]) -> Result<(), StoreError> {
+        self.append_certified(height, block, None)
+    }
+
+    /// Appends block `height` with the certificate that decided it, both in one durable
+    /// commit: a block the log holds from consensus always has its certificate.
+    pub fn append_certified(
+        &self,
+        height: u64,
+        block: &[u8],
+        certificate: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let last = self.head()?;
         if last.map_or(height != 0, |l| height != l + 1) {
             return Err(StoreError::OutOfOrder { last, got: height });
@@ -57,6 +72,10 @@ impl BlockLog {
         {
             let mut table = txn.open_table(BLOCKS).map_err(db)?;
             table.insert(height, block).map_err(db)?;
+            if let Some(certificate) = certificate {
+                let mut table = txn.open_table(CERTIFICATES).map_err(db)?;
+                table.insert(height, certificate).map_err(db)?;
+            }
         }
         txn.commit().map_err(db)
     }
@@ -65,6 +84,14 @@ impl BlockLog {
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let table = txn.open_table(BLOCKS).map_err(db)?;
+        Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The encoded certificate that decided block `height`; `None` for a block a single
+    /// replica ordered, or one not logged.
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CERTIFICATES).map_err(db)?;
         Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
     }
 }
@@ -86,17 +113,24 @@ mod tests {
             ));
             log.append(0, b"").expect("appends");
             log.append(1, b"one").expect("appends");
+            log.append_certified(2, b"two", Some(b"cert"))
+                .expect("appends");
             assert!(matches!(
                 log.append(1, b"again"),
                 Err(StoreError::OutOfOrder {
-                    last: Some(1),
+                    last: Some(2),
                     got: 1
                 })
             ));
         }
         let log = BlockLog::open(&path).expect("reopens");
-        assert_eq!(log.head().expect("reads"), Some(1));
+        assert_eq!(log.head().expect("reads"), Some(2));
         assert_eq!(log.block(1).expect("reads").as_deref(), Some(&b"one"[..]));
-        assert_eq!(log.block(2).expect("reads"), None);
+        assert_eq!(log.certificate(1).expect("reads"), None);
+        assert_eq!(
+            log.certificate(2).expect("reads").as_deref(),
+            Some(&b"cert"[..])
+        );
+        assert_eq!(log.block(3).expect("reads"), None);
     }
 }

@@ -225,12 +225,22 @@ impl Chain {
     /// Executes `block` and commits it as the next height: durable in the log when this
     /// returns, its state committed behind.
     pub fn execute(&mut self, block: &[u8]) -> Result<Committed, ChainError> {
+        self.execute_certified(block, None)
+    }
+
+    /// Executes `block`, which consensus decided with `certificate` (encoded), and commits
+    /// both as the next height.
+    pub fn execute_certified(
+        &mut self,
+        block: &[u8],
+        certificate: Option<&[u8]>,
+    ) -> Result<Committed, ChainError> {
         if let Some(reason) = self.state_failure() {
             return Err(ChainError::State(reason));
         }
         let (changes, receipts) = self.ledger.apply(&self.rules, &decode_block(block)?);
         let height = self.height + 1;
-        self.log.append(height, block)?;
+        self.log.append_certified(height, block, certificate)?;
         self.height = height;
         self.send(StateWork::Block(BlockWork {
             height,

@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use malachitebft_core_types::LinearTimeouts;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -76,6 +77,8 @@ pub struct Config {
     pub udp: UdpSection,
     /// Logging.
     pub log: LogSection,
+    /// Ordering with other replicas.
+    pub consensus: ConsensusSection,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             tcp: TcpSection::default(),
             udp: UdpSection::default(),
             log: LogSection::default(),
+            consensus: ConsensusSection::default(),
         }
     }
 }
@@ -297,9 +301,88 @@ pub enum LogFormat {
 impl Default for LogSection {
     fn default() -> Self {
         Self {
-            filter: "info".to_owned(),
+            // The consensus engine and its transport log every vote at info.
+            filter: "info,arc_malachitebft=warn,libp2p=warn".to_owned(),
             format: LogFormat::Text,
         }
+    }
+}
+
+/// `[consensus]`: ordering among the genesis file's validators (BFT, Malachite).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// Off: this replica orders alone. On: the validators order together.
+    pub enabled: bool,
+    /// This validator's key file (relative to the file), as `verity init` writes it.
+    pub key: PathBuf,
+    /// Where the engine listens for the other replicas.
+    pub listen: SocketAddr,
+    /// The other replicas' `listen` addresses.
+    pub peers: Vec<SocketAddr>,
+    /// How long a round waits for its proposal, in milliseconds.
+    pub propose_ms: u64,
+    /// How long a round waits after a split prevote, in milliseconds.
+    pub prevote_ms: u64,
+    /// How long a round waits after a split precommit, in milliseconds.
+    pub precommit_ms: u64,
+    /// How much each timeout grows per failed round, in milliseconds.
+    pub delta_ms: u64,
+    /// How long a proposer with no transactions waits for some before it proposes an empty
+    /// block, in milliseconds: the idle cluster's block interval.
+    pub idle_block_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    /// Off; colocated timeouts: 500 ms to propose (a replica is a microsecond-to-millisecond
+    /// hop away), 100 ms after a split vote, 100 ms more each round; an idle proposer waits
+    /// 50 ms for transactions.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            key: "keys/validator.json".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7383)),
+            peers: Vec::new(),
+            propose_ms: 500,
+            prevote_ms: 100,
+            precommit_ms: 100,
+            delta_ms: 100,
+            idle_block_ms: 50,
+        }
+    }
+}
+
+impl ConsensusSection {
+    /// The engine's timeouts.
+    pub fn timeouts(&self) -> Result<LinearTimeouts, ConfigError> {
+        if self.propose_ms == 0 || self.prevote_ms == 0 || self.precommit_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "consensus",
+                reason: "propose_ms, prevote_ms and precommit_ms are at least 1",
+            });
+        }
+        if self.idle_block_ms >= self.propose_ms {
+            return Err(ConfigError::Value {
+                key: "consensus.idle_block_ms",
+                reason: "below propose_ms, or the other replicas give up on the proposal",
+            });
+        }
+        let ms = Duration::from_millis;
+        let (propose, prevote, precommit) = (
+            ms(self.propose_ms),
+            ms(self.prevote_ms),
+            ms(self.precommit_ms),
+        );
+        Ok(LinearTimeouts {
+            propose,
+            propose_delta: ms(self.delta_ms),
+            prevote,
+            prevote_delta: ms(self.delta_ms),
+            precommit,
+            precommit_delta: ms(self.delta_ms),
+            rebroadcast: propose + prevote + precommit,
+            max_timeout: Duration::from_secs(60),
+        })
     }
 }
 
@@ -327,6 +410,7 @@ impl Config {
         config.pipeline_config()?;
         config.verifier.options()?;
         config.tcp_config()?;
+        config.consensus.timeouts()?;
         Ok(config)
     }
 
@@ -504,6 +588,28 @@ impl Config {
             LogFormat::Json => "json",
         };
         line(format!("format = \"{format}\""));
+        let c = &self.consensus;
+        let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
+        line(String::new());
+        line("[consensus]".into());
+        line("# false: this replica orders alone. true: it orders with the genesis file's validators (BFT).".into());
+        line(format!("enabled = {}", c.enabled));
+        line("# This validator's key, as `verity init` writes it.".into());
+        line(format!("key = {}", quote(&c.key)));
+        line("# Where consensus listens for the other replicas, and their addresses.".into());
+        line(format!("listen = \"{}\"", c.listen));
+        line(format!("peers = [{}]", peers.join(", ")));
+        line("# Timeouts (ms): waiting for a proposal, after a split prevote or precommit; each grows".into());
+        line(
+            "# by delta_ms per failed round. Colocated replicas need far less than WAN defaults."
+                .into(),
+        );
+        line(format!("propose_ms = {}", c.propose_ms));
+        line(format!("prevote_ms = {}", c.prevote_ms));
+        line(format!("precommit_ms = {}", c.precommit_ms));
+        line(format!("delta_ms = {}", c.delta_ms));
+        line("# How long a proposer with no transactions waits for some before proposing an empty block (ms).".into());
+        line(format!("idle_block_ms = {}", c.idle_block_ms));
         out
     }
 }
@@ -534,6 +640,15 @@ mod tests {
             log: LogSection {
                 filter: "verity_host=debug,info".into(),
                 format: LogFormat::Json,
+            },
+            consensus: ConsensusSection {
+                enabled: true,
+                peers: vec![
+                    SocketAddr::from(([10, 0, 0, 2], 7383)),
+                    SocketAddr::from(([10, 0, 0, 3], 7383)),
+                ],
+                propose_ms: 250,
+                ..ConsensusSection::default()
             },
             ..Config::default()
         };
@@ -596,6 +711,12 @@ mod tests {
             ("[listen]\nhttp = \"localhost\"", "invalid socket address"),
             ("[tcp]\npending = 0", "tcp: connections and pending"),
             ("[mempool]\ncapacity = 0", "mempool.capacity: at least 1"),
+            ("[consensus]\npropose_ms = 0", "consensus: propose_ms"),
+            (
+                "[consensus]\nidle_block_ms = 500",
+                "consensus.idle_block_ms: below",
+            ),
+            ("[consensus]\npeers = [\"x\"]", "invalid socket address"),
         ] {
             let error = Config::parse(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text}: {error}");

@@ -21,11 +21,18 @@ use tokio::sync::oneshot;
 use tracing::info;
 
 use crate::api::server::{self, ApiState};
+use crate::block_log::BlockLog;
 use crate::chain::Chain;
+use crate::cli::keygen::KeyFile;
 use crate::config::Config;
+use crate::consensus::app::AppConfig;
+use crate::consensus::context::PrivateKey;
+use crate::consensus::keys::PipelineVerifier;
+use crate::consensus::node::{Consensus, Network};
 use crate::genesis::Genesis;
 use crate::ingress::{tcp, udp};
 use crate::pipeline::{Pipeline, VerifierStatus};
+use crate::sequence::{Order, Ordering};
 
 /// A running replica.
 pub struct Daemon {
@@ -39,6 +46,7 @@ pub struct Daemon {
     runtime: tokio::runtime::Runtime,
     stop_http: Option<oneshot::Sender<()>>,
     http_done: Option<tokio::task::JoinHandle<()>>,
+    consensus: Option<Consensus>,
 }
 
 impl Daemon {
@@ -57,7 +65,14 @@ impl Daemon {
         let root = store.head()?.map(|(_, root)| root).unwrap_or_default();
         let options = config.verifier.options()?;
         let verifier = options.open().context("starting the verifier")?;
-        let pipeline = Arc::new(Pipeline::start(verifier, chain, config.pipeline_config()?));
+        let pipeline_config = config.pipeline_config()?;
+        let (ordering, orders) = if config.consensus.enabled {
+            let (orders, ordered) = crossbeam_channel::bounded(16);
+            (Ordering::Consensus(ordered), Some(orders))
+        } else {
+            (Ordering::Local, None)
+        };
+        let pipeline = Arc::new(Pipeline::start(verifier, chain, ordering, pipeline_config));
 
         let bind = |what: &str, addr: SocketAddr| format!("binding {what} ingress to {addr}");
         let tcp_listener =
@@ -77,6 +92,18 @@ impl Daemon {
             .block_on(tokio::net::TcpListener::bind(config.listen.http))
             .with_context(|| format!("binding the HTTP API to {}", config.listen.http))?;
         let http = http_listener.local_addr()?;
+        let consensus = match orders {
+            Some(orders) => Some(runtime.block_on(start_consensus(
+                config,
+                base,
+                &genesis,
+                &pipeline,
+                orders,
+                log.clone(),
+                pipeline_config.block_max,
+            ))?),
+            None => None,
+        };
         let router = server::router(Arc::new(ApiState {
             pipeline: Arc::clone(&pipeline),
             store,
@@ -113,6 +140,7 @@ impl Daemon {
             runtime,
             stop_http: Some(stop_http),
             http_done: Some(http_done),
+            consensus,
         })
     }
 
@@ -142,6 +170,9 @@ impl Daemon {
         if let Some(done) = self.http_done.take() {
             let _ = self.runtime.block_on(done);
         }
+        if let Some(consensus) = self.consensus.take() {
+            self.runtime.block_on(consensus.stop());
+        }
         let chain = self
             .pipeline
             .stop()
@@ -150,6 +181,59 @@ impl Daemon {
         info!(height, state_root = %hex::encode(root), "verityd stopped");
         Ok((height, root))
     }
+}
+
+/// Starts the consensus engine on the daemon's runtime: this validator's key, the genesis
+/// file's validators, the configured peers.
+async fn start_consensus(
+    config: &Config,
+    base: &Path,
+    genesis: &Genesis,
+    pipeline: &Pipeline,
+    orders: crossbeam_channel::Sender<Order>,
+    log: BlockLog,
+    block_max: usize,
+) -> anyhow::Result<Consensus> {
+    let c = &config.consensus;
+    let key_path = base.join(&c.key);
+    let key = KeyFile::load(&key_path).context("consensus.key")?;
+    let validators = genesis.validator_set().context("genesis validators")?;
+    let public = key.verifying_key().to_bytes();
+    anyhow::ensure!(
+        validators
+            .validators()
+            .iter()
+            .any(|v| v.address.0 == public),
+        "consensus.key {} ({}) is not one of the genesis file's validators",
+        key_path.display(),
+        hex::encode(public)
+    );
+    let chain_id = genesis.rules.chain_id;
+    let network = Network {
+        moniker: format!("verity-{}", &hex::encode(public)[..8]),
+        listen: c.listen,
+        peers: c.peers.clone(),
+    };
+    let app = AppConfig {
+        chain_id,
+        key: PrivateKey(key),
+        validators,
+        timeouts: c.timeouts()?,
+        block_max,
+        idle_block: std::time::Duration::from_millis(c.idle_block_ms),
+    };
+    let verifier = PipelineVerifier::new(pipeline.checker(), chain_id);
+    let consensus = Consensus::start(
+        &network,
+        base.join(&config.data_dir),
+        app,
+        orders,
+        log,
+        verifier,
+    )
+    .await?;
+    info!(listen = %c.listen, peers = c.peers.len(), "consensus started");
+    Ok(consensus)
 }
 
 /// The line `verityd` prints to standard output once it listens:

@@ -19,6 +19,7 @@ pub mod jsonl;
 pub mod ledger;
 pub mod mempool;
 pub mod pipeline;
+pub mod sequence;
 pub mod store;
 #[cfg(test)]
 mod testing;

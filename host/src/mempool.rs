@@ -257,16 +257,21 @@ impl Mempool {
 
     /// Forgets what a committed block made obsolete: its transactions (`ids`, from its
     /// receipts: one that failed without using its nonce goes too), and any other whose nonce
-    /// the ledger has now used.
-    pub fn committed(&mut self, ids: impl IntoIterator<Item = TxId>, ledger: &Ledger) {
-        let mut gone: Vec<TxId> = ids.into_iter().collect();
-        for (sender, nonces) in &self.by_sender {
-            let next = ledger.nonce(sender);
-            gone.extend(nonces.range(..next).map(|(_, id)| *id));
-        }
-        for id in gone {
+    /// the ledger has now used — returned, since no block will hold them (under consensus,
+    /// another replica's block used the nonce).
+    pub fn committed(&mut self, ids: impl IntoIterator<Item = TxId>, ledger: &Ledger) -> Vec<TxId> {
+        for id in ids {
             self.remove(&id);
         }
+        let mut superseded = Vec::new();
+        for (sender, nonces) in &self.by_sender {
+            let next = ledger.nonce(sender);
+            superseded.extend(nonces.range(..next).map(|(_, id)| *id));
+        }
+        for id in &superseded {
+            self.remove(id);
+        }
+        superseded
     }
 }
 
@@ -348,7 +353,10 @@ mod tests {
         let (changes, _) = genesis.apply(&rules, &txs);
         let mut after = genesis.clone();
         after.merge(changes);
-        pool.committed(txs.iter().map(Transaction::id), &after);
+        // Only the first is named: the second's nonce was used all the same (as when another
+        // replica's block held it), so it is superseded.
+        let superseded = pool.committed([txs[0].id()], &after);
+        assert_eq!(superseded, [txs[1].id()]);
         assert_eq!(pool.len(), 3);
         assert_eq!(
             insert(&mut pool, &tx(1, 0, 9), &after),

@@ -4,20 +4,22 @@
 //! ```text
 //! submit ─▶ [verify: parse, batch by size or deadline, Verifier] ─▶ [sequence: mempool,
 //!            block builder, chain.execute (durable commit)] ─▶ one outcome per submission
+//!                                                 ▲
+//!                             consensus (propose, commit decided) — `sequence::Ordering`
 //! ```
 //!
 //! Every submission gets exactly one [`Outcome`], handed to its [`Reply`]: refused
 //! (malformed, signed for another chain, a bad signature, the mempool's reason) or committed
 //! at a height with its receipt. A transaction is reported committed only after its block is
 //! in the block log, so whatever a client was told survives a crash. The sequence stage is
-//! the single-replica ordering stage: it can be replaced by consensus without touching the
-//! verify stage or the chain. Queues are bounded: a full one makes `submit` wait, which is
-//! the back-pressure ingress passes on to its clients. The verify stage also takes signature
-//! checks from consensus ([`Pipeline::checker`]), batched with the transactions.
+//! where the order is decided — by this replica alone or by consensus among replicas
+//! ([`sequence`]) — without touching the verify stage or the chain. Queues are bounded: a
+//! full one makes `submit` wait, which is the back-pressure ingress passes on to its clients.
+//! The verify stage also takes signature checks from consensus ([`Pipeline::checker`]),
+//! batched with the transactions.
 //! [`Pipeline::stop`] lets the stages finish what they hold; what cannot be ordered then (a
 //! nonce gap) is refused, and later submissions are refused at once.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,7 +30,8 @@ use verity_drivers::{BackendState, Request, Tag, Verdict, Verifier};
 
 use crate::chain::Chain;
 use crate::ledger::Failure;
-use crate::mempool::{Mempool, MempoolConfig};
+use crate::mempool::MempoolConfig;
+use crate::sequence::{self, Ordering, Verified};
 use crate::transaction::{Transaction, TxId, TX_LEN};
 
 /// How the stages batch.
@@ -149,16 +152,6 @@ impl Checker {
     }
 }
 
-/// A verified transaction on its way to the sequence stage.
-enum Verified {
-    Transaction {
-        bytes: [u8; TX_LEN],
-        reply: Reply,
-        at: Instant,
-    },
-    Stop,
-}
-
 /// Which backend verifies, and how it is doing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifierStatus {
@@ -176,8 +169,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the stages over `verifier` and `chain`.
-    pub fn start(mut verifier: Box<dyn Verifier>, chain: Chain, config: PipelineConfig) -> Self {
+    /// Starts the stages over `verifier` and `chain`, ordered by `ordering`.
+    pub fn start(
+        mut verifier: Box<dyn Verifier>,
+        chain: Chain,
+        ordering: Ordering,
+        config: PipelineConfig,
+    ) -> Self {
         let (submit, submissions) = bounded(config.queue);
         let (to_sequence, verified) = bounded(config.queue);
         // Known before `start` returns: a status read at once is the verifier's, not a guess.
@@ -203,7 +201,7 @@ impl Pipeline {
             .expect("a thread starts");
         let sequence = std::thread::Builder::new()
             .name("sequence".into())
-            .spawn(move || sequence_stage(chain, &verified, config))
+            .spawn(move || sequence::run(chain, &verified, ordering, config))
             .expect("a thread starts");
         Self {
             submit,
@@ -280,7 +278,7 @@ impl Drop for Pipeline {
     }
 }
 
-fn refuse(reply: Reply, reason: String) {
+pub(crate) fn refuse(reply: Reply, reason: String) {
     metrics::counter!("verity_refused_total").increment(1);
     reply(Outcome::Refused { reason });
 }
@@ -422,106 +420,6 @@ fn verify_stage(
     }
 }
 
-/// Mempool, block builder and chain: orders, executes, commits, and answers.
-fn sequence_stage(
-    mut chain: Chain,
-    verified: &Receiver<Verified>,
-    config: PipelineConfig,
-) -> Chain {
-    let mut mempool = Mempool::new(config.mempool);
-    let mut waiting: BTreeMap<TxId, (Reply, Instant)> = BTreeMap::new();
-    let mut first_waiting: Option<Instant> = None;
-    let mut stopping = false;
-    loop {
-        let wait = match first_waiting {
-            Some(since) => config.block_interval.saturating_sub(since.elapsed()),
-            None if stopping => Duration::ZERO,
-            None => Duration::from_secs(3600),
-        };
-        match verified.recv_timeout(wait) {
-            Ok(Verified::Transaction { bytes, reply, at }) => {
-                let tx = Transaction::decode(&bytes).expect("verified transactions decode");
-                match mempool.insert(&tx, chain.ledger()) {
-                    Ok(evicted) => {
-                        if let Some((evicted, _)) = evicted.and_then(|id| waiting.remove(&id)) {
-                            refuse(evicted, "mempool_full: evicted".to_owned());
-                        }
-                        waiting.insert(tx.id(), (reply, at));
-                        first_waiting.get_or_insert_with(Instant::now);
-                    }
-                    Err(refusal) => {
-                        metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
-                            .increment(1);
-                        refuse(reply, format!("{}: {refusal}", refusal.reason()));
-                    }
-                }
-                metrics::gauge!("verity_mempool_transactions").set(mempool.len() as f64);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(Verified::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
-        }
-        let due = mempool.len() >= config.block_max
-            || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
-            || (stopping && !mempool.is_empty());
-        if due {
-            let block = mempool.take_block(config.block_max, chain.ledger());
-            if block.is_empty() {
-                // Only transactions waiting for an earlier nonce: they wait for it.
-                first_waiting = None;
-            } else {
-                let _span =
-                    debug_span!("block", height = chain.height() + 1, txs = block.len()).entered();
-                let began = Instant::now();
-                let bytes = block.concat();
-                match chain.execute(&bytes) {
-                    Ok(committed) => {
-                        let now = Instant::now();
-                        for receipt in &committed.receipts {
-                            if let Some((reply, at)) = waiting.remove(&receipt.tx) {
-                                metrics::histogram!("verity_submit_to_commit_seconds")
-                                    .record(now.duration_since(at));
-                                reply(Outcome::Committed {
-                                    id: receipt.tx,
-                                    height: committed.height,
-                                    failure: receipt.failure,
-                                });
-                            }
-                        }
-                        metrics::histogram!("verity_block_commit_seconds")
-                            .record(now.duration_since(began));
-                        metrics::counter!("verity_blocks_total").increment(1);
-                        metrics::counter!("verity_committed_total")
-                            .increment(committed.receipts.len() as u64);
-                        metrics::gauge!("verity_height").set(committed.height as f64);
-                        let ids = committed.receipts.iter().map(|r| r.tx);
-                        mempool.committed(ids, chain.ledger());
-                        metrics::gauge!("verity_mempool_transactions").set(mempool.len() as f64);
-                        // What arrived while this block committed has waited since it
-                        // began at most: group commit, so a slow disk makes bigger blocks
-                        // rather than a queue of small ones.
-                        first_waiting = (!mempool.is_empty()).then_some(began);
-                    }
-                    Err(error) => {
-                        // Nothing was committed: the block's transactions stay and the next
-                        // attempt may succeed; a store that keeps failing is an operator's
-                        // problem, logged and counted here.
-                        metrics::counter!("verity_commit_failures_total").increment(1);
-                        warn!(%error, "commit failed");
-                        first_waiting = Some(Instant::now());
-                    }
-                }
-            }
-        }
-        if stopping && (mempool.is_empty() || first_waiting.is_none()) {
-            // What cannot be ordered (a nonce gap) is refused at shutdown, not lost silently.
-            for (_, (reply, _)) in std::mem::take(&mut waiting) {
-                refuse(reply, "shutdown: waiting for an earlier nonce".to_owned());
-            }
-            return chain;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroUsize;
@@ -558,6 +456,7 @@ mod tests {
         let pipeline = Pipeline::start(
             Box::new(cpu),
             Chain::open(&dir, &genesis).expect("opens"),
+            Ordering::Local,
             PipelineConfig {
                 block_max: 50,
                 ..PipelineConfig::default()

@@ -11,6 +11,7 @@ use crate::chain::Chain;
 use crate::genesis::Genesis;
 use crate::ledger::{AccountId, Rules};
 use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::sequence::Ordering;
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
 
 /// Test key `n`.
@@ -75,6 +76,11 @@ pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
     let chain = Chain::open(&dir, &genesis).expect("opens");
     let one = NonZeroUsize::new(1).expect("1");
     let cpu = PoolVerifier::cpu(PoolConfig::new(one, NonZeroUsize::new(64).expect("64")));
-    let pipeline = Pipeline::start(Box::new(cpu), chain, PipelineConfig::default());
+    let pipeline = Pipeline::start(
+        Box::new(cpu),
+        chain,
+        Ordering::Local,
+        PipelineConfig::default(),
+    );
     (Arc::new(pipeline), dir)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use verity_host::cli::{
-    client, demo, firmware, hdl, init, keygen, load, sign, sim, throughput, verify,
+    client, cluster, demo, firmware, hdl, init, keygen, load, sign, sim, throughput, verify,
 };
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
@@ -25,6 +25,7 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     Sign(sign::SignArgs),
     Demo(demo::DemoArgs),
+    Cluster(cluster::ClusterArgs),
     Throughput(throughput::ThroughputArgs),
     Init(init::InitArgs),
     Load(load::LoadArgs),
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Sign(args) => sign::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        Command::Cluster(args) => cluster::run(args, &mut out),
         Command::Throughput(args) => throughput::run(args, &mut out),
         Command::Init(args) => init::run(args, &mut out),
         Command::Load(args) => load::run(args, &mut out),

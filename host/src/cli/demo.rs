@@ -124,7 +124,7 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     out.flush()?;
     let report = load::load(&LoadArgs {
         keys: dir.to_owned(),
-        target: Some(ready.tcp),
+        target: vec![ready.tcp],
         http: Some(ready.http),
         rate,
         duration: args.duration,

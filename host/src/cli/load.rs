@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::api::Status;
 use crate::cli::client::Client;
+use crate::cli::cluster;
 use crate::cli::init::{read_accounts, ASSET};
 use crate::config::{Config, Listen};
 use crate::ingress::{parse_reply, MAX_FRAME};
@@ -33,14 +34,16 @@ const TRANSACTIONS_MAX: u64 = 10_000_000;
 /// writing a frame to reading its reply (which comes once its block is on disk).
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// The directory `verity init` wrote: its keys, and the addresses in its verity.toml.
+    /// The directory `verity init` or `verity cluster` wrote: its keys, and the addresses in
+    /// its configuration(s).
     #[arg(long)]
     pub keys: PathBuf,
-    /// TCP ingress [default: DIR/verity.toml's, else 127.0.0.1:7381].
-    #[arg(long)]
-    pub target: Option<SocketAddr>,
-    /// The HTTP API, for nonces, the chain id and the final head [default: DIR/verity.toml's,
-    /// else 127.0.0.1:7380].
+    /// TCP ingress; several (comma-separated or repeated) share the connections round-robin
+    /// [default: DIR/verity.toml's; for a cluster, every replica's; else 127.0.0.1:7381].
+    #[arg(long, value_delimiter = ',')]
+    pub target: Vec<SocketAddr>,
+    /// The HTTP API, for nonces, the chain id and the final head [default: DIR/verity.toml's;
+    /// for a cluster, the first replica's; else 127.0.0.1:7380].
     #[arg(long)]
     pub http: Option<SocketAddr>,
     /// Transactions per second.
@@ -144,10 +147,18 @@ impl LoadReport {
     }
 }
 
-/// Addresses from `DIR/verity.toml`, if it is there and names fixed ports.
-fn configured(dir: &Path) -> Option<Listen> {
-    let config = Config::read(&dir.join("verity.toml")).ok()?;
-    Some(config.listen)
+/// Addresses from `DIR/verity.toml`, or from each replica's in a cluster's directory.
+fn configured(dir: &Path) -> Vec<Listen> {
+    let read = |dir: &Path| Config::read(&dir.join("verity.toml")).ok();
+    if let Some(config) = read(dir) {
+        return vec![config.listen];
+    }
+    cluster::replicas(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| read(d))
+        .map(|c| c.listen)
+        .collect()
 }
 
 /// Runs `verity load`.
@@ -161,11 +172,18 @@ pub fn run(args: &LoadArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// Runs the load and measures it.
 pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
-    let listen = configured(&args.keys).unwrap_or_default();
-    let target = args.target.unwrap_or(listen.tcp);
-    let http = args.http.unwrap_or(listen.http);
+    let mut listen = configured(&args.keys);
+    if listen.is_empty() {
+        listen.push(Listen::default());
+    }
+    let targets = if args.target.is_empty() {
+        listen.iter().map(|l| l.tcp).collect()
+    } else {
+        args.target.clone()
+    };
+    let http = args.http.unwrap_or(listen[0].http);
     anyhow::ensure!(
-        target.port() != 0 && http.port() != 0,
+        targets.iter().all(|t| t.port() != 0) && http.port() != 0,
         "the configuration listens on any free port: give --target and --http (verityd prints them)"
     );
     let mut keys = read_accounts(&args.keys)?;
@@ -215,8 +233,10 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = per_connection
             .iter()
-            .map(|mine| {
+            .enumerate()
+            .map(|(c, mine)| {
                 let bar = bar.clone();
+                let target = targets[c % targets.len()];
                 scope.spawn(move || connection(target, mine, start, rate, drain, &bar))
             })
             .collect();

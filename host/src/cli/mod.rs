@@ -1,6 +1,7 @@
 //! The `verity` subcommands. The binary is a thin shell over these.
 
 pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod firmware;
 pub mod hdl;

@@ -1,18 +1,31 @@
 //! How consensus messages travel and are logged: borsh, bounded before it is decoded.
 //!
-//! Verity's own consensus types and the core messages built on them (signed votes and
-//! proposals, proposal parts, commit and polka certificates) serialize with borsh, whose
-//! layout is fixed and canonical (one encoding per value). Every decode first checks the
-//! message's length against the codec's bound, so a peer cannot make a replica allocate more
-//! than that. (Malachite 0.8.2 gives no borsh encoding for `ValidatorProof` nor for the
-//! extended commit certificates inside sync responses; the engine's full codec needs those
-//! encoded by hand, type by type — issue #9, next.)
+//! Verity's own consensus types and the engine's messages built on them (signed votes and
+//! proposals, proposal parts and their streams, liveness messages, polka certificates, sync
+//! status and requests) serialize with borsh, whose layout is fixed and canonical (one
+//! encoding per value). Two engine types have no borsh encoding in Malachite 0.8.2 — the
+//! validator proof and the sync response, whose certificates may carry vote extensions — so
+//! they travel as Verity's own wire types ([`WireProof`], [`WireResponse`]), which Verity, not
+//! using vote extensions, can give a fixed layout. Every decode first checks the message's
+//! length against the codec's bound, so a peer cannot make a replica allocate more than that.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
+use malachitebft_codec::{Codec, HasEncodedLen};
+use malachitebft_core_consensus::{LivenessMsg, ProposedValue, SignedConsensusMsg};
+use malachitebft_core_types::{
+    CommitCertificate, ExtendedCommitCertificate, ExtendedCommitSignature, PolkaCertificate, Round,
+    SignedMessage, ValidatorProof,
+};
+use malachitebft_engine::util::streaming::StreamMessage;
+use malachitebft_sync as sync;
 
-/// The longest message decoded: a proposal part carries at most a chunk of a block.
-pub const MESSAGE_MAX: usize = 1 << 20;
+use super::context::{Address, BlockId, Height, ProposalPart, Signature, VerityContext, Vote};
+
+/// The longest message decoded: the engine's own bound on a sync response (10 MiB), which
+/// carries whole blocks. Gossip (votes, proposal parts) is bounded lower by the transport
+/// (4 MiB) before it reaches the codec.
+pub const MESSAGE_MAX: usize = 10 << 20;
 
 /// Why a message could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +41,9 @@ pub enum CodecError {
     /// Not a message of the type expected, or bytes left over.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A certificate carries a vote extension, which Verity neither makes nor accepts.
+    #[error("a certificate carries a vote extension (Verity uses none)")]
+    Extension,
 }
 
 /// The codec: borsh with a length bound.
@@ -48,15 +64,8 @@ impl BorshCodec {
     pub fn with_max(max: usize) -> Self {
         Self { max }
     }
-}
 
-impl<T> malachitebft_codec::Codec<T> for BorshCodec
-where
-    T: BorshSerialize + BorshDeserialize,
-{
-    type Error = CodecError;
-
-    fn decode(&self, bytes: Bytes) -> Result<T, CodecError> {
+    fn decode_borsh<T: BorshDeserialize>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         if bytes.len() > self.max {
             metrics::counter!("verity_consensus_rejected_total", "reason" => "too_long")
                 .increment(1);
@@ -65,14 +74,14 @@ where
                 max: self.max,
             });
         }
-        borsh::from_slice(&bytes).map_err(|e| {
+        borsh::from_slice(bytes).map_err(|e| {
             metrics::counter!("verity_consensus_rejected_total", "reason" => "malformed")
                 .increment(1);
             CodecError::Malformed(e.to_string())
         })
     }
 
-    fn encode(&self, msg: &T) -> Result<Bytes, CodecError> {
+    fn encode_borsh<T: BorshSerialize>(&self, msg: &T) -> Result<Bytes, CodecError> {
         let bytes = borsh::to_vec(msg).map_err(|e| CodecError::Malformed(e.to_string()))?;
         if bytes.len() > self.max {
             return Err(CodecError::TooLong {
@@ -84,12 +93,187 @@ where
     }
 }
 
+/// `Codec<T>` by T's own borsh encoding.
+macro_rules! borsh_codec {
+    ($($t:ty),* $(,)?) => {$(
+        impl Codec<$t> for BorshCodec {
+            type Error = CodecError;
+
+            fn decode(&self, bytes: Bytes) -> Result<$t, CodecError> {
+                self.decode_borsh(&bytes)
+            }
+
+            fn encode(&self, msg: &$t) -> Result<Bytes, CodecError> {
+                self.encode_borsh(msg)
+            }
+        }
+    )*};
+}
+
+borsh_codec!(
+    ProposalPart,
+    SignedConsensusMsg<VerityContext>,
+    SignedMessage<VerityContext, Vote>,
+    LivenessMsg<VerityContext>,
+    StreamMessage<ProposalPart>,
+    ProposedValue<VerityContext>,
+    PolkaCertificate<VerityContext>,
+    CommitCertificate<VerityContext>,
+    sync::Status<VerityContext>,
+    sync::Request<VerityContext>,
+);
+
+/// A validator proof on the wire: a validator's consensus key binding a network peer id.
+#[derive(BorshSerialize, BorshDeserialize)]
+pub struct WireProof {
+    public_key: Vec<u8>,
+    peer_id: Vec<u8>,
+    signature: Signature,
+}
+
+impl Codec<ValidatorProof<VerityContext>> for BorshCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<ValidatorProof<VerityContext>, CodecError> {
+        let wire: WireProof = self.decode_borsh(&bytes)?;
+        Ok(ValidatorProof::new(
+            wire.public_key,
+            wire.peer_id,
+            wire.signature,
+        ))
+    }
+
+    fn encode(&self, proof: &ValidatorProof<VerityContext>) -> Result<Bytes, CodecError> {
+        self.encode_borsh(&WireProof {
+            public_key: proof.public_key.clone(),
+            peer_id: proof.peer_id.clone(),
+            signature: proof.signature,
+        })
+    }
+}
+
+/// A decided block with its commit certificate, as sync serves it.
+#[derive(BorshSerialize, BorshDeserialize)]
+pub struct WireDecided {
+    block: Vec<u8>,
+    height: Height,
+    round: Round,
+    value_id: BlockId,
+    signatures: Vec<(Address, Signature)>,
+}
+
+/// A sync response on the wire.
+#[derive(BorshSerialize, BorshDeserialize)]
+pub enum WireResponse {
+    /// Decided blocks from `start_height` on, in order.
+    Values {
+        /// The first block's height.
+        start_height: Height,
+        /// The blocks.
+        values: Vec<WireDecided>,
+    },
+}
+
+impl WireResponse {
+    fn of(response: &sync::Response<VerityContext>) -> Result<Self, CodecError> {
+        let sync::Response::ValueResponse(response) = response;
+        let values = response
+            .values
+            .iter()
+            .map(|value| {
+                let certificate = &value.certificate;
+                let signatures = certificate
+                    .commit_signatures
+                    .iter()
+                    .map(|s| match s.extension {
+                        None => Ok((s.address, s.signature)),
+                        Some(_) => Err(CodecError::Extension),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(WireDecided {
+                    block: value.value_bytes.to_vec(),
+                    height: certificate.height,
+                    round: certificate.round,
+                    value_id: certificate.value_id,
+                    signatures,
+                })
+            })
+            .collect::<Result<_, CodecError>>()?;
+        Ok(Self::Values {
+            start_height: response.start_height,
+            values,
+        })
+    }
+
+    fn into_response(self) -> sync::Response<VerityContext> {
+        let Self::Values {
+            start_height,
+            values,
+        } = self;
+        let values = values
+            .into_iter()
+            .map(|v| {
+                let certificate = ExtendedCommitCertificate {
+                    height: v.height,
+                    round: v.round,
+                    value_id: v.value_id,
+                    commit_signatures: v
+                        .signatures
+                        .into_iter()
+                        .map(|(address, signature)| {
+                            ExtendedCommitSignature::new(address, signature, None)
+                        })
+                        .collect(),
+                };
+                sync::RawDecidedValue::new(Bytes::from(v.block), certificate)
+            })
+            .collect();
+        sync::Response::ValueResponse(sync::ValueResponse::new(start_height, values))
+    }
+}
+
+impl Codec<sync::Response<VerityContext>> for BorshCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<sync::Response<VerityContext>, CodecError> {
+        let wire: WireResponse = self.decode_borsh(&bytes)?;
+        Ok(wire.into_response())
+    }
+
+    fn encode(&self, response: &sync::Response<VerityContext>) -> Result<Bytes, CodecError> {
+        self.encode_borsh(&WireResponse::of(response)?)
+    }
+}
+
+impl HasEncodedLen<sync::Response<VerityContext>> for BorshCodec {
+    fn encoded_len(&self, response: &sync::Response<VerityContext>) -> Result<usize, CodecError> {
+        // Measured on the encoding itself: the engine uses it to fill a response up to the
+        // bound, so it must be exact.
+        let wire = WireResponse::of(response)?;
+        let mut counter = ByteCounter(0);
+        BorshSerialize::serialize(&wire, &mut counter)
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        Ok(counter.0)
+    }
+}
+
+/// A writer that only counts.
+struct ByteCounter(usize);
+
+impl borsh::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> borsh::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> borsh::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use malachitebft_codec::Codec;
-    use malachitebft_core_types::{
-        CommitCertificate, NilOrVal, Round, SignedMessage, SignedVote, VoteType,
-    };
+    use malachitebft_core_types::{NilOrVal, SignedVote, VoteType};
 
     use super::*;
     use crate::consensus::context::{
@@ -107,6 +291,61 @@ mod tests {
             },
             Signature([voter; 64]),
         )
+    }
+
+    /// The engine's network, write-ahead log and sync all take this codec.
+    #[test]
+    fn the_codec_serves_every_engine_message() {
+        fn serves<C>(_: &C)
+        where
+            C: malachitebft_engine::consensus::ConsensusCodec<VerityContext>
+                + malachitebft_engine::sync::SyncCodec<VerityContext>
+                + malachitebft_engine::wal::WalCodec<VerityContext>,
+        {
+        }
+        serves(&BorshCodec::default());
+    }
+
+    #[test]
+    fn sync_responses_and_validator_proofs_round_trip_on_verity_wire_types() {
+        let codec = BorshCodec::default();
+        let certificate = ExtendedCommitCertificate::<VerityContext> {
+            height: Height(9),
+            round: Round::new(1),
+            value_id: BlockId([4; 32]),
+            commit_signatures: (1..=3)
+                .map(|v| ExtendedCommitSignature::new(Address([v; 32]), Signature([v; 64]), None))
+                .collect(),
+        };
+        let response = sync::Response::ValueResponse(sync::ValueResponse::new(
+            Height(9),
+            vec![sync::RawDecidedValue::new(
+                Bytes::from(vec![7u8; 320]),
+                certificate.clone(),
+            )],
+        ));
+        let bytes = codec.encode(&response).expect("encodes");
+        assert_eq!(codec.encoded_len(&response).expect("measures"), bytes.len());
+        let back: sync::Response<VerityContext> = codec.decode(bytes).expect("decodes");
+        assert_eq!(back, response);
+
+        // Verity extends no vote: a certificate carrying an extension is not sent.
+        let mut extended = certificate;
+        extended.commit_signatures[0].extension = Some(SignedMessage::new((), Signature([9; 64])));
+        let response = sync::Response::ValueResponse(sync::ValueResponse::new(
+            Height(9),
+            vec![sync::RawDecidedValue::new(Bytes::new(), extended)],
+        ));
+        assert!(matches!(
+            codec.encode(&response),
+            Err(CodecError::Extension)
+        ));
+
+        let proof =
+            ValidatorProof::<VerityContext>::new(vec![1; 32], vec![2; 38], Signature([3; 64]));
+        let bytes = codec.encode(&proof).expect("encodes");
+        let back: ValidatorProof<VerityContext> = codec.decode(bytes).expect("decodes");
+        assert_eq!(back, proof);
     }
 
     #[test]

@@ -107,6 +107,80 @@ impl PipelineVerifier {
     }
 }
 
+/// Verdicts gathered from one check each, answered once all are in.
+struct Gathered {
+    verdicts: Vec<Option<Verdict>>,
+    missing: usize,
+    answer: Option<tokio::sync::oneshot::Sender<Result<Vec<Verdict>, String>>>,
+}
+
+impl Gathered {
+    fn put(&mut self, index: usize, verdict: Result<Verdict, String>) {
+        let Some(answer) = self.answer.take() else {
+            return;
+        };
+        match verdict {
+            Ok(verdict) => {
+                self.verdicts[index] = Some(verdict);
+                self.missing -= 1;
+                if self.missing == 0 {
+                    let verdicts = self.verdicts.iter().map(|v| v.expect("all in")).collect();
+                    let _ = answer.send(Ok(verdicts));
+                } else {
+                    self.answer = Some(answer);
+                }
+            }
+            // The first failure answers for all.
+            Err(reason) => {
+                let _ = answer.send(Err(reason));
+            }
+        }
+    }
+}
+
+impl PipelineVerifier {
+    /// Checks many signatures (a proposed block's transactions) on the pipeline's verifier;
+    /// a verdict each, in order.
+    pub async fn check_all(
+        &self,
+        signed: Vec<([u8; 32], [u8; 64], Vec<u8>)>,
+    ) -> Result<Vec<Verdict>, Error> {
+        if signed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let gathered = std::sync::Arc::new(std::sync::Mutex::new(Gathered {
+            verdicts: vec![None; signed.len()],
+            missing: signed.len(),
+            answer: Some(answer),
+        }));
+        let checker = self.checker.clone();
+        tokio::task::spawn_blocking(move || {
+            for (index, (public_key, signature, message)) in signed.into_iter().enumerate() {
+                let gathered = std::sync::Arc::clone(&gathered);
+                checker.check(
+                    public_key,
+                    signature,
+                    message,
+                    Box::new(move |verdict| {
+                        gathered
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .put(index, verdict);
+                    }),
+                );
+            }
+        })
+        .await
+        .map_err(Error::from_source)?;
+        match answered.await {
+            Ok(Ok(verdicts)) => Ok(verdicts),
+            Ok(Err(reason)) => Err(Error::from_source(reason)),
+            Err(_) => Err(Error::from_source("the verifier dropped the checks")),
+        }
+    }
+}
+
 #[async_trait]
 impl Verifier<VerityContext> for PipelineVerifier {
     async fn verify_signed_vote(
@@ -232,6 +306,24 @@ mod tests {
             proof.signature,
         );
         assert!(!valid(verifier.verify_validator_proof(&stolen).await));
+
+        // Many at once (a proposed block's transactions): a verdict each, in order.
+        let vote_signed = signer.sign_vote(nil.clone()).await.expect("signs");
+        let good = (public.0, vote_signed.signature.0, vote_bytes(5, &nil));
+        let mut forged = good.clone();
+        forged.2[0] ^= 1;
+        let verdicts = verifier
+            .check_all(vec![good.clone(), forged, good])
+            .await
+            .expect("verdicts");
+        assert_eq!(verdicts[0], Verdict::Valid);
+        assert_ne!(verdicts[1], Verdict::Valid);
+        assert_eq!(verdicts[2], Verdict::Valid);
+        assert!(verifier
+            .check_all(Vec::new())
+            .await
+            .expect("none")
+            .is_empty());
 
         // A stopped pipeline gives no verdict, and says so.
         pipeline.stop();

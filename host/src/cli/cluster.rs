@@ -1,0 +1,314 @@
+//! `verity cluster`: a local cluster of replicas on loopback, one `verityd` process each,
+//! ordering by consensus — what a venue runs on several servers, on one machine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+
+use crate::backend::BackendKind;
+use crate::cli::create_new;
+use crate::cli::init::{ACCOUNTS_FILE, ASSET, ISSUER_FILE, VALIDATOR_FILE};
+use crate::cli::keygen::KeyFile;
+use crate::config::{Config, ConsensusSection, Listen, VerifierConfig};
+use crate::daemon::{Ready, Stopped};
+use crate::genesis::Genesis;
+use crate::ledger::Rules;
+
+/// The genesis file shared by the replicas, in DIR.
+pub const GENESIS_FILE: &str = "genesis.toml";
+
+/// Start a local cluster: N replicas on 127.0.0.1, separate `verityd` processes that order
+/// blocks together by BFT consensus (Malachite), until Ctrl-C.
+///
+/// A new DIR gets a shared genesis (the replicas' validator keys, an issuer, funded
+/// accounts) and DIR/replica-<i>/ for each replica: its configuration, its validator key,
+/// its data, its log (verityd.log). An existing DIR is started as it is, so a stopped
+/// cluster resumes. Replica i listens on BASE+10i (HTTP), +1 (TCP), +2 (UDP), +3 (consensus).
+/// `verity load --keys DIR --target <a replica's TCP>` sends it transfers.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The cluster's directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Replicas (a new cluster); 4 tolerate one faulty.
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub replicas: u16,
+    /// The first replica's HTTP port (a new cluster).
+    #[arg(long, default_value = "7400")]
+    pub base_port: u16,
+    /// Funded accounts (a new cluster).
+    #[arg(long, default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub accounts: u32,
+    /// The chain (venue) id (a new cluster).
+    #[arg(long, default_value = "1")]
+    pub chain_id: u32,
+    /// Where signatures are verified (a new cluster).
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
+    /// Write the directory and stop: start the replicas yourself with
+    /// `verityd --config DIR/replica-<i>/verity.toml`.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// Replica `i`'s directory.
+pub fn replica_dir(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("replica-{i}"))
+}
+
+/// The replicas' directories in an existing cluster, in order.
+pub fn replicas(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dirs: Vec<PathBuf> = (0..)
+        .map(|i| replica_dir(dir, i))
+        .take_while(|d| d.join("verity.toml").is_file())
+        .collect();
+    anyhow::ensure!(
+        !dirs.is_empty(),
+        "{} holds no replica-0/verity.toml",
+        dir.display()
+    );
+    Ok(dirs)
+}
+
+/// Writes a new cluster's directory.
+pub fn write(args: &ClusterArgs) -> anyhow::Result<()> {
+    let keys = args.dir.join("keys");
+    std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    let n = usize::from(args.replicas);
+    let last_port = u32::from(args.base_port) + 10 * (n as u32 - 1) + 3;
+    anyhow::ensure!(
+        args.base_port > 0 && last_port <= u32::from(u16::MAX),
+        "ports {}..={last_port} do not fit",
+        args.base_port
+    );
+    let mut rng = rand::rngs::OsRng;
+    let issuer = SigningKey::generate(&mut rng);
+    let validators: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate(&mut rng)).collect();
+    let accounts: Vec<SigningKey> = (0..args.accounts)
+        .map(|_| SigningKey::generate(&mut rng))
+        .collect();
+    let genesis = Genesis {
+        rules: Rules {
+            chain_id: args.chain_id,
+            assets: [ASSET].into(),
+            issuers: [issuer.verifying_key().to_bytes()].into(),
+        },
+        balances: accounts
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), ASSET, 1_000_000_000))
+            .collect(),
+        validators: validators
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), 1))
+            .collect(),
+    };
+    let key_line = |key: &SigningKey| -> anyhow::Result<String> {
+        Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
+    };
+    let lines = accounts
+        .iter()
+        .map(key_line)
+        .collect::<anyhow::Result<String>>()?;
+    create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
+    create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    create_new(&args.dir.join(GENESIS_FILE), &genesis.to_toml(), false)?;
+    let port = |i: usize, offset: u16| args.base_port + 10 * i as u16 + offset;
+    let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    for (i, key) in validators.iter().enumerate() {
+        let dir = replica_dir(&args.dir, i);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        create_new(&dir.join(VALIDATOR_FILE), &key_line(key)?, true)?;
+        let config = Config {
+            genesis: Path::new("..").join(GENESIS_FILE),
+            listen: Listen {
+                http: localhost(port(i, 0)),
+                tcp: localhost(port(i, 1)),
+                udp: localhost(port(i, 2)),
+            },
+            verifier: VerifierConfig {
+                backend: args.backend,
+                // Replicas share the machine's cores.
+                threads: 1,
+                ..VerifierConfig::default()
+            },
+            consensus: ConsensusSection {
+                enabled: true,
+                key: VALIDATOR_FILE.into(),
+                listen: localhost(port(i, 3)),
+                peers: (0..n)
+                    .filter(|j| *j != i)
+                    .map(|j| localhost(port(j, 3)))
+                    .collect(),
+                ..ConsensusSection::default()
+            },
+            ..Config::default()
+        };
+        create_new(&dir.join("verity.toml"), &config.template(), false)?;
+    }
+    Ok(())
+}
+
+/// A replica's `verityd`, stopped with SIGTERM when dropped.
+pub struct Replica {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// What it printed when it was ready.
+    pub ready: Ready,
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Replica {
+    /// Starts `verityd` on `dir`'s configuration, its log to `dir/verityd.log` (appended),
+    /// and waits for its ready line.
+    pub fn start(verityd: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("verityd.log"))
+            .with_context(|| format!("cannot open {}/verityd.log", dir.display()))?;
+        let mut child = Command::new(verityd)
+            .arg("--config")
+            .arg(dir.join("verity.toml"))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", verityd.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().context("verityd's output")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let ready = Ready::parse(line.trim_end()).map_err(|e| {
+            anyhow::anyhow!(
+                "verityd in {} did not start (see its verityd.log): {e}",
+                dir.display()
+            )
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            ready,
+            child,
+            stdout,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it with SIGTERM and reads its stopped line.
+    pub fn stop(mut self) -> anyhow::Result<Stopped> {
+        signal(&self.child, rustix::process::Signal::TERM);
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest)?;
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "verityd stopped with {status}");
+        Stopped::parse(rest.trim_end()).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Kills it with SIGKILL: nothing is flushed, nothing is said.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        signal(&self.child, rustix::process::Signal::KILL);
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal(&self.child, rustix::process::Signal::TERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// `verityd` beside this executable.
+pub fn verityd() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("where is verity?")?;
+    let verityd = exe.with_file_name("verityd");
+    anyhow::ensure!(
+        verityd.is_file(),
+        "{} is missing: build both binaries (cargo build --release -p verity-host --bins)",
+        verityd.display()
+    );
+    Ok(verityd)
+}
+
+/// Runs `verity cluster`.
+pub fn run(args: &ClusterArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.dir.join(GENESIS_FILE).is_file() {
+        writeln!(out, "verity cluster: resuming {}", args.dir.display())?;
+    } else {
+        write(args)?;
+        writeln!(
+            out,
+            "verity cluster: wrote {} replicas in {}",
+            args.replicas,
+            args.dir.display()
+        )?;
+    }
+    if args.no_start {
+        return Ok(());
+    }
+    let verityd = verityd()?;
+    let mut running = Vec::new();
+    for dir in replicas(&args.dir)? {
+        let replica = Replica::start(&verityd, &dir)?;
+        writeln!(
+            out,
+            "  {}: http {}, tcp {}, udp {}, verifier {}",
+            dir.display(),
+            replica.ready.http,
+            replica.ready.tcp,
+            replica.ready.udp,
+            replica.ready.verifier
+        )?;
+        running.push(replica);
+    }
+    writeln!(
+        out,
+        "running; load it with `verity load --keys {} --target {}`; Ctrl-C stops it",
+        args.dir.display(),
+        running[0].ready.tcp
+    )?;
+    out.flush()?;
+    wait_for_signal()?;
+    for replica in running {
+        let dir = replica.dir.clone();
+        let stopped = replica.stop()?;
+        writeln!(
+            out,
+            "  {}: stopped at height {}, state root {}",
+            dir.display(),
+            stopped.height,
+            hex::encode(stopped.state_root)
+        )?;
+    }
+    Ok(())
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The sequence stage: the mempool, the block builder and the chain, on one thread — what
+//! turns verified transactions into committed blocks and answers each submission.
+//!
+//! Who decides the order is the [`Ordering`]:
+//!
+//! * [`Ordering::Local`] — this replica alone: a block is built when the mempool holds a
+//!   block's worth or its first transaction has waited the block interval, and committed at
+//!   once (group commit: what arrives while a block commits waits for the next).
+//! * [`Ordering::Consensus`] — the replicas together: the consensus engine asks for a block
+//!   to propose ([`Order::Propose`]) and hands over each decided block with its commit
+//!   certificate ([`Order::Commit`]), whoever proposed it. A client's transaction is answered
+//!   when a decided block holds it; one whose nonce another replica's block used is refused.
+//!
+//! Everything else — the mempool's rules, execution, durability before acknowledgement — is
+//! the same under both.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use tokio::sync::oneshot;
+use tracing::{debug_span, warn};
+
+use crate::chain::{Chain, ChainError};
+use crate::mempool::Mempool;
+use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
+use crate::transaction::{Transaction, TxId, TX_LEN};
+
+/// A verified transaction on its way to the sequence stage.
+pub(crate) enum Verified {
+    Transaction {
+        bytes: [u8; TX_LEN],
+        reply: Reply,
+        at: Instant,
+    },
+    Stop,
+}
+
+/// Who orders the verified transactions.
+pub enum Ordering {
+    /// This replica alone.
+    Local,
+    /// The consensus engine, through these orders.
+    Consensus(Receiver<Order>),
+}
+
+/// What consensus asks of the sequence stage.
+pub enum Order {
+    /// Build a block to propose from the mempool: as soon as it holds a block's worth, or the
+    /// block interval after this request if it holds anything, or at `wait` with what it has
+    /// (possibly nothing).
+    Propose {
+        /// The longest the engine can wait.
+        wait: Duration,
+        /// The block's bytes.
+        reply: oneshot::Sender<Vec<u8>>,
+    },
+    /// Execute and commit block `height`, decided with `certificate` (encoded).
+    Commit {
+        /// Its height: the chain's next.
+        height: u64,
+        /// Its bytes.
+        block: Vec<u8>,
+        /// The commit certificate.
+        certificate: Vec<u8>,
+        /// The height committed, or why not.
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+}
+
+/// The stage's state.
+struct Sequencer {
+    chain: Chain,
+    mempool: Mempool,
+    /// Submissions in the mempool, waiting for their block.
+    waiting: BTreeMap<TxId, (Reply, Instant)>,
+    config: PipelineConfig,
+}
+
+impl Sequencer {
+    /// Puts a verified transaction in the mempool; whether it went in.
+    fn admit(&mut self, bytes: &[u8; TX_LEN], reply: Reply, at: Instant) -> bool {
+        let tx = Transaction::decode(bytes).expect("verified transactions decode");
+        let admitted = match self.mempool.insert(&tx, self.chain.ledger()) {
+            Ok(evicted) => {
+                if let Some((evicted, _)) = evicted.and_then(|id| self.waiting.remove(&id)) {
+                    refuse(evicted, "mempool_full: evicted".to_owned());
+                }
+                self.waiting.insert(tx.id(), (reply, at));
+                true
+            }
+            Err(refusal) => {
+                metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
+                    .increment(1);
+                refuse(reply, format!("{}: {refusal}", refusal.reason()));
+                false
+            }
+        };
+        metrics::gauge!("verity_mempool_transactions").set(self.mempool.len() as f64);
+        admitted
+    }
+
+    /// The next block's transactions, from the mempool (they stay there until committed).
+    fn build(&self) -> Vec<u8> {
+        self.mempool
+            .take_block(self.config.block_max, self.chain.ledger())
+            .concat()
+    }
+
+    /// Executes and commits `block`, answers the submissions it holds, and forgets what it
+    /// made obsolete.
+    fn commit(&mut self, block: &[u8], certificate: Option<&[u8]>) -> Result<u64, ChainError> {
+        let _span = debug_span!(
+            "block",
+            height = self.chain.height() + 1,
+            txs = block.len() / TX_LEN
+        )
+        .entered();
+        let began = Instant::now();
+        let committed = match self.chain.execute_certified(block, certificate) {
+            Ok(committed) => committed,
+            Err(error) => {
+                metrics::counter!("verity_commit_failures_total").increment(1);
+                return Err(error);
+            }
+        };
+        let now = Instant::now();
+        for receipt in &committed.receipts {
+            if let Some((reply, at)) = self.waiting.remove(&receipt.tx) {
+                metrics::histogram!("verity_submit_to_commit_seconds")
+                    .record(now.duration_since(at));
+                reply(Outcome::Committed {
+                    id: receipt.tx,
+                    height: committed.height,
+                    failure: receipt.failure,
+                });
+            }
+        }
+        metrics::histogram!("verity_block_commit_seconds").record(now.duration_since(began));
+        metrics::counter!("verity_blocks_total").increment(1);
+        metrics::counter!("verity_committed_total").increment(committed.receipts.len() as u64);
+        metrics::gauge!("verity_height").set(committed.height as f64);
+        let ids = committed.receipts.iter().map(|r| r.tx);
+        for id in self.mempool.committed(ids, self.chain.ledger()) {
+            if let Some((reply, _)) = self.waiting.remove(&id) {
+                refuse(
+                    reply,
+                    "superseded: another transaction used its nonce".to_owned(),
+                );
+            }
+        }
+        metrics::gauge!("verity_mempool_transactions").set(self.mempool.len() as f64);
+        Ok(committed.height)
+    }
+
+    /// Refuses what is still waiting and returns the chain.
+    fn finish(mut self, reason: &str) -> Chain {
+        for (_, (reply, _)) in std::mem::take(&mut self.waiting) {
+            refuse(reply, reason.to_owned());
+        }
+        self.chain
+    }
+}
+
+/// Runs the stage until the verify stage stops (or, under consensus, the engine goes), and
+/// returns the chain.
+pub(crate) fn run(
+    chain: Chain,
+    verified: &Receiver<Verified>,
+    ordering: Ordering,
+    config: PipelineConfig,
+) -> Chain {
+    let sequencer = Sequencer {
+        chain,
+        mempool: Mempool::new(config.mempool),
+        waiting: BTreeMap::new(),
+        config,
+    };
+    match ordering {
+        Ordering::Local => run_local(sequencer, verified),
+        Ordering::Consensus(orders) => run_ordered(sequencer, verified, &orders),
+    }
+}
+
+/// One replica: blocks by size or deadline, committed at once.
+fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
+    let config = s.config;
+    let mut first_waiting: Option<Instant> = None;
+    let mut stopping = false;
+    loop {
+        let wait = match first_waiting {
+            Some(since) => config.block_interval.saturating_sub(since.elapsed()),
+            None if stopping => Duration::ZERO,
+            None => Duration::from_secs(3600),
+        };
+        match verified.recv_timeout(wait) {
+            Ok(Verified::Transaction { bytes, reply, at }) => {
+                if s.admit(&bytes, reply, at) {
+                    first_waiting.get_or_insert_with(Instant::now);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Ok(Verified::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                stopping = true;
+            }
+        }
+        let due = s.mempool.len() >= config.block_max
+            || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
+            || (stopping && !s.mempool.is_empty());
+        if due {
+            let block = s.build();
+            if block.is_empty() {
+                // Only transactions waiting for an earlier nonce: they wait for it.
+                first_waiting = None;
+            } else {
+                let began = Instant::now();
+                match s.commit(&block, None) {
+                    // What arrived while this block committed has waited since it began at
+                    // most: group commit, so a slow disk makes bigger blocks rather than a
+                    // queue of small ones.
+                    Ok(_) => first_waiting = (!s.mempool.is_empty()).then_some(began),
+                    Err(error) => {
+                        // Nothing was committed: the block's transactions stay and the next
+                        // attempt may succeed; a store that keeps failing is an operator's
+                        // problem, logged and counted.
+                        warn!(%error, "commit failed");
+                        first_waiting = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        if stopping && (s.mempool.is_empty() || first_waiting.is_none()) {
+            // What cannot be ordered (a nonce gap) is refused at shutdown, not lost silently.
+            return s.finish("shutdown: waiting for an earlier nonce");
+        }
+    }
+}
+
+/// A block consensus asked for, not yet handed over.
+struct Proposing {
+    asked: Instant,
+    deadline: Instant,
+    reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// Consensus: blocks when the engine asks, commits as it decides.
+fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receiver<Order>) -> Chain {
+    let config = s.config;
+    let mut proposing: Option<Proposing> = None;
+    loop {
+        let wait = match &proposing {
+            Some(p) if s.mempool.is_empty() => p.deadline.saturating_duration_since(Instant::now()),
+            Some(p) => (p.asked + config.block_interval).saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        let stopping = select! {
+            recv(verified) -> message => match message {
+                Ok(Verified::Transaction { bytes, reply, at }) => {
+                    s.admit(&bytes, reply, at);
+                    false
+                }
+                Ok(Verified::Stop) | Err(_) => true,
+            },
+            recv(orders) -> order => match order {
+                Ok(Order::Propose { wait, reply }) => {
+                    let asked = Instant::now();
+                    proposing = Some(Proposing { asked, deadline: asked + wait, reply });
+                    false
+                }
+                Ok(Order::Commit { height, block, certificate, reply }) => {
+                    let next = s.chain.height() + 1;
+                    let result = if height == next {
+                        s.commit(&block, Some(&certificate)).map_err(|e| e.to_string())
+                    } else {
+                        Err(format!("block {height} decided, the chain's next is {next}"))
+                    };
+                    if let Err(error) = &result {
+                        warn!(%error, height, "a decided block was not committed");
+                    }
+                    let _ = reply.send(result);
+                    false
+                }
+                // The engine is gone: nothing will be ordered any more.
+                Err(_) => true,
+            },
+            default(wait) => false,
+        };
+        if let Some(p) = proposing.take() {
+            let now = Instant::now();
+            let due = s.mempool.len() >= config.block_max
+                || (!s.mempool.is_empty() && now >= p.asked + config.block_interval)
+                || now >= p.deadline;
+            if due {
+                let _ = p.reply.send(s.build());
+            } else {
+                proposing = Some(p);
+            }
+        }
+        if stopping {
+            return s.finish("shutdown: not decided before the replica stopped");
+        }
+    }
+}
