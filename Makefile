@@ -7,8 +7,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: demo test test-long bench synth deps fmt clippy build
 
-## Runs the appliance's main job on the embedded default: one replica (verityd) on the
-## simulated card, loaded for 10 s by `verity load`, stopped cleanly; no card, no server.
+## Runs the appliance's main job on the embedded default: four replicas (verityd processes
+## ordering by BFT consensus on loopback) on simulated cards, loaded for 10 s by
+## `verity load` through every replica, their state roots compared, stopped cleanly; no card,
+## no server.
 demo: deps
 	$(CARGO) build --locked --release -p verity-host --bins
 	$(CARGO) run --locked --release -p verity-host --bin verity -- demo

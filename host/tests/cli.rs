@@ -203,6 +203,8 @@ fn every_command_explains_itself() {
         &["submit"],
         &["account"],
         &["block"],
+        &["verify-block"],
+        &["cluster"],
         &["hdl", "export"],
         &["sim", "serve"],
     ] {
@@ -240,10 +242,41 @@ fn throughput_verifies_a_small_workload_with_every_verdict_as_expected() {
 }
 
 #[test]
-fn demo_starts_a_replica_loads_it_and_stops_it_cleanly() {
+fn demo_starts_a_cluster_loads_it_and_stops_it_cleanly() {
     let output = run(
         verity().args([
             "demo",
+            "--rate",
+            "200",
+            "--duration",
+            "2",
+            "--accounts",
+            "20",
+        ]),
+        b"",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "4 replicas ordering by consensus",
+        "replica 3: http",
+        "card: sim (ready)",
+        "committed                400   (accepted: a reply comes once the block is on disk; applied 400)",
+        "unanswered                 0",
+        "every replica holds state root",
+        "replica 3 stopped cleanly at height",
+    ] {
+        assert!(report.contains(expected), "{expected}: {report}");
+    }
+}
+
+#[test]
+fn demo_starts_one_replica_loads_it_and_stops_it_cleanly() {
+    let output = run(
+        verity().args([
+            "demo",
+            "--replicas",
+            "1",
             "--rate",
             "300",
             "--duration",

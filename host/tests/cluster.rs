@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use verity_host::api::{Block, Status};
@@ -10,6 +11,7 @@ use verity_host::backend::BackendKind;
 use verity_host::cli::client::Client;
 use verity_host::cli::cluster::{self, ClusterArgs, Replica};
 use verity_host::cli::load::{load, LoadArgs, LoadReport};
+use verity_host::consensus::certified::CertifiedBlock;
 
 /// A scratch directory of this test's own, removed first so that reruns start clean.
 fn scratch(name: &str) -> PathBuf {
@@ -80,8 +82,9 @@ fn wait_for(http: SocketAddr, height: u64, within: Duration) {
     }
 }
 
-/// Every replica holds the same block (transactions and state root) at every height they
-/// all have.
+/// Every replica holds the same block (id, transactions and their receipts, state root) at
+/// every height they all have. Certificates may differ: each replica keeps the quorum of
+/// precommits it saw, and any quorum certifies.
 fn assert_identical(https: &[SocketAddr]) -> u64 {
     let common = https
         .iter()
@@ -92,16 +95,82 @@ fn assert_identical(https: &[SocketAddr]) -> u64 {
     for height in 1..=common {
         let blocks: Vec<Block> = clients
             .iter()
-            .map(|c| c.get(&format!("/v1/blocks/{height}")).expect("a block"))
+            .map(|c| {
+                let mut block: Block = c.get(&format!("/v1/blocks/{height}")).expect("a block");
+                let certificate = block.certificate.take().expect("certified");
+                assert!(certificate.signatures.len() >= 3, "a quorum at {height}");
+                block
+            })
             .collect();
         for (i, block) in blocks.iter().enumerate().skip(1) {
-            assert_eq!(
-                block, &blocks[0],
-                "replica {i} differs from replica 0 at height {height}"
+            assert!(
+                block == &blocks[0],
+                "replica {i} differs from replica 0 at height {height}: block {} root {}, against {} root {}",
+                block.id, block.state_root, blocks[0].id, blocks[0].state_root
             );
         }
     }
     common
+}
+
+fn verity(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_verity"))
+        .args(args)
+        .output()
+        .expect("verity runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// `verity block N` shows the certificate; `--out` writes the certified block, which
+/// `verity verify-block` accepts against the genesis file, and refuses once tampered with.
+fn certified_blocks_check_offline(dir: &Path, http: SocketAddr, height: u64) {
+    let block: Block = Client::new(http)
+        .get(&format!("/v1/blocks/{height}"))
+        .expect("a block");
+    let certificate = block.certificate.expect("decided by consensus");
+    assert!(certificate.signatures.len() >= 3, "a quorum of four signed");
+    let file = dir.join("certified.json");
+    let (http, height) = (http.to_string(), height.to_string());
+    let file_arg = file.to_str().expect("a UTF-8 path");
+    let genesis = dir.join(cluster::GENESIS_FILE);
+    let genesis = genesis.to_str().expect("a UTF-8 path");
+    let (ok, text) = verity(&["block", "--http", &http, &height, "--out", file_arg]);
+    assert!(ok, "{text}");
+    let (ok, text) = verity(&["verify-block", file_arg, "--genesis", genesis]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("block {height} (")), "{text}");
+    assert!(text.contains("holds"), "{text}");
+
+    let original: CertifiedBlock =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("written")).expect("JSON");
+    let tampered = |change: &dyn Fn(&mut CertifiedBlock), expected: &str| {
+        let mut block = original.clone();
+        change(&mut block);
+        std::fs::write(&file, serde_json::to_string(&block).expect("JSON")).expect("written");
+        let (ok, text) = verity(&["verify-block", file_arg, "--genesis", genesis]);
+        assert!(!ok && text.contains(expected), "{expected}: {text}");
+    };
+    // Another block under the same certificate.
+    tampered(
+        &|b| b.block.push_str(&"00".repeat(160)),
+        "the certificate is for height",
+    );
+    // A certificate for another height.
+    tampered(&|b| b.height += 1, "the certificate is for height");
+    // A certificate short of a quorum: its last signature dropped (one signature is 32 bytes
+    // of key and 64 of signature at the end of the encoding), and its count lowered.
+    tampered(
+        &|b| {
+            let mut bytes = hex::decode(&b.certificate).expect("hex");
+            bytes.truncate(bytes.len() - 96 * (certificate.signatures.len() - 2));
+            let count = bytes.len() - 96 * 2 - 4;
+            bytes[count..count + 4].copy_from_slice(&2u32.to_le_bytes());
+            b.certificate = hex::encode(bytes);
+        },
+        "more than two thirds",
+    );
 }
 
 #[test]
@@ -136,6 +205,8 @@ fn four_replicas_agree_and_a_killed_one_catches_up() {
     wait_for(http3, after, Duration::from_secs(60));
     let agreed = assert_identical(&http);
     assert!(agreed >= after);
+
+    certified_blocks_check_offline(&dir, http[1], agreed);
 
     let stopped: Vec<_> = replicas
         .into_iter()

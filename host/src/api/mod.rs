@@ -7,6 +7,7 @@
 //! | `GET /v1/transactions/{id}` | [`TxReceipt`], or 404 |
 //! | `GET /v1/accounts/{key}` | [`AccountState`] with its proof against the head's root |
 //! | `GET /v1/blocks/{height}` | [`Block`], or 404 |
+//! | `GET /v1/blocks/{height}/certified` | [`CertifiedBlock`](crate::consensus::certified::CertifiedBlock) (consensus only), or 404 |
 //! | `GET /status` | [`Status`] |
 //! | `GET /metrics` | Prometheus text |
 
@@ -146,13 +147,35 @@ pub struct BlockTx {
     pub failure: Option<FailureView>,
 }
 
+/// One signature of a commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitSignatureView {
+    /// The validator (its public key).
+    pub validator: String,
+    /// Its precommit's signature.
+    pub signature: String,
+}
+
+/// The commit certificate that decided a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// The round that decided it.
+    pub round: i64,
+    /// The precommits.
+    pub signatures: Vec<CommitSignatureView>,
+}
+
 /// A block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// Its height.
     pub height: u64,
+    /// Its id: the SHA-256 of its bytes, what consensus decided.
+    pub id: String,
     /// The state root after it.
     pub state_root: String,
+    /// The certificate that decided it; `None` where one replica ordered alone.
+    pub certificate: Option<CertificateView>,
     /// Its transactions, in order.
     pub transactions: Vec<BlockTx>,
 }

@@ -15,11 +15,17 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::warn;
 
+use malachitebft_codec::Codec;
+use malachitebft_core_types::CommitCertificate;
+
 use super::{
-    hex32, AccountState, ApiError, Block, BlockTx, FailureView, Status, Submit, Submitted,
-    TxReceipt, VerifierView,
+    hex32, AccountState, ApiError, Block, BlockTx, CertificateView, CommitSignatureView,
+    FailureView, Status, Submit, Submitted, TxReceipt, VerifierView,
 };
 use crate::block_log::BlockLog;
+use crate::consensus::certified::CertifiedBlock;
+use crate::consensus::codec::BorshCodec;
+use crate::consensus::context::{BlockId, VerityContext};
 use crate::ingress::MAX_FRAME;
 use crate::ledger::Failure;
 use crate::pipeline::{Outcome, Pipeline};
@@ -69,6 +75,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/transactions/{id}", get(transaction))
         .route("/v1/accounts/{key}", get(account))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/blocks/{height}/certified", get(certified_block))
         .route("/status", get(status))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -236,9 +243,17 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
                 failure,
             });
         }
+        let certificate = match state.log.certificate(height)? {
+            Some(encoded) => {
+                Some(certificate_view(&encoded).ok_or(StoreError::CorruptBlock(height))?)
+            }
+            None => None,
+        };
         Ok(Some(Block {
             height,
+            id: BlockId::of(&bytes).to_string(),
             state_root: hex::encode(root),
+            certificate,
             transactions,
         }))
     })();
@@ -248,6 +263,61 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
             StatusCode::NOT_FOUND,
             "unknown",
             format!("no block at height {height}"),
+        ),
+        Err(error) => store_failed(&error),
+    }
+}
+
+fn certificate_view(encoded: &[u8]) -> Option<CertificateView> {
+    let certificate: CommitCertificate<VerityContext> = BorshCodec::default()
+        .decode(bytes::Bytes::copy_from_slice(encoded))
+        .ok()?;
+    Some(CertificateView {
+        round: certificate.round.as_i64(),
+        signatures: certificate
+            .commit_signatures
+            .iter()
+            .map(|s| CommitSignatureView {
+                validator: hex::encode(s.address.0),
+                signature: hex::encode(s.signature.0),
+            })
+            .collect(),
+    })
+}
+
+async fn certified_block(
+    State(state): State<Arc<ApiState>>,
+    Path(height): Path<String>,
+) -> Response {
+    let Ok(height) = height.parse::<u64>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "height",
+            "a height is a decimal number".to_owned(),
+        );
+    };
+    let read = (|| {
+        let (Some(block), Some(certificate), Some(root)) = (
+            state.log.block(height)?,
+            state.log.certificate(height)?,
+            state.store.root(height)?,
+        ) else {
+            return Ok::<_, StoreError>(None);
+        };
+        Ok(Some(CertifiedBlock {
+            chain_id: state.chain_id,
+            height,
+            block: hex::encode(block),
+            certificate: hex::encode(certificate),
+            state_root: hex::encode(root),
+        }))
+    })();
+    match read {
+        Ok(Some(block)) => Json(block).into_response(),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "unknown",
+            format!("no certified block at height {height}"),
         ),
         Err(error) => store_failed(&error),
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use verity_host::cli::{
     client, cluster, demo, firmware, hdl, init, keygen, load, sign, sim, throughput, verify,
+    verify_block,
 };
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
@@ -32,6 +33,7 @@ enum Command {
     Submit(client::SubmitArgs),
     Account(client::AccountArgs),
     Block(client::BlockArgs),
+    VerifyBlock(verify_block::VerifyBlockArgs),
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
     #[command(subcommand)]
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => client::submit(args, &mut out),
         Command::Account(args) => client::account(args, &mut out),
         Command::Block(args) => client::block(args, &mut out),
+        Command::VerifyBlock(args) => verify_block::run(args, &mut out),
         Command::Firmware(command) => firmware::run(command, &mut out),
         Command::Hdl(command) => hdl::run(command, &mut out),
         Command::Sim(command) => sim::run(command, &mut out),

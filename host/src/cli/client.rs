@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::api::{hex32, AccountState, ApiError, Block, Status, Submit, Submitted};
 use crate::cli::keygen::KeyFile;
 use crate::config::Listen;
+use crate::consensus::certified::CertifiedBlock;
 use crate::transaction::{Body, Payload, Unsigned};
 
 /// The largest answer read (a block of 4,096 transactions is about 2 MiB of JSON).
@@ -197,13 +198,17 @@ pub fn account(args: &AccountArgs, out: &mut impl Write) -> anyhow::Result<()> {
     print_json(out, &shown)
 }
 
-/// Show a block: its transactions with their receipts, and the state root after it.
+/// Show a block: its id, its transactions with their receipts, the state root after it, and
+/// the commit certificate that decided it (where replicas order by consensus).
 #[derive(Debug, clap::Args)]
 pub struct BlockArgs {
     #[command(flatten)]
     api: ApiAddr,
     /// The height [default: the head].
     height: Option<u64>,
+    /// Write the block with its certificate to FILE instead, for `verity verify-block`.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Runs `verity block`.
@@ -213,6 +218,17 @@ pub fn block(args: &BlockArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Some(height) => height,
         None => client.status()?.height,
     };
+    if let Some(path) = &args.out {
+        let certified: CertifiedBlock = client.get(&format!("/v1/blocks/{height}/certified"))?;
+        let text = serde_json::to_string_pretty(&certified)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(
+            out,
+            "wrote block {height} with its certificate to {}",
+            path.display()
+        )?;
+        return Ok(());
+    }
     let block: Block = client.get(&format!("/v1/blocks/{height}"))?;
     print_json(out, &block)
 }

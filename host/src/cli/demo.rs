@@ -1,30 +1,40 @@
-//! `verity demo`: the appliance's main job on its embedded defaults — a replica started,
-//! loaded and stopped, in a temporary directory, with no card and no external server.
+//! `verity demo`: the appliance's main job on its embedded defaults — a cluster of replicas
+//! (or one) started, loaded and stopped, in a temporary directory, with no card and no
+//! external server.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::api::Block;
 use crate::backend::BackendKind;
+use crate::cli::client::Client;
+use crate::cli::cluster::{self, ClusterArgs, Replica};
 use crate::cli::init::{self, InitArgs};
 use crate::cli::load::{self, LoadArgs};
-use crate::daemon::{Ready, Stopped};
 
-/// Run one replica end to end: `verity init` a temporary directory, start `verityd` on it,
-/// send it signed transfers with `verity load`, print the end table, stop it cleanly and
-/// print the final state root.
+/// Run the appliance end to end: four replicas (`verity cluster` in a temporary directory,
+/// one `verityd` process each, ordering by BFT consensus on loopback), signed transfers sent
+/// through all of them with `verity load`, the end table, the state root every replica
+/// holds at the same height, and a clean stop. `--replicas 1` runs one replica alone
+/// (`verity init`, no consensus).
 ///
 /// Signatures are verified by the simulated card (its functional model, driven through the
 /// card's ABI as a card is) unless `--backend` says otherwise; the verifier's state is
-/// printed as the daemon reports it. The default rate is about half of what the simulated
-/// card sustains on two cores beside the daemon and the load.
+/// printed as the daemons report it. The default rate is about half of what the simulated
+/// cards sustain on two cores beside the daemons and the load (each replica checks every
+/// transaction of every block it did not propose).
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
     pub backend: BackendKind,
-    /// Transactions per second [default: 4,000 on `sim`, 20,000 otherwise].
+    /// Replicas; 4 tolerate one faulty, 1 runs without consensus.
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub replicas: u16,
+    /// Transactions per second [default: on `sim`, 4,000 for one replica, 1,000 for a
+    /// cluster; otherwise five times that].
     #[arg(long)]
     pub rate: Option<u32>,
     /// Seconds of load.
@@ -33,30 +43,10 @@ pub struct DemoArgs {
     /// Funded accounts sending to each other.
     #[arg(long, default_value = "1000")]
     pub accounts: u32,
-    /// Keep the directory (configuration, genesis, keys, store) instead of removing it.
+    /// Keep the directory (configuration, genesis, keys, stores, logs) instead of removing it
+    /// (a failed run always keeps it).
     #[arg(long)]
     pub keep: bool,
-}
-
-/// `verityd` as a child process, stopped with SIGTERM if the demo fails.
-struct Daemon {
-    child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            terminate(&self.child);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn terminate(child: &Child) {
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    }
 }
 
 /// Runs `verity demo`.
@@ -64,7 +54,8 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("verity-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let result = demo(args, &dir, out);
-    if args.keep {
+    if args.keep || result.is_err() {
+        // A failed run keeps its logs (verityd.log in each replica's directory).
         writeln!(out, "kept {}", dir.display())?;
     } else {
         let _ = std::fs::remove_dir_all(&dir);
@@ -72,7 +63,19 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     result
 }
 
+/// The rate the demo sends at unless told.
+fn default_rate(args: &DemoArgs) -> u32 {
+    let on_sim = if args.replicas == 1 { 4_000 } else { 1_000 };
+    match args.backend {
+        BackendKind::Sim => on_sim,
+        _ => on_sim * 5,
+    }
+}
+
 fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.replicas > 1 {
+        return demo_cluster(args, dir, out);
+    }
     writeln!(out, "verity demo: one replica in {}", dir.display())?;
     init::run(
         &InitArgs {
@@ -87,35 +90,14 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
         },
         &mut std::io::sink(),
     )?;
-    let exe = std::env::current_exe().context("where is verity?")?;
-    let verityd = exe.with_file_name("verityd");
-    anyhow::ensure!(
-        verityd.is_file(),
-        "{} is missing: build both binaries (cargo build --release -p verity-host --bins)",
-        verityd.display()
-    );
-    let mut child = Command::new(&verityd)
-        .arg("--config")
-        .arg(dir.join("verity.toml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", verityd.display()))?;
-    let stdout = BufReader::new(child.stdout.take().context("verityd's output")?);
-    let mut daemon = Daemon { child, stdout };
-    let mut ready = String::new();
-    daemon.stdout.read_line(&mut ready)?;
-    let ready = Ready::parse(ready.trim_end())
-        .map_err(|e| anyhow::anyhow!("verityd did not start (its errors are above): {e}"))?;
+    let daemon = Replica::start(&cluster::verityd()?, dir)?;
+    let ready = daemon.ready.clone();
     writeln!(
         out,
         "  verityd: http {}, tcp {}; card: {}",
         ready.http, ready.tcp, ready.verifier
     )?;
-    let rate = args.rate.unwrap_or(match args.backend {
-        BackendKind::Sim => 4_000,
-        _ => 20_000,
-    });
+    let rate = args.rate.unwrap_or_else(|| default_rate(args));
     writeln!(
         out,
         "  verity load: {rate} transfers/s for {} s from {} accounts",
@@ -133,18 +115,130 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
         drain: 30,
     })?;
     report.table(out)?;
-    terminate(&daemon.child);
-    let mut rest = String::new();
-    daemon.stdout.read_to_string(&mut rest)?;
-    let status = daemon.child.wait()?;
-    anyhow::ensure!(status.success(), "verityd stopped with {status}");
-    let stopped = Stopped::parse(rest.trim_end()).map_err(|e| anyhow::anyhow!(e))?;
+    let stopped = daemon.stop()?;
     writeln!(
         out,
         "  verityd stopped cleanly at height {}; final state root {}",
         stopped.height,
         hex::encode(stopped.state_root)
     )?;
+    anyhow::ensure!(
+        report.committed() > 0 && report.unanswered == 0,
+        "the run did not commit every transaction"
+    );
+    Ok(())
+}
+
+/// A base port with the cluster's ports free on loopback (HTTP, TCP, consensus over TCP; UDP).
+fn free_base_port(replicas: u16) -> anyhow::Result<u16> {
+    let free = |base: u16| {
+        (0..replicas).all(|i| {
+            let port = base + 10 * i;
+            let tcp = [0, 1, 3]
+                .iter()
+                .all(|o| std::net::TcpListener::bind(("127.0.0.1", port + o)).is_ok());
+            tcp && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+        })
+    };
+    // Spread by process id so that demos running side by side do not collide.
+    let start = 30_000 + (std::process::id() % 500) as u16 * 40;
+    (0..500u16)
+        .map(|k| 30_000 + (start - 30_000 + k * 40) % 20_000)
+        .find(|base| free(*base))
+        .context("no free range of ports on 127.0.0.1 for the cluster")
+}
+
+fn demo_cluster(
+    args: &DemoArgs,
+    dir: &std::path::Path,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "verity demo: {} replicas ordering by consensus, in {}",
+        args.replicas,
+        dir.display()
+    )?;
+    cluster::write(&ClusterArgs {
+        dir: dir.to_owned(),
+        replicas: args.replicas,
+        base_port: free_base_port(args.replicas)?,
+        accounts: args.accounts,
+        chain_id: 1,
+        backend: args.backend,
+        no_start: true,
+    })?;
+    let verityd = cluster::verityd()?;
+    let mut replicas = Vec::new();
+    for replica_dir in cluster::replicas(dir)? {
+        let replica = Replica::start(&verityd, &replica_dir)?;
+        writeln!(
+            out,
+            "  replica {}: http {}, tcp {}; card: {}",
+            replicas.len(),
+            replica.ready.http,
+            replica.ready.tcp,
+            replica.ready.verifier
+        )?;
+        replicas.push(replica);
+    }
+    let rate = args.rate.unwrap_or_else(|| default_rate(args));
+    writeln!(
+        out,
+        "  verity load: {rate} transfers/s for {} s from {} accounts, through every replica",
+        args.duration, args.accounts
+    )?;
+    out.flush()?;
+    let report = load::load(&LoadArgs {
+        keys: dir.to_owned(),
+        target: replicas.iter().map(|r| r.ready.tcp).collect(),
+        http: Some(replicas[0].ready.http),
+        rate,
+        duration: args.duration,
+        accounts: None,
+        connections: 4 * args.replicas,
+        drain: 30,
+    })?;
+    report.table(out)?;
+    // Every replica at one height, and what it holds there.
+    let clients: Vec<Client> = replicas.iter().map(|r| Client::new(r.ready.http)).collect();
+    let height = clients[0].status()?.height;
+    let mut roots = Vec::new();
+    for client in &clients {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.status()?.height < height {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "a replica did not reach height {height}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let block: Block = client.get(&format!("/v1/blocks/{height}"))?;
+        roots.push(block.state_root);
+    }
+    let agree = roots.iter().all(|r| *r == roots[0]);
+    if agree {
+        writeln!(
+            out,
+            "  at height {height} every replica holds state root {}",
+            roots[0]
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  at height {height} the replicas DISAGREE: {}",
+            roots.join(", ")
+        )?;
+    }
+    for (i, replica) in replicas.into_iter().enumerate() {
+        let stopped = replica.stop()?;
+        writeln!(
+            out,
+            "  replica {i} stopped cleanly at height {}",
+            stopped.height
+        )?;
+    }
+    anyhow::ensure!(agree, "the replicas disagree at height {height}");
     anyhow::ensure!(
         report.committed() > 0 && report.unanswered == 0,
         "the run did not commit every transaction"

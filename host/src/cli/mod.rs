@@ -12,6 +12,7 @@ pub mod sign;
 pub mod sim;
 pub mod throughput;
 pub mod verify;
+pub mod verify_block;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};

@@ -427,9 +427,11 @@ impl App {
     /// Commits a decided block with its certificate.
     async fn decided(
         &mut self,
-        certificate: CommitCertificate<VerityContext>,
+        mut certificate: CommitCertificate<VerityContext>,
     ) -> Result<(), AppError> {
         let height = certificate.height;
+        // Stored in one order whatever order the precommits arrived in.
+        certificate.commit_signatures.sort_by_key(|s| s.address);
         let Some(block) = self.blocks.get(&(height, certificate.value_id)).cloned() else {
             // The engine decides only values it was given; if this one is missing, the next
             // height does not start and sync fetches it from a peer.

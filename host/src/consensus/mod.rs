@@ -2,10 +2,11 @@
 //! its validators sign, the codec its messages travel in, a proposed block's parts, their
 //! streams and reassembly, the engine's signer and verifier (on the pipeline's verifier), the
 //! application that answers the engine ([`app`]), starting the engine ([`node`]), and the
-//! offline check of a commit certificate.
+//! offline check of a commit certificate and of a certified block.
 
 pub mod app;
 pub mod certificate;
+pub mod certified;
 pub mod codec;
 pub mod context;
 pub mod keys;
