@@ -18,6 +18,9 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// The commit certificate that decided each block, where consensus ordered it (its encoding
 /// is `consensus::codec`'s); a single replica's blocks have none.
 const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+/// Evidence of misbehaviour, by (height, order of arrival); its encoding is
+/// `consensus::evidence`'s.
+const EVIDENCE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("evidence");
 
 fn db(error: impl std::fmt::Display) -> StoreError {
     StoreError::Db(error.to_string())
@@ -36,6 +39,7 @@ impl BlockLog {
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(BLOCKS).map_err(db)?;
         txn.open_table(CERTIFICATES).map_err(db)?;
+        txn.open_table(EVIDENCE).map_err(db)?;
         txn.commit().map_err(db)?;
         Ok(Self {
             db: Arc::new(database),
@@ -87,6 +91,40 @@ impl BlockLog {
         Ok(table.get(height).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
+    /// Stores evidence found at `height` (encoded), after what is stored for it already.
+    pub fn record_evidence(&self, height: u64, evidence: &[Vec<u8>]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = txn.open_table(EVIDENCE).map_err(db)?;
+            let next = table
+                .range((height, 0)..=(height, u32::MAX))
+                .map_err(db)?
+                .next_back()
+                .transpose()
+                .map_err(db)?
+                .map_or(0, |(key, _)| key.value().1 + 1);
+            for (i, item) in evidence.iter().enumerate() {
+                table
+                    .insert((height, next + i as u32), item.as_slice())
+                    .map_err(db)?;
+            }
+        }
+        txn.commit().map_err(db)
+    }
+
+    /// The latest `max` pieces of evidence stored (encoded), oldest first, with their heights.
+    pub fn evidence(&self, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(EVIDENCE).map_err(db)?;
+        let mut latest = Vec::new();
+        for entry in table.iter().map_err(db)?.rev().take(max) {
+            let (key, value) = entry.map_err(db)?;
+            latest.push((key.value().0, value.value().to_vec()));
+        }
+        latest.reverse();
+        Ok(latest)
+    }
+
     /// The encoded certificate that decided block `height`; `None` for a block a single
     /// replica ordered, or one not logged.
     pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -132,5 +170,14 @@ mod tests {
             Some(&b"cert"[..])
         );
         assert_eq!(log.block(3).expect("reads"), None);
+        log.record_evidence(2, &[b"a".to_vec()]).expect("records");
+        log.record_evidence(2, &[b"b".to_vec(), b"c".to_vec()])
+            .expect("records");
+        log.record_evidence(1, &[b"z".to_vec()]).expect("records");
+        assert_eq!(
+            log.evidence(3).expect("reads"),
+            [(2, b"a".to_vec()), (2, b"b".to_vec()), (2, b"c".to_vec())]
+        );
+        assert_eq!(log.evidence(10).expect("reads")[0], (1, b"z".to_vec()));
     }
 }

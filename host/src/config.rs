@@ -331,6 +331,28 @@ pub struct ConsensusSection {
     /// How long a proposer with no transactions waits for some before it proposes an empty
     /// block, in milliseconds: the idle cluster's block interval.
     pub idle_block_ms: u64,
+    /// Faults this replica commits on purpose, for fault tests; all off on a real venue.
+    pub faults: FaultsSection,
+}
+
+/// `[consensus.faults]`: misbehaviour on purpose, to show that the other replicas withstand
+/// it. Never set on a replica of a real venue; `verityd` warns at start when one is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultsSection {
+    /// Sign a second, conflicting vote for every vote (Malachite's Byzantine proxy).
+    pub equivocate_votes: bool,
+    /// Sign a second, conflicting proposal for every proposal (Malachite's Byzantine proxy).
+    pub equivocate_proposals: bool,
+    /// Send every vote with a signature that does not verify.
+    pub invalid_vote_signatures: bool,
+}
+
+impl FaultsSection {
+    /// Whether any fault is on.
+    pub fn any(&self) -> bool {
+        self.equivocate_votes || self.equivocate_proposals || self.invalid_vote_signatures
+    }
 }
 
 impl Default for ConsensusSection {
@@ -348,6 +370,7 @@ impl Default for ConsensusSection {
             precommit_ms: 100,
             delta_ms: 100,
             idle_block_ms: 50,
+            faults: FaultsSection::default(),
         }
     }
 }
@@ -610,6 +633,25 @@ impl Config {
         line(format!("delta_ms = {}", c.delta_ms));
         line("# How long a proposer with no transactions waits for some before proposing an empty block (ms).".into());
         line(format!("idle_block_ms = {}", c.idle_block_ms));
+        line(String::new());
+        line("[consensus.faults]".into());
+        line(
+            "# Misbehaviour on purpose, for fault tests only: never on a real venue's replica."
+                .into(),
+        );
+        line(
+            "# Sign conflicting votes / proposals (equivocation), or votes with bad signatures."
+                .into(),
+        );
+        line(format!("equivocate_votes = {}", c.faults.equivocate_votes));
+        line(format!(
+            "equivocate_proposals = {}",
+            c.faults.equivocate_proposals
+        ));
+        line(format!(
+            "invalid_vote_signatures = {}",
+            c.faults.invalid_vote_signatures
+        ));
         out
     }
 }
@@ -648,6 +690,10 @@ mod tests {
                     SocketAddr::from(([10, 0, 0, 3], 7383)),
                 ],
                 propose_ms: 250,
+                faults: FaultsSection {
+                    equivocate_votes: true,
+                    ..FaultsSection::default()
+                },
                 ..ConsensusSection::default()
             },
             ..Config::default()

@@ -230,6 +230,7 @@ async fn start_consensus(
         orders,
         log,
         verifier,
+        &c.faults,
     )
     .await?;
     info!(listen = %c.listen, peers = c.peers.len(), "consensus started");

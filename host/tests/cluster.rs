@@ -1,17 +1,22 @@
 //! Replicas ordering by consensus, as a venue runs them: four `verityd` processes on
 //! loopback, loaded through every replica, one killed with SIGKILL and restarted.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use verity_host::api::{Block, Status};
 use verity_host::backend::BackendKind;
+use verity_host::block_log::BlockLog;
+use verity_host::chain::LOG_FILE;
 use verity_host::cli::client::Client;
 use verity_host::cli::cluster::{self, ClusterArgs, Replica};
 use verity_host::cli::load::{load, LoadArgs, LoadReport};
+use verity_host::config::Config;
 use verity_host::consensus::certified::CertifiedBlock;
+use verity_host::consensus::evidence::{EvidenceView, Misbehaviour};
 
 /// A scratch directory of this test's own, removed first so that reruns start clean.
 fn scratch(name: &str) -> PathBuf {
@@ -20,17 +25,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A base port for this process's cluster (40 ports), away from the defaults and from
-/// other test processes.
-fn base_port() -> u16 {
-    20_000 + (std::process::id() % 1000) as u16 * 40
-}
-
 fn write_cluster(dir: &Path, replicas: u16) {
     cluster::write(&ClusterArgs {
         dir: dir.to_owned(),
         replicas,
-        base_port: base_port(),
+        base_port: cluster::free_base_port(replicas).expect("free ports"),
         accounts: 40,
         chain_id: 9,
         backend: BackendKind::Cpu,
@@ -207,11 +206,152 @@ fn four_replicas_agree_and_a_killed_one_catches_up() {
     assert!(agreed >= after);
 
     certified_blocks_check_offline(&dir, http[1], agreed);
+    garbage_peers_are_dropped_and_the_others_go_on(&dirs[0], &http);
 
     let stopped: Vec<_> = replicas
         .into_iter()
         .map(|r| r.expect("running").stop().expect("stops cleanly"))
         .collect();
     assert!(stopped.iter().all(|s| s.height >= after));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (f) A peer that sends garbage to a replica's consensus port is disconnected; consensus
+/// goes on, and the replicas still agree.
+fn garbage_peers_are_dropped_and_the_others_go_on(dir: &Path, http: &[SocketAddr]) {
+    let listen = Config::read(&dir.join("verity.toml"))
+        .expect("a configuration")
+        .consensus
+        .listen;
+    let before = status(http[0]).height;
+    for garbage in [vec![0xffu8; 64 << 10], b"/multistream/1.0.0\n".repeat(4096)] {
+        let mut stream = TcpStream::connect(listen).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        // The replica may close before all of it is written.
+        let _ = stream.write_all(&garbage);
+        let mut buffer = [0u8; 4096];
+        let closed = loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    break false
+                }
+                Err(_) => break true,
+            }
+        };
+        assert!(closed, "the replica kept a connection that sent garbage");
+    }
+    wait_for(http[0], before + 5, Duration::from_secs(30));
+    assert_identical(http);
+}
+
+/// A cluster of four whose last replica commits `faults` (`[consensus.faults]` keys), and
+/// the faulty replica's public key.
+fn faulty_cluster(name: &str, faults: &[&str]) -> (PathBuf, Vec<Replica>, String) {
+    let dir = scratch(name);
+    write_cluster(&dir, 4);
+    let dirs = cluster::replicas(&dir).expect("four replicas");
+    let config = dirs[3].join("verity.toml");
+    let mut text = std::fs::read_to_string(&config).expect("a configuration");
+    for fault in faults {
+        let faulty = text.replace(&format!("{fault} = false"), &format!("{fault} = true"));
+        assert_ne!(faulty, text, "{fault} is in the template");
+        text = faulty;
+    }
+    std::fs::write(&config, text).expect("written");
+    let key: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dirs[3].join("validator.json")).expect("a key"),
+    )
+    .expect("JSON");
+    let offender = key["pubkey"].as_str().expect("a public key").to_owned();
+    let replicas = dirs.iter().map(|d| start(d)).collect();
+    (dir, replicas, offender)
+}
+
+/// Loads the three honest replicas of a faulty cluster: they go on deciding and agree at
+/// every height. Their HTTP addresses.
+fn honest_three_decide(dir: &Path, replicas: &[Replica]) -> Vec<SocketAddr> {
+    let honest: Vec<SocketAddr> = replicas[..3].iter().map(|r| r.ready.http).collect();
+    let tcp: Vec<SocketAddr> = replicas[..3].iter().map(|r| r.ready.tcp).collect();
+    let before = status(honest[0]).height;
+    send(dir, tcp, honest[0], 150);
+    let after = status(honest[0]).height;
+    assert!(
+        after > before + 3,
+        "the honest three decided from {before} to {after}"
+    );
+    assert_identical(&honest);
+    honest
+}
+
+/// (d) A replica signs two different votes and two different proposals at every step: no
+/// honest replica finalizes two values (they agree at every height), and the evidence, with
+/// the equivocator's key, is stored (and logged).
+#[test]
+fn an_equivocating_replica_forks_nothing_and_its_evidence_is_stored() {
+    let (dir, replicas, offender) = faulty_cluster(
+        "cluster-equivocation",
+        &["equivocate_votes", "equivocate_proposals"],
+    );
+    let honest = honest_three_decide(&dir, &replicas);
+    let mut kinds = std::collections::BTreeSet::new();
+    for http in &honest {
+        let evidence: Vec<EvidenceView> = Client::new(*http).get("/v1/evidence").expect("evidence");
+        for view in evidence {
+            assert_eq!(
+                view.validator, offender,
+                "only the faulty replica equivocated"
+            );
+            assert_ne!(view.values[0], view.values[1]);
+            kinds.insert(view.kind);
+        }
+    }
+    assert!(
+        kinds.contains("double_proposal")
+            && (kinds.contains("double_prevote") || kinds.contains("double_precommit")),
+        "evidence of double votes and double proposals, not only {kinds:?}"
+    );
+    for replica in replicas {
+        let _ = replica.stop();
+    }
+    // Stored: still there in a stopped replica's block log.
+    let log = BlockLog::open(&cluster::replica_dir(&dir, 0).join("data").join(LOG_FILE))
+        .expect("a block log");
+    for (_, bytes) in log.evidence(1000).expect("reads") {
+        let evidence: Misbehaviour = borsh::from_slice(&bytes).expect("decodes");
+        assert_eq!(evidence.offender().to_string(), offender);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (e) A replica whose votes carry bad signatures: they are rejected and counted, and the
+/// other three decide without it.
+#[test]
+fn votes_with_invalid_signatures_are_rejected_and_counted() {
+    let (dir, replicas, _) = faulty_cluster("cluster-bad-votes", &["invalid_vote_signatures"]);
+    let honest = honest_three_decide(&dir, &replicas);
+    for http in &honest {
+        let metrics = ureq::get(&format!("http://{http}/metrics"))
+            .call()
+            .expect("metrics")
+            .body_mut()
+            .read_to_string()
+            .expect("text");
+        let rejected: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("verity_consensus_bad_signatures_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(rejected > 0.0, "{http} counted no bad vote signature");
+    }
+    for replica in replicas {
+        let _ = replica.stop();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,7 @@
 //! | `GET /v1/accounts/{key}` | [`AccountState`] with its proof against the head's root |
 //! | `GET /v1/blocks/{height}` | [`Block`], or 404 |
 //! | `GET /v1/blocks/{height}/certified` | [`CertifiedBlock`](crate::consensus::certified::CertifiedBlock) (consensus only), or 404 |
+//! | `GET /v1/evidence` | the latest 1,000 [`EvidenceView`](crate::consensus::evidence::EvidenceView)s of misbehaviour this replica saw |
 //! | `GET /status` | [`Status`] |
 //! | `GET /metrics` | Prometheus text |
 

@@ -26,6 +26,7 @@ use crate::block_log::BlockLog;
 use crate::consensus::certified::CertifiedBlock;
 use crate::consensus::codec::BorshCodec;
 use crate::consensus::context::{BlockId, VerityContext};
+use crate::consensus::evidence::{EvidenceView, Misbehaviour};
 use crate::ingress::MAX_FRAME;
 use crate::ledger::Failure;
 use crate::pipeline::{Outcome, Pipeline};
@@ -76,6 +77,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/accounts/{key}", get(account))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/blocks/{height}/certified", get(certified_block))
+        .route("/v1/evidence", get(evidence))
         .route("/status", get(status))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -319,6 +321,23 @@ async fn certified_block(
             "unknown",
             format!("no certified block at height {height}"),
         ),
+        Err(error) => store_failed(&error),
+    }
+}
+
+/// The most pieces of evidence `/v1/evidence` lists.
+const EVIDENCE_LISTED: usize = 1000;
+
+async fn evidence(State(state): State<Arc<ApiState>>) -> Response {
+    match state.log.evidence(EVIDENCE_LISTED) {
+        Ok(stored) => {
+            let views: Vec<EvidenceView> = stored
+                .iter()
+                .filter_map(|(_, bytes)| borsh::from_slice::<Misbehaviour>(bytes).ok())
+                .map(|m| m.view())
+                .collect();
+            Json(views).into_response()
+        }
         Err(error) => store_failed(&error),
     }
 }

@@ -153,6 +153,30 @@ pub fn write(args: &ClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A base port with the cluster's ports free on loopback (HTTP, TCP, consensus over TCP; UDP).
+pub fn free_base_port(replicas: u16) -> anyhow::Result<u16> {
+    let free = |base: u16| {
+        (0..replicas).all(|i| {
+            let port = base + 10 * i;
+            let tcp = [0, 1, 3]
+                .iter()
+                .all(|o| std::net::TcpListener::bind(("127.0.0.1", port + o)).is_ok());
+            tcp && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+        })
+    };
+    // Spread by process id, and by call within a process, so that clusters started side by
+    // side do not try the same ports first.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stride = 10 * replicas;
+    let slots = 20_000 / stride;
+    let first = ((std::process::id() + call) % u32::from(slots)) as u16;
+    (0..slots)
+        .map(|k| 30_000 + (first + k) % slots * stride)
+        .find(|base| free(*base))
+        .context("no free range of ports on 127.0.0.1 for the cluster")
+}
+
 /// A replica's `verityd`, stopped with SIGTERM when dropped.
 pub struct Replica {
     /// Its directory.

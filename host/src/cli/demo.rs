@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use crate::api::Block;
 use crate::backend::BackendKind;
 use crate::cli::client::Client;
@@ -129,25 +127,6 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     Ok(())
 }
 
-/// A base port with the cluster's ports free on loopback (HTTP, TCP, consensus over TCP; UDP).
-fn free_base_port(replicas: u16) -> anyhow::Result<u16> {
-    let free = |base: u16| {
-        (0..replicas).all(|i| {
-            let port = base + 10 * i;
-            let tcp = [0, 1, 3]
-                .iter()
-                .all(|o| std::net::TcpListener::bind(("127.0.0.1", port + o)).is_ok());
-            tcp && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
-        })
-    };
-    // Spread by process id so that demos running side by side do not collide.
-    let start = 30_000 + (std::process::id() % 500) as u16 * 40;
-    (0..500u16)
-        .map(|k| 30_000 + (start - 30_000 + k * 40) % 20_000)
-        .find(|base| free(*base))
-        .context("no free range of ports on 127.0.0.1 for the cluster")
-}
-
 fn demo_cluster(
     args: &DemoArgs,
     dir: &std::path::Path,
@@ -162,7 +141,7 @@ fn demo_cluster(
     cluster::write(&ClusterArgs {
         dir: dir.to_owned(),
         replicas: args.replicas,
-        base_port: free_base_port(args.replicas)?,
+        base_port: cluster::free_base_port(args.replicas)?,
         accounts: args.accounts,
         chain_id: 1,
         backend: args.backend,

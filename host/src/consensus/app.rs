@@ -26,6 +26,7 @@ use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use malachitebft_codec::Codec;
+use malachitebft_core_consensus::MisbehaviorEvidence;
 use malachitebft_core_types::{
     CommitCertificate, ExtendedCommitCertificate, LinearTimeouts, Round, Validity, VoteExtensions,
 };
@@ -35,6 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::codec::BorshCodec;
 use super::context::{Address, BlockId, Height, PrivateKey, ValidatorSet, VerityContext};
+use super::evidence::Misbehaviour;
 use super::keys::PipelineVerifier;
 use super::parts::{fin_bytes, split, Assembled, Header};
 use super::streams::Streams;
@@ -235,10 +237,7 @@ impl App {
                 reply,
                 ..
             } => {
-                if !evidence.is_empty() {
-                    metrics::counter!("verity_consensus_misbehaviour_total").increment(1);
-                    warn!(height = %certificate.height, ?evidence, "misbehaviour evidence");
-                }
+                self.record(certificate.height, &evidence);
                 let next = self.next_height();
                 let params = self.params();
                 let _ = reply.send(if next > certificate.height {
@@ -469,6 +468,28 @@ impl App {
             Err(error) => warn!(%height, %error, "the decided block did not commit"),
         }
         Ok(())
+    }
+
+    /// Logs, counts and stores the evidence of misbehaviour collected up to `height`.
+    fn record(&self, height: Height, evidence: &MisbehaviorEvidence<VerityContext>) {
+        let found = Misbehaviour::all(evidence);
+        if found.is_empty() {
+            return;
+        }
+        for item in &found {
+            let view = item.view();
+            metrics::counter!("verity_consensus_misbehaviour_total", "kind" => view.kind.clone())
+                .increment(1);
+            warn!(height = view.height, round = view.round, validator = %view.validator,
+                kind = %view.kind, values = ?view.values, "misbehaviour: evidence stored");
+        }
+        let encoded: Vec<Vec<u8>> = found
+            .iter()
+            .filter_map(|item| borsh::to_vec(item).ok())
+            .collect();
+        if let Err(error) = self.log.record_evidence(height.0, &encoded) {
+            warn!(%height, %error, "the evidence could not be stored");
+        }
     }
 
     /// Decided blocks with their certificates, for a peer that syncs.

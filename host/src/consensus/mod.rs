@@ -9,6 +9,8 @@ pub mod certificate;
 pub mod certified;
 pub mod codec;
 pub mod context;
+pub mod evidence;
+pub mod faults;
 pub mod keys;
 pub mod node;
 pub mod parts;

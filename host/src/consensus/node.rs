@@ -19,19 +19,21 @@ use malachitebft_app_channel::app::config::{
 use malachitebft_app_channel::app::net::Multiaddr;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::{
-    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
-    SyncContext, WalContext,
+    ByzantineContext, ConsensusContext, EngineBuilder, EngineHandle, NetworkContext,
+    NetworkIdentity, RequestContext, SyncContext, WalContext,
 };
 use malachitebft_codec::Codec;
 use malachitebft_signing::Signer;
 use tokio::task::JoinHandle;
-use tracing::{error, Instrument};
+use tracing::{error, warn, Instrument};
 
 use super::app::{App, AppConfig};
 use super::codec::BorshCodec;
-use super::context::{Address, VerityContext};
+use super::context::{Address, BlockId, VerityContext};
+use super::faults::{self, CorruptingSigner};
 use super::keys::{PipelineVerifier, ValidatorSigner};
 use crate::block_log::BlockLog;
+use crate::config::FaultsSection;
 use crate::sequence::Order;
 
 /// The write-ahead log's file in the data directory.
@@ -143,7 +145,11 @@ impl Consensus {
         orders: crossbeam_channel::Sender<Order>,
         log: BlockLog,
         verifier: PipelineVerifier,
+        faults: &FaultsSection,
     ) -> Result<Self, StartError> {
+        if faults.invalid_vote_signatures {
+            warn!("this replica signs its votes wrongly on purpose ([consensus.faults])");
+        }
         let fail = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
         let ctx = VerityContext {
             chain_id: app.chain_id,
@@ -168,19 +174,51 @@ impl Consensus {
             address.to_string(),
             proof,
         );
-        let (mut channels, engine) = EngineBuilder::new(ctx, EngineConfig::new(network))
-            .with_default_wal(WalContext::new(data_dir.join(WAL_FILE), codec))
-            .with_default_network(NetworkContext::new(identity, codec))
-            .with_default_consensus(ConsensusContext::new_validator(
-                address,
-                Box::new(verifier.clone()),
-                Box::new(signer),
-            ))
-            .with_default_sync(SyncContext::new(codec))
-            .with_default_request(RequestContext::new(100))
-            .build()
-            .await
-            .map_err(|e| fail("starting the engine", &e))?;
+        let consensus_signer: Box<dyn Signer<VerityContext>> = if faults.invalid_vote_signatures {
+            Box::new(CorruptingSigner(signer.clone()))
+        } else {
+            Box::new(signer.clone())
+        };
+        let consensus =
+            ConsensusContext::new_validator(address, Box::new(verifier.clone()), consensus_signer);
+        let builder = EngineBuilder::new(ctx, EngineConfig::new(network))
+            .with_default_wal(WalContext::new(data_dir.join(WAL_FILE), codec));
+        // The two networks make builders of different types; the rest is the same.
+        macro_rules! finish {
+            ($builder:expr) => {
+                $builder
+                    .with_default_consensus(consensus)
+                    .with_default_sync(SyncContext::new(codec))
+                    .with_default_request(RequestContext::new(100))
+                    .build()
+                    .await
+                    .map_err(|e| fail("starting the engine", &e))?
+            };
+        }
+        let (mut channels, engine) = match faults::byzantine(faults) {
+            None => finish!(builder.with_default_network(NetworkContext::new(identity, codec))),
+            Some(config) => {
+                warn!(
+                    ?config,
+                    "this replica equivocates on purpose ([consensus.faults])"
+                );
+                let byzantine = ByzantineContext {
+                    identity,
+                    codec,
+                    config,
+                    signer: Box::new(signer),
+                    address,
+                    conflicting_value_fn: Some(Box::new(faults::conflicting)),
+                    conflicting_vote_value_fn: Some(Box::new(|id: Option<&BlockId>| {
+                        id.map_or(BlockId([0; 32]), faults::conflicting)
+                    })),
+                };
+                finish!(builder
+                    .with_byzantine_network(byzantine)
+                    .await
+                    .map_err(|e| fail("starting the faulty network", &e))?)
+            }
+        };
         let span = tracing::info_span!("consensus", moniker = %network.moniker);
         let app = App::new(app, orders, log, verifier);
         let app = tokio::spawn(
