@@ -179,7 +179,7 @@ fn main() {
         .collect();
     let started = Instant::now();
     let mut steps = Vec::new();
-    for rate in [500, 1000, 2000, 4000, 8000] {
+    for rate in [500, 1000, 2000, 4000, 8000, 16000] {
         let step = run_step(&dir, &replicas, rate);
         let achieved = step.report.committed() as f64 / step.report.elapsed.as_secs_f64().max(1e-9);
         let saturated = achieved < 0.9 * f64::from(rate) || step.report.unanswered > 0;
@@ -191,6 +191,7 @@ fn main() {
     for replica in replicas {
         let _ = replica.stop();
     }
+    let _ = std::fs::remove_dir_all(&dir);
 
     let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     let ceiling = raw / CHECKS_PER_TX;

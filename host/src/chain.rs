@@ -15,6 +15,7 @@
 //! execute ─▶ apply (pure) ─▶ block log (fsync) ─▶ ledger moves ─▶ [state stage: jmt + receipts]
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -26,7 +27,8 @@ use tracing::{error, info};
 
 use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
-use crate::ledger::{Changes, Ledger, Receipt, Rules};
+use crate::ledger::{Account, AccountId, Changes, Ledger, Receipt, Rules};
+use crate::snapshot::Snapshots;
 use crate::store::{BlockState, Durability, Store, StoreError};
 use crate::transaction::{Transaction, TxError, TX_LEN};
 
@@ -99,7 +101,18 @@ pub struct Chain {
     height: u64,
     state: Option<(Sender<StateWork>, JoinHandle<()>)>,
     failed: Arc<Mutex<Option<String>>>,
+    snapshots: Option<Snapshotting>,
 }
+
+/// Snapshots every `every` blocks, written by a thread of their own.
+struct Snapshotting {
+    every: u64,
+    queue: Option<Sender<(u64, BTreeMap<AccountId, Account>)>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// The directory snapshots go in, under the data directory.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 fn encoded(receipts: &[Receipt]) -> Vec<([u8; 32], Vec<u8>)> {
     receipts
@@ -179,6 +192,7 @@ impl Chain {
             height,
             state: Some((work, stage)),
             failed,
+            snapshots: None,
         })
     }
 
@@ -248,7 +262,66 @@ impl Chain {
             changes: changes.clone(),
         }))?;
         self.ledger.merge(changes);
+        if let Some(snapshotting) = &self.snapshots {
+            if height.is_multiple_of(snapshotting.every) {
+                let state = (height, self.ledger.accounts.clone());
+                // One at a time: a snapshot still being written makes this one skipped.
+                let sent = snapshotting.queue.as_ref().map(|q| q.try_send(state));
+                if !matches!(sent, Some(Ok(()))) {
+                    metrics::counter!("verity_snapshots_skipped_total").increment(1);
+                }
+            }
+        }
         Ok(Committed { height, receipts })
+    }
+
+    /// Writes a snapshot of the state in `dir/snapshots` every `every` blocks from here on,
+    /// keeping the `keep` newest. Each is written once the state store holds its height's
+    /// root, on a thread of its own, so execution does not wait for it.
+    pub fn snapshot_every(&mut self, dir: &Path, every: u64, keep: usize) {
+        if every == 0 {
+            return;
+        }
+        let snapshots = Snapshots::new(&dir.join(SNAPSHOTS_DIR));
+        let store = self.store.clone();
+        let (queue, taken) = bounded::<(u64, BTreeMap<AccountId, Account>)>(1);
+        let writer = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                for (height, accounts) in taken {
+                    let began = Instant::now();
+                    // The state stage commits the root within its checkpoint interval.
+                    let root = loop {
+                        match store.root(height) {
+                            Ok(Some(root)) => break Some(root),
+                            Ok(None) if began.elapsed() < 10 * CHECKPOINT_EVERY => {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            _ => break None,
+                        }
+                    };
+                    let Some(root) = root else {
+                        metrics::counter!("verity_snapshots_skipped_total").increment(1);
+                        continue;
+                    };
+                    match snapshots.write(height, root, &accounts, keep) {
+                        Ok(manifest) => info!(
+                            height,
+                            accounts = manifest.accounts,
+                            chunks = manifest.chunks.len(),
+                            seconds = began.elapsed().as_secs_f64(),
+                            "snapshot written"
+                        ),
+                        Err(e) => error!(height, error = %e, "the snapshot was not written"),
+                    }
+                }
+            })
+            .ok();
+        self.snapshots = Some(Snapshotting {
+            every,
+            queue: Some(queue),
+            writer,
+        });
     }
 
     /// Waits for the state stage to commit every block executed so far, durably, and
@@ -270,6 +343,12 @@ impl Chain {
     }
 
     fn stop_stage(&mut self) {
+        if let Some(mut snapshotting) = self.snapshots.take() {
+            drop(snapshotting.queue.take());
+            if let Some(writer) = snapshotting.writer.take() {
+                let _ = writer.join();
+            }
+        }
         if let Some((sender, stage)) = self.state.take() {
             drop(sender);
             let _ = stage.join();

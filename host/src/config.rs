@@ -79,6 +79,28 @@ pub struct Config {
     pub log: LogSection,
     /// Ordering with other replicas.
     pub consensus: ConsensusSection,
+    /// State snapshots, for replicas that fall far behind.
+    pub snapshots: SnapshotsSection,
+}
+
+/// `[snapshots]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotsSection {
+    /// A snapshot of the state every this many blocks; 0: none.
+    pub every: u64,
+    /// How many are kept.
+    pub keep: usize,
+}
+
+impl Default for SnapshotsSection {
+    /// Every 1,000 blocks, the two newest kept.
+    fn default() -> Self {
+        Self {
+            every: 1000,
+            keep: 2,
+        }
+    }
 }
 
 impl Default for Config {
@@ -94,6 +116,7 @@ impl Default for Config {
             udp: UdpSection::default(),
             log: LogSection::default(),
             consensus: ConsensusSection::default(),
+            snapshots: SnapshotsSection::default(),
         }
     }
 }
@@ -611,6 +634,15 @@ impl Config {
             LogFormat::Json => "json",
         };
         line(format!("format = \"{format}\""));
+        line(String::new());
+        line("[snapshots]".into());
+        line(
+            "# A snapshot of the whole state every this many blocks (0: none), served to replicas"
+                .into(),
+        );
+        line("# that fall far behind; how many are kept.".into());
+        line(format!("every = {}", self.snapshots.every));
+        line(format!("keep = {}", self.snapshots.keep));
         let c = &self.consensus;
         let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
         line(String::new());

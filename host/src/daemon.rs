@@ -22,7 +22,7 @@ use tracing::info;
 
 use crate::api::server::{self, ApiState};
 use crate::block_log::BlockLog;
-use crate::chain::Chain;
+use crate::chain::{Chain, SNAPSHOTS_DIR};
 use crate::cli::keygen::KeyFile;
 use crate::config::Config;
 use crate::consensus::app::AppConfig;
@@ -33,6 +33,7 @@ use crate::genesis::Genesis;
 use crate::ingress::{tcp, udp};
 use crate::pipeline::{Pipeline, VerifierStatus};
 use crate::sequence::{Order, Ordering};
+use crate::snapshot::Snapshots;
 
 /// A running replica.
 pub struct Daemon {
@@ -58,8 +59,9 @@ impl Daemon {
         let genesis = Genesis::read(&genesis_path)
             .with_context(|| format!("genesis {}", genesis_path.display()))?;
         let data = base.join(&config.data_dir);
-        let chain = Chain::open(&data, &genesis)
+        let mut chain = Chain::open(&data, &genesis)
             .with_context(|| format!("opening the chain in {}", data.display()))?;
+        chain.snapshot_every(&data, config.snapshots.every, config.snapshots.keep);
         let (store, log) = (chain.store().clone(), chain.log().clone());
         let height = chain.height();
         let root = store.head()?.map(|(_, root)| root).unwrap_or_default();
@@ -108,6 +110,7 @@ impl Daemon {
             pipeline: Arc::clone(&pipeline),
             store,
             log,
+            snapshots: Snapshots::new(&data.join(SNAPSHOTS_DIR)),
             chain_id: genesis.rules.chain_id,
         }));
         let (stop_http, stopped) = oneshot::channel::<()>();

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod mempool;
 pub mod pipeline;
 pub mod sequence;
+pub mod snapshot;
 pub mod store;
 #[cfg(test)]
 mod testing;

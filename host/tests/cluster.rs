@@ -17,6 +17,7 @@ use verity_host::cli::load::{load, LoadArgs, LoadReport};
 use verity_host::config::Config;
 use verity_host::consensus::certified::CertifiedBlock;
 use verity_host::consensus::evidence::{EvidenceView, Misbehaviour};
+use verity_host::snapshot::{decode_chunk, Manifest};
 
 /// A scratch directory of this test's own, removed first so that reruns start clean.
 fn scratch(name: &str) -> PathBuf {
@@ -36,6 +37,13 @@ fn write_cluster(dir: &Path, replicas: u16) {
         no_start: true,
     })
     .expect("the cluster's directory is written");
+    // Snapshots every 10 blocks, so that a short test sees some.
+    for replica in cluster::replicas(dir).expect("replicas") {
+        let config = replica.join("verity.toml");
+        let text = std::fs::read_to_string(&config).expect("a configuration");
+        let text = text.replace("every = 1000", "every = 10");
+        std::fs::write(&config, text).expect("written");
+    }
 }
 
 fn start(dir: &Path) -> Replica {
@@ -206,6 +214,7 @@ fn four_replicas_agree_and_a_killed_one_catches_up() {
     assert!(agreed >= after);
 
     certified_blocks_check_offline(&dir, http[1], agreed);
+    snapshots_are_served_and_check_against_the_state_root(http[2]);
     garbage_peers_are_dropped_and_the_others_go_on(&dirs[0], &http);
 
     let stopped: Vec<_> = replicas
@@ -354,4 +363,36 @@ fn votes_with_invalid_signatures_are_rejected_and_counted() {
         let _ = replica.stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Snapshots every 10 blocks: listed, each chunk checks against its manifest, and the
+/// manifest's root is the state root of the block at its height.
+fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
+    let client = Client::new(http);
+    let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
+    let manifest = manifests.last().expect("a snapshot after dozens of blocks");
+    assert!(manifests.len() <= 2, "the two newest are kept");
+    assert_eq!(manifest.height % 10, 0);
+    let block: Block = client
+        .get(&format!("/v1/blocks/{}", manifest.height))
+        .expect("its block");
+    assert_eq!(manifest.state_root, block.state_root);
+    let mut accounts = 0;
+    let mut after = None;
+    for index in 0..manifest.chunks.len() {
+        let bytes = ureq::get(&format!(
+            "http://{http}/v1/snapshots/{}/chunks/{index}",
+            manifest.height
+        ))
+        .call()
+        .expect("a chunk")
+        .body_mut()
+        .read_to_vec()
+        .expect("bytes");
+        let chunk = decode_chunk(manifest, index, &bytes, after).expect("checks");
+        after = chunk.last().map(|(id, _)| *id);
+        accounts += chunk.len();
+    }
+    assert_eq!(accounts as u64, manifest.accounts);
+    assert!(accounts >= 40, "every funded account is in it");
 }

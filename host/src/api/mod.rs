@@ -9,6 +9,8 @@
 //! | `GET /v1/blocks/{height}` | [`Block`], or 404 |
 //! | `GET /v1/blocks/{height}/certified` | [`CertifiedBlock`](crate::consensus::certified::CertifiedBlock) (consensus only), or 404 |
 //! | `GET /v1/evidence` | the latest 1,000 [`EvidenceView`](crate::consensus::evidence::EvidenceView)s of misbehaviour this replica saw |
+//! | `GET /v1/snapshots` | the [`Manifest`](crate::snapshot::Manifest)s of the snapshots this replica holds |
+//! | `GET /v1/snapshots/{height}/chunks/{i}` | a snapshot's chunk (bytes), or 404 |
 //! | `GET /status` | [`Status`] |
 //! | `GET /metrics` | Prometheus text |
 

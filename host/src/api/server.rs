@@ -30,6 +30,7 @@ use crate::consensus::evidence::{EvidenceView, Misbehaviour};
 use crate::ingress::MAX_FRAME;
 use crate::ledger::Failure;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::snapshot::{Manifest, Snapshots};
 use crate::store::{Store, StoreError};
 use crate::transaction::{Payload, Transaction, TxId, TX_LEN};
 
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub store: Store,
     /// Where blocks come from.
     pub log: BlockLog,
+    /// Where snapshots come from.
+    pub snapshots: Snapshots,
     /// The chain id, for `/status`.
     pub chain_id: u32,
 }
@@ -78,6 +81,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/blocks/{height}/certified", get(certified_block))
         .route("/v1/evidence", get(evidence))
+        .route("/v1/snapshots", get(snapshots))
+        .route("/v1/snapshots/{height}/chunks/{index}", get(snapshot_chunk))
         .route("/status", get(status))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -322,6 +327,47 @@ async fn certified_block(
             format!("no certified block at height {height}"),
         ),
         Err(error) => store_failed(&error),
+    }
+}
+
+async fn snapshots(State(state): State<Arc<ApiState>>) -> Response {
+    let manifests: Vec<Manifest> = state
+        .snapshots
+        .heights()
+        .into_iter()
+        .filter_map(|h| state.snapshots.manifest(h).ok().flatten())
+        .collect();
+    Json(manifests).into_response()
+}
+
+async fn snapshot_chunk(
+    State(state): State<Arc<ApiState>>,
+    Path((height, index)): Path<(String, String)>,
+) -> Response {
+    let (Ok(height), Ok(index)) = (height.parse::<u64>(), index.parse::<usize>()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "snapshot",
+            "a height and a chunk index are decimal numbers".to_owned(),
+        );
+    };
+    match state.snapshots.chunk(height, index) {
+        Ok(Some(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "unknown",
+            format!("no chunk {index} of a snapshot at height {height}"),
+        ),
+        Err(error) => {
+            warn!(%error, "a snapshot read failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store",
+                format!("the snapshot could not be read: {error}"),
+            )
+        }
     }
 }
 
