@@ -25,6 +25,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use thiserror::Error;
 use tracing::{error, info};
 
+use crate::block::{self, BlockError, Header};
 use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
 use crate::ledger::{Account, AccountId, Changes, Ledger, Receipt, Rules};
@@ -67,6 +68,33 @@ pub enum ChainError {
     /// Genesis balances overflow.
     #[error("genesis balances overflow")]
     Genesis,
+    /// Not a block: no header, or not whole transactions.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A block for another height than the next.
+    #[error("block {got} offered, the next is {next}")]
+    Height {
+        /// The next height.
+        next: u64,
+        /// The block's.
+        got: u64,
+    },
+    /// A block whose state root is not this replica's: executing it would build on a state
+    /// the block's proposer (and, once decided, a quorum) does not hold.
+    #[error("block {height} carries state root {carried} at height {root_height}; this replica's is {ours}")]
+    Diverged {
+        /// The block's height.
+        height: u64,
+        /// The root's height.
+        root_height: u64,
+        /// The root it carries (hex).
+        carried: String,
+        /// This replica's (hex).
+        ours: String,
+    },
+    /// The state root of a height is not known (pruned, or beyond the head).
+    #[error("no state root for height {0}")]
+    NoRoot(u64),
 }
 
 /// A committed block's outcome.
@@ -121,14 +149,16 @@ fn encoded(receipts: &[Receipt]) -> Vec<([u8; 32], Vec<u8>)> {
         .collect()
 }
 
-fn decode_block(block: &[u8]) -> Result<Vec<Transaction<'_>>, ChainError> {
-    block
+fn decode_block(block: &[u8]) -> Result<(Header, Vec<Transaction<'_>>), ChainError> {
+    let (header, transactions) = block::split(block)?;
+    let decoded = transactions
         .chunks(TX_LEN)
         .enumerate()
         .map(|(index, bytes)| {
             Transaction::decode(bytes).map_err(|error| ChainError::Transaction { index, error })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((header, decoded))
 }
 
 impl Chain {
@@ -167,7 +197,8 @@ impl Chain {
         }
         for h in state_height + 1..=height {
             let block = log.block(h)?.ok_or(StoreError::Empty)?;
-            let (changes, receipts) = ledger.apply(&rules, &decode_block(&block)?);
+            let (_, transactions) = decode_block(&block)?;
+            let (changes, receipts) = ledger.apply(&rules, &transactions);
             let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
             let state = BlockState {
                 receipts: &encoded(&receipts),
@@ -236,8 +267,29 @@ impl Chain {
         sender.send(work).map_err(|_| stopped())
     }
 
-    /// Executes `block` and commits it as the next height: durable in the log when this
-    /// returns, its state committed behind.
+    /// The state root after block `height`, waiting for the state stage if it has not
+    /// committed that height yet.
+    pub fn root_at(&self, height: u64) -> Result<[u8; 32], ChainError> {
+        if height > self.height {
+            return Err(ChainError::NoRoot(height));
+        }
+        if let Some(root) = self.store.root(height)? {
+            return Ok(root);
+        }
+        self.sync()?;
+        self.store.root(height)?.ok_or(ChainError::NoRoot(height))
+    }
+
+    /// The next block, of `transactions`, with its header.
+    pub fn next_block(&self, transactions: &[[u8; TX_LEN]]) -> Result<Vec<u8>, ChainError> {
+        let height = self.height + 1;
+        let root = self.root_at(block::root_height(height))?;
+        Ok(block::assemble(&Header::new(height, root), transactions))
+    }
+
+    /// Executes `block` (header and transactions, `block`'s layout) and commits it as the
+    /// next height: durable in the log when this returns, its state committed behind. A block
+    /// for another height, or whose state root is not this replica's, is refused.
     pub fn execute(&mut self, block: &[u8]) -> Result<Committed, ChainError> {
         self.execute_certified(block, None)
     }
@@ -252,8 +304,25 @@ impl Chain {
         if let Some(reason) = self.state_failure() {
             return Err(ChainError::State(reason));
         }
-        let (changes, receipts) = self.ledger.apply(&self.rules, &decode_block(block)?);
+        let (header, transactions) = decode_block(block)?;
         let height = self.height + 1;
+        if header.height != height {
+            return Err(ChainError::Height {
+                next: height,
+                got: header.height,
+            });
+        }
+        let ours = self.root_at(header.root_height)?;
+        if ours != header.state_root {
+            metrics::counter!("verity_diverged_total").increment(1);
+            return Err(ChainError::Diverged {
+                height,
+                root_height: header.root_height,
+                carried: hex::encode(header.state_root),
+                ours: hex::encode(ours),
+            });
+        }
+        let (changes, receipts) = self.ledger.apply(&self.rules, &transactions);
         self.log.append_certified(height, block, certificate)?;
         self.height = height;
         self.send(StateWork::Block(BlockWork {
@@ -484,7 +553,9 @@ mod tests {
         let (head, ledger) = {
             let mut chain = Chain::open(&dir, &genesis()).expect("opens");
             assert_eq!(chain.height(), 0);
-            let block = [transfer(1, 0, 2, 30), transfer(1, 0, 2, 5)].concat();
+            let block = chain
+                .next_block(&[transfer(1, 0, 2, 30), transfer(1, 0, 2, 5)])
+                .expect("a block");
             let committed = chain.execute(&block).expect("commits");
             assert_eq!(committed.height, 1);
             assert_eq!(committed.receipts[0].failure, None);
@@ -495,12 +566,32 @@ mod tests {
                     got: 0
                 })
             );
-            chain.execute(&transfer(2, 0, 3, 10)).expect("commits");
-            // A block that is not whole transactions commits nothing.
+            let next = chain.next_block(&[transfer(2, 0, 3, 10)]).expect("a block");
+            // A block for another height, with another root, not whole transactions, or with
+            // a transaction that does not decode, commits nothing.
+            let mut elsewhere = next.clone();
+            elsewhere[0] = 3;
             assert!(matches!(
-                chain.execute(&[0u8; 100]),
+                chain.execute(&elsewhere),
+                Err(ChainError::Height { next: 2, got: 3 })
+            ));
+            let mut forked = next.clone();
+            forked[20] ^= 1;
+            assert!(matches!(
+                chain.execute(&forked),
+                Err(ChainError::Diverged { height: 2, .. })
+            ));
+            assert!(matches!(
+                chain.execute(&next[..100]),
+                Err(ChainError::Block(BlockError::Length(100)))
+            ));
+            let mut garbled = next.clone();
+            garbled[block::HEADER_LEN] ^= 0xff;
+            assert!(matches!(
+                chain.execute(&garbled),
                 Err(ChainError::Transaction { index: 0, .. })
             ));
+            chain.execute(&next).expect("commits");
             // Receipts are stored with their failure once the state has caught up.
             let head = chain.sync().expect("syncs");
             assert_eq!(head.0, 2);
@@ -537,8 +628,9 @@ mod tests {
         ];
         let head = {
             let mut chain = Chain::open(&dir, &genesis()).expect("opens");
-            for block in &blocks {
-                chain.execute(block).expect("commits");
+            for tx in &blocks {
+                let block = chain.next_block(&[*tx]).expect("a block");
+                chain.execute(&block).expect("commits");
             }
             chain.close().expect("closes")
         };

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod block;
 pub mod block_log;
 pub mod chain;
 pub mod cli;

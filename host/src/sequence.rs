@@ -55,6 +55,13 @@ pub enum Order {
         /// The block's bytes.
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// The state root after block `height` (for checking a proposed block's header).
+    Root {
+        /// The height.
+        height: u64,
+        /// Its root, or why there is none.
+        reply: oneshot::Sender<Result<[u8; 32], String>>,
+    },
     /// Execute and commit block `height`, decided with `certificate` (encoded).
     Commit {
         /// Its height: the chain's next.
@@ -100,11 +107,13 @@ impl Sequencer {
         admitted
     }
 
-    /// The next block's transactions, from the mempool (they stay there until committed).
-    fn build(&self) -> Vec<u8> {
-        self.mempool
-            .take_block(self.config.block_max, self.chain.ledger())
-            .concat()
+    /// The next block, of transactions from the mempool (they stay there until committed);
+    /// with how many it holds.
+    fn build(&self) -> Result<(Vec<u8>, usize), ChainError> {
+        let transactions = self
+            .mempool
+            .take_block(self.config.block_max, self.chain.ledger());
+        Ok((self.chain.next_block(&transactions)?, transactions.len()))
     }
 
     /// Executes and commits `block`, answers the submissions it holds, and forgets what it
@@ -208,8 +217,14 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
             || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
             || (stopping && !s.mempool.is_empty());
         if due {
-            let block = s.build();
-            if block.is_empty() {
+            let (block, count) = match s.build() {
+                Ok(built) => built,
+                Err(error) => {
+                    warn!(%error, "no block could be built");
+                    (Vec::new(), 0)
+                }
+            };
+            if count == 0 {
                 // Only transactions waiting for an earlier nonce: they wait for it.
                 first_waiting = None;
             } else {
@@ -267,6 +282,10 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
                     proposing = Some(Proposing { asked, deadline: asked + wait, reply });
                     false
                 }
+                Ok(Order::Root { height, reply }) => {
+                    let _ = reply.send(s.chain.root_at(height).map_err(|e| e.to_string()));
+                    false
+                }
                 Ok(Order::Commit { height, block, certificate, reply }) => {
                     let next = s.chain.height() + 1;
                     let result = if height == next {
@@ -291,7 +310,13 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
                 || (!s.mempool.is_empty() && now >= p.asked + config.block_interval)
                 || now >= p.deadline;
             if due {
-                let _ = p.reply.send(s.build());
+                match s.build() {
+                    Ok((block, _)) => {
+                        let _ = p.reply.send(block);
+                    }
+                    // No block: the engine's propose timeout moves the round on.
+                    Err(error) => warn!(%error, "no block to propose"),
+                }
             } else {
                 proposing = Some(p);
             }

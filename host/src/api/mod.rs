@@ -177,6 +177,10 @@ pub struct Block {
     pub id: String,
     /// The state root after it.
     pub state_root: String,
+    /// The earlier height whose state root its header carries (and a certificate covers).
+    pub header_root_height: u64,
+    /// That root (genesis's block carries none: empty).
+    pub header_state_root: String,
     /// The certificate that decided it; `None` where one replica ordered alone.
     pub certificate: Option<CertificateView>,
     /// Its transactions, in order.

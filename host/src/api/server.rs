@@ -22,6 +22,7 @@ use super::{
     hex32, AccountState, ApiError, Block, BlockTx, CertificateView, CommitSignatureView,
     FailureView, Status, Submit, Submitted, TxReceipt, VerifierView,
 };
+use crate::block;
 use crate::block_log::BlockLog;
 use crate::consensus::certified::CertifiedBlock;
 use crate::consensus::codec::BorshCodec;
@@ -227,8 +228,16 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
         else {
             return Ok(None);
         };
-        let mut transactions = Vec::with_capacity(bytes.len() / TX_LEN);
-        for chunk in bytes.chunks(TX_LEN) {
+        // Genesis (block 0) is empty: no header, no transactions.
+        let (header, body) = if bytes.is_empty() {
+            (None, &bytes[..])
+        } else {
+            let (header, body) =
+                block::split(&bytes).map_err(|_| StoreError::CorruptBlock(height))?;
+            (Some(header), body)
+        };
+        let mut transactions = Vec::with_capacity(body.len() / TX_LEN);
+        for chunk in body.chunks(TX_LEN) {
             let tx = Transaction::decode(chunk).map_err(|_| StoreError::CorruptBlock(height))?;
             let (kind, body) = match tx.payload() {
                 Payload::Transfer(body) => ("transfer", body),
@@ -260,6 +269,8 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
             height,
             id: BlockId::of(&bytes).to_string(),
             state_root: hex::encode(root),
+            header_root_height: header.map_or(0, |h| h.root_height),
+            header_state_root: header.map_or_else(String::new, |h| hex::encode(h.state_root)),
             certificate,
             transactions,
         }))

@@ -60,8 +60,16 @@ pub fn run(args: &VerifyBlockArgs, out: &mut impl Write) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "state root {} (the serving replica's; the certificate does not cover it)",
-        block.state_root
+        "certified state root at height {}: {}",
+        checked.root.0,
+        hex::encode(checked.root.1)
+    )?;
+    writeln!(
+        out,
+        "state root after block {}: {} (the serving replica's word; certified by block {})",
+        block.height,
+        block.state_root,
+        block.height + crate::block::ROOT_LAG
     )?;
     Ok(())
 }

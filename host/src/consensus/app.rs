@@ -9,8 +9,9 @@
 //! engine ─ ProcessSyncedValue ─▶ the same checks as a proposal
 //! ```
 //!
-//! A proposed block is valid when every one of its transactions decodes, is signed for this
-//! chain, and carries a valid signature (ZIP-215, on the card or the CPU). Whether a
+//! A proposed block is valid when its header is for its height and carries this replica's
+//! state root at the root height (`block`), and every one of its transactions decodes, is
+//! signed for this chain, and carries a valid signature (ZIP-215, on the card or the CPU). Whether a
 //! transaction then applies (its nonce, its funds) is execution's business and lands in its
 //! receipt: a valid block never fails to execute, so every replica commits every decided
 //! block.
@@ -40,6 +41,7 @@ use super::evidence::Misbehaviour;
 use super::keys::PipelineVerifier;
 use super::parts::{fin_bytes, split, Assembled, Header};
 use super::streams::Streams;
+use crate::block;
 use crate::block_log::BlockLog;
 use crate::sequence::Order;
 use crate::transaction::{Transaction, TX_LEN};
@@ -257,7 +259,7 @@ impl App {
                 value_bytes,
                 reply,
             } => {
-                let outcome = match self.check_transactions(&value_bytes).await {
+                let outcome = match self.check_block(height, &value_bytes).await {
                     Err(CheckFailure::Malformed(reason)) => {
                         warn!(%height, %reason, "a synced block is malformed");
                         SyncedValueOutcome::PeerFault
@@ -355,7 +357,7 @@ impl App {
             warn!(height = %header.height, proposer = %header.proposer, "proposal parts not signed by their proposer");
             return None;
         }
-        let validity = match self.check_transactions(&block).await {
+        let validity = match self.check_block(header.height, &block).await {
             Ok(validity) => validity,
             Err(failure) => {
                 warn!(height = %header.height, ?failure, "a proposed block is refused");
@@ -385,18 +387,42 @@ impl App {
         Some(value)
     }
 
-    /// Whether a block's transactions are all well formed, for this chain and validly
-    /// signed.
-    async fn check_transactions(&self, block: &[u8]) -> Result<Validity, CheckFailure> {
-        if !block.len().is_multiple_of(TX_LEN) || block.len() / TX_LEN > self.config.block_max {
+    /// Whether block `height` is valid here: its header is for that height and carries this
+    /// replica's state root at the root height; its transactions are all well formed, for
+    /// this chain and validly signed.
+    async fn check_block(&self, height: Height, block: &[u8]) -> Result<Validity, CheckFailure> {
+        let (header, transactions) =
+            block::split(block).map_err(|e| CheckFailure::Malformed(e.to_string()))?;
+        if transactions.len() / TX_LEN > self.config.block_max {
             return Err(CheckFailure::Malformed(format!(
-                "a block of {} bytes is not at most {} whole transactions",
-                block.len(),
+                "a block of {} transactions (at most {})",
+                transactions.len() / TX_LEN,
                 self.config.block_max
             )));
         }
-        let mut signed = Vec::with_capacity(block.len() / TX_LEN);
-        for (index, bytes) in block.chunks(TX_LEN).enumerate() {
+        if header.height != height.0 {
+            warn!(%height, header = header.height, "a block for another height");
+            return Ok(Validity::Invalid);
+        }
+        let (reply, root) = oneshot::channel();
+        self.orders
+            .send(Order::Root {
+                height: header.root_height,
+                reply,
+            })
+            .map_err(|_| CheckFailure::Unavailable("the sequence stage stopped".to_owned()))?;
+        let ours = root
+            .await
+            .map_err(|_| CheckFailure::Unavailable("the sequence stage stopped".to_owned()))?
+            .map_err(CheckFailure::Unavailable)?;
+        if ours != header.state_root {
+            metrics::counter!("verity_consensus_rejected_total", "reason" => "state_root")
+                .increment(1);
+            warn!(%height, root_height = header.root_height, "a block whose state root is not ours");
+            return Ok(Validity::Invalid);
+        }
+        let mut signed = Vec::with_capacity(transactions.len() / TX_LEN);
+        for (index, bytes) in transactions.chunks(TX_LEN).enumerate() {
             let tx = Transaction::decode(bytes)
                 .map_err(|e| CheckFailure::Malformed(format!("transaction {index}: {e}")))?;
             if tx.chain_id() != self.config.chain_id {

@@ -4,8 +4,9 @@
 //! The check: the certificate is for this height and for this block's id (SHA-256 of its
 //! bytes); its precommits are valid signatures of distinct validators holding more than two
 //! thirds of the power ([`check_certificate`]); and every transaction in the block decodes,
-//! is for this chain, and is validly signed. The state root the file carries is the serving
-//! replica's and is not covered by the certificate.
+//! is for this chain, and is validly signed. The state root in the block's header — that of
+//! an earlier height (`block::ROOT_LAG` back) — is certified with it; the `state_root` field
+//! (after this block) is the serving replica's word.
 
 use bytes::Bytes;
 use malachitebft_codec::Codec;
@@ -16,6 +17,7 @@ use verity_drivers::{Tag, Verdict, Verifier};
 use super::certificate::{check_certificate, CertificateError};
 use super::codec::BorshCodec;
 use super::context::{BlockId, ValidatorSet, VerityContext};
+use crate::block;
 use crate::transaction::{Transaction, TX_LEN};
 
 /// The longest certified-block file read: a block of 65,536 transactions in hex, and more.
@@ -41,6 +43,8 @@ pub struct CertifiedBlock {
 pub struct Checked {
     /// The block's id.
     pub id: BlockId,
+    /// The state root its header carries, and its height: certified with the block.
+    pub root: (u64, [u8; 32]),
     /// Its transactions.
     pub transactions: usize,
     /// The round that decided it.
@@ -116,14 +120,16 @@ impl CertifiedBlock {
             });
         }
         let power = check_certificate(chain_id, &certificate, validators, verifier)?;
-        if !block.len().is_multiple_of(TX_LEN) {
+        let (header, transactions) =
+            block::split(&block).map_err(|e| CertifiedError::Malformed(e.to_string()))?;
+        if header.height != self.height {
             return Err(CertifiedError::Malformed(format!(
-                "a block of {} bytes is not whole {TX_LEN}-byte transactions",
-                block.len()
+                "the block's header is for height {}",
+                header.height
             )));
         }
-        let mut requests = Vec::with_capacity(block.len() / TX_LEN);
-        for (index, bytes) in block.chunks(TX_LEN).enumerate() {
+        let mut requests = Vec::with_capacity(transactions.len() / TX_LEN);
+        for (index, bytes) in transactions.chunks(TX_LEN).enumerate() {
             let tx = Transaction::decode(bytes).map_err(|e| CertifiedError::Transaction {
                 index,
                 reason: e.to_string(),
@@ -147,6 +153,7 @@ impl CertifiedBlock {
         }
         Ok(Checked {
             id,
+            root: (header.root_height, header.state_root),
             transactions,
             round: certificate.round.as_i64(),
             signers: certificate.commit_signatures.len(),

@@ -1,8 +1,9 @@
 //! A proposed block as the parts it travels in, and their reassembly.
 //!
 //! The proposer sends `Init` (height, round, proof-of-lock round, proposer), then the block's
-//! transactions in `Data` parts of whole transactions, then `Fin` — its signature over the
-//! header and the block's id:
+//! header (`block::Header`, 48 bytes) in a `Data` part of its own, then its transactions in
+//! `Data` parts of whole transactions, then `Fin` — its signature over the parts' header and
+//! the block's id:
 //!
 //! ```text
 //! "verity/parts\0" (13) ‖ chain id (u32) ‖ height (u64) ‖ round (i64) ‖ pol round (i64)
@@ -19,6 +20,7 @@ use malachitebft_core_types::Round;
 
 use super::context::{Address, BlockId, Height, PrivateKey, ProposalPart, Signature};
 use super::signing::sign;
+use crate::block::HEADER_LEN;
 use crate::transaction::TX_LEN;
 
 /// The start of the bytes a proposer signs over its parts.
@@ -60,8 +62,12 @@ pub fn split(key: &PrivateKey, chain_id: u32, header: Header, block: &[u8]) -> V
         pol_round: header.pol_round,
         proposer: header.proposer,
     }];
+    // The block's header alone, then its transactions in parts of whole ones.
+    let split_at = block.len().min(HEADER_LEN);
+    let (head, transactions) = block.split_at(split_at);
+    parts.push(ProposalPart::Data(head.to_vec()));
     parts.extend(
-        block
+        transactions
             .chunks(TRANSACTIONS_PER_PART * TX_LEN)
             .map(|chunk| ProposalPart::Data(chunk.to_vec())),
     );
@@ -82,6 +88,9 @@ pub enum PartError {
     /// Anything after the end.
     #[error("a part after the end")]
     AfterFin,
+    /// A block header part of the wrong length, or none.
+    #[error("a block header part of {0} bytes (a header is {HEADER_LEN})")]
+    Header(usize),
     /// Data that is not whole transactions.
     #[error("a data part of {0} bytes is not whole {TX_LEN}-byte transactions")]
     NotWhole(usize),
@@ -119,7 +128,7 @@ impl Assembly {
     /// An assembly that refuses blocks of more than `max_transactions`.
     pub fn new(max_transactions: usize) -> Self {
         Self {
-            max_bytes: max_transactions.saturating_mul(TX_LEN),
+            max_bytes: HEADER_LEN + max_transactions.saturating_mul(TX_LEN),
             header: None,
             block: Vec::new(),
             done: false,
@@ -151,8 +160,15 @@ impl Assembly {
             }
             (ProposalPart::Init { .. }, Some(_)) => Err(PartError::SecondInit),
             (_, None) => Err(PartError::BeforeInit),
+            (ProposalPart::Data(data), Some(_)) if self.block.is_empty() => {
+                if data.len() != HEADER_LEN {
+                    return Err(PartError::Header(data.len()));
+                }
+                self.block.extend_from_slice(&data);
+                Ok(None)
+            }
             (ProposalPart::Data(data), Some(_)) => {
-                if data.len() % TX_LEN != 0 || data.is_empty() {
+                if !data.len().is_multiple_of(TX_LEN) || data.is_empty() {
                     return Err(PartError::NotWhole(data.len()));
                 }
                 if self.block.len() + data.len() > self.max_bytes {
@@ -163,6 +179,7 @@ impl Assembly {
                 self.block.extend_from_slice(&data);
                 Ok(None)
             }
+            (ProposalPart::Fin(_), Some(_)) if self.block.is_empty() => Err(PartError::Header(0)),
             (ProposalPart::Fin(signature), Some(header)) => {
                 self.done = true;
                 let block = std::mem::take(&mut self.block);
@@ -198,16 +215,21 @@ mod tests {
     }
 
     fn block(n: u64) -> Vec<u8> {
-        (0..n)
-            .flat_map(|nonce| testing::transfer(5, 2, nonce, 3, 1, 1))
-            .collect()
+        let transactions: Vec<_> = (0..n)
+            .map(|nonce| testing::transfer(5, 2, nonce, 3, 1, 1))
+            .collect();
+        crate::block::assemble(&crate::block::Header::new(4, [6; 32]), &transactions)
     }
 
     #[test]
     fn a_block_splits_into_parts_that_reassemble_and_verify() {
         let block = block(150);
         let parts = split(&PrivateKey(key(1)), 5, header(), &block);
-        assert_eq!(parts.len(), 1 + 3 + 1, "150 transactions in parts of 64");
+        assert_eq!(
+            parts.len(),
+            1 + 1 + 3 + 1,
+            "a header, 150 transactions in parts of 64"
+        );
         let mut assembly = Assembly::new(4096);
         let mut assembled = None;
         for part in parts {
@@ -248,8 +270,9 @@ mod tests {
             verdicts,
             [Verdict::Valid, Verdict::Invalid, Verdict::Invalid]
         );
-        // An empty block is a header and an end.
-        assert_eq!(split(&PrivateKey(key(1)), 5, header(), &[]).len(), 2);
+        // An empty block is the parts' header, the block's header and an end.
+        let empty = self::block(0);
+        assert_eq!(split(&PrivateKey(key(1)), 5, header(), &empty).len(), 3);
     }
 
     #[test]
@@ -275,22 +298,39 @@ mod tests {
             refusal(vec![init.clone(), init.clone()], 8),
             Some(PartError::SecondInit)
         );
+        let head = data(HEADER_LEN);
         assert_eq!(
-            refusal(vec![init.clone(), data(TX_LEN + 1)], 8),
+            refusal(vec![init.clone(), data(TX_LEN)], 8),
+            Some(PartError::Header(TX_LEN))
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), fin.clone()], 8),
+            Some(PartError::Header(0))
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), head.clone(), data(TX_LEN + 1)], 8),
             Some(PartError::NotWhole(TX_LEN + 1))
         );
         assert_eq!(
-            refusal(vec![init.clone(), data(0)], 8),
+            refusal(vec![init.clone(), head.clone(), data(0)], 8),
             Some(PartError::NotWhole(0))
         );
         assert_eq!(
-            refusal(vec![init.clone(), data(2 * TX_LEN), data(TX_LEN)], 2),
-            Some(PartError::TooLarge { max: 2 * TX_LEN })
+            refusal(
+                vec![init.clone(), head.clone(), data(2 * TX_LEN), data(TX_LEN)],
+                2
+            ),
+            Some(PartError::TooLarge {
+                max: HEADER_LEN + 2 * TX_LEN
+            })
         );
         assert_eq!(
-            refusal(vec![init.clone(), fin.clone(), data(TX_LEN)], 8),
+            refusal(
+                vec![init.clone(), head.clone(), fin.clone(), data(TX_LEN)],
+                8
+            ),
             Some(PartError::AfterFin)
         );
-        assert_eq!(refusal(vec![init, data(2 * TX_LEN), fin], 2), None);
+        assert_eq!(refusal(vec![init, head, data(2 * TX_LEN), fin], 2), None);
     }
 }

@@ -59,9 +59,10 @@ impl Streams {
         }
     }
 
-    /// The most messages one stream takes: header, data parts, signature, end.
+    /// The most messages one stream takes: the parts' header, the block's header, data
+    /// parts, signature, end.
     fn messages_max(&self) -> u64 {
-        (self.block_max.div_ceil(TRANSACTIONS_PER_PART) + 3) as u64
+        (self.block_max.div_ceil(TRANSACTIONS_PER_PART) + 4) as u64
     }
 
     /// Takes a message from `publisher`; the block, once every part up to its signature has
@@ -156,9 +157,10 @@ mod tests {
 
     fn messages(id: u8, transactions: usize) -> (Vec<StreamMessage<ProposalPart>>, Vec<u8>) {
         let key = PrivateKey(testing::key(1));
-        let block: Vec<u8> = (0..transactions)
-            .flat_map(|n| testing::transfer(1, 2, n as u64, 0, 3, 1))
+        let transactions: Vec<_> = (0..transactions)
+            .map(|n| testing::transfer(1, 2, n as u64, 0, 3, 1))
             .collect();
+        let block = crate::block::assemble(&crate::block::Header::new(5, [1; 32]), &transactions);
         let header = Header {
             height: Height(5),
             round: Round::new(0),
@@ -183,8 +185,8 @@ mod tests {
     fn out_of_order_parts_make_the_block_once_all_are_in() {
         let peer = peer();
         let (mut messages, block) = messages(1, 200);
-        // Header, 4 data parts, signature, end: delivered backwards.
-        assert_eq!(messages.len(), 7);
+        // Header, block header, 4 data parts, signature, end: delivered backwards.
+        assert_eq!(messages.len(), 8);
         messages.reverse();
         let mut streams = Streams::new(4096);
         let last = messages.pop().expect("seven");
@@ -201,12 +203,12 @@ mod tests {
         let peer = peer();
         let mut streams = Streams::new(64);
         let (messages, _) = messages(2, 1);
-        let far = StreamMessage::new(messages[0].stream_id.clone(), 4, StreamContent::Fin);
+        let far = StreamMessage::new(messages[0].stream_id.clone(), 5, StreamContent::Fin);
         assert_eq!(
             streams.push(peer, far),
             Err(StreamError::TooFar {
-                sequence: 4,
-                max: 4
+                sequence: 5,
+                max: 5
             })
         );
         // Data before the header.

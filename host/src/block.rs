@@ -1,0 +1,137 @@
+//! A block's bytes: a 48-byte header, then its transactions back to back.
+//!
+//! ```text
+//! height (u64 LE) ‖ root height (u64 LE) ‖ state root at root height (32) ‖ transactions (160 each)
+//! ```
+//!
+//! The header names the state root at an earlier height, [`ROOT_LAG`] blocks back (the
+//! genesis root for the first blocks): the block's proposer knows it without waiting for the
+//! state of the block before, which is committed behind the log. Since a commit certificate
+//! decides the block's id — the SHA-256 of all these bytes — it certifies that root too: a
+//! replica that fetches a snapshot checks it against a root a quorum signed for. Every
+//! replica checks a proposed block's root against its own before it votes, and refuses to
+//! execute a block whose root is not its own (its state would have diverged from the
+//! quorum's). Block 0, genesis, is empty.
+
+use crate::transaction::TX_LEN;
+
+/// The header's length.
+pub const HEADER_LEN: usize = 48;
+/// How many blocks back the state root in a header is.
+pub const ROOT_LAG: u64 = 8;
+
+/// The height whose state root block `height` carries.
+pub fn root_height(height: u64) -> u64 {
+    height.saturating_sub(ROOT_LAG)
+}
+
+/// A block's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The block's height.
+    pub height: u64,
+    /// The height of the state root it carries.
+    pub root_height: u64,
+    /// The state root after block `root_height`.
+    pub state_root: [u8; 32],
+}
+
+/// Why bytes are not a block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Shorter than a header, or not whole transactions after it.
+    #[error("a block of {0} bytes is not a header and whole {TX_LEN}-byte transactions")]
+    Length(usize),
+    /// A root height that is not the one its height gives.
+    #[error("block {height} carries the root of height {root_height}, not of {expected}")]
+    RootHeight {
+        /// The block's height.
+        height: u64,
+        /// The root height it carries.
+        root_height: u64,
+        /// The one it should.
+        expected: u64,
+    },
+}
+
+impl Header {
+    /// The header of block `height`, carrying `state_root` (the root at
+    /// [`root_height`]`(height)`).
+    pub fn new(height: u64, state_root: [u8; 32]) -> Self {
+        Self {
+            height,
+            root_height: root_height(height),
+            state_root,
+        }
+    }
+
+    /// Its bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(&self.height.to_le_bytes());
+        out[8..16].copy_from_slice(&self.root_height.to_le_bytes());
+        out[16..].copy_from_slice(&self.state_root);
+        out
+    }
+}
+
+/// A block: `header` then `transactions`.
+pub fn assemble(header: &Header, transactions: &[[u8; TX_LEN]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + transactions.len() * TX_LEN);
+    out.extend_from_slice(&header.encode());
+    for tx in transactions {
+        out.extend_from_slice(tx);
+    }
+    out
+}
+
+/// A block's header and its transactions' bytes; checks the lengths and that the root height
+/// is the one the height gives.
+pub fn split(block: &[u8]) -> Result<(Header, &[u8]), BlockError> {
+    if block.len() < HEADER_LEN || !(block.len() - HEADER_LEN).is_multiple_of(TX_LEN) {
+        return Err(BlockError::Length(block.len()));
+    }
+    let word = |at: usize| u64::from_le_bytes(block[at..at + 8].try_into().expect("8 bytes"));
+    let header = Header {
+        height: word(0),
+        root_height: word(8),
+        state_root: block[16..HEADER_LEN].try_into().expect("32 bytes"),
+    };
+    let expected = root_height(header.height);
+    if header.root_height != expected {
+        return Err(BlockError::RootHeight {
+            height: header.height,
+            root_height: header.root_height,
+            expected,
+        });
+    }
+    Ok((header, &block[HEADER_LEN..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_splits_into_its_header_and_transactions() {
+        let header = Header::new(20, [9; 32]);
+        assert_eq!(header.root_height, 12);
+        let txs = [[1u8; TX_LEN], [2u8; TX_LEN]];
+        let block = assemble(&header, &txs);
+        assert_eq!(block.len(), HEADER_LEN + 2 * TX_LEN);
+        let (back, rest) = split(&block).expect("a block");
+        assert_eq!(back, header);
+        assert_eq!(rest, txs.concat());
+        assert_eq!(
+            Header::new(3, [0; 32]).root_height,
+            0,
+            "genesis's root early on"
+        );
+
+        assert_eq!(split(&block[..47]), Err(BlockError::Length(47)));
+        assert_eq!(split(&block[..100]), Err(BlockError::Length(100)));
+        let mut lying = block.clone();
+        lying[8] = 13;
+        assert!(matches!(split(&lying), Err(BlockError::RootHeight { .. })));
+    }
+}
