@@ -84,6 +84,43 @@ impl BlockLog {
         txn.commit().map_err(db)
     }
 
+    /// Starts an empty log at `height` with that block and its certificate, from a peer's
+    /// snapshot: the blocks below are not this replica's.
+    pub fn start_at(
+        &self,
+        height: u64,
+        block: &[u8],
+        certificate: &[u8],
+    ) -> Result<(), StoreError> {
+        if let Some(last) = self.head()? {
+            return Err(StoreError::OutOfOrder {
+                last: Some(last),
+                got: height,
+            });
+        }
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            txn.open_table(BLOCKS)
+                .map_err(db)?
+                .insert(height, block)
+                .map_err(db)?;
+            txn.open_table(CERTIFICATES)
+                .map_err(db)?
+                .insert(height, certificate)
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)
+    }
+
+    /// The first block's height: 0 from genesis, a snapshot's height if the log started
+    /// there; `None` for an empty log.
+    pub fn first(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(BLOCKS).map_err(db)?;
+        let first = table.first().map_err(db)?;
+        Ok(first.map(|(height, _)| height.value()))
+    }
+
     /// Block `height`'s bytes.
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
@@ -179,5 +216,16 @@ mod tests {
             [(2, b"a".to_vec()), (2, b"b".to_vec()), (2, b"c".to_vec())]
         );
         assert_eq!(log.evidence(10).expect("reads")[0], (1, b"z".to_vec()));
+        assert_eq!(log.first().expect("reads"), Some(0));
+        assert!(log.start_at(9, b"nine", b"cert").is_err(), "not empty");
+        let started = BlockLog::open(&path.with_file_name("started.redb")).expect("opens");
+        started.start_at(9, b"nine", b"cert").expect("starts");
+        assert_eq!(started.first().expect("reads"), Some(9));
+        assert_eq!(started.head().expect("reads"), Some(9));
+        started.append(10, b"ten").expect("appends");
+        assert_eq!(
+            started.certificate(9).expect("reads").as_deref(),
+            Some(&b"cert"[..])
+        );
     }
 }

@@ -92,9 +92,13 @@ pub enum ChainError {
         /// This replica's (hex).
         ours: String,
     },
-    /// The state root of a height is not known (pruned, or beyond the head).
+    /// The state root of a height is not known (beyond the head).
     #[error("no state root for height {0}")]
     NoRoot(u64),
+    /// The state root of a height before the snapshot this replica started from: it has
+    /// none (a certificate vouches for the blocks that carry it).
+    #[error("height {0} is before this replica's snapshot")]
+    BeforeSnapshot(u64),
 }
 
 /// A committed block's outcome.
@@ -127,6 +131,8 @@ pub struct Chain {
     store: Store,
     ledger: Ledger,
     height: u64,
+    /// The log's first height: 0, or the snapshot this replica started from.
+    first: u64,
     state: Option<(Sender<StateWork>, JoinHandle<()>)>,
     failed: Arc<Mutex<Option<String>>>,
     snapshots: Option<Snapshotting>,
@@ -215,12 +221,14 @@ impl Chain {
             .name("state".into())
             .spawn(move || state_stage(&stage_store, &queue, &stage_failed))
             .map_err(|e| ChainError::State(e.to_string()))?;
+        let first = log.first()?.unwrap_or(0);
         Ok(Self {
             rules,
             log,
             store,
             ledger,
             height,
+            first,
             state: Some((work, stage)),
             failed,
             snapshots: None,
@@ -273,6 +281,9 @@ impl Chain {
         if height > self.height {
             return Err(ChainError::NoRoot(height));
         }
+        if height < self.first {
+            return Err(ChainError::BeforeSnapshot(height));
+        }
         if let Some(root) = self.store.root(height)? {
             return Ok(root);
         }
@@ -312,7 +323,12 @@ impl Chain {
                 got: header.height,
             });
         }
-        let ours = self.root_at(header.root_height)?;
+        let ours = match self.root_at(header.root_height) {
+            Ok(ours) => ours,
+            // Joined from a snapshot after that height: the block's certificate vouches.
+            Err(ChainError::BeforeSnapshot(_)) => header.state_root,
+            Err(error) => return Err(error),
+        };
         if ours != header.state_root {
             metrics::counter!("verity_diverged_total").increment(1);
             return Err(ChainError::Diverged {
@@ -373,7 +389,7 @@ impl Chain {
                         metrics::counter!("verity_snapshots_skipped_total").increment(1);
                         continue;
                     };
-                    match snapshots.write(height, root, &accounts, keep) {
+                    match snapshots.write(height, root, &accounts, &store, keep) {
                         Ok(manifest) => info!(
                             height,
                             accounts = manifest.accounts,

@@ -91,6 +91,9 @@ pub struct SnapshotsSection {
     pub every: u64,
     /// How many are kept.
     pub keep: usize,
+    /// Peers' HTTP APIs to fetch a snapshot from when this replica starts with no data (it
+    /// then joins from the newest certified snapshot rather than from genesis).
+    pub peers: Vec<SocketAddr>,
 }
 
 impl Default for SnapshotsSection {
@@ -99,6 +102,7 @@ impl Default for SnapshotsSection {
         Self {
             every: 1000,
             keep: 2,
+            peers: Vec::new(),
         }
     }
 }
@@ -643,6 +647,14 @@ impl Config {
         line("# that fall far behind; how many are kept.".into());
         line(format!("every = {}", self.snapshots.every));
         line(format!("keep = {}", self.snapshots.keep));
+        line("# Peers' HTTP APIs to fetch the newest certified snapshot from when starting with no data.".into());
+        let snapshot_peers: Vec<String> = self
+            .snapshots
+            .peers
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect();
+        line(format!("peers = [{}]", snapshot_peers.join(", ")));
         let c = &self.consensus;
         let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
         line(String::new());

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::oneshot;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::server::{self, ApiState};
 use crate::block_log::BlockLog;
-use crate::chain::{Chain, SNAPSHOTS_DIR};
+use crate::chain::{Chain, LOG_FILE, SNAPSHOTS_DIR};
 use crate::cli::keygen::KeyFile;
 use crate::config::Config;
 use crate::consensus::app::AppConfig;
@@ -34,6 +34,7 @@ use crate::ingress::{tcp, udp};
 use crate::pipeline::{Pipeline, VerifierStatus};
 use crate::sequence::{Order, Ordering};
 use crate::snapshot::Snapshots;
+use crate::state_sync;
 
 /// A running replica.
 pub struct Daemon {
@@ -59,13 +60,29 @@ impl Daemon {
         let genesis = Genesis::read(&genesis_path)
             .with_context(|| format!("genesis {}", genesis_path.display()))?;
         let data = base.join(&config.data_dir);
+        let options = config.verifier.options()?;
+        if config.consensus.enabled
+            && !config.snapshots.peers.is_empty()
+            && !data.join(LOG_FILE).exists()
+        {
+            // No data: join from the newest certified snapshot rather than from genesis.
+            let mut verifier = options.open().context("starting the verifier")?;
+            match state_sync::sync(&config.snapshots.peers, &data, &genesis, verifier.as_mut()) {
+                Ok(synced) => info!(
+                    height = synced.height,
+                    accounts = synced.accounts,
+                    bytes = synced.bytes,
+                    "joined from a snapshot"
+                ),
+                Err(error) => warn!(%error, "no snapshot: starting from genesis"),
+            }
+        }
         let mut chain = Chain::open(&data, &genesis)
             .with_context(|| format!("opening the chain in {}", data.display()))?;
         chain.snapshot_every(&data, config.snapshots.every, config.snapshots.keep);
         let (store, log) = (chain.store().clone(), chain.log().clone());
         let height = chain.height();
         let root = store.head()?.map(|(_, root)| root).unwrap_or_default();
-        let options = config.verifier.options()?;
         let verifier = options.open().context("starting the verifier")?;
         let pipeline_config = config.pipeline_config()?;
         let (ordering, orders) = if config.consensus.enabled {

@@ -22,6 +22,7 @@ pub mod mempool;
 pub mod pipeline;
 pub mod sequence;
 pub mod snapshot;
+pub mod state_sync;
 pub mod store;
 #[cfg(test)]
 mod testing;

@@ -52,15 +52,17 @@ pub enum Order {
     Propose {
         /// The longest the engine can wait.
         wait: Duration,
-        /// The block's bytes.
-        reply: oneshot::Sender<Vec<u8>>,
+        /// The block's bytes, or why there is none (a replica that joined from a snapshot
+        /// cannot build the first blocks after it: it lacks the roots they carry).
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
-    /// The state root after block `height` (for checking a proposed block's header).
+    /// The state root after block `height` (for checking a proposed block's header);
+    /// `None` before the snapshot this replica started from.
     Root {
         /// The height.
         height: u64,
         /// Its root, or why there is none.
-        reply: oneshot::Sender<Result<[u8; 32], String>>,
+        reply: oneshot::Sender<Result<Option<[u8; 32]>, String>>,
     },
     /// Execute and commit block `height`, decided with `certificate` (encoded).
     Commit {
@@ -255,7 +257,7 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
 struct Proposing {
     asked: Instant,
     deadline: Instant,
-    reply: oneshot::Sender<Vec<u8>>,
+    reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
 /// Consensus: blocks when the engine asks, commits as it decides.
@@ -283,7 +285,12 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
                     false
                 }
                 Ok(Order::Root { height, reply }) => {
-                    let _ = reply.send(s.chain.root_at(height).map_err(|e| e.to_string()));
+                    let root = match s.chain.root_at(height) {
+                        Ok(root) => Ok(Some(root)),
+                        Err(ChainError::BeforeSnapshot(_)) => Ok(None),
+                        Err(error) => Err(error.to_string()),
+                    };
+                    let _ = reply.send(root);
                     false
                 }
                 Ok(Order::Commit { height, block, certificate, reply }) => {
@@ -310,13 +317,8 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
                 || (!s.mempool.is_empty() && now >= p.asked + config.block_interval)
                 || now >= p.deadline;
             if due {
-                match s.build() {
-                    Ok((block, _)) => {
-                        let _ = p.reply.send(block);
-                    }
-                    // No block: the engine's propose timeout moves the round on.
-                    Err(error) => warn!(%error, "no block to propose"),
-                }
+                let built = s.build().map(|(block, _)| block).map_err(|e| e.to_string());
+                let _ = p.reply.send(built);
             } else {
                 proposing = Some(p);
             }

@@ -4,24 +4,29 @@
 //!
 //! ```text
 //! DIR/snapshots/<height>/manifest.json   height, state root, accounts, each chunk's SHA-256
-//! DIR/snapshots/<height>/chunk-<i>       accounts in key order: (u32 LE length ‖ account)…
+//! DIR/snapshots/<height>/chunk-<i>       borsh: accounts in key-hash order, range proof
 //! ```
 //!
-//! An account is encoded as the state tree stores it (`store::encode_account`). A snapshot is
-//! written in a temporary directory and renamed into place, so a reader never sees half of
-//! one; the oldest are removed beyond the number kept. What a fetching replica checks: each
-//! chunk against the manifest's hash, the accounts in strictly increasing key order across
-//! chunks, and the whole against a state root a commit certificate covers.
+//! Accounts are ordered as the state tree orders them (by the SHA-256 of their key) and
+//! encoded as it stores them (`store::encode_account`); each chunk carries the tree's range
+//! proof for its last key at that height. A fetching replica checks each chunk as it arrives
+//! against a state root a commit certificate covers (jmt's restore verifies the range proof),
+//! and the whole against that root at the end — the manifest only says where to look. A
+//! snapshot is written in a temporary directory and renamed into place, so a reader never
+//! sees half of one; the oldest are removed beyond the number kept.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::proof::SparseMerkleRangeProof;
+use jmt::KeyHash;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ledger::{Account, AccountId};
-use crate::store::{decode_account, encode_account};
+use crate::store::{decode_account, encode_account, RestoreChunk, Store};
 use crate::text_file::read_at_most;
 
 /// Accounts per chunk (about 600 KiB for accounts holding one asset).
@@ -81,32 +86,32 @@ pub enum ChunkError {
     },
 }
 
-/// A chunk's bytes.
-pub fn encode_chunk<'a>(
-    accounts: impl IntoIterator<Item = (&'a AccountId, &'a Account)>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (id, account) in accounts {
-        let record = encode_account(id, account);
-        out.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        out.extend_from_slice(&record);
-    }
-    out
+/// A chunk as it is stored and sent.
+#[derive(BorshSerialize, BorshDeserialize)]
+struct ChunkFile {
+    /// Encoded accounts, in key-hash order.
+    accounts: Vec<Vec<u8>>,
+    /// The tree's range proof for the last of them.
+    proof: SparseMerkleRangeProof<Sha256>,
 }
 
-/// Checks chunk `index` against the manifest and reads its accounts, which must all come
-/// after `after` (the previous chunk's last key) in increasing order.
+/// Checks chunk `index` against the manifest's hash and reads it: its accounts (key hash,
+/// encoded account), which must all decode and come after `after` (the previous chunk's last
+/// key hash) in increasing order, and its range proof.
 pub fn decode_chunk(
     manifest: &Manifest,
     index: usize,
     bytes: &[u8],
-    after: Option<AccountId>,
-) -> Result<Vec<(AccountId, Account)>, ChunkError> {
+    after: Option<KeyHash>,
+) -> Result<RestoreChunk, ChunkError> {
     let malformed = |reason: String| ChunkError::Malformed { index, reason };
     let info = manifest
         .chunks
         .get(index)
         .ok_or_else(|| malformed("not in the manifest".to_owned()))?;
+    if bytes.len() as u64 > CHUNK_LEN_MAX {
+        return Err(malformed(format!("{} bytes", bytes.len())));
+    }
     let got = hex::encode(Sha256::digest(bytes));
     if got != info.sha256 {
         return Err(ChunkError::Hash {
@@ -115,34 +120,29 @@ pub fn decode_chunk(
             expected: info.sha256.clone(),
         });
     }
-    let mut accounts = Vec::with_capacity((info.accounts as usize).min(CHUNK_ACCOUNTS));
-    let mut last = after;
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let len = rest
-            .get(..4)
-            .map(|l| u32::from_le_bytes(l.try_into().expect("four bytes")) as usize)
-            .ok_or_else(|| malformed("a truncated length".to_owned()))?;
-        if len > RECORD_LEN_MAX || len > rest.len() - 4 {
-            return Err(malformed(format!("a record of {len} bytes")));
-        }
-        let (id, account) =
-            decode_account(&rest[4..4 + len]).map_err(|e| malformed(e.to_string()))?;
-        if last.is_some_and(|l| l >= id) {
-            return Err(malformed("accounts out of key order".to_owned()));
-        }
-        last = Some(id);
-        accounts.push((id, account));
-        rest = &rest[4 + len..];
-    }
-    if accounts.len() != info.accounts as usize {
+    let file: ChunkFile = borsh::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    if file.accounts.len() != info.accounts as usize {
         return Err(malformed(format!(
             "{} accounts, the manifest says {}",
-            accounts.len(),
+            file.accounts.len(),
             info.accounts
         )));
     }
-    Ok(accounts)
+    let mut last = after;
+    let mut accounts = Vec::with_capacity(file.accounts.len());
+    for record in file.accounts {
+        if record.len() > RECORD_LEN_MAX {
+            return Err(malformed(format!("an account of {} bytes", record.len())));
+        }
+        let (id, _) = decode_account(&record).map_err(|e| malformed(e.to_string()))?;
+        let key = KeyHash::with::<Sha256>(id);
+        if last.is_some_and(|l| l.0 >= key.0) {
+            return Err(malformed("accounts out of key-hash order".to_owned()));
+        }
+        last = Some(key);
+        accounts.push((key, record));
+    }
+    Ok((accounts, file.proof))
 }
 
 /// A replica's snapshots directory.
@@ -163,22 +163,33 @@ impl Snapshots {
         self.dir.join(height.to_string())
     }
 
-    /// Writes the state `accounts` at `height` with its `root`, then removes all but the
-    /// `keep` newest snapshots.
+    /// Writes the state `accounts` at `height` with its `root` and each chunk's range proof
+    /// from `store`, then removes all but the `keep` newest snapshots.
     pub fn write(
         &self,
         height: u64,
         root: [u8; 32],
         accounts: &BTreeMap<AccountId, Account>,
+        store: &Store,
         keep: usize,
     ) -> io::Result<Manifest> {
         let temporary = self.dir.join(format!(".writing-{height}"));
         let _ = std::fs::remove_dir_all(&temporary);
         std::fs::create_dir_all(&temporary)?;
+        let mut ordered: Vec<(KeyHash, Vec<u8>)> = accounts
+            .iter()
+            .map(|(id, account)| (KeyHash::with::<Sha256>(id), encode_account(id, account)))
+            .collect();
+        ordered.sort_unstable_by_key(|(key, _)| key.0);
         let mut chunks = Vec::new();
-        let all: Vec<_> = accounts.iter().collect();
-        for (index, part) in all.chunks(CHUNK_ACCOUNTS).enumerate() {
-            let bytes = encode_chunk(part.iter().copied());
+        for (index, part) in ordered.chunks(CHUNK_ACCOUNTS).enumerate() {
+            let last = part.last().expect("chunks are not empty").0;
+            let proof = store.range_proof(last, height).map_err(io::Error::other)?;
+            let file = ChunkFile {
+                accounts: part.iter().map(|(_, record)| record.clone()).collect(),
+                proof,
+            };
+            let bytes = borsh::to_vec(&file)?;
             std::fs::write(temporary.join(format!("chunk-{index}")), &bytes)?;
             chunks.push(ChunkInfo {
                 sha256: hex::encode(Sha256::digest(&bytes)),
@@ -246,6 +257,7 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{BlockState, Durability};
     use crate::testing;
 
     fn accounts(n: u32) -> BTreeMap<AccountId, Account> {
@@ -262,43 +274,70 @@ mod tests {
             .collect()
     }
 
+    /// A store holding `state` at height 0; its root.
+    fn stored(dir: &Path, state: &BTreeMap<AccountId, Account>) -> (Store, [u8; 32]) {
+        let store = Store::open(&dir.join("source.redb")).expect("opens");
+        let changed: Vec<_> = state.iter().map(|(id, a)| (*id, a)).collect();
+        let block = BlockState {
+            receipts: &[],
+            changed: &changed,
+        };
+        let roots = store
+            .commit(0, &[block], Durability::Immediate)
+            .expect("commits");
+        (store, roots[0])
+    }
+
     #[test]
-    fn a_snapshot_reads_back_chunk_by_chunk_and_old_ones_go() {
+    fn a_snapshot_restores_chunk_by_chunk_against_its_root_and_old_ones_go() {
         let dir = testing::scratch("snapshots");
-        let snapshots = Snapshots::new(&dir);
         let state = accounts(25_000);
-        for height in [10, 20, 30] {
+        let (source, root) = stored(&dir, &state);
+        let snapshots = Snapshots::new(&dir.join("snapshots"));
+        for _ in 0..3 {
             snapshots
-                .write(height, [7; 32], &state, 2)
+                .write(0, root, &state, &source, 2)
                 .expect("written");
         }
-        assert_eq!(snapshots.heights(), [20, 30]);
-        let manifest = snapshots.manifest(30).expect("reads").expect("there");
+        assert_eq!(snapshots.heights(), [0]);
+        let manifest = snapshots.manifest(0).expect("reads").expect("there");
         assert_eq!(manifest.chunks.len(), 3);
         assert_eq!(manifest.accounts, 25_000);
-        let mut read = BTreeMap::new();
-        let mut after = None;
-        for index in 0..manifest.chunks.len() {
-            let bytes = snapshots.chunk(30, index).expect("reads").expect("there");
-            for (id, account) in decode_chunk(&manifest, index, &bytes, after).expect("checks") {
-                after = Some(id);
-                read.insert(id, account);
-            }
-        }
-        assert_eq!(read, state);
 
-        // A chunk that is not the manifest's, or whose order is broken, is refused.
-        let first = snapshots.chunk(30, 0).expect("reads").expect("there");
-        let mut changed = first.clone();
+        let chunks: Vec<Vec<u8>> = (0..3)
+            .map(|i| snapshots.chunk(0, i).expect("reads").expect("there"))
+            .collect();
+        let mut after = None;
+        let mut decoded = Vec::new();
+        for (index, bytes) in chunks.iter().enumerate() {
+            let chunk = decode_chunk(&manifest, index, bytes, after).expect("checks");
+            after = chunk.0.last().map(|(key, _)| *key);
+            decoded.push(Ok(chunk));
+        }
+        let target = Store::open(&dir.join("target.redb")).expect("opens");
+        target.restore(0, root, decoded).expect("restores");
+        assert_eq!(target.head().expect("reads"), Some((0, root)));
+        assert_eq!(target.ledger().expect("reads").accounts, state);
+
+        // A chunk that is not the manifest's, out of order, or checked against another root
+        // is refused.
+        let mut changed = chunks[0].clone();
         changed[50] ^= 1;
         assert!(matches!(
             decode_chunk(&manifest, 0, &changed, None),
             Err(ChunkError::Hash { index: 0, .. })
         ));
-        let second = snapshots.chunk(30, 1).expect("reads").expect("there");
         assert!(matches!(
-            decode_chunk(&manifest, 1, &second, Some([0xff; 32])),
+            decode_chunk(&manifest, 1, &chunks[1], Some(KeyHash([0xff; 32]))),
             Err(ChunkError::Malformed { index: 1, .. })
+        ));
+        let other = Store::open(&dir.join("other.redb")).expect("opens");
+        let first = decode_chunk(&manifest, 0, &chunks[0], None).expect("checks");
+        let mut wrong_root = root;
+        wrong_root[0] ^= 1;
+        assert!(matches!(
+            other.restore(0, wrong_root, [Ok(first)]),
+            Err(crate::store::StoreError::Snapshot(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }

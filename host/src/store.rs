@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use jmt::proof::SparseMerkleRangeProof;
+use jmt::restore::{JellyfishMerkleRestore, StateSnapshotReceiver};
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
 pub use redb::Durability;
@@ -64,6 +66,10 @@ pub enum StoreError {
         /// The height offered.
         got: u64,
     },
+    /// A snapshot's chunk or the state it builds does not match the root it was checked
+    /// against.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
 }
 
 fn db(error: impl std::fmt::Display) -> StoreError {
@@ -154,6 +160,48 @@ impl TreeReader for Tree<'_> {
         Ok(None)
     }
 }
+
+/// The tree over the database, owned: what a restore (which keeps it beyond one call) needs.
+/// Each call is a transaction of its own.
+struct OwnedTree {
+    db: Arc<Database>,
+}
+
+impl TreeReader for OwnedTree {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let txn = self.db.begin_read()?;
+        Tree { txn: &txn }.get_node_option(node_key)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let txn = self.db.begin_read()?;
+        Tree { txn: &txn }.get_value_option(max_version, key_hash)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // A restore starts on an empty store (`Store::restore` checks), so there is no
+        // interrupted restore to resume.
+        Ok(None)
+    }
+}
+
+impl TreeWriter for OwnedTree {
+    fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        Batch { txn: &txn }.write_node_batch(batch)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// A chunk of a state snapshot, as [`Store::restore`] takes it: accounts (key hash, encoded
+/// account) in increasing key-hash order, and the proof that they are the tree's at that
+/// range.
+pub type RestoreChunk = (Vec<(KeyHash, OwnedValue)>, SparseMerkleRangeProof<Sha256>);
 
 /// Nodes and values the tree produced for a commit, written in the commit's transaction.
 struct Batch<'a> {
@@ -321,6 +369,77 @@ impl Store {
             self.lock_unsynced().clear();
         }
         Ok(roots.iter().map(|r| r.0).collect())
+    }
+
+    /// The proof that the accounts up to `rightmost` (by key hash) are the tree's at
+    /// `height`, for a snapshot chunk ending there.
+    pub fn range_proof(
+        &self,
+        rightmost: KeyHash,
+        height: u64,
+    ) -> Result<SparseMerkleRangeProof<Sha256>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let tree = Tree { txn: &txn };
+        Sha256Jmt::new(&tree)
+            .get_range_proof(rightmost, height)
+            .map_err(db)
+    }
+
+    /// Fills an empty store with the state at `height` from snapshot chunks, each checked
+    /// against `root` by its range proof as it arrives; the whole is checked against `root`
+    /// at the end. Nothing below `height` is there afterwards (no receipts, no older roots).
+    pub fn restore(
+        &self,
+        height: u64,
+        root: [u8; 32],
+        chunks: impl IntoIterator<Item = Result<RestoreChunk, StoreError>>,
+    ) -> Result<(), StoreError> {
+        if let Some((last, _)) = self.head()? {
+            return Err(StoreError::OutOfOrder {
+                last: Some(last),
+                got: height,
+            });
+        }
+        let tree = Arc::new(OwnedTree {
+            db: Arc::clone(&self.db),
+        });
+        let mut restore =
+            JellyfishMerkleRestore::<Sha256>::new(tree, height, RootHash(root)).map_err(db)?;
+        for chunk in chunks {
+            let (accounts, proof) = chunk?;
+            restore
+                .add_chunk(accounts, proof)
+                .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        }
+        restore
+            .finish()
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        let txn = self.db.begin_read().map_err(db)?;
+        let got = Sha256Jmt::new(&Tree { txn: &txn })
+            .get_root_hash(height)
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
+        drop(txn);
+        if got.0 != root {
+            return Err(StoreError::Snapshot(format!(
+                "the restored state's root is {}, not {}",
+                hex::encode(got.0),
+                hex::encode(root)
+            )));
+        }
+        let write = self.db.begin_write().map_err(db)?;
+        {
+            write
+                .open_table(ROOTS)
+                .map_err(db)?
+                .insert(height, root)
+                .map_err(db)?;
+            write
+                .open_table(META)
+                .map_err(db)?
+                .insert("height", height.to_le_bytes().as_slice())
+                .map_err(db)?;
+        }
+        write.commit().map_err(db)
     }
 
     /// The state root after block `height`; `None` above the head.

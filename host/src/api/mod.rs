@@ -205,6 +205,8 @@ pub struct Status {
     pub chain_id: u32,
     /// The last committed height.
     pub height: u64,
+    /// The first block this replica holds: 0 (genesis), or the snapshot it joined from.
+    pub first_height: u64,
     /// The state root after it.
     pub state_root: String,
     /// The verification backend.

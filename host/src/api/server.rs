@@ -406,9 +406,14 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         Err(error) => return store_failed(&error),
     };
     let verifier = state.pipeline.verifier_status();
+    let first_height = match state.log.first() {
+        Ok(first) => first.unwrap_or(0),
+        Err(error) => return store_failed(&error),
+    };
     Json(Status {
         chain_id: state.chain_id,
         height,
+        first_height,
         state_root: hex::encode(root),
         verifier: VerifierView {
             backend: verifier.backend.to_owned(),

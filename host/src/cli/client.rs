@@ -64,6 +64,24 @@ impl Client {
         anyhow::bail!("{what}: HTTP {status}: {error}")
     }
 
+    /// The bytes at `path`, at most `max` of them.
+    pub fn bytes(&self, path: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {path}: cannot reach {}", self.base))?;
+        let status = response.status().as_u16();
+        anyhow::ensure!(status == 200, "GET {path}: status {status}");
+        response
+            .body_mut()
+            .with_config()
+            .limit(max)
+            .read_to_vec()
+            .with_context(|| format!("GET {path}: reading at most {max} bytes"))
+    }
+
     /// `GET path`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self.agent.get(format!("{}{path}", self.base)).call();

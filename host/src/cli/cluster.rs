@@ -13,7 +13,7 @@ use crate::backend::BackendKind;
 use crate::cli::create_new;
 use crate::cli::init::{ACCOUNTS_FILE, ASSET, ISSUER_FILE, VALIDATOR_FILE};
 use crate::cli::keygen::KeyFile;
-use crate::config::{Config, ConsensusSection, Listen, VerifierConfig};
+use crate::config::{Config, ConsensusSection, Listen, SnapshotsSection, VerifierConfig};
 use crate::daemon::{Ready, Stopped};
 use crate::genesis::Genesis;
 use crate::ledger::Rules;
@@ -145,6 +145,13 @@ pub fn write(args: &ClusterArgs) -> anyhow::Result<()> {
                     .map(|j| localhost(port(j, 3)))
                     .collect(),
                 ..ConsensusSection::default()
+            },
+            snapshots: SnapshotsSection {
+                peers: (0..n)
+                    .filter(|j| *j != i)
+                    .map(|j| localhost(port(j, 0)))
+                    .collect(),
+                ..SnapshotsSection::default()
             },
             ..Config::default()
         };

@@ -163,7 +163,14 @@ impl App {
                 timeout,
                 reply,
             } => {
-                let block = self.build(timeout).await?;
+                let block = match self.build(timeout).await? {
+                    Ok(block) => block,
+                    Err(reason) => {
+                        // No value: the round's propose timeout moves it to the next proposer.
+                        warn!(%height, %round, %reason, "nothing to propose");
+                        return Ok(());
+                    }
+                };
                 let id = BlockId::of(&block);
                 debug!(%height, %round, txs = block.len() / TX_LEN, block = %id, "proposing");
                 let _ = reply.send(LocallyProposedValue::new(height, round, id));
@@ -206,7 +213,9 @@ impl App {
                 }
             }
             AppMsg::GetHistoryMinHeight { reply } => {
-                let _ = reply.send(Height(1));
+                // A replica that started from a snapshot holds blocks from there on.
+                let first = self.log.first().ok().flatten().unwrap_or(0);
+                let _ = reply.send(Height(first.max(1)));
             }
             AppMsg::ReceivedProposalPart {
                 from,
@@ -289,8 +298,8 @@ impl App {
         Ok(())
     }
 
-    /// A block from the mempool, through the sequence stage.
-    async fn build(&self, timeout: Duration) -> Result<Vec<u8>, AppError> {
+    /// A block from the mempool, through the sequence stage, or why there is none.
+    async fn build(&self, timeout: Duration) -> Result<Result<Vec<u8>, String>, AppError> {
         let (reply, block) = oneshot::channel();
         // At most half the engine's allowance: the rest is for streaming the parts.
         let order = Order::Propose {
@@ -415,7 +424,9 @@ impl App {
             .await
             .map_err(|_| CheckFailure::Unavailable("the sequence stage stopped".to_owned()))?
             .map_err(CheckFailure::Unavailable)?;
-        if ours != header.state_root {
+        // None: a height before the snapshot this replica started from, which it cannot
+        // check (the block's certificate will vouch).
+        if ours.is_some_and(|ours| ours != header.state_root) {
             metrics::counter!("verity_consensus_rejected_total", "reason" => "state_root")
                 .increment(1);
             warn!(%height, root_height = header.root_height, "a block whose state root is not ours");

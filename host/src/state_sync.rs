@@ -1,0 +1,211 @@
+//! Joining from a snapshot: a replica that starts with no data fetches the newest snapshot
+//! its peers offer, checked against a state root a commit certificate covers, instead of
+//! replaying every block since genesis. Consensus's value sync brings the blocks after it.
+//!
+//! ```text
+//! peers' /v1/snapshots ─▶ newest height S whose certifying block S + ROOT_LAG a peer holds
+//! /v1/blocks/{S+8}/certified ─▶ certificate checked against genesis ─▶ its header's root(S)
+//! /v1/blocks/{S}/certified   ─▶ checked too: the first block of this replica's log
+//! /v1/snapshots/{S}/chunks/i ─▶ hash, key order, range proof against root(S) ─▶ state store
+//! ```
+//!
+//! Every signature is checked on the replica's own verifier. Nothing is kept unless all of
+//! it checks: a failure removes what was written and leaves the replica to start from
+//! genesis.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use tracing::{info, warn};
+use verity_drivers::Verifier;
+
+use crate::block::{self, ROOT_LAG};
+use crate::block_log::BlockLog;
+use crate::chain::{LOG_FILE, STATE_FILE};
+use crate::cli::client::Client;
+use crate::consensus::certified::CertifiedBlock;
+use crate::genesis::Genesis;
+use crate::snapshot::{decode_chunk, Manifest, CHUNK_LEN_MAX};
+use crate::store::{Store, StoreError};
+
+/// What a sync did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synced {
+    /// The snapshot's height: the first block this replica holds.
+    pub height: u64,
+    /// Accounts restored.
+    pub accounts: u64,
+    /// Bytes fetched (certified blocks and chunks).
+    pub bytes: u64,
+}
+
+/// Why no snapshot was installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No peer offers a snapshot whose certifying block it holds.
+    #[error("no peer offers a certified snapshot")]
+    NoSnapshot,
+    /// A peer could not be asked.
+    #[error("{peer}: {reason}")]
+    Peer {
+        /// Which.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// What a peer sent does not check.
+    #[error("{peer}: {reason}")]
+    Refused {
+        /// Which.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// Writing the state or the log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The newest snapshot among `peers` whose certifying block the offering peer holds.
+fn newest(peers: &[SocketAddr]) -> Option<(SocketAddr, Manifest)> {
+    let mut best: Option<(SocketAddr, Manifest)> = None;
+    for peer in peers {
+        let client = Client::new(*peer);
+        let (Ok(manifests), Ok(status)) = (
+            client.get::<Vec<Manifest>>("/v1/snapshots"),
+            client.status(),
+        ) else {
+            warn!(%peer, "a snapshot peer did not answer");
+            continue;
+        };
+        let certified = manifests
+            .into_iter()
+            .filter(|m| m.height + ROOT_LAG <= status.height)
+            .max_by_key(|m| m.height);
+        if let Some(manifest) = certified {
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| manifest.height > b.height)
+            {
+                best = Some((*peer, manifest));
+            }
+        }
+    }
+    best
+}
+
+/// Fetches and checks a certified block from `peer`; its bytes and certificate.
+fn certified(
+    peer: SocketAddr,
+    height: u64,
+    genesis: &Genesis,
+    verifier: &mut dyn Verifier,
+    fetched: &mut u64,
+) -> Result<(CertifiedBlock, block::Header), SyncError> {
+    let refused = |reason: String| SyncError::Refused { peer, reason };
+    let certified: CertifiedBlock = Client::new(peer)
+        .get(&format!("/v1/blocks/{height}/certified"))
+        .map_err(|e| SyncError::Peer {
+            peer,
+            reason: format!("{e:#}"),
+        })?;
+    *fetched += (certified.block.len() + certified.certificate.len()) as u64 / 2;
+    if certified.height != height {
+        return Err(refused(format!(
+            "asked block {height}, got {}",
+            certified.height
+        )));
+    }
+    let validators = genesis
+        .validator_set()
+        .map_err(|e| refused(format!("genesis validators: {e}")))?;
+    certified
+        .check(genesis.rules.chain_id, &validators, verifier)
+        .map_err(|e| refused(format!("block {height}: {e}")))?;
+    let bytes = hex::decode(&certified.block).map_err(|e| refused(e.to_string()))?;
+    let (header, _) = block::split(&bytes).map_err(|e| refused(e.to_string()))?;
+    Ok((certified, header))
+}
+
+/// Installs the newest certified snapshot from `peers` into the empty data directory
+/// `data`.
+pub fn sync(
+    peers: &[SocketAddr],
+    data: &Path,
+    genesis: &Genesis,
+    verifier: &mut dyn Verifier,
+) -> Result<Synced, SyncError> {
+    let (peer, manifest) = newest(peers).ok_or(SyncError::NoSnapshot)?;
+    let began = Instant::now();
+    let refused = |reason: String| SyncError::Refused { peer, reason };
+    let height = manifest.height;
+    let mut fetched = 0u64;
+    let (_, certifying) = certified(peer, height + ROOT_LAG, genesis, verifier, &mut fetched)?;
+    if certifying.root_height != height {
+        return Err(refused(format!(
+            "block {} certifies the root of {}, not {height}",
+            height + ROOT_LAG,
+            certifying.root_height
+        )));
+    }
+    let (first, _) = certified(peer, height, genesis, verifier, &mut fetched)?;
+    std::fs::create_dir_all(data).map_err(|e| StoreError::Db(e.to_string()))?;
+    let result = (|| {
+        let store = Store::open(&data.join(STATE_FILE))?;
+        let client = Client::new(peer);
+        let mut after = None;
+        let mut failure = None;
+        let chunks = (0..manifest.chunks.len()).map_while(|index| {
+            let fetched_chunk = client
+                .bytes(
+                    &format!("/v1/snapshots/{height}/chunks/{index}"),
+                    CHUNK_LEN_MAX,
+                )
+                .map_err(|e| format!("chunk {index}: {e:#}"))
+                .and_then(|bytes| {
+                    fetched += bytes.len() as u64;
+                    decode_chunk(&manifest, index, &bytes, after).map_err(|e| e.to_string())
+                });
+            match fetched_chunk {
+                Ok(chunk) => {
+                    after = chunk.0.last().map(|(key, _)| *key);
+                    Some(Ok(chunk))
+                }
+                Err(reason) => {
+                    failure = Some(reason);
+                    None
+                }
+            }
+        });
+        let restored = store.restore(height, certifying.state_root, chunks);
+        if let Some(reason) = failure {
+            return Err(refused(reason));
+        }
+        restored?;
+        let block = hex::decode(&first.block).map_err(|e| refused(e.to_string()))?;
+        let certificate = hex::decode(&first.certificate).map_err(|e| refused(e.to_string()))?;
+        BlockLog::open(&data.join(LOG_FILE))?.start_at(height, &block, &certificate)?;
+        Ok::<_, SyncError>(())
+    })();
+    if let Err(error) = result {
+        // Nothing half-installed: the replica starts from genesis instead.
+        let _ = std::fs::remove_file(data.join(STATE_FILE));
+        let _ = std::fs::remove_file(data.join(LOG_FILE));
+        return Err(error);
+    }
+    let synced = Synced {
+        height,
+        accounts: manifest.accounts,
+        bytes: fetched,
+    };
+    info!(
+        %peer,
+        height,
+        accounts = synced.accounts,
+        bytes = synced.bytes,
+        seconds = began.elapsed().as_secs_f64(),
+        "state synced from a certified snapshot"
+    );
+    Ok(synced)
+}
