@@ -10,6 +10,9 @@
 //!   on this machine, divided by the verifications a finalized transaction costs the cluster
 //!   (one at the ingress replica, one at each of the other three when the block arrives).
 //!
+//! * state sync: a replica that starts late on a 100,000-account state — how long it takes to
+//!   join from a certified snapshot, and the bytes it fetched.
+//!
 //! `make bench` runs it. Each replica is a `verityd` process; `verity load` sends the load.
 
 use std::net::SocketAddr;
@@ -229,4 +232,63 @@ fn main() {
         "best finalized {best:.0} tx/s = {:.2} × that ceiling",
         best / ceiling
     );
+    state_sync(verityd);
+}
+
+/// Accounts in the state a late replica fetches.
+const SYNC_ACCOUNTS: u32 = 100_000;
+
+/// A fourth replica started late, with no data, on a cluster whose state holds
+/// [`SYNC_ACCOUNTS`] accounts: how long it takes to start (fetching, checking and restoring
+/// the certified snapshot is all of it) and the bytes it fetched, as its log reports them.
+fn state_sync(verityd: &Path) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-sync-bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    cluster::write(&ClusterArgs {
+        dir: dir.clone(),
+        replicas: REPLICAS,
+        base_port: cluster::free_base_port(REPLICAS).expect("free ports"),
+        accounts: SYNC_ACCOUNTS,
+        chain_id: 1,
+        backend: BackendKind::Cpu,
+        no_start: true,
+    })
+    .expect("the cluster's directory");
+    let dirs = cluster::replicas(&dir).expect("replicas");
+    for replica in &dirs {
+        let config = replica.join("verity.toml");
+        let text = std::fs::read_to_string(&config).expect("a configuration");
+        std::fs::write(&config, text.replace("every = 1000", "every = 20")).expect("written");
+    }
+    let early: Vec<Replica> = dirs[..3]
+        .iter()
+        .map(|d| Replica::start(verityd, d).expect("verityd starts"))
+        .collect();
+    let client = verity_host::cli::client::Client::new(early[0].ready.http);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // The first snapshot (height 20) is certified by block 28.
+    while client.status().map_or(0, |s| s.height) < 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let began = Instant::now();
+    let late = Replica::start(verityd, &dirs[3]).expect("verityd starts");
+    let started = began.elapsed();
+    let log = std::fs::read_to_string(dirs[3].join("verityd.log")).unwrap_or_default();
+    let joined = log.lines().find(|l| l.contains("joined from a snapshot"));
+    let field = |name: &str| {
+        joined
+            .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix(name)))
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!(
+        "\nstate sync: a replica joining a {SYNC_ACCOUNTS}-account state from a certified snapshot \
+         (height {}): started in {:.2} s, {} bytes fetched over HTTP on loopback",
+        field("height="),
+        started.as_secs_f64(),
+        field("bytes=")
+    );
+    drop(late);
+    drop(early);
+    let _ = std::fs::remove_dir_all(&dir);
 }
