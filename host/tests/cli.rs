@@ -241,61 +241,50 @@ fn throughput_verifies_a_small_workload_with_every_verdict_as_expected() {
     assert!(report.contains("2700 valid"), "{report}");
 }
 
-#[test]
-fn demo_starts_a_cluster_loads_it_and_stops_it_cleanly() {
+/// Runs `verity demo` for 2 s from 20 accounts with `args`, and checks its report holds
+/// every line of `expected`.
+fn demo(args: &[&str], expected: &[&str]) {
     let output = run(
-        verity().args([
-            "demo",
-            "--rate",
-            "200",
-            "--duration",
-            "2",
-            "--accounts",
-            "20",
-        ]),
+        verity()
+            .arg("demo")
+            .args(args)
+            .args(["--duration", "2", "--accounts", "20"]),
         b"",
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let report = String::from_utf8_lossy(&output.stdout);
-    for expected in [
-        "4 replicas ordering by consensus",
-        "replica 3: http",
-        "card: sim (ready)",
-        "committed                400   (accepted: a reply comes once the block is on disk; applied 400)",
-        "unanswered                 0",
-        "every replica holds state root",
-        "replica 3 stopped cleanly at height",
-    ] {
-        assert!(report.contains(expected), "{expected}: {report}");
+    for line in expected {
+        assert!(report.contains(line), "{line}: {report}");
     }
 }
 
 #[test]
-fn demo_starts_one_replica_loads_it_and_stops_it_cleanly() {
-    let output = run(
-        verity().args([
-            "demo",
-            "--replicas",
-            "1",
-            "--rate",
-            "300",
-            "--duration",
-            "2",
-            "--accounts",
-            "20",
-        ]),
-        b"",
+fn demo_starts_a_cluster_loads_it_and_stops_it_cleanly() {
+    demo(
+        &["--rate", "200"],
+        &[
+            "4 replicas ordering by consensus",
+            "replica 3: http",
+            "card: sim (ready)",
+            "committed                400   (accepted: a reply comes once the block is on disk; applied 400)",
+            "unanswered                 0",
+            "every replica holds state root",
+            "replica 3 stopped cleanly at height",
+        ],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let report = String::from_utf8_lossy(&output.stdout);
-    for expected in [
-        "card: sim (ready)",
-        "committed                600   (accepted: a reply comes once the block is on disk; applied 600)",
-        "unanswered                 0",
-        "verityd stopped cleanly at height",
-    ] {
-        assert!(report.contains(expected), "{expected}: {report}");
-    }
+}
+
+#[test]
+fn demo_starts_one_replica_loads_it_and_stops_it_cleanly() {
+    demo(
+        &["--replicas", "1", "--rate", "300"],
+        &[
+            "card: sim (ready)",
+            "committed                600   (accepted: a reply comes once the block is on disk; applied 600)",
+            "unanswered                 0",
+            "verityd stopped cleanly at height",
+        ],
+    );
 }
 
 fn hex_of(i: u32) -> String {

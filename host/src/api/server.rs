@@ -215,13 +215,18 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
     }
 }
 
+/// The refusal of a height that is not a number.
+fn bad_height() -> Response {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "height",
+        "a height is a decimal number".to_owned(),
+    )
+}
+
 async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -> Response {
     let Ok(height) = height.parse::<u64>() else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "height",
-            "a height is a decimal number".to_owned(),
-        );
+        return bad_height();
     };
     let read = (|| {
         let (Some(bytes), Some(root)) = (state.log.block(height)?, state.store.root(height)?)
@@ -308,11 +313,7 @@ async fn certified_block(
     Path(height): Path<String>,
 ) -> Response {
     let Ok(height) = height.parse::<u64>() else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "height",
-            "a height is a decimal number".to_owned(),
-        );
+        return bad_height();
     };
     let read = (|| {
         let (Some(block), Some(certificate), Some(root)) = (

@@ -11,15 +11,11 @@ use ed25519_dalek::SigningKey;
 
 use crate::backend::BackendKind;
 use crate::cli::create_new;
-use crate::cli::init::{ACCOUNTS_FILE, ASSET, ISSUER_FILE, VALIDATOR_FILE};
-use crate::cli::keygen::KeyFile;
+use crate::cli::init::{key_line, write_chain, VALIDATOR_FILE};
 use crate::config::{Config, ConsensusSection, Listen, SnapshotsSection, VerifierConfig};
 use crate::daemon::{Ready, Stopped};
-use crate::genesis::Genesis;
-use crate::ledger::Rules;
 
-/// The genesis file shared by the replicas, in DIR.
-pub const GENESIS_FILE: &str = "genesis.toml";
+pub use crate::cli::init::GENESIS_FILE;
 
 /// Start a local cluster: N replicas on 127.0.0.1, separate `verityd` processes that order
 /// blocks together by BFT consensus (Malachite), until Ctrl-C.
@@ -76,8 +72,6 @@ pub fn replicas(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Writes a new cluster's directory.
 pub fn write(args: &ClusterArgs) -> anyhow::Result<()> {
-    let keys = args.dir.join("keys");
-    std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
     let n = usize::from(args.replicas);
     let last_port = u32::from(args.base_port) + 10 * (n as u32 - 1) + 3;
     anyhow::ensure!(
@@ -86,36 +80,14 @@ pub fn write(args: &ClusterArgs) -> anyhow::Result<()> {
         args.base_port
     );
     let mut rng = rand::rngs::OsRng;
-    let issuer = SigningKey::generate(&mut rng);
     let validators: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate(&mut rng)).collect();
-    let accounts: Vec<SigningKey> = (0..args.accounts)
-        .map(|_| SigningKey::generate(&mut rng))
-        .collect();
-    let genesis = Genesis {
-        rules: Rules {
-            chain_id: args.chain_id,
-            assets: [ASSET].into(),
-            issuers: [issuer.verifying_key().to_bytes()].into(),
-        },
-        balances: accounts
-            .iter()
-            .map(|k| (k.verifying_key().to_bytes(), ASSET, 1_000_000_000))
-            .collect(),
-        validators: validators
-            .iter()
-            .map(|k| (k.verifying_key().to_bytes(), 1))
-            .collect(),
-    };
-    let key_line = |key: &SigningKey| -> anyhow::Result<String> {
-        Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
-    };
-    let lines = accounts
-        .iter()
-        .map(key_line)
-        .collect::<anyhow::Result<String>>()?;
-    create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
-    create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
-    create_new(&args.dir.join(GENESIS_FILE), &genesis.to_toml(), false)?;
+    write_chain(
+        &args.dir,
+        args.accounts,
+        1_000_000_000,
+        args.chain_id,
+        &validators,
+    )?;
     let port = |i: usize, offset: u16| args.base_port + 10 * i as u16 + offset;
     let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
     for (i, key) in validators.iter().enumerate() {

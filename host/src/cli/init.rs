@@ -20,6 +20,8 @@ pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
 pub const ISSUER_FILE: &str = "issuer.json";
 /// The replica's validator key file in `DIR/keys` (consensus, issue #9).
 pub const VALIDATOR_FILE: &str = "validator.json";
+/// The genesis file in a replica's (or a cluster's) directory.
+pub const GENESIS_FILE: &str = "genesis.toml";
 /// The asset `init` creates and funds.
 pub const ASSET: u32 = 1;
 
@@ -57,28 +59,67 @@ pub struct InitArgs {
     pub backend: crate::backend::BackendKind,
 }
 
-/// Runs `verity init`.
-pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let keys = args.dir.join("keys");
+/// A key as one line of a key file (JSON).
+pub fn key_line(key: &SigningKey) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
+}
+
+/// A new chain's issuer, `accounts` funded keys and genesis (naming `validators`, power 1
+/// each), written as `dir/keys/` and `dir/genesis.toml`; nothing is overwritten.
+pub fn write_chain(
+    dir: &Path,
+    accounts: u32,
+    balance: u64,
+    chain_id: u32,
+    validators: &[SigningKey],
+) -> anyhow::Result<Genesis> {
+    let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
     let mut rng = rand::rngs::OsRng;
     let issuer = SigningKey::generate(&mut rng);
-    let validator = SigningKey::generate(&mut rng);
-    let accounts: Vec<SigningKey> = (0..args.accounts)
+    let accounts: Vec<SigningKey> = (0..accounts)
         .map(|_| SigningKey::generate(&mut rng))
         .collect();
     let genesis = Genesis {
         rules: Rules {
-            chain_id: args.chain_id,
+            chain_id,
             assets: [ASSET].into(),
             issuers: [issuer.verifying_key().to_bytes()].into(),
         },
         balances: accounts
             .iter()
-            .map(|k| (k.verifying_key().to_bytes(), ASSET, args.balance))
+            .map(|k| (k.verifying_key().to_bytes(), ASSET, balance))
             .collect(),
-        validators: vec![(validator.verifying_key().to_bytes(), 1)],
+        validators: validators
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), 1))
+            .collect(),
     };
+    let lines = accounts
+        .iter()
+        .map(key_line)
+        .collect::<anyhow::Result<String>>()?;
+    create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
+    create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    create_new(&dir.join(GENESIS_FILE), &genesis.to_toml(), false)?;
+    Ok(genesis)
+}
+
+/// Runs `verity init`.
+pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let validator = SigningKey::generate(&mut rand::rngs::OsRng);
+    write_chain(
+        &args.dir,
+        args.accounts,
+        args.balance,
+        args.chain_id,
+        std::slice::from_ref(&validator),
+    )?;
+    create_new(
+        &args.dir.join("keys").join(VALIDATOR_FILE),
+        &key_line(&validator)?,
+        true,
+    )?;
     let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let config = Config {
         listen: Listen {
@@ -92,22 +133,11 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         },
         ..Config::default()
     };
-    let key_line = |key: &SigningKey| -> anyhow::Result<String> {
-        Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
-    };
-    let lines = accounts
-        .iter()
-        .map(key_line)
-        .collect::<anyhow::Result<String>>()?;
-    create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
-    create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
-    create_new(&keys.join(VALIDATOR_FILE), &key_line(&validator)?, true)?;
-    create_new(&args.dir.join("genesis.toml"), &genesis.to_toml(), false)?;
     create_new(&args.dir.join("verity.toml"), &config.template(), false)?;
     let dir = args.dir.display();
     writeln!(
         out,
-        "wrote {dir}/verity.toml (http {}, tcp {}, udp {}, backend {}), {dir}/genesis.toml \
+        "wrote {dir}/verity.toml (http {}, tcp {}, udp {}, backend {}), {dir}/{GENESIS_FILE} \
          (chain {}, asset {ASSET}), {dir}/keys/{ISSUER_FILE} and {} funded keys in \
          {dir}/keys/{ACCOUNTS_FILE}",
         config.listen.http,
