@@ -91,18 +91,23 @@ pub struct SnapshotsSection {
     pub every: u64,
     /// How many are kept.
     pub keep: usize,
-    /// Peers' HTTP APIs to fetch a snapshot from when this replica starts with no data (it
-    /// then joins from the newest certified snapshot rather than from genesis).
+    /// Peers' HTTP APIs to fetch a snapshot from when this replica starts with no data, or
+    /// far behind (it then joins from the newest certified snapshot).
     pub peers: Vec<SocketAddr>,
+    /// How many blocks behind the peers' newest snapshot a starting replica may be and still
+    /// catch up block by block; further behind, it joins from the snapshot.
+    pub behind: u64,
 }
 
 impl Default for SnapshotsSection {
-    /// Every 1,000 blocks, the two newest kept.
+    /// Every 1,000 blocks, the two newest kept; a replica more than 10,000 blocks behind
+    /// joins from one.
     fn default() -> Self {
         Self {
             every: 1000,
             keep: 2,
             peers: Vec::new(),
+            behind: 10_000,
         }
     }
 }
@@ -647,7 +652,13 @@ impl Config {
         line("# that fall far behind; how many are kept.".into());
         line(format!("every = {}", self.snapshots.every));
         line(format!("keep = {}", self.snapshots.keep));
-        line("# Peers' HTTP APIs to fetch the newest certified snapshot from when starting with no data.".into());
+        line(
+            "# Peers' HTTP APIs to fetch the newest certified snapshot from when starting with no"
+                .into(),
+        );
+        line(
+            "# data, or more than `behind` blocks behind it (the old data is moved aside).".into(),
+        );
         let snapshot_peers: Vec<String> = self
             .snapshots
             .peers
@@ -655,6 +666,7 @@ impl Config {
             .map(|p| format!("\"{p}\""))
             .collect();
         line(format!("peers = [{}]", snapshot_peers.join(", ")));
+        line(format!("behind = {}", self.snapshots.behind));
         let c = &self.consensus;
         let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
         line(String::new());

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::api::server::{self, ApiState};
 use crate::block_log::BlockLog;
-use crate::chain::{Chain, LOG_FILE, SNAPSHOTS_DIR};
+use crate::chain::{Chain, SNAPSHOTS_DIR};
 use crate::cli::keygen::KeyFile;
 use crate::config::Config;
 use crate::consensus::app::AppConfig;
@@ -61,20 +61,20 @@ impl Daemon {
             .with_context(|| format!("genesis {}", genesis_path.display()))?;
         let data = base.join(&config.data_dir);
         let options = config.verifier.options()?;
-        if config.consensus.enabled
-            && !config.snapshots.peers.is_empty()
-            && !data.join(LOG_FILE).exists()
-        {
-            // No data: join from the newest certified snapshot rather than from genesis.
+        if config.consensus.enabled && !config.snapshots.peers.is_empty() {
+            // Empty or far behind: join from the newest certified snapshot.
             let mut verifier = options.open().context("starting the verifier")?;
-            match state_sync::sync(&config.snapshots.peers, &data, &genesis, verifier.as_mut()) {
-                Ok(synced) => info!(
+            let behind = config.snapshots.behind;
+            let peers = &config.snapshots.peers;
+            match state_sync::join(peers, &data, behind, &genesis, verifier.as_mut()) {
+                Ok(Some(synced)) => info!(
                     height = synced.height,
                     accounts = synced.accounts,
                     bytes = synced.bytes,
                     "joined from a snapshot"
                 ),
-                Err(error) => warn!(%error, "no snapshot: starting from genesis"),
+                Ok(None) => {}
+                Err(error) => warn!(%error, "no snapshot: catching up block by block"),
             }
         }
         let mut chain = Chain::open(&data, &genesis)

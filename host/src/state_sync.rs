@@ -1,6 +1,8 @@
-//! Joining from a snapshot: a replica that starts with no data fetches the newest snapshot
-//! its peers offer, checked against a state root a commit certificate covers, instead of
-//! replaying every block since genesis. Consensus's value sync brings the blocks after it.
+//! Joining from a snapshot: a replica that starts with no data, or more than a configured
+//! number of blocks behind its peers' newest snapshot, fetches that snapshot, checked
+//! against a state root a commit certificate covers, instead of replaying every block since
+//! its own head. Consensus's value sync brings the blocks after it; a replica less far
+//! behind catches up by those blocks alone.
 //!
 //! ```text
 //! peers' /v1/snapshots ─▶ newest height S whose certifying block S + ROOT_LAG a peer holds
@@ -126,6 +128,46 @@ fn certified(
     let bytes = hex::decode(&certified.block).map_err(|e| refused(e.to_string()))?;
     let (header, _) = block::split(&bytes).map_err(|e| refused(e.to_string()))?;
     Ok((certified, header))
+}
+
+/// Joins from the newest certified snapshot of `peers` if `data` is empty, or if its head is
+/// more than `behind` blocks below that snapshot — then the old data is moved aside
+/// (`<data>.replaced-at-<height>`, kept for the operator) and put back if the sync fails.
+/// `None`: no snapshot was needed.
+pub fn join(
+    peers: &[SocketAddr],
+    data: &Path,
+    behind: u64,
+    genesis: &Genesis,
+    verifier: &mut dyn Verifier,
+) -> Result<Option<Synced>, SyncError> {
+    if !data.join(LOG_FILE).exists() {
+        return sync(peers, data, genesis, verifier).map(Some);
+    }
+    let head = BlockLog::open(&data.join(LOG_FILE))?.head()?.unwrap_or(0);
+    let Some((_, manifest)) = newest(peers) else {
+        return Ok(None);
+    };
+    if manifest.height <= head.saturating_add(behind) {
+        return Ok(None);
+    }
+    let name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    let aside = data.with_file_name(format!("{name}.replaced-at-{head}"));
+    warn!(
+        head,
+        snapshot = manifest.height,
+        aside = %aside.display(),
+        "far behind: joining from a snapshot, the old data moved aside"
+    );
+    std::fs::rename(data, &aside).map_err(|e| StoreError::Db(e.to_string()))?;
+    match sync(peers, data, genesis, verifier) {
+        Ok(synced) => Ok(Some(synced)),
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(data);
+            std::fs::rename(&aside, data).map_err(|e| StoreError::Db(e.to_string()))?;
+            Err(error)
+        }
+    }
 }
 
 /// Installs the newest certified snapshot from `peers` into the empty data directory

@@ -408,7 +408,8 @@ fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
 
 /// (c) A replica that starts late with no data — many blocks behind, scaled down to dozens —
 /// joins from the newest certified snapshot its peers hold, fetches the blocks after it by
-/// value sync, and converges: the same blocks and state roots at every common height.
+/// value sync, and converges: the same blocks and state roots at every common height. Then,
+/// killed and restarted far behind, it joins from a newer snapshot the same way.
 #[test]
 fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let dir = scratch("cluster-late");
@@ -441,6 +442,40 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let theirs = Client::new(http[0]).account(&key).expect("an account");
     let ours = Client::new(late).account(&key).expect("an account");
     assert_eq!((ours.nonce, ours.balances), (theirs.nonce, theirs.balances));
+
+    // Killed, and restarted once the others are more than `behind` blocks past its head (15
+    // here): it moves its data aside and joins from their newest snapshot again.
+    let config = dirs[3].join("verity.toml");
+    let text = std::fs::read_to_string(&config).expect("a configuration");
+    std::fs::write(&config, text.replace("behind = 10000", "behind = 15")).expect("written");
+    replicas
+        .pop()
+        .expect("the late one")
+        .kill()
+        .expect("killed");
+    let stopped_at = status(http[0]).height;
+    wait_for(http[0], stopped_at + 40, Duration::from_secs(60));
+    replicas.push(start(&dirs[3]));
+    let late = replicas[3].ready.http;
+    let rejoined = status(late);
+    assert!(
+        rejoined.first_height > stopped_at,
+        "joined from a newer snapshot ({}), not from its data (head {stopped_at})",
+        rejoined.first_height
+    );
+    let head = status(http[0]).height;
+    wait_for(late, head, Duration::from_secs(60));
+    let all: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.http).collect();
+    assert!(assert_identical(&all) >= head);
+    let aside = std::fs::read_dir(&dirs[3])
+        .expect("its directory")
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("data.replaced-at-")
+        });
+    assert!(aside, "the old data is kept aside");
     for replica in replicas {
         let _ = replica.stop();
     }
