@@ -282,9 +282,8 @@ pub fn run(args: &ClusterArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "running; load it with `verity load --keys {} --target {}`; Ctrl-C stops it",
-        args.dir.display(),
-        running[0].ready.tcp
+        "running; load it through every replica with `verity load --keys {}`; Ctrl-C stops it",
+        args.dir.display()
     )?;
     out.flush()?;
     wait_for_signal()?;
