@@ -143,15 +143,16 @@ pub fn free_base_port(replicas: u16) -> anyhow::Result<u16> {
             tcp && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
         })
     };
-    // Spread by process id, and by call within a process, so that clusters started side by
-    // side do not try the same ports first.
+    // Below Linux's ephemeral range (from 32768), so that no outgoing connection takes a
+    // port between this check and the bind; spread by process id, and by call within a
+    // process, so that clusters started side by side do not try the same ports first.
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stride = 10 * replicas;
-    let slots = 20_000 / stride;
+    let slots = 12_000 / stride;
     let first = ((std::process::id() + call) % u32::from(slots)) as u16;
     (0..slots)
-        .map(|k| 30_000 + (first + k) % slots * stride)
+        .map(|k| 20_000 + (first + k) % slots * stride)
         .find(|base| free(*base))
         .context("no free range of ports on 127.0.0.1 for the cluster")
 }
