@@ -171,8 +171,22 @@ pub fn join(
 }
 
 /// Installs the newest certified snapshot from `peers` into the empty data directory
-/// `data`.
+/// `data`; what a peer sent that does not check is counted
+/// (`verity_state_sync_refused_total`).
 pub fn sync(
+    peers: &[SocketAddr],
+    data: &Path,
+    genesis: &Genesis,
+    verifier: &mut dyn Verifier,
+) -> Result<Synced, SyncError> {
+    let synced = fetch(peers, data, genesis, verifier);
+    if let Err(SyncError::Refused { .. }) = &synced {
+        metrics::counter!("verity_state_sync_refused_total").increment(1);
+    }
+    synced
+}
+
+fn fetch(
     peers: &[SocketAddr],
     data: &Path,
     genesis: &Genesis,
