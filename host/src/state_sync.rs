@@ -141,11 +141,14 @@ pub fn join(
     genesis: &Genesis,
     verifier: &mut dyn Verifier,
 ) -> Result<Option<Synced>, SyncError> {
+    // The peers are asked once: the snapshot chosen here is the one installed.
+    let newest = newest(peers);
     if !data.join(LOG_FILE).exists() {
-        return sync(peers, data, genesis, verifier).map(Some);
+        let (peer, manifest) = newest.ok_or(SyncError::NoSnapshot)?;
+        return install(peer, &manifest, data, genesis, verifier).map(Some);
     }
     let head = BlockLog::open(&data.join(LOG_FILE))?.head()?.unwrap_or(0);
-    let Some((_, manifest)) = newest(peers) else {
+    let Some((peer, manifest)) = newest else {
         return Ok(None);
     };
     if manifest.height <= head.saturating_add(behind) {
@@ -160,7 +163,7 @@ pub fn join(
         "far behind: joining from a snapshot, the old data moved aside"
     );
     std::fs::rename(data, &aside).map_err(|e| StoreError::Db(e.to_string()))?;
-    match sync(peers, data, genesis, verifier) {
+    match install(peer, &manifest, data, genesis, verifier) {
         Ok(synced) => Ok(Some(synced)),
         Err(error) => {
             let _ = std::fs::remove_dir_all(data);
@@ -170,16 +173,16 @@ pub fn join(
     }
 }
 
-/// Installs the newest certified snapshot from `peers` into the empty data directory
-/// `data`; what a peer sent that does not check is counted
-/// (`verity_state_sync_refused_total`).
-pub fn sync(
-    peers: &[SocketAddr],
+/// Installs the snapshot `manifest` from `peer` into the empty data directory `data`; what
+/// the peer sent that does not check is counted (`verity_state_sync_refused_total`).
+fn install(
+    peer: SocketAddr,
+    manifest: &Manifest,
     data: &Path,
     genesis: &Genesis,
     verifier: &mut dyn Verifier,
 ) -> Result<Synced, SyncError> {
-    let synced = fetch(peers, data, genesis, verifier);
+    let synced = fetch(peer, manifest, data, genesis, verifier);
     if let Err(SyncError::Refused { .. }) = &synced {
         metrics::counter!("verity_state_sync_refused_total").increment(1);
     }
@@ -187,12 +190,12 @@ pub fn sync(
 }
 
 fn fetch(
-    peers: &[SocketAddr],
+    peer: SocketAddr,
+    manifest: &Manifest,
     data: &Path,
     genesis: &Genesis,
     verifier: &mut dyn Verifier,
 ) -> Result<Synced, SyncError> {
-    let (peer, manifest) = newest(peers).ok_or(SyncError::NoSnapshot)?;
     let began = Instant::now();
     let refused = |reason: String| SyncError::Refused { peer, reason };
     let height = manifest.height;
@@ -221,7 +224,7 @@ fn fetch(
                 .map_err(|e| format!("chunk {index}: {e:#}"))
                 .and_then(|bytes| {
                     fetched += bytes.len() as u64;
-                    decode_chunk(&manifest, index, &bytes, after).map_err(|e| e.to_string())
+                    decode_chunk(manifest, index, &bytes, after).map_err(|e| e.to_string())
                 });
             match fetched_chunk {
                 Ok(chunk) => {
