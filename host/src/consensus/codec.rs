@@ -152,10 +152,12 @@ impl Codec<ValidatorProof<VerityContext>> for BorshCodec {
     }
 }
 
-/// A decided block with its commit certificate, as sync serves it.
+/// A decided block with its commit certificate, as sync serves it. The block is borrowed
+/// when encoding (`B = &[u8]`, the same bytes on the wire as `Vec<u8>`), so neither the
+/// encoding nor its measured length copies the blocks.
 #[derive(BorshSerialize, BorshDeserialize)]
-pub struct WireDecided {
-    block: Vec<u8>,
+pub struct WireDecided<B = Vec<u8>> {
+    block: B,
     height: Height,
     round: Round,
     value_id: BlockId,
@@ -164,18 +166,18 @@ pub struct WireDecided {
 
 /// A sync response on the wire.
 #[derive(BorshSerialize, BorshDeserialize)]
-pub enum WireResponse {
+pub enum WireResponse<B = Vec<u8>> {
     /// Decided blocks from `start_height` on, in order.
     Values {
         /// The first block's height.
         start_height: Height,
         /// The blocks.
-        values: Vec<WireDecided>,
+        values: Vec<WireDecided<B>>,
     },
 }
 
-impl WireResponse {
-    fn of(response: &sync::Response<VerityContext>) -> Result<Self, CodecError> {
+impl<'a> WireResponse<&'a [u8]> {
+    fn of(response: &'a sync::Response<VerityContext>) -> Result<Self, CodecError> {
         let sync::Response::ValueResponse(response) = response;
         let values = response
             .values
@@ -191,7 +193,7 @@ impl WireResponse {
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(WireDecided {
-                    block: value.value_bytes.to_vec(),
+                    block: &value.value_bytes[..],
                     height: certificate.height,
                     round: certificate.round,
                     value_id: certificate.value_id,
@@ -204,7 +206,9 @@ impl WireResponse {
             values,
         })
     }
+}
 
+impl WireResponse {
     fn into_response(self) -> sync::Response<VerityContext> {
         let Self::Values {
             start_height,
