@@ -21,6 +21,7 @@ use crate::ingress::udp::UdpConfig;
 use crate::mempool::MempoolConfig;
 use crate::pipeline::PipelineConfig;
 use crate::text_file::read_at_most;
+use crate::traffic::recorder::RecordConfig;
 
 /// The largest configuration file read.
 pub const CONFIG_LEN_MAX: u64 = 1 << 20;
@@ -81,6 +82,38 @@ pub struct Config {
     pub consensus: ConsensusSection,
     /// State snapshots, for replicas that fall far behind.
     pub snapshots: SnapshotsSection,
+    /// Recording ingress to capture files.
+    pub pcap: PcapSection,
+}
+
+/// `[pcap]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PcapSection {
+    /// Record from the start (the admin API switches it at run time either way).
+    pub record: bool,
+    /// The directory of the capture files (relative to the file).
+    pub dir: PathBuf,
+    /// A file is closed and the next started past this many MiB.
+    pub rotate_mib: u64,
+    /// Files kept, the oldest deleted first; 0: all.
+    pub keep: usize,
+    /// Datagrams and frames waiting for the writer; beyond, they are dropped from the
+    /// recording (counted), never delayed.
+    pub queue: usize,
+}
+
+impl Default for PcapSection {
+    /// Off; `pcap/`, 64 MiB files, the newest 16 kept, 65,536 waiting.
+    fn default() -> Self {
+        Self {
+            record: false,
+            dir: "pcap".into(),
+            rotate_mib: 64,
+            keep: 16,
+            queue: 65_536,
+        }
+    }
 }
 
 /// `[snapshots]`.
@@ -126,6 +159,7 @@ impl Default for Config {
             log: LogSection::default(),
             consensus: ConsensusSection::default(),
             snapshots: SnapshotsSection::default(),
+            pcap: PcapSection::default(),
         }
     }
 }
@@ -466,6 +500,7 @@ impl Config {
         config.verifier.options()?;
         config.tcp_config()?;
         config.consensus.timeouts()?;
+        config.record_config(Path::new("."))?;
         Ok(config)
     }
 
@@ -511,6 +546,24 @@ impl Config {
             pending: self.tcp.pending,
             frame_timeout: Duration::from_millis(self.tcp.frame_timeout_ms),
             idle_timeout: Duration::from_millis(self.tcp.idle_timeout_ms),
+        })
+    }
+
+    /// Recording's settings, its directory relative to `base`.
+    pub fn record_config(&self, base: &Path) -> Result<RecordConfig, ConfigError> {
+        let p = &self.pcap;
+        if p.rotate_mib == 0 || p.queue == 0 {
+            return Err(ConfigError::Value {
+                key: "pcap",
+                reason: "rotate_mib and queue are at least 1",
+            });
+        }
+        Ok(RecordConfig {
+            dir: base.join(&p.dir),
+            rotate_bytes: p.rotate_mib.saturating_mul(1 << 20),
+            keep: p.keep,
+            queue: p.queue,
+            on: p.record,
         })
     }
 
@@ -667,6 +720,31 @@ impl Config {
             .collect();
         line(format!("peers = [{}]", snapshot_peers.join(", ")));
         line(format!("behind = {}", self.snapshots.behind));
+        line(String::new());
+        line("[pcap]".into());
+        line(
+            "# Record every UDP datagram and TCP frame ingress receives to capture files (pcap,"
+                .into(),
+        );
+        line(
+            "# nanosecond timestamps; Wireshark reads them, `verity replay` sends them again)."
+                .into(),
+        );
+        line("# Switched at run time with `verity pcap record on|off` (POST /admin/pcap).".into());
+        line(format!("record = {}", self.pcap.record));
+        line("# Where the files go: DIR/ingress-NNNNNN.pcap.".into());
+        line(format!("dir = {}", quote(&self.pcap.dir)));
+        line("# A new file past this many MiB; the newest `keep` are kept (0: all).".into());
+        line(format!("rotate_mib = {}", self.pcap.rotate_mib));
+        line(format!("keep = {}", self.pcap.keep));
+        line(
+            "# Packets waiting for the writer: beyond, they are left out of the recording and"
+                .into(),
+        );
+        line(
+            "# counted (verity_pcap_dropped_total); ingress never waits for the recording.".into(),
+        );
+        line(format!("queue = {}", self.pcap.queue));
         let c = &self.consensus;
         let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
         line(String::new());
@@ -819,6 +897,7 @@ mod tests {
                 "consensus.idle_block_ms: below",
             ),
             ("[consensus]\npeers = [\"x\"]", "invalid socket address"),
+            ("[pcap]\nrotate_mib = 0", "pcap: rotate_mib and queue"),
         ] {
             let error = Config::parse(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text}: {error}");

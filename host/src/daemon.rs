@@ -35,6 +35,7 @@ use crate::pipeline::{Pipeline, VerifierStatus};
 use crate::sequence::{Order, Ordering};
 use crate::snapshot::Snapshots;
 use crate::state_sync;
+use crate::traffic::recorder::Recorder;
 
 /// A running replica.
 pub struct Daemon {
@@ -49,6 +50,7 @@ pub struct Daemon {
     stop_http: Option<oneshot::Sender<()>>,
     http_done: Option<tokio::task::JoinHandle<()>>,
     consensus: Option<Consensus>,
+    recorder: Arc<Recorder>,
 }
 
 impl Daemon {
@@ -96,10 +98,24 @@ impl Daemon {
         let bind = |what: &str, addr: SocketAddr| format!("binding {what} ingress to {addr}");
         let tcp_listener =
             TcpListener::bind(config.listen.tcp).with_context(|| bind("TCP", config.listen.tcp))?;
-        let tcp = tcp::serve(tcp_listener, Arc::clone(&pipeline), config.tcp_config()?)?;
+        let (recorder, record_writer) = Recorder::new(&config.record_config(base)?);
+        record_writer
+            .spawn()
+            .context("starting the recording writer")?;
+        let tcp = tcp::serve(
+            tcp_listener,
+            Arc::clone(&pipeline),
+            config.tcp_config()?,
+            Arc::clone(&recorder),
+        )?;
         let udp_socket =
             UdpSocket::bind(config.listen.udp).with_context(|| bind("UDP", config.listen.udp))?;
-        let udp = udp::serve(udp_socket, Arc::clone(&pipeline), config.udp_config())?;
+        let udp = udp::serve(
+            udp_socket,
+            Arc::clone(&pipeline),
+            config.udp_config(),
+            Arc::clone(&recorder),
+        )?;
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -129,6 +145,7 @@ impl Daemon {
             log,
             snapshots: Snapshots::new(&data.join(SNAPSHOTS_DIR)),
             chain_id: genesis.rules.chain_id,
+            recorder: Arc::clone(&recorder),
         }));
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http_done = runtime.spawn(async move {
@@ -161,6 +178,7 @@ impl Daemon {
             stop_http: Some(stop_http),
             http_done: Some(http_done),
             consensus,
+            recorder,
         })
     }
 
@@ -193,6 +211,7 @@ impl Daemon {
         if let Some(consensus) = self.consensus.take() {
             self.runtime.block_on(consensus.stop());
         }
+        self.recorder.close();
         let chain = self
             .pipeline
             .stop()

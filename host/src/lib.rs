@@ -27,4 +27,5 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod text_file;
+pub mod traffic;
 pub mod transaction;

@@ -207,6 +207,10 @@ fn every_command_explains_itself() {
         &["cluster"],
         &["hdl", "export"],
         &["sim", "serve"],
+        &["replay"],
+        &["capture"],
+        &["pcap", "gen"],
+        &["pcap", "record"],
     ] {
         let output = run(verity().args(command).arg("--help"), b"");
         assert!(output.status.success(), "{command:?}");

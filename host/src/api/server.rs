@@ -33,6 +33,7 @@ use crate::ledger::Failure;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::store::{Store, StoreError};
+use crate::traffic::recorder::{RecordSwitch, Recorder};
 use crate::transaction::{Payload, Transaction, TxId, TX_LEN};
 
 /// The largest request body read.
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub snapshots: Snapshots,
     /// The chain id, for `/status`.
     pub chain_id: u32,
+    /// Ingress recording, switched by `/admin/pcap`.
+    pub recorder: Arc<Recorder>,
 }
 
 /// The process's Prometheus recorder, installed on first use, with histogram buckets for
@@ -86,6 +89,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/snapshots/{height}/chunks/{index}", get(snapshot_chunk))
         .route("/status", get(status))
         .route("/metrics", get(metrics_text))
+        .route("/admin/pcap", get(recording).post(switch_recording))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -424,6 +428,33 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })
     .into_response()
+}
+
+async fn recording(State(state): State<Arc<ApiState>>) -> Response {
+    Json(state.recorder.status()).into_response()
+}
+
+async fn switch_recording(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<RecordSwitch>, JsonRejection>,
+) -> Response {
+    let Json(RecordSwitch { record }) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return refuse(
+                rejection.status(),
+                "body",
+                format!(
+                    "expected {{\"record\": true|false}}: {}",
+                    rejection.body_text()
+                ),
+            )
+        }
+    };
+    match state.recorder.set(record) {
+        Ok(()) => Json(state.recorder.status()).into_response(),
+        Err(error) => refuse(StatusCode::CONFLICT, "pcap", error.to_string()),
+    }
 }
 
 async fn metrics_text() -> Response {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use verity_host::cli::{
-    client, cluster, demo, firmware, hdl, init, keygen, load, sign, sim, throughput, verify,
-    verify_block,
+    capture, client, cluster, demo, firmware, hdl, init, keygen, load, pcap, replay, sign, sim,
+    throughput, verify, verify_block,
 };
 
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
@@ -34,6 +34,10 @@ enum Command {
     Account(client::AccountArgs),
     Block(client::BlockArgs),
     VerifyBlock(verify_block::VerifyBlockArgs),
+    Replay(replay::ReplayArgs),
+    Capture(capture::CaptureArgs),
+    #[command(subcommand)]
+    Pcap(pcap::PcapCommand),
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
     #[command(subcommand)]
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
         Command::Account(args) => client::account(args, &mut out),
         Command::Block(args) => client::block(args, &mut out),
         Command::VerifyBlock(args) => verify_block::run(args, &mut out),
+        Command::Replay(args) => replay::run(args, &mut out),
+        Command::Capture(args) => capture::run(args, &mut out),
+        Command::Pcap(command) => pcap::run(command, &mut out),
         Command::Firmware(command) => firmware::run(command, &mut out),
         Command::Hdl(command) => hdl::run(command, &mut out),
         Command::Sim(command) => sim::run(command, &mut out),

@@ -88,6 +88,19 @@ impl Client {
         self.answer(path, response, 200)
     }
 
+    /// `POST path` with a JSON body.
+    pub fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .send_json(body);
+        self.answer(path, response, 200)
+    }
+
     /// `POST /v1/transactions`: waits for the outcome (a refusal is an answer, not an error).
     pub fn submit(&self, transaction: &[u8]) -> anyhow::Result<Submitted> {
         let response = self

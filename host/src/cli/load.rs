@@ -269,7 +269,12 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
 }
 
 /// Signs `total` transfers round-robin over `keys`, on every core.
-fn sign_all(keys: &[SigningKey], nonces: &[u64], chain_id: u32, total: usize) -> Vec<[u8; TX_LEN]> {
+pub(crate) fn sign_all(
+    keys: &[SigningKey],
+    nonces: &[u64],
+    chain_id: u32,
+    total: usize,
+) -> Vec<[u8; TX_LEN]> {
     let bar = ProgressBar::new(total as u64).with_message("signing");
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}").expect("a valid template"),

@@ -1,5 +1,6 @@
 //! The `verity` subcommands. The binary is a thin shell over these.
 
+pub mod capture;
 pub mod client;
 pub mod cluster;
 pub mod demo;
@@ -8,6 +9,8 @@ pub mod hdl;
 pub mod init;
 pub mod keygen;
 pub mod load;
+pub mod pcap;
+pub mod replay;
 pub mod sign;
 pub mod sim;
 pub mod throughput;

@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use super::{reply, MAX_FRAME};
 use crate::pipeline::{Outcome, Pipeline};
+use crate::traffic::recorder::Recorder;
 
 /// Bounds of the listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +67,13 @@ impl Disconnect {
     }
 }
 
-/// Serves TCP ingress on `listener` into `pipeline` until the process ends. Returns the
-/// address it listens on.
+/// Serves TCP ingress on `listener` into `pipeline` until the process ends, offering each
+/// frame to `recorder`. Returns the address it listens on.
 pub fn serve(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
     config: TcpConfig,
+    recorder: Arc<Recorder>,
 ) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let open = Arc::new(AtomicUsize::new(0));
@@ -90,10 +92,11 @@ pub fn serve(
                     continue;
                 }
                 let (pipeline, open) = (Arc::clone(&pipeline), Arc::clone(&open));
+                let recorder = Arc::clone(&recorder);
                 let spawned = std::thread::Builder::new()
                     .name("ingress-conn".into())
                     .spawn(move || {
-                        connection(stream, &pipeline, config);
+                        connection(stream, &pipeline, config, &recorder);
                         open.fetch_sub(1, Ordering::AcqRel);
                     });
                 if let Err(error) = spawned {
@@ -105,8 +108,10 @@ pub fn serve(
 }
 
 /// One connection: this thread reads frames, a writer thread answers them in order.
-fn connection(stream: TcpStream, pipeline: &Pipeline, config: TcpConfig) {
-    let peer = stream.peer_addr().ok();
+fn connection(stream: TcpStream, pipeline: &Pipeline, config: TcpConfig, recorder: &Recorder) {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -128,9 +133,12 @@ fn connection(stream: TcpStream, pipeline: &Pipeline, config: TcpConfig) {
     let Ok(answering) = answering else {
         return;
     };
-    let result = read_frames(stream, pipeline, &pending, config);
+    let result = read_frames(stream, pipeline, &pending, config, &|header, body| {
+        recorder.tcp_frame(peer, local, header, body);
+    });
+    recorder.tcp_close(peer, local);
     if let Err(disconnect) = result {
-        debug!(?peer, reason = disconnect.reason(), "peer disconnected");
+        debug!(%peer, reason = disconnect.reason(), "peer disconnected");
         metrics::counter!("verity_ingress_disconnects_total", "reason" => disconnect.reason())
             .increment(1);
     }
@@ -144,6 +152,7 @@ fn read_frames(
     pipeline: &Pipeline,
     pending: &crossbeam_channel::Sender<Receiver<Outcome>>,
     config: TcpConfig,
+    record: &dyn Fn([u8; 4], &[u8]),
 ) -> Result<(), Disconnect> {
     let mut header = [0u8; 4];
     let mut frame = vec![0u8; MAX_FRAME];
@@ -166,6 +175,7 @@ fn read_frames(
         }
         read_before(&mut stream, &mut frame[..len], deadline)?;
         metrics::counter!("verity_ingress_frames_total", "transport" => "tcp").increment(1);
+        record(header, &frame[..len]);
         let outcome = pipeline.submit(frame[..len].to_vec());
         if pending.send(outcome).is_err() {
             return Ok(());
@@ -243,7 +253,13 @@ mod tests {
             frame_timeout: Duration::from_millis(200),
             idle_timeout: Duration::from_secs(30),
         };
-        let addr = serve(listener, Arc::clone(&pipeline), config).expect("serves");
+        let addr = serve(
+            listener,
+            Arc::clone(&pipeline),
+            config,
+            Recorder::unavailable(),
+        )
+        .expect("serves");
 
         // 60 transactions and a malformed frame in one write, pipelined past `pending`.
         let mut good = TcpStream::connect(addr).expect("connects");

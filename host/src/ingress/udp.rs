@@ -20,6 +20,7 @@ use tracing::warn;
 
 use super::{reply, MAX_FRAME};
 use crate::pipeline::{Outcome, Pipeline};
+use crate::traffic::recorder::Recorder;
 
 /// Bounds of the UDP listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +36,13 @@ impl Default for UdpConfig {
     }
 }
 
-/// Serves UDP ingress on `socket` into `pipeline` until the process ends. Returns the
-/// address it listens on.
+/// Serves UDP ingress on `socket` into `pipeline` until the process ends, offering each
+/// datagram to `recorder`. Returns the address it listens on.
 pub fn serve(
     socket: UdpSocket,
     pipeline: Arc<Pipeline>,
     config: UdpConfig,
+    recorder: Arc<Recorder>,
 ) -> io::Result<SocketAddr> {
     let addr = socket.local_addr()?;
     let replier = socket.try_clone()?;
@@ -61,7 +63,7 @@ pub fn serve(
         })?;
     std::thread::Builder::new()
         .name("udp-receive".into())
-        .spawn(move || receive(&socket, &pipeline, &replies, &pending, config))?;
+        .spawn(move || receive(&socket, &pipeline, &replies, &pending, config, &recorder))?;
     Ok(addr)
 }
 
@@ -72,7 +74,11 @@ fn receive(
     replies: &Sender<(SocketAddr, Outcome)>,
     pending: &Arc<AtomicUsize>,
     config: UdpConfig,
+    recorder: &Recorder,
 ) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
     // One byte more than the bound tells an oversize datagram from one that fits.
     let mut buf = vec![0u8; MAX_FRAME + 1];
     loop {
@@ -85,6 +91,7 @@ fn receive(
             }
         };
         metrics::counter!("verity_ingress_frames_total", "transport" => "udp").increment(1);
+        recorder.udp(from, local, &buf[..len]);
         if pending.load(Ordering::Acquire) >= config.pending {
             metrics::counter!("verity_udp_dropped_total", "reason" => "overloaded").increment(1);
             continue;
@@ -144,7 +151,13 @@ mod tests {
     fn each_datagram_gets_a_reply_and_bad_ones_are_refused_with_a_reason() {
         let (pipeline, dir) = testing::pipeline("udp");
         let socket = UdpSocket::bind("127.0.0.1:0").expect("binds");
-        let addr = serve(socket, Arc::clone(&pipeline), UdpConfig { pending: 64 }).expect("serves");
+        let addr = serve(
+            socket,
+            Arc::clone(&pipeline),
+            UdpConfig { pending: 64 },
+            Recorder::unavailable(),
+        )
+        .expect("serves");
         let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
         client.connect(addr).expect("connects");
         client

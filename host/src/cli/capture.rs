@@ -1,0 +1,196 @@
+//! `verity capture`: transactions off a live interface (a mirrored port), forwarded to a
+//! replica as they arrive.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pcap::{Active, Capture, Device};
+
+use crate::cli::replay::{ForwardReport, Forwarder};
+use crate::traffic::extract::Extractor;
+use crate::traffic::file;
+use crate::traffic::link::Link;
+use crate::traffic::pacing::Speed;
+use crate::traffic::reassembly::Limits;
+use crate::traffic::Transport;
+
+/// Capture transactions on a network interface and forward them to a replica.
+///
+/// For feeding a replica from a mirrored (SPAN) port: UDP datagrams and reassembled TCP
+/// frames going to a server are sent to `--target` as they are captured; replies and other
+/// traffic are skipped and counted. Stops after `--count` transactions, `--duration`
+/// seconds, or Ctrl-C, then prints the end table. Capturing needs CAP_NET_RAW (root, or
+/// `setcap cap_net_raw,cap_net_admin=eip` on the binary).
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// The interface (`lo`, `eth1`, `any`).
+    #[arg(long)]
+    pub iface: String,
+    /// A BPF filter (tcpdump's syntax), e.g. `udp dst port 7382`. Keep the forwarded
+    /// traffic out of it when the target is reached through the same interface.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// The replica's ingress to forward to.
+    #[arg(long)]
+    pub target: SocketAddr,
+    /// The transport to forward over [default: the one the first transaction came on].
+    #[arg(long)]
+    pub over: Option<Transport>,
+    /// Stop after this many transactions.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Seconds to wait for the last replies after the last send.
+    #[arg(long, default_value = "10")]
+    pub drain: u64,
+}
+
+/// How long a read waits for a packet before the stop conditions are looked at.
+const READ_TIMEOUT_MS: i32 = 100;
+
+/// Opens `iface` for capture, with clear errors for the usual failures.
+pub fn open(iface: &str, filter: Option<&str>) -> anyhow::Result<(Capture<Active>, Link)> {
+    let opened = Capture::from_device(iface).and_then(|c| {
+        c.immediate_mode(true)
+            .snaplen(65_535)
+            .timeout(READ_TIMEOUT_MS)
+            .open()
+    });
+    let mut capture = match opened {
+        Ok(capture) => capture,
+        Err(error) => {
+            let reason = file::reason(&error);
+            let lower = reason.to_lowercase();
+            if lower.contains("permit") || lower.contains("permission") {
+                let exe = std::env::current_exe()
+                    .map_or("verity".to_owned(), |p| p.display().to_string());
+                anyhow::bail!(
+                    "capturing on {iface} needs CAP_NET_RAW ({reason}): run as root, or grant it \
+                     once with `sudo setcap cap_net_raw,cap_net_admin=eip {exe}`"
+                );
+            }
+            if lower.contains("no such device") || lower.contains("doesn't exist") {
+                let names: Vec<String> = Device::list()
+                    .map(|list| list.into_iter().map(|d| d.name).collect())
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "no interface {iface:?} ({reason}); this machine has: {}",
+                    names.join(", ")
+                );
+            }
+            anyhow::bail!("cannot capture on {iface}: {reason}");
+        }
+    };
+    let link = Link::from_linktype(capture.get_datalink())?;
+    if let Some(filter) = filter {
+        capture
+            .filter(filter, true)
+            .map_err(|error| file::FileError::Filter {
+                filter: filter.to_owned(),
+                reason: file::reason(&error),
+            })?;
+    }
+    Ok((capture, link))
+}
+
+/// Captures and forwards until a stop condition.
+pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
+    let (mut capture, link) = open(&args.iface, args.filter.as_deref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    interrupt_on_ctrl_c(Arc::clone(&stop))?;
+    eprintln!(
+        "capturing on {} ({link:?}){}: forwarding to {}; Ctrl-C stops",
+        args.iface,
+        args.filter
+            .as_deref()
+            .map(|f| format!(", filter {f:?}"))
+            .unwrap_or_default(),
+        args.target
+    );
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
+    let mut forwarder = Forwarder::new(args.target, args.over, Speed::Max);
+    let mut extractor = Extractor::new(link, Limits::default());
+    let mut batch = Vec::new();
+    loop {
+        let done = stop.load(Ordering::Acquire)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+            || args.count.is_some_and(|n| forwarded(&forwarder) >= n);
+        if done {
+            break;
+        }
+        match capture.next_packet() {
+            Ok(packet) => {
+                extractor.packet(
+                    file::timestamp(packet.header),
+                    packet.data,
+                    packet.header.len,
+                    &mut batch,
+                );
+                if let Some(limit) = args.count {
+                    let left = limit.saturating_sub(forwarded(&forwarder));
+                    batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                forwarder.send(&mut batch)?;
+                forwarder.flush()?;
+            }
+            Err(pcap::Error::TimeoutExpired) => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("capturing on {}", args.iface));
+            }
+        }
+    }
+    if let Ok(kernel) = capture.stats() {
+        if kernel.dropped > 0 {
+            eprintln!(
+                "the kernel dropped {} packets (capture buffer full)",
+                kernel.dropped
+            );
+        }
+    }
+    forwarder.finish(extractor.stats().clone(), Duration::from_secs(args.drain))
+}
+
+/// Transactions handed to the network so far.
+fn forwarded(forwarder: &Forwarder) -> u64 {
+    forwarder.report.sent + forwarder.report.send_errors
+}
+
+/// Sets `stop` on Ctrl-C (or SIGTERM), so the end table is still printed.
+fn interrupt_on_ctrl_c(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    std::thread::Builder::new()
+        .name("capture-signal".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            stop.store(true, Ordering::Release);
+        })?;
+    Ok(())
+}
+
+/// Runs `verity capture`.
+pub fn run(args: &CaptureArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut report = capture(args)?;
+    writeln!(out, "verity capture:")?;
+    report.table(out)?;
+    Ok(())
+}
