@@ -84,6 +84,18 @@ pub struct Config {
     pub snapshots: SnapshotsSection,
     /// Recording ingress to capture files.
     pub pcap: PcapSection,
+    /// Ingress from a live capture (a mirrored port).
+    pub capture: CaptureSection,
+}
+
+/// `[capture]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureSection {
+    /// The interface to take transactions from; empty: none.
+    pub iface: String,
+    /// A BPF filter (tcpdump's syntax) for it; empty: every packet.
+    pub filter: String,
 }
 
 /// `[pcap]`.
@@ -160,6 +172,7 @@ impl Default for Config {
             consensus: ConsensusSection::default(),
             snapshots: SnapshotsSection::default(),
             pcap: PcapSection::default(),
+            capture: CaptureSection::default(),
         }
     }
 }
@@ -745,6 +758,22 @@ impl Config {
             "# counted (verity_pcap_dropped_total); ingress never waits for the recording.".into(),
         );
         line(format!("queue = {}", self.pcap.queue));
+        line(String::new());
+        line("[capture]".into());
+        line(
+            "# Take transactions off this interface (a mirrored port) straight into the pipeline;"
+                .into(),
+        );
+        line(
+            "# empty: none. Needs CAP_NET_RAW. Keep this replica's own ingress out of the filter."
+                .into(),
+        );
+        line(format!("iface = {}", toml_string(&self.capture.iface)));
+        line(
+            "# A BPF filter (tcpdump's syntax), e.g. \"udp dst port 7382\"; empty: every packet."
+                .into(),
+        );
+        line(format!("filter = {}", toml_string(&self.capture.filter)));
         let c = &self.consensus;
         let peers: Vec<String> = c.peers.iter().map(|p| format!("\"{p}\"")).collect();
         line(String::new());

@@ -117,6 +117,18 @@ impl Daemon {
             Arc::clone(&recorder),
         )?;
 
+        let capture = &config.capture;
+        if !capture.iface.is_empty() {
+            let filter = Some(capture.filter.as_str()).filter(|f| !f.is_empty());
+            crate::ingress::capture::serve(
+                &capture.iface,
+                filter,
+                Arc::clone(&pipeline),
+                Arc::clone(&recorder),
+            )
+            .context("[capture]")?;
+        }
+
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("http")

@@ -348,9 +348,125 @@ fn generated_captures_open_in_tshark_and_broken_ones_get_clear_errors() {
 }
 
 #[test]
+fn live_capture_without_permission_or_interface_says_so() {
+    let output = verity(&["capture", "--iface", "nosuch0", "--target", "127.0.0.1:9"]);
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no interface \"nosuch0\"") && stderr.contains("lo"),
+        "{stderr}"
+    );
+    // Without CAP_NET_RAW: as nobody, every capability dropped (possible only as root).
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped the permission case: not root, so no way to drop to nobody");
+        return;
+    }
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_verity"))
+        .args(["capture", "--iface", "lo", "--target", "127.0.0.1:9"])
+        .output()
+        .expect("setpriv runs (util-linux)");
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("needs CAP_NET_RAW") && stderr.contains("setcap cap_net_raw"),
+        "{stderr}"
+    );
+}
+
+/// Whether this process may capture on `lo`; prints why not.
+fn may_capture() -> bool {
+    match pcap::Capture::from_device("lo").and_then(|c| c.open()) {
+        Ok(_) => true,
+        Err(error) => {
+            println!(
+                "skipped: capturing on lo is not permitted here ({error}); it needs CAP_NET_RAW"
+            );
+            false
+        }
+    }
+}
+
+/// `count` transfers of 1 from account `from` to the next, nonces from 0.
+fn transfers(keys: &[ed25519_dalek::SigningKey], from: usize, count: u64) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|nonce| {
+            Unsigned {
+                chain_id: 1,
+                sender: keys[from].verifying_key().to_bytes(),
+                nonce,
+                payload: Payload::Transfer(Body {
+                    asset: 1,
+                    to: keys[from + 1].verifying_key().to_bytes(),
+                    amount: 1,
+                }),
+            }
+            .sign(&keys[from])
+            .to_vec()
+        })
+        .collect()
+}
+
+/// Account `key`'s next nonce, once it reaches `nonce` (or after 30 s).
+fn nonce_reaches(client: &Client, key: &ed25519_dalek::SigningKey, nonce: u64) -> u64 {
+    let path = format!(
+        "/v1/accounts/{}",
+        hex::encode(key.verifying_key().to_bytes())
+    );
+    let mut seen = 0;
+    for _ in 0..300 {
+        let account: verity_host::api::AccountState = client.get(&path).expect("an account");
+        seen = account.nonce;
+        if seen >= nonce {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen
+}
+
+#[test]
+fn a_replica_takes_transactions_off_an_interface_with_capture_in_its_configuration() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("pcap-capture-ingress");
+    init(&dir, 20);
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("binds");
+    let port = sink.local_addr().expect("an address").port();
+    let config = std::fs::read_to_string(dir.join("verity.toml")).expect("config");
+    let config = config
+        .replacen("iface = \"\"", "iface = \"lo\"", 1)
+        .replacen(
+            "filter = \"\"",
+            &format!("filter = \"udp dst port {port}\""),
+            1,
+        );
+    std::fs::write(dir.join("verity.toml"), config).expect("written");
+    let replica = start(&dir);
+    let keys = read_accounts(&dir).expect("keys");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
+    for tx in transfers(&keys, 5, 8) {
+        client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let api = Client::new(replica.ready.http);
+    assert_eq!(nonce_reaches(&api, &keys[5], 8), 8);
+    let metrics =
+        String::from_utf8(api.bytes("/metrics", 1 << 20).expect("metrics")).expect("UTF-8");
+    assert!(
+        metrics.contains("verity_capture_outcomes_total{outcome=\"committed\"} 8"),
+        "{metrics}"
+    );
+    replica.stop().expect("stops");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn live_capture_on_loopback_forwards_to_a_replica() {
-    if let Err(error) = pcap::Capture::from_device("lo").and_then(|c| c.open()) {
-        println!("skipped: capturing on lo is not permitted here ({error}); it needs CAP_NET_RAW");
+    if !may_capture() {
         return;
     }
     let dir = scratch("pcap-live");
@@ -375,18 +491,7 @@ fn live_capture_on_loopback_forwards_to_a_replica() {
     assert!(line.starts_with("capturing on lo"), "{line}");
     let keys = read_accounts(&dir).expect("keys");
     let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
-    for nonce in 0..10 {
-        let tx = Unsigned {
-            chain_id: 1,
-            sender: keys[3].verifying_key().to_bytes(),
-            nonce,
-            payload: Payload::Transfer(Body {
-                asset: 1,
-                to: keys[4].verifying_key().to_bytes(),
-                amount: 1,
-            }),
-        }
-        .sign(&keys[3]);
+    for tx in transfers(&keys, 3, 10) {
         client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
         // Paced, so each is forwarded before the next nonce arrives.
         std::thread::sleep(Duration::from_millis(20));
@@ -397,13 +502,10 @@ fn live_capture_on_loopback_forwards_to_a_replica() {
     assert_eq!(field(&stdout, "sent"), 10, "{stdout}");
     assert!(stdout.contains("over udp"), "{stdout}");
     assert!(stdout.contains("committed 10 (applied 10)"), "{stdout}");
-    let account: verity_host::api::AccountState = Client::new(replica.ready.http)
-        .get(&format!(
-            "/v1/accounts/{}",
-            hex::encode(keys[3].verifying_key().to_bytes())
-        ))
-        .expect("an account");
-    assert_eq!(account.nonce, 10);
+    assert_eq!(
+        nonce_reaches(&Client::new(replica.ready.http), &keys[3], 10),
+        10
+    );
     replica.stop().expect("stops");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pcap::{Active, Capture, Device};
 
 use crate::cli::replay::{ForwardReport, Forwarder};
 use crate::traffic::extract::Extractor;
 use crate::traffic::file;
-use crate::traffic::link::Link;
+use crate::traffic::live;
 use crate::traffic::pacing::Speed;
 use crate::traffic::reassembly::Limits;
 use crate::traffic::Transport;
@@ -51,57 +50,9 @@ pub struct CaptureArgs {
     pub drain: u64,
 }
 
-/// How long a read waits for a packet before the stop conditions are looked at.
-const READ_TIMEOUT_MS: i32 = 100;
-
-/// Opens `iface` for capture, with clear errors for the usual failures.
-pub fn open(iface: &str, filter: Option<&str>) -> anyhow::Result<(Capture<Active>, Link)> {
-    let opened = Capture::from_device(iface).and_then(|c| {
-        c.immediate_mode(true)
-            .snaplen(65_535)
-            .timeout(READ_TIMEOUT_MS)
-            .open()
-    });
-    let mut capture = match opened {
-        Ok(capture) => capture,
-        Err(error) => {
-            let reason = file::reason(&error);
-            let lower = reason.to_lowercase();
-            if lower.contains("permit") || lower.contains("permission") {
-                let exe = std::env::current_exe()
-                    .map_or("verity".to_owned(), |p| p.display().to_string());
-                anyhow::bail!(
-                    "capturing on {iface} needs CAP_NET_RAW ({reason}): run as root, or grant it \
-                     once with `sudo setcap cap_net_raw,cap_net_admin=eip {exe}`"
-                );
-            }
-            if lower.contains("no such device") || lower.contains("doesn't exist") {
-                let names: Vec<String> = Device::list()
-                    .map(|list| list.into_iter().map(|d| d.name).collect())
-                    .unwrap_or_default();
-                anyhow::bail!(
-                    "no interface {iface:?} ({reason}); this machine has: {}",
-                    names.join(", ")
-                );
-            }
-            anyhow::bail!("cannot capture on {iface}: {reason}");
-        }
-    };
-    let link = Link::from_linktype(capture.get_datalink())?;
-    if let Some(filter) = filter {
-        capture
-            .filter(filter, true)
-            .map_err(|error| file::FileError::Filter {
-                filter: filter.to_owned(),
-                reason: file::reason(&error),
-            })?;
-    }
-    Ok((capture, link))
-}
-
 /// Captures and forwards until a stop condition.
 pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
-    let (mut capture, link) = open(&args.iface, args.filter.as_deref())?;
+    let (mut capture, link) = live::open(&args.iface, args.filter.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     interrupt_on_ctrl_c(Arc::clone(&stop))?;
     eprintln!(
@@ -121,7 +72,7 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
     loop {
         let done = stop.load(Ordering::Acquire)
             || deadline.is_some_and(|d| Instant::now() >= d)
-            || args.count.is_some_and(|n| forwarded(&forwarder) >= n);
+            || args.count.is_some_and(|n| forwarder.attempted() >= n);
         if done {
             break;
         }
@@ -134,7 +85,7 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
                     &mut batch,
                 );
                 if let Some(limit) = args.count {
-                    let left = limit.saturating_sub(forwarded(&forwarder));
+                    let left = limit.saturating_sub(forwarder.attempted());
                     batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));
                 }
                 forwarder.send(&mut batch)?;
@@ -155,11 +106,6 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
         }
     }
     forwarder.finish(extractor.stats().clone(), Duration::from_secs(args.drain))
-}
-
-/// Transactions handed to the network so far.
-fn forwarded(forwarder: &Forwarder) -> u64 {
-    forwarder.report.sent + forwarder.report.send_errors
 }
 
 /// Sets `stop` on Ctrl-C (or SIGTERM), so the end table is still printed.

@@ -148,6 +148,7 @@ pub struct Forwarder {
     outbound: Option<Outbound>,
     first: Option<Instant>,
     last: Option<Instant>,
+    attempted: u64,
     /// The tally so far.
     pub report: ForwardReport,
 }
@@ -163,6 +164,7 @@ impl Forwarder {
             outbound: None,
             first: None,
             last: None,
+            attempted: 0,
             report: ForwardReport::default(),
         }
     }
@@ -189,16 +191,10 @@ impl Forwarder {
             }
             let now = Instant::now();
             self.first.get_or_insert(now);
-            match outbound.send(&tx.bytes) {
-                Ok(()) => self.report.sent += 1,
-                Err(error) if self.report.over == Some(Transport::Udp) => {
-                    tracing::debug!(%error, "a datagram was not sent");
-                    self.report.send_errors += 1;
-                }
-                Err(error) => {
-                    return Err(error).with_context(|| format!("sending to {}", self.target))
-                }
-            }
+            outbound
+                .send(&tx.bytes)
+                .with_context(|| format!("sending to {}", self.target))?;
+            self.attempted += 1;
             if due.is_some() {
                 outbound
                     .flush()
@@ -207,6 +203,11 @@ impl Forwarder {
             self.last = Some(Instant::now());
         }
         Ok(())
+    }
+
+    /// Transactions handed to the sender so far (sent, or refused by the network).
+    pub fn attempted(&self) -> u64 {
+        self.attempted
     }
 
     /// Sends what is buffered now (a live capture, between packets).
@@ -225,10 +226,14 @@ impl Forwarder {
         extract: ExtractStats,
         drain: Duration,
     ) -> anyhow::Result<ForwardReport> {
-        if let Some(outbound) = self.outbound.take() {
-            let last = outbound.finish(drain).context("finishing the sends")?;
-            self.report.replies = last;
+        if let Some(mut outbound) = self.outbound.take() {
+            outbound
+                .flush()
+                .with_context(|| format!("sending to {}", self.target))?;
+            self.report.send_errors = outbound.refused();
+            self.report.replies = outbound.finish(drain).context("finishing the sends")?;
         }
+        self.report.sent = self.attempted - self.report.send_errors;
         if let (Some(first), Some(last)) = (self.first, self.last) {
             self.report.sending = last - first;
         }

@@ -14,6 +14,7 @@
 //! transaction that was committed but did not apply (a bad nonce, insufficient funds) is
 //! reported committed with its failure; a refused one was never ordered.
 
+pub mod capture;
 pub mod tcp;
 pub mod udp;
 

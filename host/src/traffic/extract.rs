@@ -52,6 +52,8 @@ impl ExtractStats {
     }
 
     fn skip(&mut self, skipped: Skipped) {
+        metrics::counter!("verity_pcap_skipped_total", "reason" => skipped.reason.name())
+            .increment(1);
         *self.skipped.entry(skipped.reason).or_default() += 1;
         if let Some(detail) = skipped.detail {
             self.examples.entry(skipped.reason).or_insert(detail);

@@ -14,6 +14,7 @@
 pub mod extract;
 pub mod file;
 pub mod link;
+pub mod live;
 pub mod pacing;
 pub mod packet;
 pub mod reassembly;

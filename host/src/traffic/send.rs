@@ -2,7 +2,8 @@
 //!
 //! Over TCP, frames are written on one connection (buffered: at full speed many frames go in
 //! one write) and a reader thread takes the replies, which come in order. Over UDP, one
-//! datagram per transaction from one socket; replies may be lost, as UDP's may.
+//! datagram per transaction from one socket, up to [`UDP_BATCH`] of them per `sendmmsg` until
+//! a flush; replies may be lost, as UDP's may.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
@@ -61,8 +62,18 @@ struct Progress {
     done: AtomicBool,
 }
 
+/// Datagrams sent by one `sendmmsg`.
+pub const UDP_BATCH: usize = 64;
+
+/// Datagrams waiting for one `sendmmsg`, back to back.
+#[derive(Debug, Default)]
+struct Datagrams {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 enum Socket {
-    Udp(UdpSocket),
+    Udp(UdpSocket, Datagrams),
     Tcp(BufWriter<TcpStream>),
 }
 
@@ -72,6 +83,7 @@ pub struct Outbound {
     progress: Arc<Progress>,
     reader: JoinHandle<Replies>,
     drain: Arc<AtomicU64>,
+    refused: u64,
 }
 
 /// How long the reply reader blocks before looking at the sender's progress.
@@ -111,7 +123,7 @@ impl Outbound {
                 let reader = std::thread::Builder::new()
                     .name("replay-replies".into())
                     .spawn(move || read_udp(&reading, &progress, &drain))?;
-                (Socket::Udp(socket), reader)
+                (Socket::Udp(socket, Datagrams::default()), reader)
             }
         };
         Ok(Self {
@@ -119,21 +131,28 @@ impl Outbound {
             progress,
             reader,
             drain,
+            refused: 0,
         })
     }
 
-    /// Sends one transaction (over TCP, into the buffer: [`Outbound::flush`] sends it).
+    /// Sends one transaction, or buffers it: [`Outbound::flush`] sends what is buffered. A
+    /// TCP error is returned (the connection is gone); a datagram the network refused is
+    /// counted ([`Outbound::refused`]).
     pub fn send(&mut self, transaction: &[u8]) -> io::Result<()> {
         match &mut self.socket {
             Socket::Tcp(stream) => {
                 stream.write_all(&(transaction.len() as u32).to_le_bytes())?;
                 stream.write_all(transaction)?;
+                self.progress.sent.fetch_add(1, Ordering::Release);
             }
-            Socket::Udp(socket) => {
-                socket.send(transaction)?;
+            Socket::Udp(_, pending) => {
+                pending.bytes.extend_from_slice(transaction);
+                pending.ends.push(pending.bytes.len());
+                if pending.ends.len() == UDP_BATCH {
+                    self.flush()?;
+                }
             }
         }
-        self.progress.sent.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -141,8 +160,20 @@ impl Outbound {
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.socket {
             Socket::Tcp(stream) => stream.flush(),
-            Socket::Udp(_) => Ok(()),
+            Socket::Udp(socket, pending) => {
+                let (sent, refused) = send_datagrams(socket, pending);
+                pending.bytes.clear();
+                pending.ends.clear();
+                self.refused += refused;
+                self.progress.sent.fetch_add(sent, Ordering::Release);
+                Ok(())
+            }
         }
+    }
+
+    /// Datagrams the network refused so far (sent to a closed port, say).
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Sends what is buffered and waits up to `drain` for the outstanding replies.
@@ -157,6 +188,50 @@ impl Outbound {
             .join()
             .map_err(|_| io::Error::other("the reply reader panicked"))
     }
+}
+
+/// Sends `pending` with as few `sendmmsg` calls as the kernel allows; a datagram it refuses
+/// is skipped. Returns (sent, refused).
+fn send_datagrams(socket: &UdpSocket, pending: &Datagrams) -> (u64, u64) {
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags};
+    let mut starts = std::iter::once(0).chain(pending.ends.iter().copied());
+    let iovs: Vec<[io::IoSlice<'_>; 1]> = pending
+        .ends
+        .iter()
+        .map(|end| {
+            let start = starts.next().unwrap_or(0);
+            [io::IoSlice::new(&pending.bytes[start..*end])]
+        })
+        .collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut messages: Vec<MMsgHdr<'_>> = iovs
+        .iter()
+        .zip(controls.iter_mut())
+        .map(|(iov, control)| MMsgHdr::new(iov, control))
+        .collect();
+    let (mut at, mut sent, mut refused) = (0, 0u64, 0u64);
+    while at < messages.len() {
+        match sendmmsg(socket, &mut messages[at..], SendFlags::empty()) {
+            Ok(0) => {
+                refused += (messages.len() - at) as u64;
+                break;
+            }
+            Ok(n) => {
+                sent += n as u64;
+                at += n;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => {
+                tracing::debug!(%error, "a datagram was not sent");
+                refused += 1;
+                at += 1;
+            }
+        }
+    }
+    (sent, refused)
 }
 
 /// Whether the reader should stop: everything sent is answered, or the drain is over.
