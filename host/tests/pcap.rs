@@ -296,6 +296,24 @@ fn generated_captures_open_in_tshark_and_broken_ones_get_clear_errors() {
         );
         assert_eq!(tshark_count(&out), packets);
     }
+    // Flat out over UDP into a replica: runs of equal-sized datagrams go out segmented, and
+    // each still arrives as one transaction (few enough to fit the replica's socket buffer).
+    let burst = dir.join("burst.pcap");
+    let generated = generate(&GenArgs {
+        invalid: 15,
+        malformed: 15,
+        ..gen(&dir.join("r"), &burst, Transport::Udp, 60, 20)
+    })
+    .expect("generated");
+    let replica = start(&dir.join("r"));
+    let report =
+        replay(&replay_args(vec![burst], replica.ready.udp, Speed::Max)).expect("replayed");
+    assert_eq!(report.replies.answered, 60, "{:?}", report.replies);
+    assert_eq!(report.replies.applied, generated.valid);
+    assert_eq!(report.replies.refused["signature"], generated.invalid);
+    assert_eq!(report.replies.refused["malformed"], generated.malformed);
+    replica.stop().expect("stops");
+
     let udp = dir.join("udp.pcap");
     let bytes = std::fs::read(&udp).expect("written");
 

@@ -2,8 +2,9 @@
 //!
 //! Over TCP, frames are written on one connection (buffered: at full speed many frames go in
 //! one write) and a reader thread takes the replies, which come in order. Over UDP, one
-//! datagram per transaction from one socket, up to [`UDP_BATCH`] of them per `sendmmsg` until
-//! a flush; replies may be lost, as UDP's may.
+//! datagram per transaction from one socket, buffered until [`UDP_BATCH`] or a flush, and sent
+//! with UDP segmentation offload where runs of them are the same size (quinn-udp); replies
+//! may be lost, as UDP's may.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use quinn_udp::{Transmit, UdpSocketState};
 
 use super::Transport;
 use crate::ingress::{parse_reply, MAX_FRAME};
@@ -62,7 +65,7 @@ struct Progress {
     done: AtomicBool,
 }
 
-/// Datagrams sent by one `sendmmsg`.
+/// Datagrams buffered before they are sent (the kernel segments at most 64 per send).
 pub const UDP_BATCH: usize = 64;
 
 /// Datagrams waiting for one `sendmmsg`, back to back.
@@ -73,7 +76,12 @@ struct Datagrams {
 }
 
 enum Socket {
-    Udp(UdpSocket, Datagrams),
+    Udp {
+        socket: UdpSocket,
+        state: UdpSocketState,
+        target: SocketAddr,
+        pending: Datagrams,
+    },
     Tcp(BufWriter<TcpStream>),
 }
 
@@ -123,7 +131,14 @@ impl Outbound {
                 let reader = std::thread::Builder::new()
                     .name("replay-replies".into())
                     .spawn(move || read_udp(&reading, &progress, &drain))?;
-                (Socket::Udp(socket, Datagrams::default()), reader)
+                let state = UdpSocketState::new((&socket).into())?;
+                let socket = Socket::Udp {
+                    socket,
+                    state,
+                    target,
+                    pending: Datagrams::default(),
+                };
+                (socket, reader)
             }
         };
         Ok(Self {
@@ -145,7 +160,7 @@ impl Outbound {
                 stream.write_all(transaction)?;
                 self.progress.sent.fetch_add(1, Ordering::Release);
             }
-            Socket::Udp(_, pending) => {
+            Socket::Udp { pending, .. } => {
                 pending.bytes.extend_from_slice(transaction);
                 pending.ends.push(pending.bytes.len());
                 if pending.ends.len() == UDP_BATCH {
@@ -160,8 +175,13 @@ impl Outbound {
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.socket {
             Socket::Tcp(stream) => stream.flush(),
-            Socket::Udp(socket, pending) => {
-                let (sent, refused) = send_datagrams(socket, pending);
+            Socket::Udp {
+                socket,
+                state,
+                target,
+                pending,
+            } => {
+                let (sent, refused) = send_datagrams(socket, state, *target, pending);
                 pending.bytes.clear();
                 pending.ends.clear();
                 self.refused += refused;
@@ -190,46 +210,61 @@ impl Outbound {
     }
 }
 
-/// Sends `pending` with as few `sendmmsg` calls as the kernel allows; a datagram it refuses
-/// is skipped. Returns (sent, refused).
-fn send_datagrams(socket: &UdpSocket, pending: &Datagrams) -> (u64, u64) {
-    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags};
-    let mut starts = std::iter::once(0).chain(pending.ends.iter().copied());
-    let iovs: Vec<[io::IoSlice<'_>; 1]> = pending
-        .ends
-        .iter()
-        .map(|end| {
-            let start = starts.next().unwrap_or(0);
-            [io::IoSlice::new(&pending.bytes[start..*end])]
-        })
-        .collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
-        .iter()
-        .map(|_| SendAncillaryBuffer::default())
-        .collect();
-    let mut messages: Vec<MMsgHdr<'_>> = iovs
-        .iter()
-        .zip(controls.iter_mut())
-        .map(|(iov, control)| MMsgHdr::new(iov, control))
-        .collect();
-    let (mut at, mut sent, mut refused) = (0, 0u64, 0u64);
-    while at < messages.len() {
-        match sendmmsg(socket, &mut messages[at..], SendFlags::empty()) {
-            Ok(0) => {
-                refused += (messages.len() - at) as u64;
-                break;
+/// The most bytes one segmented send carries (an IP packet's bound, with room for headers).
+const GSO_BYTES: usize = 65_000;
+
+/// Sends `pending` to `target`: each run of equal-sized datagrams as one segmented send (UDP
+/// segmentation offload, where the kernel has it: the stack is crossed once per run, not
+/// once per datagram), the rest one by one. A datagram the kernel refuses is skipped.
+/// Returns (sent, refused).
+fn send_datagrams(
+    socket: &UdpSocket,
+    state: &UdpSocketState,
+    target: SocketAddr,
+    pending: &Datagrams,
+) -> (u64, u64) {
+    let send = |contents: &[u8], segment_size: Option<usize>| {
+        let transmit = Transmit {
+            destination: target,
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        state.try_send(socket.into(), &transmit)
+    };
+    let start = |i: usize| if i == 0 { 0 } else { pending.ends[i - 1] };
+    let size = |i: usize| pending.ends[i] - start(i);
+    let (mut sent, mut refused) = (0u64, 0u64);
+    let mut i = 0;
+    while i < pending.ends.len() {
+        let max = state
+            .max_gso_segments()
+            .min(GSO_BYTES / size(i).max(1))
+            .max(1);
+        let mut j = i + 1;
+        while j < pending.ends.len() && j - i < max && size(j) == size(i) {
+            j += 1;
+        }
+        let run = &pending.bytes[start(i)..pending.ends[j - 1]];
+        let segmented = (j - i > 1).then(|| size(i));
+        match send(run, segmented) {
+            Ok(()) => sent += (j - i) as u64,
+            // Segmentation offload refused: the run goes again datagram by datagram.
+            Err(_) if segmented.is_some() && state.max_gso_segments() == 1 => {
+                for k in i..j {
+                    match send(&pending.bytes[start(k)..pending.ends[k]], None) {
+                        Ok(()) => sent += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
             }
-            Ok(n) => {
-                sent += n as u64;
-                at += n;
-            }
-            Err(rustix::io::Errno::INTR) => {}
             Err(error) => {
-                tracing::debug!(%error, "a datagram was not sent");
-                refused += 1;
-                at += 1;
+                tracing::debug!(%error, "datagrams were not sent");
+                refused += (j - i) as u64;
             }
         }
+        i = j;
     }
     (sent, refused)
 }
