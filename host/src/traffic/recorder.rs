@@ -243,6 +243,8 @@ pub struct RecordWriter {
 
 /// How often the writer flushes, or closes its file once recording is off.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long after a failure to create a file the writer tries again.
+const RETRY: Duration = Duration::from_secs(1);
 
 impl RecordWriter {
     /// Runs the writer on its own thread, until the recorder is dropped.
@@ -256,6 +258,9 @@ impl RecordWriter {
     pub fn run(self) {
         let mut file: Option<(Writer, Streams)> = None;
         let mut next = next_index(&self.config.dir);
+        // After a file could not be created, events are dropped (counted) until this instant,
+        // rather than failing on each.
+        let mut retry_at: Option<std::time::Instant> = None;
         loop {
             let event = match self.events.recv_timeout(IDLE) {
                 Ok(event) => event,
@@ -272,12 +277,15 @@ impl RecordWriter {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            if file.is_none() {
+            if file.is_none() && retry_at.is_none_or(|at| std::time::Instant::now() >= at) {
                 file = self
                     .open(&mut next)
                     .map(|writer| (writer, Streams::default()));
+                retry_at = file.is_none().then(|| std::time::Instant::now() + RETRY);
             }
             let Some((writer, streams)) = &mut file else {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("verity_pcap_dropped_total", "reason" => "no_file").increment(1);
                 continue;
             };
             let before = writer.packets();
@@ -320,12 +328,12 @@ impl RecordWriter {
 
     fn open(&self, next: &mut u64) -> Option<Writer> {
         let path = self.config.dir.join(format!("ingress-{:06}.pcap", *next));
-        *next += 1;
         let created = std::fs::create_dir_all(&self.config.dir)
             .map_err(|e| e.to_string())
             .and_then(|()| Writer::create(&path).map_err(|e| e.to_string()));
         match created {
             Ok(writer) => {
+                *next += 1;
                 self.counters.files.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut current) = self.counters.current.lock() {
                     *current = Some(path.clone());
@@ -477,6 +485,34 @@ mod tests {
             Err(RecordError::Unavailable)
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_counts_errors_and_drops_never_panics() {
+        let blocker = scratch("blocked");
+        std::fs::write(&blocker, b"a file where the directory should be").expect("written");
+        let (recorder, writer) = Recorder::new(&config(&blocker.join("pcap"), 64, 1 << 20, 0));
+        let writing = writer.spawn().expect("the writer starts");
+        for i in 0..5u8 {
+            recorder.udp(addr("127.0.0.1:5000"), addr("127.0.0.1:7382"), &[i; 8]);
+        }
+        // The writer takes the five, fails once to make a file, and drops them all.
+        let mut status = recorder.status();
+        for _ in 0..1000 {
+            if status.dropped == 5 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            status = recorder.status();
+        }
+        assert_eq!(
+            (status.errors, status.dropped, status.files),
+            (1, 5, 0),
+            "{status:?}"
+        );
+        drop(recorder);
+        writing.join().expect("the writer ends");
+        let _ = std::fs::remove_file(&blocker);
     }
 
     #[test]
