@@ -258,6 +258,12 @@ fn a_recording_replayed_into_a_fresh_replica_gives_the_same_transactions_order_a
         a_transactions,
         "same transactions, same order"
     );
+    let b_packets: u64 = b_files.iter().map(|f| tshark_count(f)).sum();
+    assert_eq!(
+        b_packets,
+        4 + 620,
+        "one connection's handshake, frames and FIN"
+    );
     assert_eq!(b_status.state_root, a_status.state_root);
     let _ = std::fs::remove_dir_all(&dir);
 }

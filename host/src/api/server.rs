@@ -94,6 +94,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// A JSON body that is not the `expected` shape.
+fn bad_body(rejection: &JsonRejection, expected: &str) -> Response {
+    refuse(
+        rejection.status(),
+        "body",
+        format!("expected {expected}: {}", rejection.body_text()),
+    )
+}
+
 fn refuse(status: StatusCode, reason: &'static str, error: String) -> Response {
     metrics::counter!("verity_http_rejected_total", "reason" => reason).increment(1);
     (status, Json(ApiError { error })).into_response()
@@ -118,16 +127,7 @@ async fn submit(
 ) -> Response {
     let Json(Submit { transaction }) = match body {
         Ok(body) => body,
-        Err(rejection) => {
-            return refuse(
-                rejection.status(),
-                "body",
-                format!(
-                    "expected {{\"transaction\": HEX}}: {}",
-                    rejection.body_text()
-                ),
-            )
-        }
+        Err(rejection) => return bad_body(&rejection, "{\"transaction\": HEX}"),
     };
     if transaction.len() > 2 * MAX_FRAME {
         return refuse(
@@ -440,16 +440,7 @@ async fn switch_recording(
 ) -> Response {
     let Json(RecordSwitch { record }) = match body {
         Ok(body) => body,
-        Err(rejection) => {
-            return refuse(
-                rejection.status(),
-                "body",
-                format!(
-                    "expected {{\"record\": true|false}}: {}",
-                    rejection.body_text()
-                ),
-            )
-        }
+        Err(rejection) => return bad_body(&rejection, "{\"record\": true|false}"),
     };
     match state.recorder.set(record) {
         Ok(()) => Json(state.recorder.status()).into_response(),

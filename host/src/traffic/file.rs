@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pcap::{Capture, Dead, Linktype, Offline, Packet, PacketHeader, Precision, Savefile};
+use pcap::{
+    Activated, Capture, Dead, Linktype, Offline, Packet, PacketHeader, Precision, Savefile,
+};
 use thiserror::Error;
 
 use super::link::{Link, UnsupportedLink};
@@ -32,13 +34,8 @@ pub enum FileError {
         link: UnsupportedLink,
     },
     /// A filter that does not compile.
-    #[error("filter {filter:?} does not compile: {reason}")]
-    Filter {
-        /// The filter.
-        filter: String,
-        /// libpcap's words.
-        reason: String,
-    },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
     /// Writing failed.
     #[error("cannot write {path}: {reason}")]
     Write {
@@ -47,6 +44,30 @@ pub enum FileError {
         /// What failed.
         reason: String,
     },
+}
+
+/// A BPF filter that does not compile.
+#[derive(Debug, Error)]
+#[error("filter {filter:?} does not compile: {reason}")]
+pub struct FilterError {
+    /// The filter.
+    pub filter: String,
+    /// libpcap's words.
+    pub reason: String,
+}
+
+/// Applies `filter` (BPF, tcpdump's syntax), if given, to `capture`.
+pub fn apply_filter<T: Activated + ?Sized>(
+    capture: &mut Capture<T>,
+    filter: Option<&str>,
+) -> Result<(), FilterError> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    capture.filter(filter, true).map_err(|error| FilterError {
+        filter: filter.to_owned(),
+        reason: reason(&error),
+    })
 }
 
 /// libpcap's message without the crate's prefix.
@@ -77,14 +98,7 @@ pub fn open(path: &Path, filter: Option<&str>) -> Result<(Capture<Offline>, Link
         path: path.to_path_buf(),
         link,
     })?;
-    if let Some(filter) = filter {
-        capture
-            .filter(filter, true)
-            .map_err(|error| FileError::Filter {
-                filter: filter.to_owned(),
-                reason: reason(&error),
-            })?;
-    }
+    apply_filter(&mut capture, filter)?;
     Ok((capture, link))
 }
 

@@ -4,7 +4,7 @@
 use pcap::{Active, Capture, Device};
 use thiserror::Error;
 
-use super::file::reason;
+use super::file::{apply_filter, reason, FilterError};
 use super::link::{Link, UnsupportedLink};
 
 /// How long a read waits for a packet, so that the reader can look at its stop conditions.
@@ -53,13 +53,8 @@ pub enum LiveError {
         link: UnsupportedLink,
     },
     /// A filter that does not compile.
-    #[error("filter {filter:?} does not compile: {reason}")]
-    Filter {
-        /// The filter.
-        filter: String,
-        /// libpcap's words.
-        reason: String,
-    },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
 }
 
 /// Opens `iface` (immediate mode, whole packets, reads that time out after
@@ -96,13 +91,6 @@ pub fn open(iface: &str, filter: Option<&str>) -> Result<(Capture<Active>, Link)
         iface: iface.to_owned(),
         link,
     })?;
-    if let Some(filter) = filter {
-        capture
-            .filter(filter, true)
-            .map_err(|error| LiveError::Filter {
-                filter: filter.to_owned(),
-                reason: reason(&error),
-            })?;
-    }
+    apply_filter(&mut capture, filter)?;
     Ok((capture, link))
 }
