@@ -1,14 +1,16 @@
 //! `verityd`: one replica, assembled from its configuration.
 //!
 //! ```text
-//! TCP ─┐
-//! UDP ─┼─▶ Pipeline (verify ─▶ sequence ─▶ chain) ─▶ store ◀─ HTTP reads
-//! HTTP ┘
+//! TCP ─────┐
+//! UDP ─────┤ (each datagram and frame offered to the recorder ─▶ pcap files)
+//! capture ─┼─▶ Pipeline (verify ─▶ sequence ─▶ chain) ─▶ store ◀─ HTTP reads
+//! HTTP ────┘
 //! ```
 //!
 //! [`Daemon::start`] opens the chain (committing genesis on a new store), starts the
-//! verifier and the pipeline, and binds the three listeners; [`Daemon::stop`] stops the HTTP
-//! server, lets the pipeline commit what it holds, and returns the head. Whatever a client
+//! verifier and the pipeline, and binds the three listeners (and the capture, if configured);
+//! [`Daemon::stop`] stops the HTTP server, closes the recording, lets the pipeline commit what
+//! it holds, and returns the head. Whatever a client
 //! was told was committed is on disk before it was told, so `kill -9` loses nothing
 //! acknowledged.
 
