@@ -30,13 +30,15 @@ test-long: deps
 ## verifier against the reference crates, the XDMA path against ed25519-dalek's verify time,
 ## the replica's pipeline end to end against the CPU backend's raw rate, four replicas
 ## ordering by consensus against that rate shared by the verifications each transaction costs,
-## `verity replay` of a 1M-transaction capture against the same sends from memory.
+## `verity replay` of a 1M-transaction capture against the same sends from memory, and
+## re-margining 100,000 option accounts after a mark change against its 50 ms target.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path
 	$(CARGO) bench --locked -p verity-host --bench pipeline
 	$(CARGO) bench --locked -p verity-host --bench cluster
 	$(CARGO) bench --locked -p verity-host --bench pcap
+	$(CARGO) bench --locked -p verity-host --bench margin
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod daemon;
+pub mod derivatives;
 pub mod genesis;
 pub mod ingress;
 pub mod jsonl;
