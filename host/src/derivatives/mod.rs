@@ -8,10 +8,12 @@
 //! * [`pricing`]: European option values (Black-Scholes, rate 0) per contract, in the quote
 //!   asset's units, with the error bound against a floating-point Black-Scholes;
 //! * [`risk`]: scenario risk arrays per instrument and an account's equity, maintenance and
-//!   initial margin from them.
+//!   initial margin from them;
+//! * [`mark`]: mark prices, the median of the oracles' fresh updates.
 //!
 //! The ledger's instruments, oracle prices, positions and liquidation build on these.
 
 pub mod fixed;
+pub mod mark;
 pub mod pricing;
 pub mod risk;
