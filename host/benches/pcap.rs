@@ -179,12 +179,14 @@ fn main() {
     );
     let datagram = [7u8; 160];
     let flood = Instant::now();
-    group.bench_function("offer_on", |b| b.iter(|| recorder.udp(from, to, &datagram)));
+    group.bench_function("offer_on", |b| {
+        b.iter(|| recorder.udp(None, from, to, &datagram))
+    });
     let on = recorder.status();
     let written = on.packets as f64 / flood.elapsed().as_secs_f64();
     recorder.close();
     group.bench_function("offer_off", |b| {
-        b.iter(|| recorder.udp(from, to, &datagram))
+        b.iter(|| recorder.udp(None, from, to, &datagram))
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);

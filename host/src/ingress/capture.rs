@@ -53,8 +53,9 @@ pub fn serve(
                     metrics::counter!("verity_ingress_frames_total", "transport" => "capture")
                         .increment(1);
                     match tx.transport {
-                        Transport::Udp => recorder.udp(tx.from, tx.to, &tx.bytes),
+                        Transport::Udp => recorder.udp(Some(tx.at), tx.from, tx.to, &tx.bytes),
                         Transport::Tcp => recorder.tcp_frame(
+                            Some(tx.at),
                             tx.from,
                             tx.to,
                             (tx.bytes.len() as u32).to_le_bytes(),

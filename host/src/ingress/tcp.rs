@@ -134,7 +134,7 @@ fn connection(stream: TcpStream, pipeline: &Pipeline, config: TcpConfig, recorde
         return;
     };
     let result = read_frames(stream, pipeline, &pending, config, &|header, body| {
-        recorder.tcp_frame(peer, local, header, body);
+        recorder.tcp_frame(None, peer, local, header, body);
     });
     recorder.tcp_close(peer, local);
     if let Err(disconnect) = result {

@@ -91,7 +91,7 @@ fn receive(
             }
         };
         metrics::counter!("verity_ingress_frames_total", "transport" => "udp").increment(1);
-        recorder.udp(from, local, &buf[..len]);
+        recorder.udp(None, from, local, &buf[..len]);
         if pending.load(Ordering::Acquire) >= config.pending {
             metrics::counter!("verity_udp_dropped_total", "reason" => "overloaded").increment(1);
             continue;

@@ -187,24 +187,26 @@ impl Recorder {
         }
     }
 
-    fn offer(&self, event: impl FnOnce(Timestamp) -> Event) {
+    fn offer(&self, at: Option<Timestamp>, event: impl FnOnce(Timestamp) -> Event) {
         if !self.recording() {
             return;
         }
         let Some(queue) = &self.queue else {
             return;
         };
+        let at = at.unwrap_or_else(Timestamp::now);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            queue.try_send(event(Timestamp::now()))
+            queue.try_send(event(at))
         {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("verity_pcap_dropped_total", "reason" => "queue_full").increment(1);
         }
     }
 
-    /// A UDP datagram `from` a client `to` this replica.
-    pub fn udp(&self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
-        self.offer(|at| Event::Udp {
+    /// A UDP datagram `from` a client `to` this replica, received `at` (the kernel's
+    /// timestamp, if it gave one; else now).
+    pub fn udp(&self, at: Option<Timestamp>, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        self.offer(at, |at| Event::Udp {
             at,
             from,
             to,
@@ -212,9 +214,16 @@ impl Recorder {
         });
     }
 
-    /// A TCP frame (its 4-byte length, then `body`).
-    pub fn tcp_frame(&self, from: SocketAddr, to: SocketAddr, length: [u8; 4], body: &[u8]) {
-        self.offer(|at| {
+    /// A TCP frame (its 4-byte length, then `body`), read `at` (else now).
+    pub fn tcp_frame(
+        &self,
+        at: Option<Timestamp>,
+        from: SocketAddr,
+        to: SocketAddr,
+        length: [u8; 4],
+        body: &[u8],
+    ) {
+        self.offer(at, |at| {
             let mut bytes = Vec::with_capacity(4 + body.len());
             bytes.extend_from_slice(&length);
             bytes.extend_from_slice(body);
@@ -229,7 +238,7 @@ impl Recorder {
 
     /// A TCP connection closed.
     pub fn tcp_close(&self, from: SocketAddr, to: SocketAddr) {
-        self.offer(|at| Event::TcpClose { at, from, to });
+        self.offer(None, |at| Event::TcpClose { at, from, to });
     }
 }
 
@@ -463,12 +472,22 @@ mod tests {
         let (recorder, writer) = Recorder::new(&config(&dir, 4, 1 << 20, 0));
         // The writer is not running: the queue fills, the rest is dropped at once.
         for i in 0..10u8 {
-            recorder.udp(addr("127.0.0.1:5000"), addr("127.0.0.1:7382"), &[i; 8]);
+            recorder.udp(
+                None,
+                addr("127.0.0.1:5000"),
+                addr("127.0.0.1:7382"),
+                &[i; 8],
+            );
         }
         let status = recorder.status();
         assert_eq!((status.dropped, status.packets), (6, 0));
         recorder.set(false).expect("switches");
-        recorder.udp(addr("127.0.0.1:5000"), addr("127.0.0.1:7382"), &[99; 8]);
+        recorder.udp(
+            None,
+            addr("127.0.0.1:5000"),
+            addr("127.0.0.1:7382"),
+            &[99; 8],
+        );
         assert_eq!(recorder.status().dropped, 6, "off: not offered at all");
         drop(recorder);
         writer.run();
@@ -494,7 +513,12 @@ mod tests {
         let (recorder, writer) = Recorder::new(&config(&blocker.join("pcap"), 64, 1 << 20, 0));
         let writing = writer.spawn().expect("the writer starts");
         for i in 0..5u8 {
-            recorder.udp(addr("127.0.0.1:5000"), addr("127.0.0.1:7382"), &[i; 8]);
+            recorder.udp(
+                None,
+                addr("127.0.0.1:5000"),
+                addr("127.0.0.1:7382"),
+                &[i; 8],
+            );
         }
         // The writer takes the five, fails once to make a file, and drops them all.
         let mut status = recorder.status();
@@ -524,7 +548,7 @@ mod tests {
         let (recorder, writer) = Recorder::new(&config(&dir, 1024, 2000, 3));
         let (client, server) = (addr("127.0.0.1:40000"), addr("127.0.0.1:7381"));
         for i in 0..40u8 {
-            recorder.tcp_frame(client, server, 160u32.to_le_bytes(), &[i; 160]);
+            recorder.tcp_frame(None, client, server, 160u32.to_le_bytes(), &[i; 160]);
         }
         recorder.tcp_close(client, server);
         drop(recorder);
