@@ -230,6 +230,10 @@ impl Forwarder {
             outbound
                 .flush()
                 .with_context(|| format!("sending to {}", self.target))?;
+            // The last buffered sends left just now.
+            if self.first.is_some() {
+                self.last = Some(Instant::now());
+            }
             self.report.send_errors = outbound.refused();
             self.report.replies = outbound.finish(drain).context("finishing the sends")?;
         }

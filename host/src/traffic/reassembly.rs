@@ -5,7 +5,8 @@
 //! it is the one sending transactions, and the byte after the SYN starts a frame. Data of a
 //! connection whose SYN was not captured cannot be framed and is skipped (`tcp_midstream`);
 //! so is the server's direction (`reply_direction`). Segments ahead of the next expected
-//! byte wait, up to [`Limits::held_bytes`] per connection; a hole that outlives that bound,
+//! byte wait, up to [`Limits::held_bytes`] per connection and [`Limits::held_total`] in all; a
+//! hole that outlives either bound,
 //! the connection or the capture loses the rest of that connection (`tcp_gap`), never
 //! another's.
 
@@ -22,14 +23,17 @@ pub struct Limits {
     pub flows: usize,
     /// Out-of-order bytes held per connection.
     pub held_bytes: usize,
+    /// Out-of-order bytes held over all connections.
+    pub held_total: usize,
 }
 
 impl Default for Limits {
-    /// 65,536 connections, 1 MiB held each.
+    /// 65,536 connections, 1 MiB held each, 64 MiB in all.
     fn default() -> Self {
         Self {
             flows: 65_536,
             held_bytes: 1 << 20,
+            held_total: 64 << 20,
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum Delivery {
 pub struct Reassembler {
     limits: Limits,
     flows: HashMap<FlowKey, Flow>,
+    /// Out-of-order bytes held over all connections.
+    held_total: usize,
     /// Skips found outside any one segment (a connection ending mid-frame).
     pending_skips: Vec<Skip>,
 }
@@ -124,7 +130,11 @@ impl Reassembler {
         } else if let Some(reason) = flow.broken {
             Delivery::Skipped(reason)
         } else {
-            Self::data(flow, tcp.seq, segment.payload, self.limits)
+            let before = flow.held_bytes;
+            let others = self.held_total - before;
+            let delivery = Self::data(flow, tcp.seq, segment.payload, self.limits, others);
+            self.held_total = others + flow.held_bytes;
+            delivery
         };
         if tcp.fin || tcp.rst {
             if let Some(flow) = self.flows.remove(&key) {
@@ -135,7 +145,8 @@ impl Reassembler {
     }
 
     /// Data of a followed connection.
-    fn data(flow: &mut Flow, seq: u32, payload: &[u8], limits: Limits) -> Delivery {
+    /// `others`: bytes held by every other connection.
+    fn data(flow: &mut Flow, seq: u32, payload: &[u8], limits: Limits, others: usize) -> Delivery {
         // Signed distance from the next expected byte, correct across sequence wrap-around.
         let ahead = i64::from(seq.wrapping_sub(flow.next_seq) as i32);
         let len = payload.len() as i64;
@@ -144,7 +155,8 @@ impl Reassembler {
         }
         if ahead > 0 {
             let offset = flow.next_offset + ahead as u64;
-            if flow.held_bytes + payload.len() > limits.held_bytes {
+            let held = flow.held_bytes + payload.len();
+            if held > limits.held_bytes || others + held > limits.held_total {
                 flow.broken = Some(Skip::TcpGap);
                 flow.held.clear();
                 flow.held_bytes = 0;
@@ -215,6 +227,7 @@ impl Reassembler {
 
     /// A connection ends: what it left unfinished is counted.
     fn close(&mut self, flow: Flow) {
+        self.held_total -= flow.held_bytes;
         if flow.broken.is_some() {
             return;
         }
@@ -379,10 +392,48 @@ mod tests {
     }
 
     #[test]
+    fn bytes_held_over_all_connections_are_bounded() {
+        let mut r = Reassembler::new(Limits {
+            flows: 4,
+            held_bytes: 100,
+            held_total: 150,
+        });
+        let other: SocketAddr = "10.0.0.3:40001".parse().expect("an address");
+        feed(&mut r, (client(), server()), 0, SYN, &[]);
+        feed(&mut r, (other, server()), 0, SYN, &[]);
+        // Each holds 80 ahead of a hole: the second would pass the total.
+        let frame = stream_of(&[vec![5; 85]]);
+        assert_eq!(
+            feed(&mut r, (client(), server()), 10, DATA, &frame[9..]),
+            Delivery::Nothing
+        );
+        assert_eq!(
+            feed(&mut r, (other, server()), 10, DATA, &[0; 80]),
+            Delivery::Skipped(Skip::TcpGap)
+        );
+        // The first fills its hole: its bytes are no longer held, and another may hold again.
+        assert_eq!(
+            feed(&mut r, (client(), server()), 1, DATA, &frame[..9]),
+            Delivery::Frames(vec![vec![5; 85]])
+        );
+        assert_eq!(r.held_total, 0);
+        let third: SocketAddr = "10.0.0.4:40002".parse().expect("an address");
+        feed(&mut r, (third, server()), 0, SYN, &[]);
+        assert_eq!(
+            feed(&mut r, (third, server()), 10, DATA, &[0; 80]),
+            Delivery::Nothing
+        );
+        assert_eq!(r.held_total, 80);
+        r.finish();
+        assert_eq!(r.held_total, 0);
+    }
+
+    #[test]
     fn replies_midstream_data_bad_frames_and_the_bound_are_skipped_with_reasons() {
         let mut r = Reassembler::new(Limits {
             flows: 1,
             held_bytes: 100,
+            held_total: 1000,
         });
         // No SYN seen: no framing.
         assert_eq!(
