@@ -23,7 +23,7 @@ use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_host::chain::Chain;
 use verity_host::genesis::Genesis;
-use verity_host::ledger::Rules;
+use verity_host::ledger::{PriceRules, Rules};
 use verity_host::pipeline::{Outcome, Pipeline, PipelineConfig};
 use verity_host::sequence::Ordering;
 use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
@@ -68,6 +68,7 @@ impl Senders {
                 chain_id: 1,
                 assets: [1].into(),
                 issuers: [].into(),
+                prices: PriceRules::default(),
             },
             balances: self.public.iter().map(|k| (*k, 1, u64::MAX / 2)).collect(),
             validators: vec![],

@@ -204,7 +204,7 @@ impl Chain {
         for h in state_height + 1..=height {
             let block = log.block(h)?.ok_or(StoreError::Empty)?;
             let (_, transactions) = decode_block(&block)?;
-            let (changes, receipts) = ledger.apply(&rules, &transactions);
+            let (changes, receipts) = ledger.apply(&rules, h, &transactions);
             let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
             let state = BlockState {
                 receipts: &encoded(&receipts),
@@ -338,7 +338,7 @@ impl Chain {
                 ours: hex::encode(ours),
             });
         }
-        let (changes, receipts) = self.ledger.apply(&self.rules, &transactions);
+        let (changes, receipts) = self.ledger.apply(&self.rules, height, &transactions);
         self.log.append_certified(height, block, certificate)?;
         self.height = height;
         self.send(StateWork::Block(BlockWork {
@@ -543,7 +543,7 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
 mod tests {
 
     use super::*;
-    use crate::ledger::Failure;
+    use crate::ledger::{Failure, PriceRules};
     use crate::store::verify_account;
     use crate::testing::{self, id};
 
@@ -553,6 +553,7 @@ mod tests {
                 chain_id: 3,
                 assets: [1].into(),
                 issuers: [].into(),
+                prices: PriceRules::default(),
             },
             balances: vec![(id(1), 1, 100)],
             validators: vec![],

@@ -4,6 +4,8 @@
 //! chain_id = 7            # the venue; transactions signed for another are void here
 //! assets = [1, 2]         # the assets that exist
 //! issuers = ["d75a98…"]   # public keys (hex) that may mint
+//! oracles = ["8a88e3…"]   # public keys (hex) whose `Price` transactions are taken
+//! max_price_age = 100     # blocks a price counts toward the mark
 //!
 //! [[balances]]            # the first balances
 //! account = "3d4017…"     # public key, hex
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::consensus::context::{Validator, ValidatorSet, ValidatorSetError};
-use crate::ledger::{AccountId, Rules};
+use crate::ledger::{AccountId, PriceRules, Rules};
 use crate::text_file::read_at_most;
 
 /// The largest genesis file read.
@@ -40,6 +42,10 @@ struct File {
     assets: Vec<u32>,
     #[serde(default)]
     issuers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    oracles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_price_age: Option<u64>,
     #[serde(default)]
     balances: Vec<Balance>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +147,15 @@ impl Genesis {
             .iter()
             .map(|k| key(k))
             .collect::<Result<_, _>>()?;
+        let oracles = file
+            .oracles
+            .iter()
+            .map(|k| key(k))
+            .collect::<Result<_, _>>()?;
+        let prices = PriceRules {
+            oracles,
+            max_age: file.max_price_age.unwrap_or(PriceRules::default().max_age),
+        };
         let mut seen = BTreeSet::new();
         let mut balances = Vec::with_capacity(file.balances.len());
         for b in &file.balances {
@@ -166,6 +181,7 @@ impl Genesis {
                 chain_id: file.chain_id,
                 assets,
                 issuers,
+                prices,
             },
             balances,
             validators,
@@ -192,6 +208,9 @@ impl Genesis {
             chain_id: self.rules.chain_id,
             assets: self.rules.assets.iter().copied().collect(),
             issuers: self.rules.issuers.iter().map(hex::encode).collect(),
+            oracles: self.rules.prices.oracles.iter().map(hex::encode).collect(),
+            max_price_age: (self.rules.prices != PriceRules::default())
+                .then_some(self.rules.prices.max_age),
             balances: self
                 .balances
                 .iter()
@@ -224,6 +243,10 @@ mod tests {
                 chain_id: 7,
                 assets: [1, 2].into(),
                 issuers: [[9; 32]].into(),
+                prices: PriceRules {
+                    oracles: [[8; 32], [6; 32]].into(),
+                    max_age: 20,
+                },
             },
             balances: vec![([1; 32], 1, 1_000), ([2; 32], 2, 5)],
             validators: vec![([4; 32], 1), ([3; 32], 2)],

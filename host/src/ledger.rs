@@ -30,9 +30,20 @@ pub struct Account {
     pub nonce: u64,
     /// Balances by asset; an asset at zero is absent.
     pub balances: BTreeMap<u32, u64>,
+    /// An oracle's newest price of each asset it priced (empty for other accounts).
+    pub prices: BTreeMap<u32, Quote>,
 }
 
-/// What genesis fixes: the chain, the assets, who may mint, and the first balances.
+/// A price an oracle gave, and the height of the block that took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// Quote units per unit.
+    pub price: u64,
+    /// The block's height.
+    pub height: u64,
+}
+
+/// What genesis fixes: the chain, the assets, who may mint, who gives prices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// The venue's chain id.
@@ -41,6 +52,27 @@ pub struct Rules {
     pub assets: BTreeSet<u32>,
     /// The keys that may mint.
     pub issuers: BTreeSet<AccountId>,
+    /// Who gives prices, and how long a price counts.
+    pub prices: PriceRules,
+}
+
+/// The oracles of genesis and the age past which their prices do not count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceRules {
+    /// The keys whose `Price` transactions are taken.
+    pub oracles: BTreeSet<AccountId>,
+    /// Blocks after which a price no longer counts toward the mark.
+    pub max_age: u64,
+}
+
+impl Default for PriceRules {
+    /// No oracle; prices count for 100 blocks.
+    fn default() -> Self {
+        Self {
+            oracles: BTreeSet::new(),
+            max_age: 100,
+        }
+    }
 }
 
 /// Why a transaction did not apply.
@@ -77,6 +109,12 @@ pub enum Failure {
     /// The receiving balance would overflow.
     #[error("the receiving balance would overflow")]
     Overflow,
+    /// A price from a key that is not an oracle.
+    #[error("the sender is not an oracle")]
+    NotOracle,
+    /// A price of zero.
+    #[error("a price of 0")]
+    ZeroPrice,
 }
 
 impl Failure {
@@ -89,6 +127,8 @@ impl Failure {
             Failure::InsufficientFunds { .. } => "insufficient_funds",
             Failure::NotIssuer => "not_issuer",
             Failure::Overflow => "overflow",
+            Failure::NotOracle => "not_oracle",
+            Failure::ZeroPrice => "zero_price",
         }
     }
 
@@ -116,6 +156,8 @@ impl Failure {
             }
             Failure::NotIssuer => out.push(5),
             Failure::Overflow => out.push(6),
+            Failure::NotOracle => out.push(7),
+            Failure::ZeroPrice => out.push(8),
         }
         out
     }
@@ -160,6 +202,8 @@ impl Failure {
             ),
             5 => (Failure::NotIssuer, 1),
             6 => (Failure::Overflow, 1),
+            7 => (Failure::NotOracle, 1),
+            8 => (Failure::ZeroPrice, 1),
             _ => return None,
         };
         (bytes.len() == len).then_some(failure)
@@ -212,17 +256,22 @@ impl Ledger {
         self.accounts.get(account).map_or(0, |a| a.nonce)
     }
 
-    /// Applies `block` in order: what it changes and a receipt per transaction. The ledger is
-    /// not touched (a pure function of ledger and block); [`merge`](Ledger::merge) moves it
-    /// on. Only the accounts the block touches are copied, so the cost follows the block, not
-    /// the ledger.
-    pub fn apply(&self, rules: &Rules, block: &[Transaction<'_>]) -> (Changes, Vec<Receipt>) {
+    /// Applies `block`, the block at `height`, in order: what it changes and a receipt per
+    /// transaction. The ledger is not touched (a pure function of ledger, height and block);
+    /// [`merge`](Ledger::merge) moves it on. Only the accounts the block touches are copied,
+    /// so the cost follows the block, not the ledger.
+    pub fn apply(
+        &self,
+        rules: &Rules,
+        height: u64,
+        block: &[Transaction<'_>],
+    ) -> (Changes, Vec<Receipt>) {
         let mut overlay = Overlay::new(self);
         let receipts = block
             .iter()
             .map(|tx| Receipt {
                 tx: tx.id(),
-                failure: overlay.apply_one(rules, tx).err(),
+                failure: overlay.apply_one(rules, height, tx).err(),
             })
             .collect();
         let mut changes = overlay.changes;
@@ -233,6 +282,18 @@ impl Ledger {
     /// Takes a block's changes.
     pub fn merge(&mut self, changes: Changes) {
         self.accounts.extend(changes);
+    }
+
+    /// The mark price of `asset` after the block at `height`: the median of the genesis
+    /// oracles' newest prices no more than `max_age` blocks old (see
+    /// [`crate::derivatives::mark`]); `None` when no price is that fresh.
+    pub fn mark(&self, rules: &Rules, asset: u32, height: u64) -> Option<u64> {
+        let quotes = rules
+            .prices
+            .oracles
+            .iter()
+            .filter_map(|oracle| self.accounts.get(oracle)?.prices.get(&asset).copied());
+        crate::derivatives::mark::median_of_fresh(quotes, height, rules.prices.max_age)
     }
 }
 
@@ -270,6 +331,28 @@ impl<'a> Overlay<'a> {
             .unwrap_or(0)
     }
 
+    /// An oracle's price: it replaces the oracle's previous price of the asset (its nonce,
+    /// already checked and used, orders its updates).
+    fn price(
+        &mut self,
+        rules: &Rules,
+        oracle: AccountId,
+        asset: u32,
+        quote: Quote,
+    ) -> Result<(), Failure> {
+        if !rules.prices.oracles.contains(&oracle) {
+            return Err(Failure::NotOracle);
+        }
+        if !rules.assets.contains(&asset) {
+            return Err(Failure::UnknownAsset(asset));
+        }
+        if quote.price == 0 {
+            return Err(Failure::ZeroPrice);
+        }
+        self.get_mut(oracle).prices.insert(asset, quote);
+        Ok(())
+    }
+
     fn credit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
         if amount == 0 {
             return Ok(());
@@ -294,7 +377,12 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    fn apply_one(&mut self, rules: &Rules, tx: &Transaction<'_>) -> Result<(), Failure> {
+    fn apply_one(
+        &mut self,
+        rules: &Rules,
+        height: u64,
+        tx: &Transaction<'_>,
+    ) -> Result<(), Failure> {
         if tx.chain_id() != rules.chain_id {
             return Err(Failure::WrongChain {
                 chain_id: tx.chain_id(),
@@ -310,7 +398,12 @@ impl<'a> Overlay<'a> {
         }
         // The nonce is used up from here on, whatever follows.
         self.get_mut(sender).nonce = expected + 1;
-        let (Payload::Transfer(body) | Payload::Mint(body)) = tx.payload();
+        let body = match tx.payload() {
+            Payload::Transfer(body) | Payload::Mint(body) => body,
+            Payload::Price { asset, price } => {
+                return self.price(rules, sender, asset, Quote { price, height })
+            }
+        };
         let Body { asset, to, amount } = body;
         if !rules.assets.contains(&asset) {
             return Err(Failure::UnknownAsset(asset));
@@ -327,6 +420,7 @@ impl<'a> Overlay<'a> {
             }
             Payload::Mint(_) if !rules.issuers.contains(&sender) => Err(Failure::NotIssuer),
             Payload::Mint(_) => self.credit(to, asset, amount),
+            Payload::Price { .. } => Ok(()),
         }
     }
 }
@@ -348,6 +442,7 @@ mod tests {
             chain_id: CHAIN,
             assets: [COIN, 2].into(),
             issuers: [id(9)].into(),
+            prices: PriceRules::default(),
         }
     }
 
@@ -364,10 +459,83 @@ mod tests {
             .iter()
             .map(|b| Transaction::decode(b).expect("well formed"))
             .collect();
-        let (changes, receipts) = ledger.apply(&rules(), &txs);
+        let (changes, receipts) = ledger.apply(&rules(), 1, &txs);
         let mut next = ledger.clone();
         next.merge(changes);
         (next, receipts.into_iter().map(|r| r.failure).collect())
+    }
+
+    #[test]
+    fn oracles_give_prices_and_the_mark_is_the_median_of_the_fresh_ones() {
+        let rules = Rules {
+            prices: PriceRules {
+                oracles: [id(1), id(2), id(3)].into(),
+                max_age: 10,
+            },
+            ..rules()
+        };
+        let price = |from: u8, nonce: u64, asset: u32, price: u64| {
+            signed(from, nonce, Payload::Price { asset, price })
+        };
+        let apply = |ledger: &Ledger, height: u64, block: &[[u8; TX_LEN]]| {
+            let txs: Vec<Transaction<'_>> = block
+                .iter()
+                .map(|b| Transaction::decode(b).expect("well formed"))
+                .collect();
+            let (changes, receipts) = ledger.apply(&rules, height, &txs);
+            let mut next = ledger.clone();
+            next.merge(changes);
+            (
+                next,
+                receipts.into_iter().map(|r| r.failure).collect::<Vec<_>>(),
+            )
+        };
+        let ledger = Ledger::default();
+        assert_eq!(ledger.mark(&rules, COIN, 0), None);
+        let (ledger, failures) = apply(
+            &ledger,
+            5,
+            &[
+                price(1, 0, COIN, 100),
+                price(2, 0, COIN, 110),
+                price(3, 0, COIN, 1_000),
+                price(4, 0, COIN, 105),
+                price(1, 1, 99, 100),
+                price(2, 1, COIN, 0),
+                price(3, 0, COIN, 1),
+            ],
+        );
+        assert_eq!(
+            failures,
+            vec![
+                None,
+                None,
+                None,
+                Some(Failure::NotOracle),
+                Some(Failure::UnknownAsset(99)),
+                Some(Failure::ZeroPrice),
+                Some(Failure::BadNonce {
+                    expected: 1,
+                    got: 0
+                }),
+            ]
+        );
+        assert_eq!(ledger.mark(&rules, COIN, 5), Some(110), "100, 110, 1,000");
+        assert_eq!(ledger.nonce(&id(4)), 1, "a refused price uses its nonce");
+        assert_eq!(
+            ledger.accounts[&id(1)].prices[&COIN],
+            Quote {
+                price: 100,
+                height: 5
+            }
+        );
+        // Oracle 1 moves to 120 at height 12; at 16 only its price is fresh.
+        let (ledger, failures) = apply(&ledger, 12, &[price(1, 2, COIN, 120)]);
+        assert_eq!(failures, vec![None]);
+        assert_eq!(ledger.mark(&rules, COIN, 12), Some(120), "110, 120, 1,000");
+        assert_eq!(ledger.mark(&rules, COIN, 16), Some(120));
+        assert_eq!(ledger.mark(&rules, COIN, 23), None);
+        assert_eq!(ledger.mark(&rules, 2, 12), None, "nobody priced asset 2");
     }
 
     #[test]
@@ -475,6 +643,8 @@ mod tests {
             },
             Failure::NotIssuer,
             Failure::Overflow,
+            Failure::NotOracle,
+            Failure::ZeroPrice,
         ];
         for failure in all {
             let bytes = failure.encode();
@@ -483,7 +653,7 @@ mod tests {
             assert_eq!(Failure::decode(&[bytes.as_slice(), &[0]].concat()), None);
         }
         assert_eq!(Failure::decode(&[]), None);
-        assert_eq!(Failure::decode(&[7]), None);
+        assert_eq!(Failure::decode(&[9]), None);
     }
 
     proptest! {

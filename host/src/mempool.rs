@@ -279,7 +279,7 @@ impl Mempool {
 mod tests {
 
     use super::*;
-    use crate::ledger::{Ledger, Rules};
+    use crate::ledger::{Ledger, PriceRules, Rules};
     use crate::testing::{self, key};
 
     fn tx(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
@@ -339,6 +339,7 @@ mod tests {
             chain_id: 1,
             assets: [1].into(),
             issuers: [].into(),
+            prices: PriceRules::default(),
         };
         let genesis = Ledger::genesis(&[
             (key(1).verifying_key().to_bytes(), 1, 10),
@@ -350,7 +351,7 @@ mod tests {
             .iter()
             .map(|b| Transaction::decode(b).expect("ok"))
             .collect();
-        let (changes, _) = genesis.apply(&rules, &txs);
+        let (changes, _) = genesis.apply(&rules, 1, &txs);
         let mut after = genesis.clone();
         after.merge(changes);
         // Only the first is named: the second's nonce was used all the same (as when another

@@ -428,7 +428,7 @@ mod tests {
 
     use super::*;
     use crate::genesis::Genesis;
-    use crate::ledger::Rules;
+    use crate::ledger::{PriceRules, Rules};
     use crate::testing::{self, key};
 
     fn transfer(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
@@ -443,6 +443,7 @@ mod tests {
                 chain_id: 5,
                 assets: [1].into(),
                 issuers: [].into(),
+                prices: PriceRules::default(),
             },
             balances: (1..=8)
                 .map(|n| (key(n).verifying_key().to_bytes(), 1, 1_000))

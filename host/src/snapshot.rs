@@ -268,6 +268,7 @@ mod tests {
                 let account = Account {
                     nonce: u64::from(i),
                     balances: [(1, u64::from(i) * 10)].into(),
+                    prices: Default::default(),
                 };
                 (id, account)
             })

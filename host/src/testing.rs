@@ -9,7 +9,7 @@ use verity_drivers::{PoolConfig, PoolVerifier};
 
 use crate::chain::Chain;
 use crate::genesis::Genesis;
-use crate::ledger::{AccountId, Rules};
+use crate::ledger::{AccountId, PriceRules, Rules};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::sequence::Ordering;
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
@@ -69,6 +69,7 @@ pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
             chain_id: 5,
             assets: [1].into(),
             issuers: [].into(),
+            prices: PriceRules::default(),
         },
         balances: vec![(id(1), 1, 1_000)],
         validators: vec![],

@@ -74,6 +74,14 @@ pub enum Payload {
     Transfer(Body),
     /// Create `amount` of `asset` in `to`'s account; only the genesis file's issuers may.
     Mint(Body),
+    /// An oracle's price of `asset` (quote units per unit); only the genesis file's oracles
+    /// may. The sender's nonce is the update's sequence number.
+    Price {
+        /// The underlying priced.
+        asset: u32,
+        /// Quote units per unit of it.
+        price: u64,
+    },
 }
 
 impl Payload {
@@ -81,12 +89,19 @@ impl Payload {
         match self {
             Payload::Transfer(_) => 1,
             Payload::Mint(_) => 2,
+            Payload::Price { .. } => 3,
         }
     }
 
-    fn body(&self) -> &Body {
-        match self {
+    /// The body as the bytes carry it (a price's `to` is zero).
+    fn body(&self) -> Body {
+        match *self {
             Payload::Transfer(body) | Payload::Mint(body) => body,
+            Payload::Price { asset, price } => Body {
+                asset,
+                to: [0; 32],
+                amount: price,
+            },
         }
     }
 }
@@ -144,7 +159,7 @@ impl<'a> Transaction<'a> {
         if bytes[0] != VERSION {
             return Err(TxError::Version(bytes[0]));
         }
-        if !(1..=2).contains(&bytes[1]) {
+        if !(1..=3).contains(&bytes[1]) {
             return Err(TxError::Kind(bytes[1]));
         }
         let body_len = u16::from_le_bytes([bytes[2], bytes[3]]);
@@ -152,6 +167,10 @@ impl<'a> Transaction<'a> {
             return Err(TxError::BodyLength(body_len));
         }
         if bytes[52..56] != [0; 4] {
+            return Err(TxError::Reserved);
+        }
+        // A price names no receiver: its `to` is reserved.
+        if bytes[1] == 3 && bytes[56..88] != [0; 32] {
             return Err(TxError::Reserved);
         }
         Ok(Self { bytes })
@@ -186,7 +205,11 @@ impl<'a> Transaction<'a> {
         };
         match self.bytes[1] {
             1 => Payload::Transfer(body),
-            _ => Payload::Mint(body),
+            2 => Payload::Mint(body),
+            _ => Payload::Price {
+                asset: body.asset,
+                price: body.amount,
+            },
         }
     }
 
@@ -305,6 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn a_price_decodes_to_what_the_oracle_signed() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let payload = Payload::Price {
+            asset: 2,
+            price: 41_250_000,
+        };
+        let bytes = Unsigned {
+            chain_id: 1,
+            sender: key.verifying_key().to_bytes(),
+            nonce: 17,
+            payload,
+        }
+        .sign(&key);
+        let tx = Transaction::decode(&bytes).expect("well formed");
+        assert_eq!(tx.payload(), payload);
+        assert_eq!(bytes[1], 3);
+        assert_eq!(bytes[56..88], [0; 32]);
+        assert_eq!(
+            zip215::verify_single(&tx.request(Tag::new(1))),
+            Verdict::Valid
+        );
+    }
+
+    #[test]
     fn malformed_bytes_are_refused_with_their_reason() {
         let (_, good) = sample(1, 0);
         let with = |at: usize, value: u8| {
@@ -319,7 +366,12 @@ mod tests {
         assert_eq!(Transaction::decode(&long), Err(TxError::Length(161)));
         assert_eq!(Transaction::decode(&with(0, 2)), Err(TxError::Version(2)));
         assert_eq!(Transaction::decode(&with(1, 0)), Err(TxError::Kind(0)));
-        assert_eq!(Transaction::decode(&with(1, 3)), Err(TxError::Kind(3)));
+        assert_eq!(Transaction::decode(&with(1, 4)), Err(TxError::Kind(4)));
+        assert_eq!(
+            Transaction::decode(&with(1, 3)),
+            Err(TxError::Reserved),
+            "a price names no receiver"
+        );
         assert_eq!(
             Transaction::decode(&with(2, 47)),
             Err(TxError::BodyLength(47))

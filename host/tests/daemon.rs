@@ -413,6 +413,77 @@ fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
 }
 
 #[test]
+fn oracle_prices_make_the_mark_and_other_keys_prices_are_not_taken() {
+    let dir = scratch("oracles");
+    init(&dir, 4);
+    let keys = read_accounts(&dir).expect("keys");
+    let hex_of = |i: usize| hex::encode(keys[i].verifying_key().to_bytes());
+    // Accounts 0, 1 and 2 are the venue's oracles; prices count for 50 blocks.
+    let genesis = dir.join("genesis.toml");
+    let text = std::fs::read_to_string(&genesis).expect("genesis");
+    let oracles = format!(
+        "oracles = [\"{}\", \"{}\", \"{}\"]\nmax_price_age = 50\n",
+        hex_of(0),
+        hex_of(1),
+        hex_of(2)
+    );
+    std::fs::write(&genesis, oracles + &text).expect("written");
+    let lines: Vec<String> = std::fs::read_to_string(dir.join("keys/accounts.jsonl"))
+        .expect("keys")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let replica = Replica::start(&dir);
+    let http = replica.http.to_string();
+    let price = |i: usize, price: u64| {
+        let key = dir.join(format!("key-{i}.json"));
+        std::fs::write(&key, &lines[i]).expect("written");
+        let (ok, out, error) = verity(&[
+            "submit",
+            "--http",
+            &http,
+            "--key",
+            key.to_str().expect("utf-8"),
+            "--price",
+            "--asset",
+            "1",
+            "--amount",
+            &price.to_string(),
+        ]);
+        assert!(ok, "{error}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")
+    };
+    for (i, p) in [(0, 100), (1, 110), (2, 1_000)] {
+        let outcome = price(i, p);
+        assert_eq!(outcome["failure"], serde_json::Value::Null, "{outcome}");
+    }
+    let outcome = price(3, 105);
+    assert_eq!(outcome["failure"]["name"], "not_oracle", "{outcome}");
+
+    let (status, mark) = replica.get::<verity_host::api::MarkView>("/v1/marks/1");
+    assert_eq!(status, 200);
+    let mark = mark.expect("a mark");
+    assert_eq!(mark.mark, Some(110), "the median of 100, 110 and 1,000");
+    assert_eq!(mark.max_age, 50);
+    assert_eq!(mark.quotes.len(), 3, "account 3's price was not taken");
+    assert_eq!(mark.quotes[&hex_of(2)].price, 1_000);
+    let (status, none) = replica.get::<verity_host::api::MarkView>("/v1/marks/2");
+    assert_eq!((status, none.and_then(|m| m.mark)), (200, None));
+    assert_eq!(replica.get::<serde_json::Value>("/v1/marks/x").0, 400);
+
+    // An oracle's account shows its price, and its proof (prices included) holds.
+    let (ok, out, error) = verity(&["account", "--http", &http, &hex_of(0)]);
+    assert!(ok, "{error}");
+    let account: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(account["prices"]["1"]["price"], 100, "{out}");
+    assert!(account["proof"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("verified against state_root")));
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn status_reports_the_verifier_a_missing_card_left_degraded() {
     let dir = scratch("status-failover");
     init(&dir, 2);

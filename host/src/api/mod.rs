@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Account, Failure};
+use crate::ledger::{Account, Failure, Quote};
 use crate::store::verify_account;
 
 /// The longest proof a client decodes (a path of 256 siblings and a leaf is far less).
@@ -100,8 +100,44 @@ pub struct AccountState {
     pub nonce: u64,
     /// Its balances by asset.
     pub balances: BTreeMap<u32, u64>,
+    /// An oracle's newest prices by asset (absent for other accounts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<u32, QuoteView>,
     /// The Jellyfish Merkle proof (borsh).
     pub proof: String,
+}
+
+/// An oracle's price and the height of the block that took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteView {
+    /// Quote units per unit.
+    pub price: u64,
+    /// The block's height.
+    pub height: u64,
+}
+
+impl From<Quote> for QuoteView {
+    fn from(q: Quote) -> Self {
+        Self {
+            price: q.price,
+            height: q.height,
+        }
+    }
+}
+
+/// `GET /v1/marks/{asset}`: the mark price and the prices it is the median of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkView {
+    /// The asset.
+    pub asset: u32,
+    /// The height it is the mark after.
+    pub height: u64,
+    /// The median of the fresh prices; `None` when none is fresh.
+    pub mark: Option<u64>,
+    /// Blocks a price counts for.
+    pub max_age: u64,
+    /// Each oracle's newest price of the asset, by oracle key (hex).
+    pub quotes: BTreeMap<String, QuoteView>,
 }
 
 impl AccountState {
@@ -120,6 +156,19 @@ impl AccountState {
         let account = self.exists.then(|| Account {
             nonce: self.nonce,
             balances: self.balances.clone(),
+            prices: self
+                .prices
+                .iter()
+                .map(|(asset, q)| {
+                    (
+                        *asset,
+                        Quote {
+                            price: q.price,
+                            height: q.height,
+                        },
+                    )
+                })
+                .collect(),
         });
         if verify_account(root, &id, account.as_ref(), &proof) {
             Ok(())

@@ -20,7 +20,7 @@ use malachitebft_core_types::CommitCertificate;
 
 use super::{
     hex32, AccountState, ApiError, Block, BlockTx, CertificateView, CommitSignatureView,
-    FailureView, Status, Submit, Submitted, TxReceipt, VerifierView,
+    FailureView, MarkView, QuoteView, Status, Submit, Submitted, TxReceipt, VerifierView,
 };
 use crate::block;
 use crate::block_log::BlockLog;
@@ -28,13 +28,14 @@ use crate::consensus::certified::CertifiedBlock;
 use crate::consensus::codec::BorshCodec;
 use crate::consensus::context::{BlockId, VerityContext};
 use crate::consensus::evidence::{EvidenceView, Misbehaviour};
+use crate::derivatives::mark::median_of_fresh;
 use crate::ingress::MAX_FRAME;
-use crate::ledger::Failure;
+use crate::ledger::{Failure, PriceRules};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::store::{Store, StoreError};
 use crate::traffic::recorder::{RecordSwitch, Recorder};
-use crate::transaction::{Payload, Transaction, TxId, TX_LEN};
+use crate::transaction::{Body, Payload, Transaction, TxId, TX_LEN};
 
 /// The largest request body read.
 pub const BODY_LIMIT: usize = 16 << 10;
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub chain_id: u32,
     /// Ingress recording, switched by `/admin/pcap`.
     pub recorder: Arc<Recorder>,
+    /// The genesis oracles and how long their prices count, for `/v1/marks`.
+    pub prices: PriceRules,
 }
 
 /// The process's Prometheus recorder, installed on first use, with histogram buckets for
@@ -82,6 +85,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/transactions", post(submit))
         .route("/v1/transactions/{id}", get(transaction))
         .route("/v1/accounts/{key}", get(account))
+        .route("/v1/marks/{asset}", get(mark))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/blocks/{height}/certified", get(certified_block))
         .route("/v1/evidence", get(evidence))
@@ -211,8 +215,53 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
             state_root: hex::encode(root),
             exists: account.is_some(),
             nonce: account.as_ref().map_or(0, |a| a.nonce),
+            prices: account
+                .as_ref()
+                .map(|a| {
+                    a.prices
+                        .iter()
+                        .map(|(asset, q)| (*asset, QuoteView::from(*q)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             balances: account.map(|a| a.balances).unwrap_or_default(),
             proof: hex::encode(borsh::to_vec(&proof).expect("a proof serializes")),
+        })
+        .into_response(),
+        Err(error) => store_failed(&error),
+    }
+}
+
+async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> Response {
+    let Ok(asset) = asset.parse::<u32>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "asset",
+            "an asset is a number (u32)".to_owned(),
+        );
+    };
+    let read = state.store.head().and_then(|head| {
+        let (height, _) = head.ok_or(StoreError::Empty)?;
+        let mut quotes = std::collections::BTreeMap::new();
+        for oracle in &state.prices.oracles {
+            if let (Some(account), _) = state.store.account(oracle, height)? {
+                if let Some(quote) = account.prices.get(&asset) {
+                    quotes.insert(hex::encode(oracle), *quote);
+                }
+            }
+        }
+        Ok((height, quotes))
+    });
+    match read {
+        Ok((height, quotes)) => Json(MarkView {
+            asset,
+            height,
+            mark: median_of_fresh(quotes.values().copied(), height, state.prices.max_age),
+            max_age: state.prices.max_age,
+            quotes: quotes
+                .into_iter()
+                .map(|(k, q)| (k, QuoteView::from(q)))
+                .collect(),
         })
         .into_response(),
         Err(error) => store_failed(&error),
@@ -251,6 +300,14 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
             let (kind, body) = match tx.payload() {
                 Payload::Transfer(body) => ("transfer", body),
                 Payload::Mint(body) => ("mint", body),
+                Payload::Price { asset, price } => (
+                    "price",
+                    Body {
+                        asset,
+                        to: [0; 32],
+                        amount: price,
+                    },
+                ),
             };
             let TxId(id) = tx.id();
             let failure = state

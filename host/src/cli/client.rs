@@ -147,7 +147,8 @@ pub struct ApiAddr {
     pub http: SocketAddr,
 }
 
-/// Sign a transfer (or a mint) and submit it over HTTP; print its outcome once committed.
+/// Sign a transfer (or a mint, or an oracle's price) and submit it over HTTP; print its
+/// outcome once committed.
 ///
 /// The nonce is the account's next, read from the replica, unless given.
 #[derive(Debug, clap::Args)]
@@ -158,9 +159,9 @@ pub struct SubmitArgs {
     #[arg(long)]
     key: PathBuf,
     /// The receiving account's public key (hex).
-    #[arg(long)]
-    to: String,
-    /// How much.
+    #[arg(long, required_unless_present = "price", conflicts_with = "price")]
+    to: Option<String>,
+    /// How much (with `--price`: the price, quote units per unit of the asset).
     #[arg(long)]
     amount: u64,
     /// Which asset.
@@ -170,14 +171,21 @@ pub struct SubmitArgs {
     #[arg(long)]
     nonce: Option<u64>,
     /// Mint instead of transfer (the key must be a genesis issuer).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "price")]
     mint: bool,
+    /// An oracle's price of the asset instead of a transfer (the key must be a genesis
+    /// oracle); the nonce is the update's sequence number.
+    #[arg(long)]
+    price: bool,
 }
 
 /// Runs `verity submit`.
 pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let key = KeyFile::load(&args.key)?;
-    let to = hex32(&args.to).context("--to: a public key is 64 hex digits")?;
+    let to = match &args.to {
+        Some(to) => hex32(to).context("--to: a public key is 64 hex digits")?,
+        None => [0; 32],
+    };
     let client = Client::new(args.api.http);
     let chain_id = client.status()?.chain_id;
     let sender = key.verifying_key().to_bytes();
@@ -190,7 +198,12 @@ pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         to,
         amount: args.amount,
     };
-    let payload = if args.mint {
+    let payload = if args.price {
+        Payload::Price {
+            asset: args.asset,
+            price: args.amount,
+        }
+    } else if args.mint {
         Payload::Mint(body)
     } else {
         Payload::Transfer(body)

@@ -12,7 +12,7 @@ use crate::cli::keygen::KeyFile;
 use crate::config::{Config, Listen};
 use crate::genesis::Genesis;
 use crate::jsonl::{read_bounded, Line};
-use crate::ledger::Rules;
+use crate::ledger::{PriceRules, Rules};
 
 /// The funded keys' file in `DIR/keys`, one key file (JSON) a line.
 pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
@@ -85,6 +85,7 @@ pub fn write_chain(
             chain_id,
             assets: [ASSET].into(),
             issuers: [issuer.verifying_key().to_bytes()].into(),
+            prices: PriceRules::default(),
         },
         balances: accounts
             .iter()

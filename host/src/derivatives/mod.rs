@@ -9,7 +9,7 @@
 //!   asset's units, with the error bound against a floating-point Black-Scholes;
 //! * [`risk`]: scenario risk arrays per instrument and an account's equity, maintenance and
 //!   initial margin from them;
-//! * [`mark`]: mark prices, the median of the oracles' fresh updates.
+//! * [`mark`]: mark prices, the median of the oracles' fresh prices (which the ledger keeps).
 //!
 //! The ledger's instruments, oracle prices, positions and liquidation build on these.
 
