@@ -116,7 +116,7 @@ fn extracted(file: &Path) -> Vec<Vec<u8>> {
     let mut extractor = Extractor::new(link, Limits::default());
     let mut out = Vec::new();
     while let Ok(p) = capture.next_packet() {
-        extractor.packet(file::timestamp(p.header), p.data, p.header.len, &mut out);
+        extractor.captured(&p, &mut out);
     }
     out.into_iter().map(|e| e.bytes).collect()
 }

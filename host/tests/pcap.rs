@@ -108,7 +108,7 @@ fn transactions(files: &[PathBuf]) -> Vec<Vec<u8>> {
         let (mut capture, link) = file::open(path, None).expect("opens");
         let extractor = extractor.get_or_insert_with(|| Extractor::new(link, Limits::default()));
         while let Ok(p) = capture.next_packet() {
-            extractor.packet(file::timestamp(p.header), p.data, p.header.len, &mut out);
+            extractor.captured(&p, &mut out);
         }
     }
     out.into_iter().map(|e| e.bytes).collect()

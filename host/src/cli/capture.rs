@@ -11,7 +11,6 @@ use anyhow::Context;
 
 use crate::cli::replay::{ForwardReport, Forwarder};
 use crate::traffic::extract::Extractor;
-use crate::traffic::file;
 use crate::traffic::live;
 use crate::traffic::pacing::Speed;
 use crate::traffic::reassembly::Limits;
@@ -78,12 +77,7 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
         }
         match capture.next_packet() {
             Ok(packet) => {
-                extractor.packet(
-                    file::timestamp(packet.header),
-                    packet.data,
-                    packet.header.len,
-                    &mut batch,
-                );
+                extractor.captured(&packet, &mut batch);
                 if let Some(limit) = args.count {
                     let left = limit.saturating_sub(forwarder.attempted());
                     batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));

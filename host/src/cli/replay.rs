@@ -282,12 +282,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ForwardReport> {
                 }
             };
             read += 16 + u64::from(packet.header.caplen);
-            extractor.packet(
-                file::timestamp(packet.header),
-                packet.data,
-                packet.header.len,
-                &mut batch,
-            );
+            extractor.captured(&packet, &mut batch);
             forwarder.send(&mut batch)?;
             if read >= 1 << 20 {
                 bar.inc(read);

@@ -14,7 +14,6 @@ use tracing::{info, warn};
 
 use crate::pipeline::{Outcome, Pipeline};
 use crate::traffic::extract::Extractor;
-use crate::traffic::file;
 use crate::traffic::live::{self, LiveError};
 use crate::traffic::reassembly::Limits;
 use crate::traffic::recorder::Recorder;
@@ -36,12 +35,7 @@ pub fn serve(
             let mut batch = Vec::new();
             loop {
                 match capture.next_packet() {
-                    Ok(packet) => extractor.packet(
-                        file::timestamp(packet.header),
-                        packet.data,
-                        packet.header.len,
-                        &mut batch,
-                    ),
+                    Ok(packet) => extractor.captured(&packet, &mut batch),
                     Err(pcap::Error::TimeoutExpired) => continue,
                     Err(error) => {
                         metrics::counter!("verity_capture_failures_total").increment(1);

@@ -146,6 +146,16 @@ impl Extractor {
         }
     }
 
+    /// Takes one packet as libpcap gives it (a capture opened with nanosecond precision).
+    pub fn captured(&mut self, packet: &pcap::Packet<'_>, out: &mut Vec<Extracted>) {
+        self.packet(
+            super::file::timestamp(packet.header),
+            packet.data,
+            packet.header.len,
+            out,
+        );
+    }
+
     /// The capture ended: connections left mid-frame or with holes are counted.
     pub fn finish(&mut self) {
         self.tcp.finish();

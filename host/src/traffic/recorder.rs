@@ -451,7 +451,7 @@ mod tests {
         let mut extractor = Extractor::new(link, Limits::default());
         let mut out = Vec::new();
         while let Ok(p) = capture.next_packet() {
-            extractor.packet(file::timestamp(p.header), p.data, p.header.len, &mut out);
+            extractor.captured(&p, &mut out);
         }
         extractor.finish();
         assert_eq!(
