@@ -398,30 +398,29 @@ impl<'a> Overlay<'a> {
         }
         // The nonce is used up from here on, whatever follows.
         self.get_mut(sender).nonce = expected + 1;
-        let body = match tx.payload() {
-            Payload::Transfer(body) | Payload::Mint(body) => body,
+        let (Body { asset, to, amount }, mint) = match tx.payload() {
+            Payload::Transfer(body) => (body, false),
+            Payload::Mint(body) => (body, true),
             Payload::Price { asset, price } => {
                 return self.price(rules, sender, asset, Quote { price, height })
             }
         };
-        let Body { asset, to, amount } = body;
         if !rules.assets.contains(&asset) {
             return Err(Failure::UnknownAsset(asset));
         }
-        match tx.payload() {
-            Payload::Transfer(_) => {
-                // The receiver's room is checked before anything moves, and a debit that fails
-                // moves nothing: a failure changes no balance.
-                if to != sender && self.balance(&to, asset).checked_add(amount).is_none() {
-                    return Err(Failure::Overflow);
-                }
-                self.debit(sender, asset, amount)?;
-                self.credit(to, asset, amount)
+        if mint {
+            if !rules.issuers.contains(&sender) {
+                return Err(Failure::NotIssuer);
             }
-            Payload::Mint(_) if !rules.issuers.contains(&sender) => Err(Failure::NotIssuer),
-            Payload::Mint(_) => self.credit(to, asset, amount),
-            Payload::Price { .. } => Ok(()),
+            return self.credit(to, asset, amount);
         }
+        // The receiver's room is checked before anything moves, and a debit that fails moves
+        // nothing: a failure changes no balance.
+        if to != sender && self.balance(&to, asset).checked_add(amount).is_none() {
+            return Err(Failure::Overflow);
+        }
+        self.debit(sender, asset, amount)?;
+        self.credit(to, asset, amount)
     }
 }
 
