@@ -23,7 +23,7 @@ use verity_firmware::image::Image;
 use verity_firmware::program::ed25519_verify;
 use verity_host::chain::Chain;
 use verity_host::genesis::Genesis;
-use verity_host::ledger::{PriceRules, Rules};
+use verity_host::ledger::{BookRules, PriceRules, Rules};
 use verity_host::pipeline::{Outcome, Pipeline, PipelineConfig};
 use verity_host::sequence::Ordering;
 use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
@@ -69,6 +69,7 @@ impl Senders {
                 assets: [1].into(),
                 issuers: [].into(),
                 prices: PriceRules::default(),
+                book: BookRules::default(),
             },
             balances: self.public.iter().map(|k| (*k, 1, u64::MAX / 2)).collect(),
             validators: vec![],
@@ -236,10 +237,11 @@ fn main() {
         .transfers(PER_ITERATION, true)
         .iter()
         .enumerate()
-        .map(|(i, tx)| {
+        .flat_map(|(i, tx)| {
             Transaction::decode(tx)
                 .expect("decodes")
-                .request(verity_drivers::Tag::new(i as u64))
+                .requests(i as u64)
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut raw_cpu = cpu();

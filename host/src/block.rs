@@ -1,7 +1,13 @@
 //! A block's bytes: a 48-byte header, then its transactions back to back.
 //!
 //! ```text
-//! height (u64 LE) ‖ root height (u64 LE) ‖ state root at root height (32) ‖ transactions (160 each)
+//! height (u64 LE) ‖ root height (u64 LE) ‖ state root at root height (32) ‖ transactions
+//! ```
+//!
+//! The transactions are back to back, each as long as its own first four bytes say
+//! ([`crate::transaction::split_first`]).
+//!
+//! ```text
 //! ```
 //!
 //! The header names the state root at an earlier height, [`ROOT_LAG`] blocks back (the
@@ -12,8 +18,6 @@
 //! replica checks a proposed block's root against its own before it votes, and refuses to
 //! execute a block whose root is not its own (its state would have diverged from the
 //! quorum's). Block 0, genesis, is empty.
-
-use crate::transaction::TX_LEN;
 
 /// The header's length.
 pub const HEADER_LEN: usize = 48;
@@ -39,8 +43,8 @@ pub struct Header {
 /// Why bytes are not a block.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    /// Shorter than a header, or not whole transactions after it.
-    #[error("a block of {0} bytes is not a header and whole {TX_LEN}-byte transactions")]
+    /// Shorter than a header.
+    #[error("a block of {0} bytes is shorter than its header")]
     Length(usize),
     /// A root height that is not the one its height gives.
     #[error("block {height} carries the root of height {root_height}, not of {expected}")]
@@ -76,19 +80,23 @@ impl Header {
 }
 
 /// A block: `header` then `transactions`.
-pub fn assemble(header: &Header, transactions: &[[u8; TX_LEN]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + transactions.len() * TX_LEN);
+pub fn assemble<T: AsRef<[u8]>>(header: &Header, transactions: &[T]) -> Vec<u8> {
+    let len = transactions
+        .iter()
+        .map(|tx| tx.as_ref().len())
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
     out.extend_from_slice(&header.encode());
     for tx in transactions {
-        out.extend_from_slice(tx);
+        out.extend_from_slice(tx.as_ref());
     }
     out
 }
 
-/// A block's header and its transactions' bytes; checks the lengths and that the root height
-/// is the one the height gives.
+/// A block's header and its transactions' bytes; checks the header's length and that the
+/// root height is the one the height gives (the transactions are the reader's to split).
 pub fn split(block: &[u8]) -> Result<(Header, &[u8]), BlockError> {
-    if block.len() < HEADER_LEN || !(block.len() - HEADER_LEN).is_multiple_of(TX_LEN) {
+    if block.len() < HEADER_LEN {
         return Err(BlockError::Length(block.len()));
     }
     let word = |at: usize| u64::from_le_bytes(block[at..at + 8].try_into().expect("8 bytes"));
@@ -116,9 +124,9 @@ mod tests {
     fn a_block_splits_into_its_header_and_transactions() {
         let header = Header::new(20, [9; 32]);
         assert_eq!(header.root_height, 12);
-        let txs = [[1u8; TX_LEN], [2u8; TX_LEN]];
+        let txs = [vec![1u8; 160], vec![2u8; 232]];
         let block = assemble(&header, &txs);
-        assert_eq!(block.len(), HEADER_LEN + 2 * TX_LEN);
+        assert_eq!(block.len(), HEADER_LEN + 160 + 232);
         let (back, rest) = split(&block).expect("a block");
         assert_eq!(back, header);
         assert_eq!(rest, txs.concat());
@@ -129,7 +137,6 @@ mod tests {
         );
 
         assert_eq!(split(&block[..47]), Err(BlockError::Length(47)));
-        assert_eq!(split(&block[..100]), Err(BlockError::Length(100)));
         let mut lying = block.clone();
         lying[8] = 13;
         assert!(matches!(split(&lying), Err(BlockError::RootHeight { .. })));

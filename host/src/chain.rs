@@ -2,8 +2,8 @@
 //! the step that takes an ordered block from one height to the next — the stage after
 //! ordering, whichever orders (a single sequencer now, BFT consensus later).
 //!
-//! A block is its transactions' bytes back to back (160 each, `transaction::TX_LEN`), in
-//! the order decided. [`Chain::execute`] applies it to the ledger, appends it to the block log
+//! A block is its transactions' bytes back to back (each as long as its kind says, see
+//! [`crate::transaction`]), in the order decided. [`Chain::execute`] applies it to the ledger, appends it to the block log
 //! (durable before it returns), and only then moves the ledger in memory forward: what a
 //! client is told was committed is on disk. The state — receipts, accounts, the state root —
 //! is committed behind it by a thread of its own (the state stage), durably at least once a
@@ -31,7 +31,7 @@ use crate::genesis::Genesis;
 use crate::ledger::{Account, AccountId, Changes, Ledger, Receipt, Rules};
 use crate::snapshot::Snapshots;
 use crate::store::{BlockState, Durability, Store, StoreError};
-use crate::transaction::{Transaction, TxError, TX_LEN};
+use crate::transaction::{self, Transaction, TxError};
 
 /// The block log's file in the data directory.
 pub const LOG_FILE: &str = "blocks.redb";
@@ -159,12 +159,9 @@ fn encoded(receipts: &[Receipt]) -> Vec<([u8; 32], Vec<u8>)> {
 
 fn decode_block(block: &[u8]) -> Result<(Header, Vec<Transaction<'_>>), ChainError> {
     let (header, transactions) = block::split(block)?;
-    let decoded = transactions
-        .chunks(TX_LEN)
+    let decoded = transaction::split_all(transactions)
         .enumerate()
-        .map(|(index, bytes)| {
-            Transaction::decode(bytes).map_err(|error| ChainError::Transaction { index, error })
-        })
+        .map(|(index, tx)| tx.map_err(|error| ChainError::Transaction { index, error }))
         .collect::<Result<_, _>>()?;
     Ok((header, decoded))
 }
@@ -184,7 +181,7 @@ impl Chain {
             Some(_) => store.ledger()?,
             None => {
                 let ledger = Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
-                let accounts: Vec<_> = ledger.accounts.iter().map(|(id, a)| (*id, a)).collect();
+                let accounts: Vec<_> = ledger.accounts().iter().map(|(id, a)| (*id, a)).collect();
                 let genesis = BlockState {
                     receipts: &[],
                     changed: &accounts,
@@ -296,7 +293,7 @@ impl Chain {
     }
 
     /// The next block, of `transactions`, with its header.
-    pub fn next_block(&self, transactions: &[[u8; TX_LEN]]) -> Result<Vec<u8>, ChainError> {
+    pub fn next_block<T: AsRef<[u8]>>(&self, transactions: &[T]) -> Result<Vec<u8>, ChainError> {
         let height = self.height + 1;
         let root = self.root_at(block::root_height(height))?;
         Ok(block::assemble(&Header::new(height, root), transactions))
@@ -353,7 +350,7 @@ impl Chain {
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {
             if height.is_multiple_of(snapshotting.every) {
-                let state = (height, self.ledger.accounts.clone());
+                let state = (height, self.ledger.accounts().clone());
                 // One at a time: a snapshot still being written makes this one skipped.
                 let sent = snapshotting.queue.as_ref().map(|q| q.try_send(state));
                 if !matches!(sent, Some(Ok(()))) {
@@ -562,9 +559,10 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
 mod tests {
 
     use super::*;
-    use crate::ledger::{Failure, PriceRules};
+    use crate::ledger::{BookRules, Failure, PriceRules};
     use crate::store::verify_account;
     use crate::testing::{self, id};
+    use crate::transaction::TX_LEN;
 
     fn genesis() -> Genesis {
         Genesis {
@@ -573,6 +571,7 @@ mod tests {
                 assets: [1].into(),
                 issuers: [].into(),
                 prices: PriceRules::default(),
+                book: BookRules::default(),
             },
             balances: vec![(id(1), 1, 100)],
             validators: vec![],
@@ -618,8 +617,18 @@ mod tests {
                 Err(ChainError::Diverged { height: 2, .. })
             ));
             assert!(matches!(
+                chain.execute(&next[..47]),
+                Err(ChainError::Block(BlockError::Length(47)))
+            ));
+            assert!(matches!(
                 chain.execute(&next[..100]),
-                Err(ChainError::Block(BlockError::Length(100)))
+                Err(ChainError::Transaction {
+                    index: 0,
+                    error: TxError::Length {
+                        got: 52,
+                        expected: 160
+                    }
+                })
             ));
             let mut garbled = next.clone();
             garbled[block::HEADER_LEN] ^= 0xff;

@@ -160,7 +160,7 @@ impl Daemon {
             snapshots: Snapshots::new(&data.join(SNAPSHOTS_DIR)),
             chain_id: genesis.rules.chain_id,
             recorder: Arc::clone(&recorder),
-            prices: genesis.rules.prices.clone(),
+            rules: genesis.rules.clone(),
         }));
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http_done = runtime.spawn(async move {

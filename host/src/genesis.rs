@@ -15,11 +15,30 @@
 //! [[validators]]          # the replicas that order blocks (issue #9), with their power
 //! key = "fc51cd…"         # Ed25519 public key, hex
 //! power = 1
+//!
+//! [book]                  # the options book (issue #11; see `ledger::book`), if any
+//! quote = 1               # the collateral asset
+//! insurance_fund = "5e0a…"  # takes liquidated positions, settles expiries
+//! vol_bp = 8000           # option values: annual volatility, basis points
+//! blocks_per_year = 31536000  # turns heights into years
+//! shock_bp = 1500         # margins: the largest move the scenarios take
+//! short_minimum_bp = 500  # the least charged per short contract, of mark × size
+//! initial_bp = 15000      # initial margin, of maintenance
+//! penalty_bp = 200        # liquidation penalty, of maintenance
+//!
+//! [[instruments]]         # European options on an asset priced by the oracles
+//! id = 100
+//! kind = "call"           # or "put"
+//! underlying = 2          # an asset, not the quote asset
+//! strike = 50000          # quote units per underlying unit
+//! expiry = 1000000        # the height at which it settles
+//! size = 1                # underlying units per contract
 //! ```
 //!
 //! [`Genesis::parse`] bounds the text before parsing it, refuses unknown fields, and checks
 //! what TOML cannot: 32-byte hex keys, balances only of listed assets, no account's asset
-//! twice, no overflow.
+//! twice, no overflow, instruments only with a book, on listed assets, with a strike and a
+//! size.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,7 +47,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::consensus::context::{Validator, ValidatorSet, ValidatorSetError};
-use crate::ledger::{AccountId, PriceRules, Rules};
+use crate::derivatives::pricing::{Model, OptionKind, OptionTerms};
+use crate::derivatives::risk::RiskParams;
+use crate::ledger::{AccountId, BookRules, Instrument, PriceRules, Rules};
 use crate::text_file::read_at_most;
 
 /// The largest genesis file read.
@@ -50,6 +71,41 @@ struct File {
     balances: Vec<Balance>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     validators: Vec<ValidatorEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    book: Option<BookEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    instruments: Vec<InstrumentEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookEntry {
+    quote: u32,
+    insurance_fund: String,
+    vol_bp: u32,
+    blocks_per_year: u64,
+    shock_bp: u32,
+    short_minimum_bp: u32,
+    initial_bp: u32,
+    penalty_bp: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstrumentEntry {
+    id: u32,
+    kind: KindEntry,
+    underlying: u32,
+    strike: u64,
+    expiry: u64,
+    size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum KindEntry {
+    Call,
+    Put,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +149,9 @@ pub enum GenesisError {
     /// The validators do not make a valid set.
     #[error("genesis: validators: {0}")]
     Validators(#[from] ValidatorSetError),
+    /// The book or an instrument is not usable.
+    #[error("genesis: {0}")]
+    Book(String),
     /// An account's asset has two balances.
     #[error("genesis: two balances of asset {asset} for {account}")]
     Duplicate {
@@ -176,12 +235,14 @@ impl Genesis {
             .iter()
             .map(|v| Ok((key(&v.key)?, v.power)))
             .collect::<Result<Vec<_>, GenesisError>>()?;
+        let book = book_rules(file.book.as_ref(), &file.instruments, &assets)?;
         let genesis = Self {
             rules: Rules {
                 chain_id: file.chain_id,
                 assets,
                 issuers,
                 prices,
+                book,
             },
             balances,
             validators,
@@ -228,9 +289,115 @@ impl Genesis {
                     power: *power,
                 })
                 .collect(),
+            book: (self.rules.book != BookRules::default()).then(|| {
+                let book = &self.rules.book;
+                BookEntry {
+                    quote: book.quote,
+                    insurance_fund: hex::encode(book.fund),
+                    vol_bp: book.model.vol_bp,
+                    blocks_per_year: book.model.blocks_per_year,
+                    shock_bp: book.risk.shock_bp,
+                    short_minimum_bp: book.risk.short_minimum_bp,
+                    initial_bp: book.risk.initial_bp,
+                    penalty_bp: book.penalty_bp,
+                }
+            }),
+            instruments: self
+                .rules
+                .book
+                .instruments
+                .iter()
+                .map(|(&id, i)| InstrumentEntry {
+                    id,
+                    kind: match i.terms.kind {
+                        OptionKind::Call => KindEntry::Call,
+                        OptionKind::Put => KindEntry::Put,
+                    },
+                    underlying: i.underlying,
+                    strike: i.terms.strike,
+                    expiry: i.terms.expiry,
+                    size: i.terms.size,
+                })
+                .collect(),
         };
         toml::to_string(&file).expect("a genesis file is always TOML")
     }
+}
+
+/// The book's rules from the file's `[book]` and `[[instruments]]`, checked.
+fn book_rules(
+    book: Option<&BookEntry>,
+    instruments: &[InstrumentEntry],
+    assets: &BTreeSet<u32>,
+) -> Result<BookRules, GenesisError> {
+    let bad = |why: String| Err(GenesisError::Book(why));
+    let Some(book) = book else {
+        if instruments.is_empty() {
+            return Ok(BookRules::default());
+        }
+        return bad("instruments without a [book]".to_owned());
+    };
+    if !assets.contains(&book.quote) {
+        return bad(format!(
+            "book: quote asset {}, which `assets` does not list",
+            book.quote
+        ));
+    }
+    if book.blocks_per_year == 0 {
+        return bad("book: blocks_per_year of 0".to_owned());
+    }
+    if book.initial_bp < 10_000 {
+        return bad(format!(
+            "book: initial_bp {} is below maintenance (10000)",
+            book.initial_bp
+        ));
+    }
+    let mut rules = BookRules {
+        quote: book.quote,
+        fund: key(&book.insurance_fund)?,
+        instruments: Default::default(),
+        model: Model {
+            vol_bp: book.vol_bp,
+            blocks_per_year: book.blocks_per_year,
+        },
+        risk: RiskParams {
+            shock_bp: book.shock_bp,
+            short_minimum_bp: book.short_minimum_bp,
+            initial_bp: book.initial_bp,
+        },
+        penalty_bp: book.penalty_bp,
+    };
+    for i in instruments {
+        if !assets.contains(&i.underlying) || i.underlying == book.quote {
+            return bad(format!(
+                "instrument {}: underlying {} is not a listed asset other than the quote",
+                i.id, i.underlying
+            ));
+        }
+        if i.strike == 0 || i.size == 0 {
+            return bad(format!(
+                "instrument {}: a strike and a size of at least 1",
+                i.id
+            ));
+        }
+        let terms = OptionTerms {
+            kind: match i.kind {
+                KindEntry::Call => OptionKind::Call,
+                KindEntry::Put => OptionKind::Put,
+            },
+            strike: i.strike,
+            expiry: i.expiry,
+            size: i.size,
+        };
+        let instrument = Instrument {
+            underlying: i.underlying,
+            terms,
+        };
+        if rules.instruments.insert(i.id, instrument).is_some() {
+            return bad(format!("instrument {} twice", i.id));
+        }
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -246,6 +413,24 @@ mod tests {
                 prices: PriceRules {
                     oracles: [[8; 32], [6; 32]].into(),
                     max_age: 20,
+                },
+                book: BookRules {
+                    quote: 1,
+                    fund: [5; 32],
+                    instruments: [(
+                        100,
+                        Instrument {
+                            underlying: 2,
+                            terms: OptionTerms {
+                                kind: OptionKind::Put,
+                                strike: 40_000,
+                                expiry: 900,
+                                size: 3,
+                            },
+                        },
+                    )]
+                    .into(),
+                    ..BookRules::default()
                 },
             },
             balances: vec![([1; 32], 1, 1_000), ([2; 32], 2, 5)],
@@ -293,6 +478,20 @@ mod tests {
                 good.replace("power = 2", "power = 0"),
                 "has no voting power",
             ),
+            (good.replace("quote = 1", "quote = 3"), "book: quote asset 3"),
+            (good.replace("underlying = 2", "underlying = 1"), "other than the quote"),
+            (good.replace("strike = 40000", "strike = 0"), "a strike and a size"),
+            (good.replace("initial_bp = 15000", "initial_bp = 9000"), "below maintenance"),
+            (good.replace("blocks_per_year = 31536000", "blocks_per_year = 0"), "blocks_per_year of 0"),
+            (
+                good.replace("[book]", "[unused]"),
+                "unknown field",
+            ),
+            (
+                format!("{good}\n[[instruments]]\nid = 100\nkind = \"call\"\nunderlying = 2\nstrike = 1\nexpiry = 5\nsize = 1\n"),
+                "instrument 100 twice",
+            ),
+            (good.replace("kind = \"put\"", "kind = \"straddle\""), "genesis:"),
         ];
         for (text, reason) in cases {
             let error = Genesis::parse(&text).expect_err(reason);

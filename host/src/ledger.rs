@@ -14,9 +14,16 @@
 //!   to be one of the genesis file's issuers (`NotIssuer`); a balance that would pass
 //!   2^64 − 1 fails the transaction (`Overflow`).
 //!
+//! * a `Trade` and the steps after each block follow the options book's rules ([`book`]).
+//!
 //! Signatures are checked before a transaction reaches a block; the ledger trusts that.
 
+pub mod book;
+pub mod encoding;
+
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use book::{BookRules, Event, Instrument, Liquidation, MarginState, Settlement};
 
 use crate::transaction::{Body, Payload, Transaction, TxId};
 
@@ -32,6 +39,10 @@ pub struct Account {
     pub balances: BTreeMap<u32, u64>,
     /// An oracle's newest price of each asset it priced (empty for other accounts).
     pub prices: BTreeMap<u32, Quote>,
+    /// Option positions by instrument: contracts, long positive, short negative; none at 0.
+    pub positions: BTreeMap<u32, i64>,
+    /// Liquidations and settlements, oldest first, the newest [`book::HISTORY_KEPT`].
+    pub history: Vec<Event>,
 }
 
 /// A price an oracle gave, and the height of the block that took it.
@@ -54,6 +65,8 @@ pub struct Rules {
     pub issuers: BTreeSet<AccountId>,
     /// Who gives prices, and how long a price counts.
     pub prices: PriceRules,
+    /// The options book: quote asset, insurance fund, instruments, risk parameters.
+    pub book: BookRules,
 }
 
 /// The oracles of genesis and the age past which their prices do not count.
@@ -115,6 +128,32 @@ pub enum Failure {
     /// A price of zero.
     #[error("a price of 0")]
     ZeroPrice,
+    /// A trade of an instrument genesis does not name.
+    #[error("no instrument {0}")]
+    UnknownInstrument(u32),
+    /// A trade in a block past its last height.
+    #[error("the trade's last height {last_height} has passed")]
+    TradeExpired {
+        /// Its last height.
+        last_height: u64,
+    },
+    /// A trade at or past the instrument's expiry.
+    #[error("the instrument expired at height {expiry}")]
+    InstrumentExpired {
+        /// Its expiry.
+        expiry: u64,
+    },
+    /// A margin that needs the mark of an asset that has no fresh price.
+    #[error("asset {0} has no mark price")]
+    NoMark(u32),
+    /// An account would end below its initial margin with more risk than before.
+    #[error("equity {equity} would be below the initial margin {initial}")]
+    InitialMargin {
+        /// Its equity after.
+        equity: i128,
+        /// Its initial margin after.
+        initial: i128,
+    },
 }
 
 impl Failure {
@@ -129,12 +168,17 @@ impl Failure {
             Failure::Overflow => "overflow",
             Failure::NotOracle => "not_oracle",
             Failure::ZeroPrice => "zero_price",
+            Failure::UnknownInstrument(_) => "unknown_instrument",
+            Failure::TradeExpired { .. } => "trade_expired",
+            Failure::InstrumentExpired { .. } => "instrument_expired",
+            Failure::NoMark(_) => "no_mark",
+            Failure::InitialMargin { .. } => "initial_margin",
         }
     }
 
     /// The failure's bytes in a stored receipt: a code, then its fields, little-endian.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17);
+        let mut out = Vec::with_capacity(33);
         match *self {
             Failure::WrongChain { chain_id } => {
                 out.push(1);
@@ -158,6 +202,27 @@ impl Failure {
             Failure::Overflow => out.push(6),
             Failure::NotOracle => out.push(7),
             Failure::ZeroPrice => out.push(8),
+            Failure::UnknownInstrument(instrument) => {
+                out.push(9);
+                out.extend_from_slice(&instrument.to_le_bytes());
+            }
+            Failure::TradeExpired { last_height } => {
+                out.push(10);
+                out.extend_from_slice(&last_height.to_le_bytes());
+            }
+            Failure::InstrumentExpired { expiry } => {
+                out.push(11);
+                out.extend_from_slice(&expiry.to_le_bytes());
+            }
+            Failure::NoMark(asset) => {
+                out.push(12);
+                out.extend_from_slice(&asset.to_le_bytes());
+            }
+            Failure::InitialMargin { equity, initial } => {
+                out.push(13);
+                out.extend_from_slice(&equity.to_le_bytes());
+                out.extend_from_slice(&initial.to_le_bytes());
+            }
         }
         out
     }
@@ -177,6 +242,13 @@ impl Failure {
                 .try_into()
                 .ok()
                 .map(u64::from_le_bytes)
+        };
+        let i128_at = |at: usize| {
+            bytes
+                .get(at..at + 16)?
+                .try_into()
+                .ok()
+                .map(i128::from_le_bytes)
         };
         let (failure, len) = match *bytes.first()? {
             1 => (
@@ -204,6 +276,22 @@ impl Failure {
             6 => (Failure::Overflow, 1),
             7 => (Failure::NotOracle, 1),
             8 => (Failure::ZeroPrice, 1),
+            9 => (Failure::UnknownInstrument(u32_at(1)?), 5),
+            10 => (
+                Failure::TradeExpired {
+                    last_height: u64_at(1)?,
+                },
+                9,
+            ),
+            11 => (Failure::InstrumentExpired { expiry: u64_at(1)? }, 9),
+            12 => (Failure::NoMark(u32_at(1)?), 5),
+            13 => (
+                Failure::InitialMargin {
+                    equity: i128_at(1)?,
+                    initial: i128_at(17)?,
+                },
+                33,
+            ),
             _ => return None,
         };
         (bytes.len() == len).then_some(failure)
@@ -223,7 +311,9 @@ pub struct Receipt {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
     /// Every account that ever held anything or sent a transaction, by key.
-    pub accounts: BTreeMap<AccountId, Account>,
+    accounts: BTreeMap<AccountId, Account>,
+    /// The accounts holding positions: the ones the book re-margins after every block.
+    holders: BTreeSet<AccountId>,
 }
 
 /// What a block changed: the new value of every account whose value it changed.
@@ -240,6 +330,23 @@ impl Ledger {
         let mut ledger = Self::default();
         ledger.merge(overlay.changes);
         Ok(ledger)
+    }
+
+    /// A ledger of `accounts`.
+    pub fn from_accounts(accounts: impl IntoIterator<Item = (AccountId, Account)>) -> Self {
+        let mut ledger = Self::default();
+        ledger.merge(accounts.into_iter().collect());
+        ledger
+    }
+
+    /// Every account, by key.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, Account> {
+        &self.accounts
+    }
+
+    /// One account.
+    pub fn account(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
     }
 
     /// `account`'s balance of `asset`.
@@ -274,6 +381,7 @@ impl Ledger {
                 failure: overlay.apply_one(rules, height, tx).err(),
             })
             .collect();
+        overlay.after_block(rules, height);
         let mut changes = overlay.changes;
         changes.retain(|id, after| self.accounts.get(id) != Some(after));
         (changes, receipts)
@@ -281,19 +389,32 @@ impl Ledger {
 
     /// Takes a block's changes.
     pub fn merge(&mut self, changes: Changes) {
-        self.accounts.extend(changes);
+        for (id, account) in changes {
+            if account.positions.is_empty() {
+                self.holders.remove(&id);
+            } else {
+                self.holders.insert(id);
+            }
+            self.accounts.insert(id, account);
+        }
+    }
+
+    /// `account`'s margin after the block at `height` (`Err(NoMark)` when an instrument it
+    /// holds has no mark); an account without positions has only collateral.
+    pub fn margin(
+        &self,
+        rules: &Rules,
+        id: &AccountId,
+        height: u64,
+    ) -> Result<MarginState, Failure> {
+        Overlay::new(self).margin(rules, height, id)
     }
 
     /// The mark price of `asset` after the block at `height`: the median of the genesis
     /// oracles' newest prices no more than `max_age` blocks old (see
     /// [`crate::derivatives::mark`]); `None` when no price is that fresh.
     pub fn mark(&self, rules: &Rules, asset: u32, height: u64) -> Option<u64> {
-        let quotes = rules
-            .prices
-            .oracles
-            .iter()
-            .filter_map(|oracle| self.accounts.get(oracle)?.prices.get(&asset).copied());
-        crate::derivatives::mark::median_of_fresh(quotes, height, rules.prices.max_age)
+        Overlay::new(self).mark(rules, asset, height)
     }
 }
 
@@ -301,6 +422,9 @@ impl Ledger {
 struct Overlay<'a> {
     base: &'a Ledger,
     changes: Changes,
+    /// The book's risk arrays at the block's height and the prices so far; `None` after a
+    /// price changes them.
+    table: Option<book::RiskTable>,
 }
 
 impl<'a> Overlay<'a> {
@@ -308,7 +432,22 @@ impl<'a> Overlay<'a> {
         Self {
             base,
             changes: Changes::new(),
+            table: None,
         }
+    }
+
+    fn put(&mut self, id: AccountId, account: Account) {
+        self.changes.insert(id, account);
+    }
+
+    /// [`Ledger::mark`], with the block's prices so far.
+    fn mark(&self, rules: &Rules, asset: u32, height: u64) -> Option<u64> {
+        let quotes = rules
+            .prices
+            .oracles
+            .iter()
+            .filter_map(|oracle| self.get(oracle)?.prices.get(&asset).copied());
+        crate::derivatives::mark::median_of_fresh(quotes, height, rules.prices.max_age)
     }
 
     fn get(&self, account: &AccountId) -> Option<&Account> {
@@ -350,6 +489,7 @@ impl<'a> Overlay<'a> {
             return Err(Failure::ZeroPrice);
         }
         self.get_mut(oracle).prices.insert(asset, quote);
+        self.table = None;
         Ok(())
     }
 
@@ -404,6 +544,7 @@ impl<'a> Overlay<'a> {
             Payload::Price { asset, price } => {
                 return self.price(rules, sender, asset, Quote { price, height })
             }
+            Payload::Trade(trade) => return self.trade(rules, height, sender, &trade),
         };
         if !rules.assets.contains(&asset) {
             return Err(Failure::UnknownAsset(asset));
@@ -418,6 +559,9 @@ impl<'a> Overlay<'a> {
         // nothing: a failure changes no balance.
         if to != sender && self.balance(&to, asset).checked_add(amount).is_none() {
             return Err(Failure::Overflow);
+        }
+        if asset == rules.book.quote && to != sender {
+            self.check_withdrawal(rules, height, &sender, amount)?;
         }
         self.debit(sender, asset, amount)?;
         self.credit(to, asset, amount)
@@ -442,6 +586,7 @@ mod tests {
             assets: [COIN, 2].into(),
             issuers: [id(9)].into(),
             prices: PriceRules::default(),
+            book: BookRules::default(),
         }
     }
 
@@ -522,7 +667,7 @@ mod tests {
         assert_eq!(ledger.mark(&rules, COIN, 5), Some(110), "100, 110, 1,000");
         assert_eq!(ledger.nonce(&id(4)), 1, "a refused price uses its nonce");
         assert_eq!(
-            ledger.accounts[&id(1)].prices[&COIN],
+            ledger.accounts()[&id(1)].prices[&COIN],
             Quote {
                 price: 100,
                 height: 5

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use thiserror::Error;
 
 use crate::ledger::{AccountId, Ledger};
-use crate::transaction::{Transaction, TxId, TX_LEN};
+use crate::transaction::{Transaction, TxBytes, TxId};
 
 /// How big the pool may grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl Refusal {
 /// One held transaction.
 #[derive(Clone, Debug)]
 struct Held {
-    bytes: [u8; TX_LEN],
+    bytes: TxBytes,
     arrival: u64,
     sender: AccountId,
     nonce: u64,
@@ -209,7 +209,7 @@ impl Mempool {
         self.by_id.insert(
             id,
             Held {
-                bytes: *tx.bytes(),
+                bytes: tx.to_owned(),
                 arrival: self.arrivals,
                 sender,
                 nonce,
@@ -220,7 +220,7 @@ impl Mempool {
 
     /// Up to `max` transactions for the next block, each sender's consecutive from its next
     /// nonce, merged by arrival; they stay held until [`Mempool::committed`].
-    pub fn take_block(&self, max: usize, ledger: &Ledger) -> Vec<[u8; TX_LEN]> {
+    pub fn take_block(&self, max: usize, ledger: &Ledger) -> Vec<TxBytes> {
         // Each sender's ready run, as an iterator of held transactions.
         let mut runs: Vec<Vec<&Held>> = Vec::new();
         for (sender, nonces) in &self.by_sender {
@@ -247,7 +247,7 @@ impl Mempool {
             let Some(Reverse((_, r, i))) = heads.pop() else {
                 break;
             };
-            block.push(runs[r][i].bytes);
+            block.push(runs[r][i].bytes.clone());
             if let Some(next) = runs[r].get(i + 1) {
                 heads.push(Reverse((next.arrival, r, i + 1)));
             }
@@ -279,8 +279,9 @@ impl Mempool {
 mod tests {
 
     use super::*;
-    use crate::ledger::{Ledger, PriceRules, Rules};
+    use crate::ledger::{BookRules, Ledger, PriceRules, Rules};
     use crate::testing::{self, key};
+    use crate::transaction::TX_LEN;
 
     fn tx(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
         testing::transfer(1, from, nonce, 0, 1, amount)
@@ -294,11 +295,11 @@ mod tests {
         pool.insert(&Transaction::decode(bytes).expect("well formed"), ledger)
     }
 
-    fn nonces(block: &[[u8; TX_LEN]]) -> Vec<(u8, u64)> {
+    fn nonces(block: &[TxBytes]) -> Vec<(u8, u64)> {
         block
             .iter()
             .map(|b| {
-                let tx = Transaction::decode(b).expect("well formed");
+                let tx = b.transaction();
                 let from = (1..=9)
                     .find(|n| key(*n).verifying_key().to_bytes() == *tx.sender())
                     .expect("a test key");
@@ -340,6 +341,7 @@ mod tests {
             assets: [1].into(),
             issuers: [].into(),
             prices: PriceRules::default(),
+            book: BookRules::default(),
         };
         let genesis = Ledger::genesis(&[
             (key(1).verifying_key().to_bytes(), 1, 10),
@@ -347,10 +349,7 @@ mod tests {
         ])
         .expect("genesis");
         let first: Vec<_> = block[..2].to_vec();
-        let txs: Vec<_> = first
-            .iter()
-            .map(|b| Transaction::decode(b).expect("ok"))
-            .collect();
+        let txs: Vec<_> = first.iter().map(|b| b.transaction()).collect();
         let (changes, _) = genesis.apply(&rules, 1, &txs);
         let mut after = genesis.clone();
         after.merge(changes);

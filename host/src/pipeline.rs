@@ -32,7 +32,7 @@ use crate::chain::Chain;
 use crate::ledger::Failure;
 use crate::mempool::MempoolConfig;
 use crate::sequence::{self, Ordering, Verified};
-use crate::transaction::{Transaction, TxId, TX_LEN};
+use crate::transaction::{Transaction, TxBytes, TxId};
 
 /// How the stages batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +108,11 @@ pub type CheckReply = Box<dyn FnOnce(Result<Verdict, String>) + Send>;
 
 /// What a verification batch holds besides its requests.
 enum Pending {
+    /// A transaction, and how many of the batch's requests are its signatures (a Trade's
+    /// two, others' one).
     Transaction {
-        bytes: [u8; TX_LEN],
+        bytes: TxBytes,
+        signatures: usize,
         reply: Reply,
         at: Instant,
     },
@@ -331,9 +334,11 @@ fn verify_stage(
                         if batch.is_empty() {
                             started = Instant::now();
                         }
-                        requests.push(tx.request(Tag::new(batch.len() as u64)));
+                        let before = requests.len();
+                        requests.extend(tx.requests(before as u64));
                         batch.push(Pending::Transaction {
-                            bytes: *tx.bytes(),
+                            bytes: tx.to_owned(),
+                            signatures: requests.len() - before,
                             reply,
                             at,
                         });
@@ -349,7 +354,7 @@ fn verify_stage(
                 if batch.is_empty() {
                     started = Instant::now();
                 }
-                request.tag = Tag::new(batch.len() as u64);
+                request.tag = Tag::new(requests.len() as u64);
                 requests.push(request);
                 batch.push(Pending::Check(reply));
                 false
@@ -357,7 +362,7 @@ fn verify_stage(
             Err(RecvTimeoutError::Timeout) => false,
             Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        let due = batch.len() >= config.verify_batch
+        let due = requests.len() >= config.verify_batch
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
             || stop;
         if due && !batch.is_empty() {
@@ -375,15 +380,39 @@ fn verify_stage(
             }
             metrics::histogram!("verity_verify_batch_seconds").record(began.elapsed());
             metrics::counter!("verity_verified_total").increment(responses.len() as u64);
-            for (pending, response) in batch.drain(..).zip(&responses) {
-                let (bytes, reply, at) = match pending {
-                    Pending::Transaction { bytes, reply, at } => (bytes, reply, at),
+            // The verdicts come in request order: each pending takes as many as it asked.
+            let mut verdicts = responses.iter().map(|response| response.verdict);
+            for pending in batch.drain(..) {
+                let (bytes, signatures, reply, at) = match pending {
+                    Pending::Transaction {
+                        bytes,
+                        signatures,
+                        reply,
+                        at,
+                    } => (bytes, signatures, reply, at),
                     Pending::Check(reply) => {
-                        reply(Ok(response.verdict));
+                        match verdicts.next() {
+                            Some(verdict) => reply(Ok(verdict)),
+                            None => reply(Err("verifier_unavailable".to_owned())),
+                        }
                         continue;
                     }
                 };
-                match response.verdict {
+                // Valid when every signature has a verdict and it is Valid; otherwise the
+                // first that is not says why.
+                let mine: Vec<Verdict> = verdicts.by_ref().take(signatures).collect();
+                if mine.len() != signatures {
+                    refuse(
+                        reply,
+                        "verifier_unavailable: a verdict is missing".to_owned(),
+                    );
+                    continue;
+                }
+                let verdict = mine
+                    .into_iter()
+                    .find(|verdict| *verdict != Verdict::Valid)
+                    .unwrap_or(Verdict::Valid);
+                match verdict {
                     Verdict::Valid => {
                         if let Err(returned) =
                             to_sequence.send(Verified::Transaction { bytes, reply, at })
@@ -428,8 +457,9 @@ mod tests {
 
     use super::*;
     use crate::genesis::Genesis;
-    use crate::ledger::{PriceRules, Rules};
+    use crate::ledger::{BookRules, PriceRules, Rules};
     use crate::testing::{self, key};
+    use crate::transaction::TX_LEN;
 
     fn transfer(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
         testing::transfer(5, from, nonce, 100, 1, amount)
@@ -444,6 +474,7 @@ mod tests {
                 assets: [1].into(),
                 issuers: [].into(),
                 prices: PriceRules::default(),
+                book: BookRules::default(),
             },
             balances: (1..=8)
                 .map(|n| (key(n).verifying_key().to_bytes(), 1, 1_000))
@@ -497,9 +528,17 @@ mod tests {
         );
         let mut forged = transfer(1, 40, 1);
         forged[100] ^= 1;
+        // A trade whose sender signed but whose counterparty's signature is broken.
+        let mut countersigned_badly = testing::trade(5, 2, 50, 3, 100, 1, 1);
+        countersigned_badly[200] ^= 1;
         let odd = [
-            (vec![0u8; 10], "malformed: transaction of 10 bytes"),
+            (vec![0u8; 10], "malformed: unknown version 0"),
+            (
+                [&[1u8, 1, 48, 0], &[0u8; 6][..]].concat(),
+                "malformed: transaction of 10 bytes, expected 160",
+            ),
             (forged.to_vec(), "signature:"),
+            (countersigned_badly.to_vec(), "signature:"),
             (transfer(2, 3, 1).to_vec(), "stale_nonce"),
             (
                 testing::transfer(6, 4, 40, 100, 1, 1).to_vec(),

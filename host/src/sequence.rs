@@ -24,12 +24,12 @@ use tracing::{debug_span, warn};
 use crate::chain::{Chain, ChainError};
 use crate::mempool::Mempool;
 use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
-use crate::transaction::{Transaction, TxId, TX_LEN};
+use crate::transaction::{TxBytes, TxId};
 
 /// A verified transaction on its way to the sequence stage.
 pub(crate) enum Verified {
     Transaction {
-        bytes: [u8; TX_LEN],
+        bytes: TxBytes,
         reply: Reply,
         at: Instant,
     },
@@ -88,8 +88,8 @@ struct Sequencer {
 
 impl Sequencer {
     /// Puts a verified transaction in the mempool; whether it went in.
-    fn admit(&mut self, bytes: &[u8; TX_LEN], reply: Reply, at: Instant) -> bool {
-        let tx = Transaction::decode(bytes).expect("verified transactions decode");
+    fn admit(&mut self, bytes: &TxBytes, reply: Reply, at: Instant) -> bool {
+        let tx = bytes.transaction();
         let admitted = match self.mempool.insert(&tx, self.chain.ledger()) {
             Ok(evicted) => {
                 if let Some((evicted, _)) = evicted.and_then(|id| self.waiting.remove(&id)) {
@@ -124,7 +124,7 @@ impl Sequencer {
         let _span = debug_span!(
             "block",
             height = self.chain.height() + 1,
-            txs = block.len() / TX_LEN
+            bytes = block.len()
         )
         .entered();
         let began = Instant::now();

@@ -268,7 +268,7 @@ mod tests {
                 let account = Account {
                     nonce: u64::from(i),
                     balances: [(1, u64::from(i) * 10)].into(),
-                    prices: Default::default(),
+                    ..Account::default()
                 };
                 (id, account)
             })
@@ -318,7 +318,7 @@ mod tests {
         let target = Store::open(&dir.join("target.redb")).expect("opens");
         target.restore(0, root, decoded).expect("restores");
         assert_eq!(target.head().expect("reads"), Some((0, root)));
-        assert_eq!(target.ledger().expect("reads").accounts, state);
+        assert_eq!(*target.ledger().expect("reads").accounts(), state);
 
         // A chunk that is not the manifest's, out of order, or checked against another root
         // is refused.

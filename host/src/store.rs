@@ -30,7 +30,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::Sha256;
 use thiserror::Error;
 
-use crate::ledger::{Account, AccountId, Ledger, Quote};
+use crate::ledger::{Account, AccountId, Ledger};
 
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// (key hash, version) → tag byte (0 deleted, 1 present) then the value.
@@ -76,95 +76,12 @@ fn db(error: impl std::fmt::Display) -> StoreError {
     StoreError::Db(error.to_string())
 }
 
-/// An account as the tree stores it:
-///
-/// ```text
-/// id (32) ‖ nonce (u64) ‖ n (u32) ‖ n × (asset u32 ‖ amount u64)
-///         [‖ m (u32) ‖ m × (asset u32 ‖ price u64 ‖ height u64)]   an oracle's prices, if any
-/// ```
-///
-/// An account without prices is encoded as before prices existed, so its leaf — and every
-/// state root of a ledger without oracles — is unchanged.
-pub fn encode_account(id: &AccountId, account: &Account) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        44 + BALANCE_LEN * account.balances.len() + 4 + QUOTE_LEN * account.prices.len(),
-    );
-    out.extend_from_slice(id);
-    out.extend_from_slice(&account.nonce.to_le_bytes());
-    out.extend_from_slice(&(account.balances.len() as u32).to_le_bytes());
-    for (asset, amount) in &account.balances {
-        out.extend_from_slice(&asset.to_le_bytes());
-        out.extend_from_slice(&amount.to_le_bytes());
-    }
-    if !account.prices.is_empty() {
-        out.extend_from_slice(&(account.prices.len() as u32).to_le_bytes());
-        for (asset, quote) in &account.prices {
-            out.extend_from_slice(&asset.to_le_bytes());
-            out.extend_from_slice(&quote.price.to_le_bytes());
-            out.extend_from_slice(&quote.height.to_le_bytes());
-        }
-    }
-    out
-}
+pub use crate::ledger::encoding::{decode_account, encode_account};
 
-const BALANCE_LEN: usize = 12;
-const QUOTE_LEN: usize = 20;
-
-/// Reads [`encode_account`]'s bytes back; the counts are bounded by the bytes there are.
-pub fn decode_account(bytes: &[u8]) -> Result<(AccountId, Account), StoreError> {
-    let corrupt = || StoreError::Corrupt(bytes.len());
-    let id: AccountId = bytes
-        .get(..32)
-        .ok_or_else(corrupt)?
-        .try_into()
-        .map_err(|_| corrupt())?;
-    let word = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(corrupt);
-    let nonce = u64::from_le_bytes(word(32, 8)?.try_into().map_err(|_| corrupt())?);
-    let count = u32::from_le_bytes(word(40, 4)?.try_into().map_err(|_| corrupt())?) as usize;
-    let balances_end = count
-        .checked_mul(BALANCE_LEN)
-        .and_then(|n| n.checked_add(44))
-        .filter(|end| *end <= bytes.len())
-        .ok_or_else(corrupt)?;
-    let balances = bytes[44..balances_end]
-        .chunks_exact(BALANCE_LEN)
-        .map(|pair| {
-            let (asset, amount) = pair.split_at(4);
-            (
-                u32::from_le_bytes(asset.try_into().expect("4 bytes")),
-                u64::from_le_bytes(amount.try_into().expect("8 bytes")),
-            )
-        })
-        .collect();
-    let mut prices = BTreeMap::new();
-    if bytes.len() > balances_end {
-        let m =
-            u32::from_le_bytes(word(balances_end, 4)?.try_into().map_err(|_| corrupt())?) as usize;
-        let start = balances_end + 4;
-        // Present only when there are prices; the bytes must be exactly the quotes.
-        if m == 0 || m.checked_mul(QUOTE_LEN) != Some(bytes.len() - start) {
-            return Err(corrupt());
-        }
-        for quote in bytes[start..].chunks_exact(QUOTE_LEN) {
-            let (asset, rest) = quote.split_at(4);
-            let (price, height) = rest.split_at(8);
-            prices.insert(
-                u32::from_le_bytes(asset.try_into().expect("4 bytes")),
-                Quote {
-                    price: u64::from_le_bytes(price.try_into().expect("8 bytes")),
-                    height: u64::from_le_bytes(height.try_into().expect("8 bytes")),
-                },
-            );
-        }
+impl From<crate::ledger::encoding::Corrupt> for StoreError {
+    fn from(corrupt: crate::ledger::encoding::Corrupt) -> Self {
+        StoreError::Corrupt(corrupt.0)
     }
-    Ok((
-        id,
-        Account {
-            nonce,
-            balances,
-            prices,
-        },
-    ))
 }
 
 /// The tree's view of the store through one read transaction.
@@ -565,6 +482,22 @@ impl Store {
         }))
     }
 
+    /// An account at block `height`, without a proof.
+    pub fn account_value(
+        &self,
+        id: &AccountId,
+        height: u64,
+    ) -> Result<Option<Account>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let tree = Tree { txn: &txn };
+        let value = Sha256Jmt::new(&tree)
+            .get(KeyHash::with::<Sha256>(id), height)
+            .map_err(db)?;
+        Ok(value
+            .map(|bytes| decode_account(&bytes).map(|(_, a)| a))
+            .transpose()?)
+    }
+
     /// An account at block `height` with the proof of its value (or absence) against that
     /// block's state root.
     pub fn account(
@@ -593,14 +526,13 @@ impl Store {
             let (key, value) = entry.map_err(db)?;
             newest.insert(key.value().0, value.value().to_vec());
         }
-        let mut ledger = Ledger::default();
+        let mut accounts = Vec::with_capacity(newest.len());
         for bytes in newest.values() {
             if let [1, value @ ..] = bytes.as_slice() {
-                let (id, account) = decode_account(value)?;
-                ledger.accounts.insert(id, account);
+                accounts.push(decode_account(value)?);
             }
         }
-        Ok(ledger)
+        Ok(Ledger::from_accounts(accounts))
     }
 }
 
@@ -628,7 +560,7 @@ mod tests {
         Account {
             nonce,
             balances: balances.iter().copied().collect(),
-            prices: Default::default(),
+            ..Account::default()
         }
     }
 
@@ -756,55 +688,6 @@ mod tests {
         let (got, proof) = store.account(&alice, 1).expect("reads at the new height");
         assert!(verify_account(r1, &alice, got.as_ref(), &proof));
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
-    }
-
-    #[test]
-    fn accounts_round_trip_and_corrupt_bytes_are_refused() {
-        let a = account(3, &[(1, 10), (7, u64::MAX)]);
-        let bytes = encode_account(&[5; 32], &a);
-        assert_eq!(
-            decode_account(&bytes).expect("decodes"),
-            ([5; 32], a.clone())
-        );
-        assert!(decode_account(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode_account(&bytes[..20]).is_err());
-        let mut huge = bytes.clone();
-        huge[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode_account(&huge).is_err(), "a count beyond the bytes");
-        assert_eq!(
-            bytes.len(),
-            44 + 12 * 2,
-            "no prices: the encoding as before them"
-        );
-
-        // An oracle's prices follow its balances.
-        let mut oracle = a.clone();
-        oracle.prices.insert(
-            2,
-            Quote {
-                price: 41_000,
-                height: 9,
-            },
-        );
-        oracle.prices.insert(
-            1,
-            Quote {
-                price: u64::MAX,
-                height: u64::MAX,
-            },
-        );
-        let priced = encode_account(&[6; 32], &oracle);
-        assert_eq!(priced.len(), 44 + 12 * 2 + 4 + 20 * 2);
-        assert_eq!(decode_account(&priced).expect("decodes"), ([6; 32], oracle));
-        assert!(decode_account(&priced[..priced.len() - 1]).is_err());
-        let empty_prices = [bytes.as_slice(), &0u32.to_le_bytes()].concat();
-        assert!(
-            decode_account(&empty_prices).is_err(),
-            "a count of 0 is never written"
-        );
-        let mut many = priced.clone();
-        many[68..72].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode_account(&many).is_err(), "a count beyond the bytes");
     }
 
     #[test]

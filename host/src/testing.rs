@@ -9,10 +9,10 @@ use verity_drivers::{PoolConfig, PoolVerifier};
 
 use crate::chain::Chain;
 use crate::genesis::Genesis;
-use crate::ledger::{AccountId, PriceRules, Rules};
+use crate::ledger::{AccountId, BookRules, PriceRules, Rules};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::sequence::Ordering;
-use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
+use crate::transaction::{Body, Payload, Trade, Unsigned, TRADE_LEN, TX_LEN};
 
 /// Test key `n`.
 pub fn key(n: u8) -> SigningKey {
@@ -52,6 +52,33 @@ pub fn transfer(
     signed(chain_id, from, nonce, Payload::Transfer(body))
 }
 
+/// A trade of `contracts` of `instrument` that key `buyer` buys from key `seller` at
+/// `premium` each, valid through height 1,000,000, signed by both.
+pub fn trade(
+    chain_id: u32,
+    buyer: u8,
+    nonce: u64,
+    seller: u8,
+    instrument: u32,
+    contracts: u32,
+    premium: u64,
+) -> [u8; TRADE_LEN] {
+    let trade = Trade {
+        instrument,
+        contracts,
+        counterparty: id(seller),
+        premium,
+        last_height: 1_000_000,
+    };
+    Unsigned {
+        chain_id,
+        sender: id(buyer),
+        nonce,
+        payload: Payload::Trade(trade),
+    }
+    .sign_trade(&key(buyer), &key(seller))
+}
+
 /// A fresh scratch directory `verity-NAME-PID` under the system's temporary one.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("verity-{name}-{}", std::process::id()));
@@ -70,6 +97,7 @@ pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
             assets: [1].into(),
             issuers: [].into(),
             prices: PriceRules::default(),
+            book: BookRules::default(),
         },
         balances: vec![(id(1), 1, 1_000)],
         validators: vec![],

@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use verity_host::api::{AccountState, Block, Status, TxReceipt};
 use verity_host::block_log::BlockLog;
 use verity_host::chain::{Chain, LOG_FILE, STATE_FILE};
-use verity_host::cli::init::read_accounts;
+use verity_host::cli::init::{read_accounts, read_oracles};
 use verity_host::daemon::{Ready, Stopped};
 use verity_host::genesis::Genesis;
 use verity_host::ingress::parse_reply;
@@ -416,21 +416,28 @@ fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
 fn oracle_prices_make_the_mark_and_other_keys_prices_are_not_taken() {
     let dir = scratch("oracles");
     init(&dir, 4);
-    let keys = read_accounts(&dir).expect("keys");
-    let hex_of = |i: usize| hex::encode(keys[i].verifying_key().to_bytes());
-    // Accounts 0, 1 and 2 are the venue's oracles; prices count for 50 blocks.
+    // `verity init` named three oracles (keys/oracles.jsonl); prices count for 50 blocks.
+    let oracles = read_oracles(&dir).expect("oracle keys");
+    assert_eq!(oracles.len(), 3);
+    let hex_of = |i: usize| hex::encode(oracles[i].verifying_key().to_bytes());
     let genesis = dir.join("genesis.toml");
     let text = std::fs::read_to_string(&genesis).expect("genesis");
-    let oracles = format!(
-        "oracles = [\"{}\", \"{}\", \"{}\"]\nmax_price_age = 50\n",
-        hex_of(0),
-        hex_of(1),
-        hex_of(2)
-    );
-    std::fs::write(&genesis, oracles + &text).expect("written");
-    let lines: Vec<String> = std::fs::read_to_string(dir.join("keys/accounts.jsonl"))
+    assert!(text.contains("max_price_age = 100"), "{text}");
+    std::fs::write(
+        &genesis,
+        text.replace("max_price_age = 100", "max_price_age = 50"),
+    )
+    .expect("written");
+    // Oracles 0 to 2, then account 0, which is not one.
+    let lines: Vec<String> = std::fs::read_to_string(dir.join("keys/oracles.jsonl"))
         .expect("keys")
         .lines()
+        .chain(
+            std::fs::read_to_string(dir.join("keys/accounts.jsonl"))
+                .expect("keys")
+                .lines()
+                .take(1),
+        )
         .map(str::to_owned)
         .collect();
     let replica = Replica::start(&dir);

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Account, Failure, Quote};
+use crate::ledger::{Account, Event, Failure, MarginState, Quote};
 use crate::store::verify_account;
 
 /// The longest proof a client decodes (a path of 256 siblings and a leaf is far less).
@@ -103,6 +103,16 @@ pub struct AccountState {
     /// An oracle's newest prices by asset (absent for other accounts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prices: BTreeMap<u32, QuoteView>,
+    /// Option positions by instrument (contracts; negative: short).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub positions: BTreeMap<u32, i64>,
+    /// Its newest liquidations and settlements, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Event>,
+    /// Its margin at the height, computed by the replica (not covered by the proof; absent
+    /// without positions, or when an instrument it holds has no mark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<MarginState>,
     /// The Jellyfish Merkle proof (borsh).
     pub proof: String,
 }
@@ -169,6 +179,8 @@ impl AccountState {
                     )
                 })
                 .collect(),
+            positions: self.positions.clone(),
+            history: self.history.clone(),
         });
         if verify_account(root, &id, account.as_ref(), &proof) {
             Ok(())
@@ -187,14 +199,20 @@ pub struct BlockTx {
     pub sender: String,
     /// Its nonce.
     pub nonce: u64,
-    /// `transfer` or `mint`.
+    /// `transfer`, `mint`, `price` or `trade`.
     pub kind: String,
-    /// The asset moved.
+    /// The asset moved or priced; a trade's instrument.
     pub asset: u32,
-    /// The receiving account.
+    /// The receiving account; a trade's counterparty (the seller).
     pub to: String,
-    /// How much.
+    /// How much; a price; a trade's premium per contract.
     pub amount: u64,
+    /// A trade's contracts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contracts: Option<u32>,
+    /// A trade's last height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_height: Option<u64>,
     /// Why it did not apply; `None`: it applied.
     pub failure: Option<FailureView>,
 }

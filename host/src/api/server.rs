@@ -30,12 +30,12 @@ use crate::consensus::context::{BlockId, VerityContext};
 use crate::consensus::evidence::{EvidenceView, Misbehaviour};
 use crate::derivatives::mark::median_of_fresh;
 use crate::ingress::MAX_FRAME;
-use crate::ledger::{Failure, PriceRules};
+use crate::ledger::{Account, AccountId, Failure, Ledger, Quote, Rules};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::store::{Store, StoreError};
 use crate::traffic::recorder::{RecordSwitch, Recorder};
-use crate::transaction::{Body, Payload, Transaction, TxId, TX_LEN};
+use crate::transaction::{self, Body, Payload, TxId, TX_LEN};
 
 /// The largest request body read.
 pub const BODY_LIMIT: usize = 16 << 10;
@@ -54,8 +54,8 @@ pub struct ApiState {
     pub chain_id: u32,
     /// Ingress recording, switched by `/admin/pcap`.
     pub recorder: Arc<Recorder>,
-    /// The genesis oracles and how long their prices count, for `/v1/marks`.
-    pub prices: PriceRules,
+    /// The genesis rules: the oracles for `/v1/marks`, the book for accounts' margins.
+    pub rules: Rules,
 }
 
 /// The process's Prometheus recorder, installed on first use, with histogram buckets for
@@ -206,10 +206,21 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
     let read = state.store.head().and_then(|head| {
         let (height, root) = head.ok_or(StoreError::Empty)?;
         let (account, proof) = state.store.account(&id, height)?;
-        Ok((height, root, account, proof))
+        let margin = match &account {
+            Some(held) if !held.positions.is_empty() => {
+                // The account and the oracles' prices are all the margin reads.
+                let mut accounts = oracles(&state, height)?;
+                accounts.push((id, held.clone()));
+                Ledger::from_accounts(accounts)
+                    .margin(&state.rules, &id, height)
+                    .ok()
+            }
+            _ => None,
+        };
+        Ok((height, root, account, proof, margin))
     });
     match read {
-        Ok((height, root, account, proof)) => Json(AccountState {
+        Ok((height, root, account, proof, margin)) => Json(AccountState {
             account: hex::encode(id),
             height,
             state_root: hex::encode(root),
@@ -224,6 +235,15 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
                         .collect()
                 })
                 .unwrap_or_default(),
+            positions: account
+                .as_ref()
+                .map(|a| a.positions.clone())
+                .unwrap_or_default(),
+            history: account
+                .as_ref()
+                .map(|a| a.history.clone())
+                .unwrap_or_default(),
+            margin,
             balances: account.map(|a| a.balances).unwrap_or_default(),
             proof: hex::encode(borsh::to_vec(&proof).expect("a proof serializes")),
         })
@@ -242,22 +262,21 @@ async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> 
     };
     let read = state.store.head().and_then(|head| {
         let (height, _) = head.ok_or(StoreError::Empty)?;
-        let mut quotes = std::collections::BTreeMap::new();
-        for oracle in &state.prices.oracles {
-            if let (Some(account), _) = state.store.account(oracle, height)? {
-                if let Some(quote) = account.prices.get(&asset) {
-                    quotes.insert(hex::encode(oracle), *quote);
-                }
-            }
-        }
+        let quotes: std::collections::BTreeMap<String, Quote> = oracles(&state, height)?
+            .into_iter()
+            .filter_map(|(oracle, account)| {
+                Some((hex::encode(oracle), *account.prices.get(&asset)?))
+            })
+            .collect();
         Ok((height, quotes))
     });
+    let prices = &state.rules.prices;
     match read {
         Ok((height, quotes)) => Json(MarkView {
             asset,
             height,
-            mark: median_of_fresh(quotes.values().copied(), height, state.prices.max_age),
-            max_age: state.prices.max_age,
+            mark: median_of_fresh(quotes.values().copied(), height, prices.max_age),
+            max_age: prices.max_age,
             quotes: quotes
                 .into_iter()
                 .map(|(k, q)| (k, QuoteView::from(q)))
@@ -266,6 +285,17 @@ async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> 
         .into_response(),
         Err(error) => store_failed(&error),
     }
+}
+
+/// The genesis oracles' accounts at `height` (those that exist).
+fn oracles(state: &ApiState, height: u64) -> Result<Vec<(AccountId, Account)>, StoreError> {
+    let mut out = Vec::new();
+    for oracle in &state.rules.prices.oracles {
+        if let Some(account) = state.store.account_value(oracle, height)? {
+            out.push((*oracle, account));
+        }
+    }
+    Ok(out)
 }
 
 /// The refusal of a height that is not a number.
@@ -295,8 +325,9 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
             (Some(header), body)
         };
         let mut transactions = Vec::with_capacity(body.len() / TX_LEN);
-        for chunk in body.chunks(TX_LEN) {
-            let tx = Transaction::decode(chunk).map_err(|_| StoreError::CorruptBlock(height))?;
+        for tx in transaction::split_all(body) {
+            let tx = tx.map_err(|_| StoreError::CorruptBlock(height))?;
+            let (mut contracts, mut last_height) = (None, None);
             let (kind, body) = match tx.payload() {
                 Payload::Transfer(body) => ("transfer", body),
                 Payload::Mint(body) => ("mint", body),
@@ -308,6 +339,18 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
                         amount: price,
                     },
                 ),
+                Payload::Trade(trade) => {
+                    contracts = Some(trade.contracts);
+                    last_height = Some(trade.last_height);
+                    (
+                        "trade",
+                        Body {
+                            asset: trade.instrument,
+                            to: trade.counterparty,
+                            amount: trade.premium,
+                        },
+                    )
+                }
             };
             let TxId(id) = tx.id();
             let failure = state
@@ -322,6 +365,8 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
                 asset: body.asset,
                 to: hex::encode(body.to),
                 amount: body.amount,
+                contracts,
+                last_height,
                 failure,
             });
         }

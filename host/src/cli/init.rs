@@ -10,9 +10,10 @@ use ed25519_dalek::SigningKey;
 use crate::cli::create_new;
 use crate::cli::keygen::KeyFile;
 use crate::config::{Config, Listen};
+use crate::derivatives::pricing::{OptionKind, OptionTerms};
 use crate::genesis::Genesis;
 use crate::jsonl::{read_bounded, Line};
-use crate::ledger::{PriceRules, Rules};
+use crate::ledger::{BookRules, Instrument, PriceRules, Rules};
 
 /// The funded keys' file in `DIR/keys`, one key file (JSON) a line.
 pub const ACCOUNTS_FILE: &str = "accounts.jsonl";
@@ -22,8 +23,47 @@ pub const ISSUER_FILE: &str = "issuer.json";
 pub const VALIDATOR_FILE: &str = "validator.json";
 /// The genesis file in a replica's (or a cluster's) directory.
 pub const GENESIS_FILE: &str = "genesis.toml";
-/// The asset `init` creates and funds.
+/// The oracles' key file in `DIR/keys`, one key file (JSON) a line.
+pub const ORACLES_FILE: &str = "oracles.jsonl";
+/// The insurance fund's key file in `DIR/keys`.
+pub const FUND_FILE: &str = "fund.json";
+/// The asset `init` creates and funds: the book's quote (collateral) asset.
 pub const ASSET: u32 = 1;
+/// The asset the options are on, priced by the oracles.
+pub const UNDERLYING: u32 = 2;
+/// The underlying's price the options' strikes are set around (quote units per unit).
+pub const REFERENCE_PRICE: u64 = 50_000;
+/// The oracles `init` creates.
+const ORACLES: usize = 3;
+
+/// The book `init` writes: the fund, and a call and a put at the reference price and 10 %
+/// out of the money, expiring after a year of one-second blocks.
+fn book(fund: [u8; 32]) -> BookRules {
+    let defaults = BookRules::default();
+    let year = defaults.model.blocks_per_year;
+    let option = |kind, strike| Instrument {
+        underlying: UNDERLYING,
+        terms: OptionTerms {
+            kind,
+            strike,
+            expiry: year,
+            size: 1,
+        },
+    };
+    let reference = REFERENCE_PRICE;
+    BookRules {
+        quote: ASSET,
+        fund,
+        instruments: [
+            (100, option(OptionKind::Call, reference)),
+            (101, option(OptionKind::Put, reference)),
+            (102, option(OptionKind::Call, reference + reference / 10)),
+            (103, option(OptionKind::Put, reference - reference / 10)),
+        ]
+        .into(),
+        ..defaults
+    }
+}
 
 /// Write a replica's directory: `DIR/verity.toml` (every key commented), `DIR/genesis.toml`,
 /// and `DIR/keys/` with an issuer key, the replica's validator key (listed in genesis with
@@ -64,8 +104,9 @@ pub fn key_line(key: &SigningKey) -> anyhow::Result<String> {
     Ok(serde_json::to_string(&KeyFile::new(key))? + "\n")
 }
 
-/// A new chain's issuer, `accounts` funded keys and genesis (naming `validators`, power 1
-/// each), written as `dir/keys/` and `dir/genesis.toml`; nothing is overwritten.
+/// A new chain's issuer, `accounts` funded keys, oracles, insurance fund (funded like 100
+/// accounts) and genesis (naming `validators`, power 1 each, and the options book of
+/// [`book`]), written as `dir/keys/` and `dir/genesis.toml`; nothing is overwritten.
 pub fn write_chain(
     dir: &Path,
     accounts: u32,
@@ -80,16 +121,29 @@ pub fn write_chain(
     let accounts: Vec<SigningKey> = (0..accounts)
         .map(|_| SigningKey::generate(&mut rng))
         .collect();
+    let oracles: Vec<SigningKey> = (0..ORACLES)
+        .map(|_| SigningKey::generate(&mut rng))
+        .collect();
+    let fund = SigningKey::generate(&mut rng);
+    let fund_id = fund.verifying_key().to_bytes();
     let genesis = Genesis {
         rules: Rules {
             chain_id,
-            assets: [ASSET].into(),
+            assets: [ASSET, UNDERLYING].into(),
             issuers: [issuer.verifying_key().to_bytes()].into(),
-            prices: PriceRules::default(),
+            prices: PriceRules {
+                oracles: oracles
+                    .iter()
+                    .map(|k| k.verifying_key().to_bytes())
+                    .collect(),
+                ..PriceRules::default()
+            },
+            book: book(fund_id),
         },
         balances: accounts
             .iter()
             .map(|k| (k.verifying_key().to_bytes(), ASSET, balance))
+            .chain([(fund_id, ASSET, balance.saturating_mul(100))])
             .collect(),
         validators: validators
             .iter()
@@ -102,6 +156,12 @@ pub fn write_chain(
         .collect::<anyhow::Result<String>>()?;
     create_new(&keys.join(ACCOUNTS_FILE), &lines, true)?;
     create_new(&keys.join(ISSUER_FILE), &key_line(&issuer)?, true)?;
+    let oracle_lines = oracles
+        .iter()
+        .map(key_line)
+        .collect::<anyhow::Result<String>>()?;
+    create_new(&keys.join(ORACLES_FILE), &oracle_lines, true)?;
+    create_new(&keys.join(FUND_FILE), &key_line(&fund)?, true)?;
     create_new(&dir.join(GENESIS_FILE), &genesis.to_toml(), false)?;
     Ok(genesis)
 }
@@ -155,20 +215,27 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// Reads `DIR/keys/accounts.jsonl` (or `DIR/accounts.jsonl`): every key, checked.
 pub fn read_accounts(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
+    read_keys(dir, ACCOUNTS_FILE)
+}
+
+/// Reads `DIR/keys/oracles.jsonl` (or `DIR/oracles.jsonl`): the oracles' keys.
+pub fn read_oracles(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
+    read_keys(dir, ORACLES_FILE)
+}
+
+/// Reads the key file `name` in `DIR/keys/` or `DIR`, one key a line.
+fn read_keys(dir: &Path, name: &str) -> anyhow::Result<Vec<SigningKey>> {
     const LINE_MAX: usize = 512;
     const KEYS_MAX: usize = 1_000_000;
-    let path = [
-        dir.join("keys").join(ACCOUNTS_FILE),
-        dir.join(ACCOUNTS_FILE),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .with_context(|| {
-        format!(
-            "no {ACCOUNTS_FILE} in {} or its keys/ (write one with `verity init`)",
-            dir.display()
-        )
-    })?;
+    let path = [dir.join("keys").join(name), dir.join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "no {name} in {} or its keys/ (write one with `verity init`)",
+                dir.display()
+            )
+        })?;
     let mut input = crate::cli::open_input(&path)?;
     let mut keys = Vec::new();
     let mut line = Vec::new();

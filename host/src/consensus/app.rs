@@ -44,7 +44,7 @@ use super::streams::Streams;
 use crate::block;
 use crate::block_log::BlockLog;
 use crate::sequence::Order;
-use crate::transaction::{Transaction, TX_LEN};
+use crate::transaction::{self, TX_LEN};
 
 /// The most decided blocks served in one sync response.
 const SYNC_BATCH_MAX: u64 = 8;
@@ -172,7 +172,7 @@ impl App {
                     }
                 };
                 let id = BlockId::of(&block);
-                debug!(%height, %round, txs = block.len() / TX_LEN, block = %id, "proposing");
+                debug!(%height, %round, bytes = block.len(), block = %id, "proposing");
                 let _ = reply.send(LocallyProposedValue::new(height, round, id));
                 self.stream(height, round, Round::Nil, &block, channels)
                     .await?;
@@ -402,13 +402,6 @@ impl App {
     async fn check_block(&self, height: Height, block: &[u8]) -> Result<Validity, CheckFailure> {
         let (header, transactions) =
             block::split(block).map_err(|e| CheckFailure::Malformed(e.to_string()))?;
-        if transactions.len() / TX_LEN > self.config.block_max {
-            return Err(CheckFailure::Malformed(format!(
-                "a block of {} transactions (at most {})",
-                transactions.len() / TX_LEN,
-                self.config.block_max
-            )));
-        }
         if header.height != height.0 {
             warn!(%height, header = header.height, "a block for another height");
             return Ok(Validity::Invalid);
@@ -433,13 +426,23 @@ impl App {
             return Ok(Validity::Invalid);
         }
         let mut signed = Vec::with_capacity(transactions.len() / TX_LEN);
-        for (index, bytes) in transactions.chunks(TX_LEN).enumerate() {
-            let tx = Transaction::decode(bytes)
-                .map_err(|e| CheckFailure::Malformed(format!("transaction {index}: {e}")))?;
+        for (index, tx) in transaction::split_all(transactions).enumerate() {
+            if index == self.config.block_max {
+                return Err(CheckFailure::Malformed(format!(
+                    "a block of more than {} transactions",
+                    self.config.block_max
+                )));
+            }
+            let tx =
+                tx.map_err(|e| CheckFailure::Malformed(format!("transaction {index}: {e}")))?;
             if tx.chain_id() != self.config.chain_id {
                 return Ok(Validity::Invalid);
             }
-            signed.push((*tx.sender(), *tx.signature(), tx.signed().to_vec()));
+            let message = tx.signed();
+            signed.extend(
+                tx.signatures()
+                    .map(|(key, signature)| (key, signature, message.to_vec())),
+            );
         }
         let verdicts = self
             .verifier

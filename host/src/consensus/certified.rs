@@ -12,13 +12,13 @@ use bytes::Bytes;
 use malachitebft_codec::Codec;
 use malachitebft_core_types::{CommitCertificate, ValidatorSet as _};
 use serde::{Deserialize, Serialize};
-use verity_drivers::{Tag, Verdict, Verifier};
+use verity_drivers::{Verdict, Verifier};
 
 use super::certificate::{check_certificate, CertificateError};
 use super::codec::BorshCodec;
 use super::context::{BlockId, ValidatorSet, VerityContext};
 use crate::block;
-use crate::transaction::{Transaction, TX_LEN};
+use crate::transaction::{self, TX_LEN};
 
 /// The longest certified-block file read: a block of 65,536 transactions in hex, and more.
 pub const FILE_LEN_MAX: u64 = 64 << 20;
@@ -129,8 +129,10 @@ impl CertifiedBlock {
             )));
         }
         let mut requests = Vec::with_capacity(transactions.len() / TX_LEN);
-        for (index, bytes) in transactions.chunks(TX_LEN).enumerate() {
-            let tx = Transaction::decode(bytes).map_err(|e| CertifiedError::Transaction {
+        // The transaction each request checks a signature of (a Trade has two).
+        let mut owners = Vec::with_capacity(requests.capacity());
+        for (index, tx) in transaction::split_all(transactions).enumerate() {
+            let tx = tx.map_err(|e| CertifiedError::Transaction {
                 index,
                 reason: e.to_string(),
             })?;
@@ -140,14 +142,29 @@ impl CertifiedBlock {
                     reason: format!("signed for chain {}", tx.chain_id()),
                 });
             }
-            requests.push(tx.request(Tag::new(index as u64)));
+            requests.extend(tx.requests(requests.len() as u64));
+            owners.resize(requests.len(), index);
         }
-        let transactions = requests.len();
+        let transactions = owners.last().map_or(0, |last| last + 1);
         let responses = verity_drivers::verify_all(verifier, requests)
             .map_err(|e| CertifiedError::Certificate(CertificateError::Verifier(e.to_string())))?;
-        if let Some(bad) = responses.iter().find(|r| r.verdict != Verdict::Valid) {
+        if responses.len() != owners.len() {
+            return Err(CertifiedError::Certificate(CertificateError::Verifier(
+                format!(
+                    "{} verdicts for {} signatures",
+                    responses.len(),
+                    owners.len()
+                ),
+            )));
+        }
+        // `verify_all` answers in request order.
+        if let Some((bad, &index)) = responses
+            .iter()
+            .zip(&owners)
+            .find(|(r, _)| r.verdict != Verdict::Valid)
+        {
             return Err(CertifiedError::Transaction {
-                index: bad.tag.get() as usize,
+                index,
                 reason: format!("signature: {}", bad.verdict.reason()),
             });
         }

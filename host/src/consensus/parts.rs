@@ -21,7 +21,7 @@ use malachitebft_core_types::Round;
 use super::context::{Address, BlockId, Height, PrivateKey, ProposalPart, Signature};
 use super::signing::sign;
 use crate::block::HEADER_LEN;
-use crate::transaction::TX_LEN;
+use crate::transaction::{self, MAX_TX_LEN};
 
 /// The start of the bytes a proposer signs over its parts.
 pub const PARTS_DOMAIN: &[u8; 13] = b"verity/parts\0";
@@ -66,11 +66,25 @@ pub fn split(key: &PrivateKey, chain_id: u32, header: Header, block: &[u8]) -> V
     let split_at = block.len().min(HEADER_LEN);
     let (head, transactions) = block.split_at(split_at);
     parts.push(ProposalPart::Data(head.to_vec()));
-    parts.extend(
-        transactions
-            .chunks(TRANSACTIONS_PER_PART * TX_LEN)
-            .map(|chunk| ProposalPart::Data(chunk.to_vec())),
-    );
+    // Cut after every TRANSACTIONS_PER_PART whole transactions (each as long as its kind).
+    let mut rest = transactions;
+    while !rest.is_empty() {
+        let mut cut = 0;
+        for _ in 0..TRANSACTIONS_PER_PART {
+            match transaction::length_of(&rest[cut..]) {
+                Ok(len) if cut + len <= rest.len() => cut += len,
+                // Not whole transactions: the rest goes as it is, and every replica's
+                // assembly refuses it.
+                _ => cut = rest.len(),
+            }
+            if cut == rest.len() {
+                break;
+            }
+        }
+        let (part, after) = rest.split_at(cut);
+        parts.push(ProposalPart::Data(part.to_vec()));
+        rest = after;
+    }
     let signature = sign(key, &fin_bytes(chain_id, &header, BlockId::of(block)));
     parts.push(ProposalPart::Fin(signature));
     parts
@@ -92,7 +106,7 @@ pub enum PartError {
     #[error("a block header part of {0} bytes (a header is {HEADER_LEN})")]
     Header(usize),
     /// Data that is not whole transactions.
-    #[error("a data part of {0} bytes is not whole {TX_LEN}-byte transactions")]
+    #[error("a data part of {0} bytes is not whole transactions")]
     NotWhole(usize),
     /// More than the bound.
     #[error("more than {max} bytes of block")]
@@ -128,7 +142,7 @@ impl Assembly {
     /// An assembly that refuses blocks of more than `max_transactions`.
     pub fn new(max_transactions: usize) -> Self {
         Self {
-            max_bytes: HEADER_LEN + max_transactions.saturating_mul(TX_LEN),
+            max_bytes: HEADER_LEN + max_transactions.saturating_mul(MAX_TX_LEN),
             header: None,
             block: Vec::new(),
             done: false,
@@ -168,7 +182,7 @@ impl Assembly {
                 Ok(None)
             }
             (ProposalPart::Data(data), Some(_)) => {
-                if !data.len().is_multiple_of(TX_LEN) || data.is_empty() {
+                if data.is_empty() || transaction::split_all(&data).any(|tx| tx.is_err()) {
                     return Err(PartError::NotWhole(data.len()));
                 }
                 if self.block.len() + data.len() > self.max_bytes {
@@ -284,7 +298,20 @@ mod tests {
             proposer: Address([1; 32]),
         };
         let fin = ProposalPart::Fin(Signature([0; 64]));
-        let data = |n: usize| ProposalPart::Data(vec![0; n]);
+        // `n` whole transactions, a Transfer and a Trade by turns; `bytes(n)` anything.
+        let txs = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| {
+                    if i % 2 == 0 {
+                        testing::transfer(5, 2, i as u64, 3, 1, 1).to_vec()
+                    } else {
+                        testing::trade(5, 2, i as u64, 3, 100, 1, 10).to_vec()
+                    }
+                })
+                .collect()
+        };
+        let data = |n: usize| ProposalPart::Data(txs(n));
+        let bytes = |n: usize| ProposalPart::Data(vec![1; n]);
         let refusal = |parts: Vec<ProposalPart>, max: usize| {
             let mut assembly = Assembly::new(max);
             parts
@@ -292,45 +319,49 @@ mod tests {
                 .map(|p| assembly.push(p))
                 .find_map(Result::err)
         };
-        assert_eq!(refusal(vec![data(TX_LEN)], 8), Some(PartError::BeforeInit));
+        assert_eq!(refusal(vec![data(1)], 8), Some(PartError::BeforeInit));
         assert_eq!(refusal(vec![fin.clone()], 8), Some(PartError::BeforeInit));
         assert_eq!(
             refusal(vec![init.clone(), init.clone()], 8),
             Some(PartError::SecondInit)
         );
-        let head = data(HEADER_LEN);
+        let head = bytes(HEADER_LEN);
         assert_eq!(
-            refusal(vec![init.clone(), data(TX_LEN)], 8),
-            Some(PartError::Header(TX_LEN))
+            refusal(vec![init.clone(), data(1)], 8),
+            Some(PartError::Header(160))
         );
         assert_eq!(
             refusal(vec![init.clone(), fin.clone()], 8),
             Some(PartError::Header(0))
         );
         assert_eq!(
-            refusal(vec![init.clone(), head.clone(), data(TX_LEN + 1)], 8),
-            Some(PartError::NotWhole(TX_LEN + 1))
+            refusal(vec![init.clone(), head.clone(), data(2)], 8),
+            None,
+            "a Transfer and a Trade: whole"
+        );
+        let cut = txs(2)[..160 + 231].to_vec();
+        assert_eq!(
+            refusal(vec![init.clone(), head.clone(), ProposalPart::Data(cut)], 8),
+            Some(PartError::NotWhole(391))
         );
         assert_eq!(
-            refusal(vec![init.clone(), head.clone(), data(0)], 8),
+            refusal(vec![init.clone(), head.clone(), bytes(160)], 8),
+            Some(PartError::NotWhole(160))
+        );
+        assert_eq!(
+            refusal(vec![init.clone(), head.clone(), bytes(0)], 8),
             Some(PartError::NotWhole(0))
         );
         assert_eq!(
-            refusal(
-                vec![init.clone(), head.clone(), data(2 * TX_LEN), data(TX_LEN)],
-                2
-            ),
+            refusal(vec![init.clone(), head.clone(), data(2), data(2)], 2),
             Some(PartError::TooLarge {
-                max: HEADER_LEN + 2 * TX_LEN
+                max: HEADER_LEN + 2 * MAX_TX_LEN
             })
         );
         assert_eq!(
-            refusal(
-                vec![init.clone(), head.clone(), fin.clone(), data(TX_LEN)],
-                8
-            ),
+            refusal(vec![init.clone(), head.clone(), fin.clone(), data(1)], 8),
             Some(PartError::AfterFin)
         );
-        assert_eq!(refusal(vec![init, head, data(2 * TX_LEN), fin], 2), None);
+        assert_eq!(refusal(vec![init, head, data(2), fin], 2), None);
     }
 }

@@ -24,8 +24,8 @@ use crate::ledger::Failure;
 use crate::pipeline::Outcome;
 use crate::transaction::TxId;
 
-/// The longest frame or datagram taken: a v1 transaction is 160 bytes; room for later
-/// versions.
+/// The longest frame or datagram taken: a v1 transaction is at most 232 bytes
+/// ([`crate::transaction::MAX_TX_LEN`]); room for later versions.
 pub const MAX_FRAME: usize = 4096;
 
 /// A reply's bytes for `outcome` (without TCP's length).
