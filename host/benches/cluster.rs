@@ -25,7 +25,7 @@ use ed25519_dalek::SigningKey;
 use verity_drivers::{verify_all, PoolConfig, PoolVerifier, Request, Tag};
 use verity_host::backend::BackendKind;
 use verity_host::cli::cluster::{self, ClusterArgs, Replica};
-use verity_host::cli::load::{load, LoadArgs, LoadReport};
+use verity_host::cli::load::{load, LoadArgs, LoadReport, Mix};
 
 const REPLICAS: u16 = 4;
 const RAW_BATCH: usize = 1024;
@@ -127,6 +127,9 @@ fn run_step(dir: &Path, replicas: &[Replica], rate: u32) -> Step {
         accounts: None,
         connections: 4 * REPLICAS,
         drain: 30,
+        mix: Mix::Transfers,
+        shock: 40,
+        seed: 1,
     })
     .expect("the load runs");
     let (cpu, verify) = all_cpu_times(replicas);

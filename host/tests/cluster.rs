@@ -13,7 +13,7 @@ use verity_host::block_log::BlockLog;
 use verity_host::chain::LOG_FILE;
 use verity_host::cli::client::Client;
 use verity_host::cli::cluster::{self, ClusterArgs, Replica};
-use verity_host::cli::load::{load, LoadArgs, LoadReport};
+use verity_host::cli::load::{load, LoadArgs, LoadReport, Mix};
 use verity_host::config::Config;
 use verity_host::consensus::certified::CertifiedBlock;
 use verity_host::consensus::evidence::{EvidenceView, Misbehaviour};
@@ -60,6 +60,9 @@ fn send(dir: &Path, targets: Vec<SocketAddr>, http: SocketAddr, rate: u32) -> Lo
         accounts: None,
         connections: 4,
         drain: 30,
+        mix: Mix::Transfers,
+        shock: 40,
+        seed: 1,
     })
     .expect("the load runs");
     assert_eq!(report.unanswered, 0, "every transaction is answered");
@@ -231,6 +234,72 @@ fn four_replicas_agree_and_a_killed_one_catches_up() {
         .map(|r| r.expect("running").stop().expect("stops cleanly"))
         .collect();
     assert!(stopped.iter().all(|s| s.height >= after));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `verity load --mix trading` against four replicas, two verifying on the CPU and two on
+/// the simulated card: trades signed by both accounts and the oracles' prices commit, the
+/// price shock liquidates the call writers, and every replica holds the same blocks and state
+/// roots — the book's margins, liquidations and the two signatures per trade give the same
+/// answers on both backends.
+#[test]
+fn a_trading_mix_liquidates_and_replicas_on_two_backends_agree() {
+    let dir = scratch("cluster-trading");
+    write_cluster(&dir, 4);
+    let dirs = cluster::replicas(&dir).expect("four replicas");
+    for replica in &dirs[2..] {
+        let config = replica.join("verity.toml");
+        let text = std::fs::read_to_string(&config).expect("a configuration");
+        assert!(text.contains("backend = \"cpu\""));
+        std::fs::write(
+            &config,
+            text.replace("backend = \"cpu\"", "backend = \"sim\""),
+        )
+        .expect("written");
+    }
+    let replicas: Vec<Replica> = dirs.iter().map(|d| start(d)).collect();
+    let backends: Vec<String> = replicas
+        .iter()
+        .map(|r| status(r.ready.http).verifier.backend)
+        .collect();
+    assert_eq!(backends, ["cpu", "cpu", "sim", "sim"]);
+    let tcp: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.tcp).collect();
+    let http: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.http).collect();
+    let report = load(&LoadArgs {
+        keys: dir.clone(),
+        target: tcp,
+        http: Some(http[0]),
+        rate: 300,
+        duration: 2,
+        accounts: None,
+        connections: 4,
+        drain: 30,
+        mix: Mix::Trading,
+        shock: 40,
+        seed: 7,
+    })
+    .expect("the load runs");
+    let mut table = Vec::new();
+    report.table(&mut table).expect("a table");
+    let table = String::from_utf8(table).expect("utf-8");
+    assert_eq!(report.unanswered, 0, "{table}");
+    assert!(report.refused.is_empty(), "{table}");
+    assert_eq!(report.committed(), report.sent, "{table}");
+    let trading = report.trading.as_ref().expect("a trading report");
+    assert_eq!((trading.trades, trading.prices), (570, 30), "{table}");
+    // The 20 writers each sold calls up to 80 % of their initial margin: a 40 % rise leaves
+    // every one below maintenance.
+    assert_eq!(trading.liquidated, 20, "{table}");
+    assert!(
+        trading.fund_positions.get(&100).is_some_and(|c| *c < 0),
+        "{table}"
+    );
+    assert!(table.contains("liquidations              20"), "{table}");
+    let agreed = assert_identical(&http);
+    assert!(agreed > 0);
+    for replica in replicas {
+        replica.stop().expect("stops cleanly");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

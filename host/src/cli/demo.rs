@@ -10,7 +10,7 @@ use crate::backend::BackendKind;
 use crate::cli::client::Client;
 use crate::cli::cluster::{self, ClusterArgs, Replica};
 use crate::cli::init::{self, InitArgs};
-use crate::cli::load::{self, LoadArgs};
+use crate::cli::load::{self, LoadArgs, Mix};
 
 /// Run the appliance end to end: four replicas (`verity cluster` in a temporary directory,
 /// one `verityd` process each, ordering by BFT consensus on loopback), signed transfers sent
@@ -111,6 +111,9 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
         accounts: None,
         connections: 4,
         drain: 30,
+        mix: Mix::Transfers,
+        shock: 40,
+        seed: 1,
     })?;
     report.table(out)?;
     let stopped = daemon.stop()?;
@@ -177,6 +180,9 @@ fn demo_cluster(
         accounts: None,
         connections: 4 * args.replicas,
         drain: 30,
+        mix: Mix::Transfers,
+        shock: 40,
+        seed: 1,
     })?;
     report.table(out)?;
     // Every replica at one height, and what it holds there.

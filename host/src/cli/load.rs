@@ -1,5 +1,7 @@
-//! `verity load`: signed transfers at a target rate over TCP ingress, and what became of
-//! them.
+//! `verity load`: signed transfers — or option trades and prices ([`trading`]) — at a
+//! target rate over TCP ingress, and what became of them.
+
+pub mod trading;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -12,26 +14,35 @@ use crossbeam_channel::{unbounded, Receiver};
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api::Status;
+use crate::api::{MarkView, Status, Submitted};
 use crate::cli::client::Client;
 use crate::cli::cluster;
-use crate::cli::init::{read_accounts, ASSET};
+use crate::cli::init::{read_accounts, read_oracles, ASSET, GENESIS_FILE, REFERENCE_PRICE};
 use crate::config::{Config, Listen};
+use crate::genesis::Genesis;
 use crate::ingress::{parse_reply, MAX_FRAME};
+use crate::ledger::Event;
 use crate::pipeline::Outcome;
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
+use trading::{Market, TradingReport};
 
 /// The most transactions one run signs ahead (160 bytes each).
 const TRANSACTIONS_MAX: u64 = 10_000_000;
 
-/// Send signed transfers to a replica at a target rate and report what became of them.
+/// Send signed transfers (or option trades and prices) to a replica at a target rate and
+/// report what became of them.
 ///
-/// Transfers of 1 unit go from each account to the next, round-robin over the accounts, with
-/// each account's nonces in order (read from the replica first, so runs can follow each
-/// other). All are signed before the clock starts. Each account's transfers travel on one
-/// connection, so its nonces arrive in order. The end table gives sent, committed (applied or
-/// failed, by reason), refused by reason, unanswered, the achieved rate, and the latency from
-/// writing a frame to reading its reply (which comes once its block is on disk).
+/// `--mix transfers`: transfers of 1 unit go from each account to the next, round-robin over
+/// the accounts. `--mix trading`: the accounts trade the genesis file's options — half of
+/// them write calls to the other half, then small trades of every instrument — while the
+/// oracles (DIR/keys/oracles.jsonl) give prices, and at 60 % of the run the price moves by
+/// `--shock` percent, which leaves the writers under maintenance: the end table counts the
+/// liquidations. Each sender's nonces are in order (read from the replica first, so runs can
+/// follow each other). All is signed before the clock starts. Each sender's transactions
+/// travel on one connection, so its nonces arrive in order. The end table gives sent,
+/// committed (applied or failed, by reason), refused by reason, unanswered, the achieved
+/// rate, and the latency from writing a frame to reading its reply (which comes once its
+/// block is on disk).
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The directory `verity init` or `verity cluster` wrote: its keys, and the addresses in
@@ -61,6 +72,26 @@ pub struct LoadArgs {
     /// How long to wait for the last replies after the last send, in seconds.
     #[arg(long, default_value = "30")]
     pub drain: u64,
+    /// What to send.
+    #[arg(long, value_enum, default_value_t = Mix::Transfers)]
+    pub mix: Mix,
+    /// With `--mix trading`: how far the oracles move the price at 60 % of the run, in
+    /// percent of the mark at the start (negative: down).
+    #[arg(long, default_value = "40", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-90..=1000))]
+    pub shock: i64,
+    /// With `--mix trading`: the seed of the small trades and the price jitter.
+    #[arg(long, default_value = "1")]
+    pub seed: u64,
+}
+
+/// What `verity load` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Transfers of 1 unit round-robin over the accounts.
+    Transfers,
+    /// Option trades between the accounts and the oracles' prices, with a price shock.
+    Trading,
 }
 
 /// What a run measured.
@@ -82,6 +113,8 @@ pub struct LoadReport {
     pub latencies: Vec<Duration>,
     /// The replica's head after the run.
     pub head: Option<Status>,
+    /// With `--mix trading`: what the book did.
+    pub trading: Option<TradingReport>,
 }
 
 impl LoadReport {
@@ -136,6 +169,26 @@ impl LoadReport {
             ms(self.latency(999)),
             ms(self.latencies.last().copied())
         )?;
+        if let Some(t) = &self.trading {
+            writeln!(
+                out,
+                "  trading           {} trades, {} prices; the price moved to {} from transaction {}",
+                t.trades, t.prices, t.shock.0, t.shock.1
+            )?;
+            writeln!(
+                out,
+                "  liquidations      {:>10}   (penalties {}, shortfall {}); settlements {}",
+                t.liquidated, t.penalties, t.shortfall, t.settled
+            )?;
+            let contracts: i64 = t.fund_positions.values().map(|c| c.abs()).sum();
+            writeln!(
+                out,
+                "  insurance fund    balance {}, {} contracts in {} positions",
+                t.fund_balance,
+                contracts,
+                t.fund_positions.len()
+            )?;
+        }
         if let Some(head) = &self.head {
             writeln!(
                 out,
@@ -198,16 +251,104 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         "--rate × --duration: 1 to {TRANSACTIONS_MAX} transactions"
     );
     let client = Client::new(http);
-    let chain_id = client.status()?.chain_id;
-    let nonces = keys
+    let status = client.status()?;
+    let chain_id = status.chain_id;
+    let accounts = keys
         .iter()
-        .map(|k| {
-            client
-                .account(&k.verifying_key().to_bytes())
-                .map(|a| a.nonce)
-        })
-        .collect::<anyhow::Result<Vec<u64>>>()?;
-    let transactions = sign_all(&keys, &nonces, chain_id, total as usize);
+        .map(|k| client.account(&k.verifying_key().to_bytes()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let nonces: Vec<u64> = accounts.iter().map(|a| a.nonce).collect();
+    // Each transaction's sender (an index) and bytes, in the order they are due.
+    let transfers: Vec<[u8; TX_LEN]>;
+    let mut trading = None;
+    let plan;
+    let schedule: Vec<(usize, &[u8])> = match args.mix {
+        Mix::Transfers => {
+            transfers = sign_all(&keys, &nonces, chain_id, total as usize);
+            transfers
+                .iter()
+                .enumerate()
+                .map(|(i, tx)| (i % keys.len(), &tx[..]))
+                .collect()
+        }
+        Mix::Trading => {
+            let genesis = Genesis::read(&args.keys.join(GENESIS_FILE)).with_context(|| {
+                format!(
+                    "--mix trading reads the genesis file in {}",
+                    args.keys.display()
+                )
+            })?;
+            let oracles = read_oracles(&args.keys)?;
+            let book = &genesis.rules.book;
+            let underlying = book
+                .instruments
+                .values()
+                .next()
+                .map(|i| i.underlying)
+                .context("--mix trading: the genesis file has no instruments")?;
+            // Runs follow each other: the reference is the mark, if there is one.
+            let mark: MarkView = client.get(&format!("/v1/marks/{underlying}"))?;
+            let reference = mark.mark.unwrap_or(REFERENCE_PRICE);
+            let oracle_nonces = oracles
+                .iter()
+                .map(|k| {
+                    client
+                        .account(&k.verifying_key().to_bytes())
+                        .map(|a| a.nonce)
+                })
+                .collect::<anyhow::Result<Vec<u64>>>()?;
+            let collateral: Vec<u64> = accounts
+                .iter()
+                .map(|a| a.balances.get(&book.quote).copied().unwrap_or(0))
+                .collect();
+            let mut market = Market {
+                chain_id,
+                book,
+                height: status.height,
+                reference,
+                shock_bp: args.shock * 100,
+                accounts: &keys,
+                nonces: &nonces,
+                collateral: &collateral,
+                oracles: &oracles,
+                oracle_nonces: &oracle_nonces,
+                seed: args.seed,
+            };
+            // The first trades need a mark: one price from every oracle, committed first.
+            for price in market.opening_prices() {
+                match client.submit(&price)? {
+                    Submitted::Committed { failure: None, .. } => {}
+                    other => anyhow::bail!("the opening price was not taken: {other:?}"),
+                }
+            }
+            let opened: Vec<u64> = oracle_nonces.iter().map(|n| n + 1).collect();
+            market.oracle_nonces = &opened;
+            market.height = client.status()?.height;
+            plan = market.plan(total as usize)?;
+            trading = Some((
+                TradingReport {
+                    trades: plan
+                        .transactions
+                        .iter()
+                        .filter(|(s, _)| *s < keys.len())
+                        .count() as u64,
+                    prices: plan
+                        .transactions
+                        .iter()
+                        .filter(|(s, _)| *s >= keys.len())
+                        .count() as u64,
+                    shock: (plan.shocked, plan.shock_at),
+                    ..TradingReport::default()
+                },
+                book.fund,
+                market.height,
+            ));
+            plan.transactions
+                .iter()
+                .map(|(s, tx)| (*s, &tx[..]))
+                .collect()
+        }
+    };
 
     let connections = usize::from(args.connections);
     let bar = ProgressBar::new(total);
@@ -217,16 +358,11 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         )
         .expect("a valid template"),
     );
-    // Transaction i is due at i / rate; account a's transactions go on connection a % C.
-    let per_connection: Vec<Vec<(usize, &[u8; TX_LEN])>> = (0..connections)
-        .map(|c| {
-            transactions
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| (i % keys.len()) % connections == c)
-                .collect()
-        })
-        .collect();
+    // Transaction i is due at i / rate; sender s's transactions go on connection s % C.
+    let mut per_connection: Vec<Vec<(usize, &[u8])>> = vec![Vec::new(); connections];
+    for (i, &(sender, tx)) in schedule.iter().enumerate() {
+        per_connection[sender % connections].push((i, tx));
+    }
     let start = Instant::now() + Duration::from_millis(50);
     let rate = f64::from(args.rate);
     let drain = Duration::from_secs(args.drain);
@@ -265,7 +401,39 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     report.latencies.sort_unstable();
     report.elapsed = last.saturating_duration_since(start);
     report.head = client.status().ok();
+    if let Some((mut book, fund, from)) = trading {
+        tally_book(&client, &keys, fund, from, &mut book)?;
+        report.trading = Some(book);
+    }
     Ok(report)
+}
+
+/// Reads what the book did to `keys` after height `from`, and the fund's state.
+fn tally_book(
+    client: &Client,
+    keys: &[SigningKey],
+    fund: [u8; 32],
+    from: u64,
+    report: &mut TradingReport,
+) -> anyhow::Result<()> {
+    for key in keys {
+        let account = client.account(&key.verifying_key().to_bytes())?;
+        for event in account.history {
+            match event {
+                Event::Liquidated(l) if l.height > from => {
+                    report.liquidated += 1;
+                    report.penalties += l.penalty;
+                    report.shortfall += l.shortfall;
+                }
+                Event::Settled(s) if s.height > from => report.settled += 1,
+                _ => {}
+            }
+        }
+    }
+    let fund = client.account(&fund)?;
+    report.fund_balance = fund.balances.get(&ASSET).copied().unwrap_or(0);
+    report.fund_positions = fund.positions;
+    Ok(())
 }
 
 /// Signs `total` transfers round-robin over `keys`, on every core.
@@ -326,7 +494,7 @@ struct ConnectionResult {
 /// Sends `mine` (index, bytes) on one connection at its due times and reads the replies.
 fn connection(
     target: SocketAddr,
-    mine: &[(usize, &[u8; TX_LEN])],
+    mine: &[(usize, &[u8])],
     start: Instant,
     rate: f64,
     drain: Duration,
@@ -352,7 +520,7 @@ fn connection(
             frames.clear();
             let batch_start = next;
             while next < mine.len() && due(next) <= now && next - batch_start < 64 {
-                frames.extend_from_slice(&(TX_LEN as u32).to_le_bytes());
+                frames.extend_from_slice(&(mine[next].1.len() as u32).to_le_bytes());
                 frames.extend_from_slice(mine[next].1);
                 next += 1;
             }

@@ -101,7 +101,7 @@ impl Default for BookRules {
 
 /// Something the book did to an account outside its own transactions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// Its positions were taken by the fund.
     Liquidated(Liquidation),
