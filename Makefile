@@ -31,7 +31,8 @@ test-long: deps
 ## the replica's pipeline end to end against the CPU backend's raw rate, four replicas
 ## ordering by consensus against that rate shared by the verifications each transaction costs,
 ## `verity replay` of a 1M-transaction capture against the same sends from memory, and
-## re-margining 100,000 option accounts after a mark change against its 50 ms target.
+## re-margining 100,000 option accounts after a mark change — the arithmetic alone, and the
+## ledger's block that moves the mark (re-margin and liquidations) — against its 50 ms target.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path

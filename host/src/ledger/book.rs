@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Account, AccountId, Failure, Overlay, Rules};
+use super::{Account, AccountId, Failure, Ledger, Overlay, Rules};
 use crate::derivatives::pricing::{Model, OptionTerms};
 use crate::derivatives::risk::{Margin, Position, RiskArray, RiskParams};
 use crate::transaction::Trade;
@@ -248,7 +248,7 @@ fn underlying(rules: &BookRules, instrument: u32) -> u32 {
         .map_or(instrument, |i| i.underlying)
 }
 
-impl Overlay<'_> {
+impl<'a> Overlay<'a> {
     /// The risk table at `height`, built on first use in a block and after each price.
     fn table(&mut self, rules: &Rules, height: u64) -> &RiskTable {
         if self.table.is_none() {
@@ -465,78 +465,134 @@ impl Overlay<'_> {
     /// account to the fund), each paying at most what it holds. What moved (to the account),
     /// and what could not.
     fn pay_between(&mut self, book: &BookRules, account: AccountId, amount: i128) -> (i128, i128) {
-        let (from, to) = if amount >= 0 {
-            (book.fund, account)
-        } else {
-            (account, book.fund)
-        };
-        let want = amount.unsigned_abs();
-        let has = self.balance(&from, book.quote);
-        let moved = u64::try_from(want).unwrap_or(u64::MAX).min(has);
-        // Room at the receiver: a balance cannot pass 2^64 − 1; what does not fit stays.
-        let room = u64::MAX - self.balance(&to, book.quote);
-        let moved = moved.min(room);
-        self.debit(from, book.quote, moved)
-            .expect("at most the payer's balance");
-        self.credit(to, book.quote, moved)
-            .expect("at most the receiver's room");
-        let shortfall = want - u128::from(moved);
-        let sign = if amount >= 0 { 1 } else { -1 };
-        (
-            sign * i128::from(moved),
-            i128::try_from(shortfall).unwrap_or(i128::MAX),
-        )
+        let mut holder = self.get(&account).cloned().unwrap_or_default();
+        let moved = transfer(book.quote, &mut holder, self.get_mut(book.fund), amount);
+        self.put(account, holder);
+        moved
     }
 
+    /// Margins every account holding positions, in key order, and liquidates those under
+    /// maintenance.
     fn liquidate(&mut self, rules: &Rules, height: u64) {
         let book = &rules.book;
-        let holders = self.holders();
-        if holders.is_empty() {
+        let base: &'a Ledger = self.base;
+        // Holders only because of this block (in key order: `changes` is ordered).
+        let new: Vec<AccountId> = self
+            .changes
+            .iter()
+            .filter(|(id, a)| !a.positions.is_empty() && !base.holders.contains(*id))
+            .map(|(id, _)| *id)
+            .collect();
+        if base.holders.is_empty() && new.is_empty() {
             return;
         }
         let table = self.table(rules, height).clone();
         let mut scratch = Vec::new();
-        for holder in holders {
-            if holder == book.fund {
-                continue;
+        let mut new = new.into_iter().peekable();
+        for (id, account) in base_holders(base) {
+            while let Some(id) = new.next_if(|n| n < id) {
+                self.margin_call(book, &table, height, id, None, &mut scratch);
             }
-            let account = self.get(&holder).expect("a holder has an account");
-            let collateral = account.balances.get(&book.quote).copied().unwrap_or(0);
-            let Ok(margin) = table.margin(book, collateral, &account.positions, &mut scratch)
-            else {
-                continue;
-            };
-            if !margin.under_maintenance() {
-                continue;
-            }
-            let penalty =
-                -((-(margin.maintenance * i128::from(book.penalty_bp))).div_euclid(10_000));
-            let positions = std::mem::take(&mut self.get_mut(holder).positions);
-            let (paid, shortfall) = self.pay_between(book, holder, margin.value - penalty);
-            let fund = self.get_mut(book.fund);
-            for (instrument, contracts) in positions {
-                // Two opposite positions of the fund's could only pass i64 with more contracts
-                // than were ever traded: saturate rather than fail a block.
-                let held = fund.positions.entry(instrument).or_insert(0);
-                *held = held.saturating_add(contracts);
-                if *held == 0 {
-                    fund.positions.remove(&instrument);
-                }
-            }
-            record(
-                self.get_mut(holder),
-                Event::Liquidated(Liquidation {
-                    height,
-                    equity: margin.equity,
-                    maintenance: margin.maintenance,
-                    value: margin.value,
-                    penalty,
-                    paid,
-                    shortfall,
-                }),
-            );
+            self.margin_call(book, &table, height, *id, Some(account), &mut scratch);
+        }
+        for id in new {
+            self.margin_call(book, &table, height, id, None, &mut scratch);
         }
     }
+
+    /// Margins `id` (whose value before this block is `before`, if it held positions then)
+    /// and liquidates it if it is under maintenance.
+    fn margin_call(
+        &mut self,
+        book: &BookRules,
+        table: &RiskTable,
+        height: u64,
+        id: AccountId,
+        before: Option<&Account>,
+        scratch: &mut Vec<Position>,
+    ) {
+        if id == book.fund {
+            return;
+        }
+        let Some(account) = self.changes.get(&id).or(before) else {
+            return;
+        };
+        let collateral = account.balances.get(&book.quote).copied().unwrap_or(0);
+        let Ok(margin) = table.margin(book, collateral, &account.positions, scratch) else {
+            return;
+        };
+        if account.positions.is_empty() || !margin.under_maintenance() {
+            return;
+        }
+        let mut account = account.clone();
+        let penalty = -((-(margin.maintenance * i128::from(book.penalty_bp))).div_euclid(10_000));
+        let positions = std::mem::take(&mut account.positions);
+        let fund = self.get_mut(book.fund);
+        let (paid, shortfall) = transfer(book.quote, &mut account, fund, margin.value - penalty);
+        for (instrument, contracts) in positions {
+            // Two opposite positions of the fund's could only pass i64 with more contracts
+            // than were ever traded: saturate rather than fail a block.
+            let held = fund.positions.entry(instrument).or_insert(0);
+            *held = held.saturating_add(contracts);
+            if *held == 0 {
+                fund.positions.remove(&instrument);
+            }
+        }
+        record(
+            &mut account,
+            Event::Liquidated(Liquidation {
+                height,
+                equity: margin.equity,
+                maintenance: margin.maintenance,
+                value: margin.value,
+                penalty,
+                paid,
+                shortfall,
+            }),
+        );
+        self.put(id, account);
+    }
+}
+
+/// The accounts that held positions before the block, in key order. Walking every account
+/// is cheaper than looking each holder up once holders are a sixteenth of the accounts.
+fn base_holders(base: &Ledger) -> Box<dyn Iterator<Item = (&AccountId, &Account)> + '_> {
+    if base.holders.len().saturating_mul(16) >= base.accounts.len() {
+        Box::new(
+            base.accounts
+                .iter()
+                .filter(|(_, a)| !a.positions.is_empty()),
+        )
+    } else {
+        Box::new(
+            base.holders
+                .iter()
+                .filter_map(|id| Some((id, base.accounts.get(id)?))),
+        )
+    }
+}
+
+/// Moves `amount` of the quote asset from `fund` to `account` (negative: the other way),
+/// each paying at most its balance and receiving at most its room below 2^64. What moved (to
+/// the account), and what could not.
+fn transfer(quote: u32, account: &mut Account, fund: &mut Account, amount: i128) -> (i128, i128) {
+    let (from, to) = if amount >= 0 {
+        (fund, account)
+    } else {
+        (account, fund)
+    };
+    let want = amount.unsigned_abs();
+    let has = from.balances.get(&quote).copied().unwrap_or(0);
+    let held = to.balances.get(&quote).copied().unwrap_or(0);
+    let moved = u64::try_from(want)
+        .unwrap_or(u64::MAX)
+        .min(has)
+        .min(u64::MAX - held);
+    set_balance(from, quote, has - moved);
+    set_balance(to, quote, held + moved);
+    let shortfall = i128::try_from(want - u128::from(moved)).unwrap_or(i128::MAX);
+    let moved = i128::from(moved);
+    (if amount >= 0 { moved } else { -moved }, shortfall)
 }
 
 fn set_balance(account: &mut Account, asset: u32, amount: u64) {
