@@ -575,3 +575,104 @@ fn logs_can_be_one_json_object_a_line() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `verity submit --trade` signs with both keys; the trade opens a long and a short that
+/// `verity account` shows with their margin, under a proof that covers the positions.
+#[test]
+fn a_trade_signed_by_both_opens_positions_shown_with_their_margin() {
+    let dir = scratch("trade");
+    init(&dir, 4);
+    let replica = Replica::start(&dir);
+    let http = replica.http.to_string();
+    let key_file = |name: &str, line: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, line).expect("written");
+        path.to_str().expect("utf-8").to_owned()
+    };
+    let oracles = std::fs::read_to_string(dir.join("keys/oracles.jsonl")).expect("keys");
+    let accounts = std::fs::read_to_string(dir.join("keys/accounts.jsonl")).expect("keys");
+    let accounts: Vec<&str> = accounts.lines().collect();
+    let (seller, buyer) = (
+        key_file("seller.json", accounts[0]),
+        key_file("buyer.json", accounts[1]),
+    );
+    let submit = |args: &[&str]| {
+        let (ok, out, error) = verity(&[&["submit", "--http", &http][..], args].concat());
+        assert!(ok, "{error}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")
+    };
+    // Without a mark the book cannot margin the seller: the trade fails, committed.
+    let trade = |instrument: &str| {
+        submit(&[
+            "--trade",
+            "--key",
+            &buyer,
+            "--counterparty-key",
+            &seller,
+            "--asset",
+            instrument,
+            "--contracts",
+            "2",
+            "--amount",
+            "1000",
+        ])
+    };
+    assert_eq!(trade("100")["failure"]["name"], "no_mark");
+    for (i, line) in oracles.lines().enumerate() {
+        let oracle = key_file(&format!("oracle-{i}.json"), line);
+        let outcome = submit(&[
+            "--price", "--key", &oracle, "--asset", "2", "--amount", "50000",
+        ]);
+        assert_eq!(outcome["failure"], serde_json::Value::Null, "{outcome}");
+    }
+    let outcome = trade("100");
+    assert_eq!(outcome["failure"], serde_json::Value::Null, "{outcome}");
+    assert_eq!(trade("999")["failure"]["name"], "unknown_instrument");
+
+    let account = |line: &str| {
+        let public: serde_json::Value = serde_json::from_str(line).expect("a key file");
+        let (ok, out, error) = verity(&[
+            "account",
+            "--http",
+            &http,
+            public["pubkey"].as_str().expect("a key"),
+        ]);
+        assert!(ok, "{error}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")
+    };
+    let short = account(accounts[0]);
+    assert_eq!(short["positions"]["100"], -2, "{short}");
+    assert_eq!(short["balances"]["1"], 1_000_000_000u64 + 2_000, "{short}");
+    assert!(
+        short["margin"]["maintenance"]
+            .as_i64()
+            .is_some_and(|m| m > 0),
+        "{short}"
+    );
+    assert!(short["proof"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("verified against state_root")));
+    let long = account(accounts[1]);
+    assert_eq!(long["positions"]["100"], 2, "{long}");
+    // A long can lose at most what it is worth.
+    let (value, maintenance) = (&long["margin"]["value"], &long["margin"]["maintenance"]);
+    assert!(value.as_i64() >= maintenance.as_i64(), "{long}");
+    assert_eq!(long["nonce"], 3, "the buyer signed three trades");
+
+    // The block shows the trade's terms.
+    let height = outcome["height"].as_u64().expect("a height");
+    let (status, block) = replica.get::<verity_host::api::Block>(&format!("/v1/blocks/{height}"));
+    assert_eq!(status, 200);
+    let block = block.expect("a block");
+    let traded = block
+        .transactions
+        .iter()
+        .find(|t| t.kind == "trade")
+        .expect("the trade");
+    assert_eq!(
+        (traded.asset, traded.contracts, traded.amount),
+        (100, Some(2), 1000)
+    );
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,7 +14,7 @@ use crate::api::{hex32, AccountState, ApiError, Block, Status, Submit, Submitted
 use crate::cli::keygen::KeyFile;
 use crate::config::Listen;
 use crate::consensus::certified::CertifiedBlock;
-use crate::transaction::{Body, Payload, Unsigned};
+use crate::transaction::{Body, Payload, Trade, Unsigned};
 
 /// The largest answer read (a block of 4,096 transactions is about 2 MiB of JSON).
 const ANSWER_LIMIT: u64 = 64 << 20;
@@ -147,8 +147,8 @@ pub struct ApiAddr {
     pub http: SocketAddr,
 }
 
-/// Sign a transfer (or a mint, or an oracle's price) and submit it over HTTP; print its
-/// outcome once committed.
+/// Sign a transfer (or a mint, an oracle's price, or an option trade signed by both
+/// accounts) and submit it over HTTP; print its outcome once committed.
 ///
 /// The nonce is the account's next, read from the replica, unless given.
 #[derive(Debug, clap::Args)]
@@ -159,12 +159,13 @@ pub struct SubmitArgs {
     #[arg(long)]
     key: PathBuf,
     /// The receiving account's public key (hex).
-    #[arg(long, required_unless_present = "price", conflicts_with = "price")]
+    #[arg(long, required_unless_present_any = ["price", "trade"], conflicts_with_all = ["price", "trade"])]
     to: Option<String>,
-    /// How much (with `--price`: the price, quote units per unit of the asset).
+    /// How much (with `--price`: the price, quote units per unit of the asset; with
+    /// `--trade`: the premium per contract, in the quote asset).
     #[arg(long)]
     amount: u64,
-    /// Which asset.
+    /// Which asset (with `--trade`: which instrument).
     #[arg(long, default_value = "1")]
     asset: u32,
     /// The nonce [default: the sender's next].
@@ -175,8 +176,21 @@ pub struct SubmitArgs {
     mint: bool,
     /// An oracle's price of the asset instead of a transfer (the key must be a genesis
     /// oracle); the nonce is the update's sequence number.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trade")]
     price: bool,
+    /// An option trade: `--key`'s account buys `--contracts` of instrument `--asset` from
+    /// `--counterparty-key`'s at `--amount` each; both sign.
+    #[arg(long, requires_all = ["counterparty_key", "contracts"], conflicts_with = "mint")]
+    trade: bool,
+    /// With `--trade`: the seller's key file.
+    #[arg(long)]
+    counterparty_key: Option<PathBuf>,
+    /// With `--trade`: how many contracts.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    contracts: Option<u32>,
+    /// With `--trade`: the last height whose block may hold it [default: the head + 100].
+    #[arg(long)]
+    last_height: Option<u64>,
 }
 
 /// Runs `verity submit`.
@@ -187,7 +201,8 @@ pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         None => [0; 32],
     };
     let client = Client::new(args.api.http);
-    let chain_id = client.status()?.chain_id;
+    let status = client.status()?;
+    let chain_id = status.chain_id;
     let sender = key.verifying_key().to_bytes();
     let nonce = match args.nonce {
         Some(nonce) => nonce,
@@ -198,6 +213,28 @@ pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
         to,
         amount: args.amount,
     };
+    let unsigned = |payload| Unsigned {
+        chain_id,
+        sender,
+        nonce,
+        payload,
+    };
+    if args.trade {
+        let counterparty = KeyFile::load(
+            args.counterparty_key
+                .as_ref()
+                .context("--trade needs --counterparty-key")?,
+        )?;
+        let trade = Trade {
+            instrument: args.asset,
+            contracts: args.contracts.context("--trade needs --contracts")?,
+            counterparty: counterparty.verifying_key().to_bytes(),
+            premium: args.amount,
+            last_height: args.last_height.unwrap_or(status.height + 100),
+        };
+        let tx = unsigned(Payload::Trade(trade)).sign_trade(&key, &counterparty);
+        return submitted(&client, &tx, out);
+    }
     let payload = if args.price {
         Payload::Price {
             asset: args.asset,
@@ -208,14 +245,13 @@ pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     } else {
         Payload::Transfer(body)
     };
-    let tx = Unsigned {
-        chain_id,
-        sender,
-        nonce,
-        payload,
-    }
-    .sign(&key);
-    let outcome = client.submit(&tx)?;
+    let tx = unsigned(payload).sign(&key);
+    submitted(&client, &tx, out)
+}
+
+/// Submits `tx`, prints its outcome, and fails if it was refused.
+fn submitted(client: &Client, tx: &[u8], out: &mut impl Write) -> anyhow::Result<()> {
+    let outcome = client.submit(tx)?;
     print_json(out, &outcome)?;
     if let Submitted::Refused { reason } = outcome {
         anyhow::bail!("refused: {reason}");
@@ -223,7 +259,8 @@ pub fn submit(args: &SubmitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Show an account — nonce and balances — and check its proof against the state root.
+/// Show an account — nonce, balances, an oracle's prices, option positions with their margin,
+/// liquidations and settlements — and check its proof against the state root.
 #[derive(Debug, clap::Args)]
 pub struct AccountArgs {
     #[command(flatten)]
