@@ -183,7 +183,7 @@ impl Market<'_> {
             let mut rng = ChaCha8Rng::seed_from_u64(
                 self.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             );
-            if i % PRICE_EVERY == 0 {
+            if i.is_multiple_of(PRICE_EVERY) {
                 let r = i / PRICE_EVERY;
                 let oracle = r % self.oracles.len();
                 let nonce = self.oracle_nonces[oracle] + (r / self.oracles.len()) as u64;
