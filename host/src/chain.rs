@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use thiserror::Error;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::block::{self, BlockError, Header};
 use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
-use crate::ledger::{Account, AccountId, Changes, Ledger, Receipt, Rules};
+use crate::ledger::{Account, AccountId, Changes, Event, Ledger, Receipt, Rules};
 use crate::snapshot::Snapshots;
 use crate::store::{BlockState, Durability, Store, StoreError};
 use crate::transaction::{self, Transaction, TxError};
@@ -145,6 +145,30 @@ struct Snapshotting {
     every: u64,
     queue: Option<Sender<(u64, BTreeMap<AccountId, Account>)>>,
     writer: Option<JoinHandle<()>>,
+}
+
+/// Counts the liquidations and settlements of block `height` (`verity_liquidations_total`,
+/// `verity_settlements_total`) and logs them: each at debug, the block's count at info.
+fn count_book_events(changes: &Changes, height: u64) {
+    let (mut liquidated, mut settled) = (0u64, 0u64);
+    for (id, account) in changes {
+        for event in account.history.iter().rev() {
+            match event {
+                Event::Liquidated(l) if l.height == height => {
+                    liquidated += 1;
+                    debug!(account = %hex::encode(id), height, equity = %l.equity,
+                        maintenance = %l.maintenance, shortfall = %l.shortfall, "liquidated");
+                }
+                Event::Settled(s) if s.height == height => settled += 1,
+                _ => break,
+            }
+        }
+    }
+    if liquidated + settled > 0 {
+        metrics::counter!("verity_liquidations_total").increment(liquidated);
+        metrics::counter!("verity_settlements_total").increment(settled);
+        info!(height, liquidated, settled, "the options book acted");
+    }
 }
 
 /// The directory snapshots go in, under the data directory.
@@ -340,6 +364,7 @@ impl Chain {
             });
         }
         let (changes, receipts) = self.ledger.apply(&self.rules, height, &transactions);
+        count_book_events(&changes, height);
         self.log.append_certified(height, block, certificate)?;
         self.height = height;
         self.send(StateWork::Block(BlockWork {

@@ -400,18 +400,20 @@ fn verify_stage(
                 };
                 // Valid when every signature has a verdict and it is Valid; otherwise the
                 // first that is not says why.
-                let mine: Vec<Verdict> = verdicts.by_ref().take(signatures).collect();
-                if mine.len() != signatures {
+                let (mut seen, mut verdict) = (0, Verdict::Valid);
+                for mine in verdicts.by_ref().take(signatures) {
+                    seen += 1;
+                    if verdict == Verdict::Valid {
+                        verdict = mine;
+                    }
+                }
+                if seen != signatures {
                     refuse(
                         reply,
                         "verifier_unavailable: a verdict is missing".to_owned(),
                     );
                     continue;
                 }
-                let verdict = mine
-                    .into_iter()
-                    .find(|verdict| *verdict != Verdict::Valid)
-                    .unwrap_or(Verdict::Valid);
                 match verdict {
                     Verdict::Valid => {
                         if let Err(returned) =

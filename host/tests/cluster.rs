@@ -297,6 +297,21 @@ fn a_trading_mix_liquidates_and_replicas_on_two_backends_agree() {
     assert!(table.contains("liquidations              20"), "{table}");
     let agreed = assert_identical(&http);
     assert!(agreed > 0);
+    // Every replica counted the same liquidations on its /metrics.
+    for h in &http {
+        let metrics =
+            String::from_utf8(Client::new(*h).bytes("/metrics", 1 << 20).expect("metrics"))
+                .expect("utf-8");
+        assert!(
+            metrics.lines().any(|l| l == "verity_liquidations_total 20"),
+            "{h}: {}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("liquidations"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     for replica in replicas {
         replica.stop().expect("stops cleanly");
     }

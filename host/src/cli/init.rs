@@ -65,9 +65,10 @@ fn book(fund: [u8; 32]) -> BookRules {
     }
 }
 
-/// Write a replica's directory: `DIR/verity.toml` (every key commented), `DIR/genesis.toml`,
-/// and `DIR/keys/` with an issuer key, the replica's validator key (listed in genesis with
-/// power 1) and funded account keys (mode 0600).
+/// Write a replica's directory: `DIR/verity.toml` (every key commented), `DIR/genesis.toml`
+/// (with an options book: three oracles, an insurance fund, calls and puts on asset 2), and
+/// `DIR/keys/` with an issuer key, the replica's validator key (listed in genesis with power
+/// 1), the oracles' and the fund's keys and funded account keys (mode 0600).
 ///
 /// `verityd --config DIR/verity.toml` starts on it (listening on 127.0.0.1); `verity load
 /// --keys DIR` spends from its accounts. Nothing in DIR is overwritten.
@@ -199,8 +200,9 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "wrote {dir}/verity.toml (http {}, tcp {}, udp {}, backend {}), {dir}/{GENESIS_FILE} \
-         (chain {}, asset {ASSET}), {dir}/keys/{ISSUER_FILE} and {} funded keys in \
-         {dir}/keys/{ACCOUNTS_FILE}",
+         (chain {}, asset {ASSET} the options' quote, asset {UNDERLYING} their underlying, \
+         four options), {dir}/keys/{ISSUER_FILE}, {dir}/keys/{ORACLES_FILE}, \
+         {dir}/keys/{FUND_FILE} and {} funded keys in {dir}/keys/{ACCOUNTS_FILE}",
         config.listen.http,
         config.listen.tcp,
         config.listen.udp,
@@ -210,6 +212,10 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> anyhow::Result<()> {
     )?;
     writeln!(out, "start it:  verityd --config {dir}/verity.toml")?;
     writeln!(out, "load it:   verity load --keys {dir}")?;
+    writeln!(
+        out,
+        "trade:     verity load --keys {dir} --mix trading --rate 2000"
+    )?;
     Ok(())
 }
 
