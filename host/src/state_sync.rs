@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! peers' /v1/snapshots ─▶ newest height S whose certifying block S + ROOT_LAG a peer holds
-//! /v1/blocks/{S+8}/certified ─▶ certificate checked against genesis ─▶ its header's root(S)
+//! /v1/blocks/{S+ROOT_LAG}/certified ─▶ certificate checked against genesis ─▶ its header's root(S)
 //! /v1/blocks/{S}/certified   ─▶ checked too: the first block of this replica's log
 //! /v1/snapshots/{S}/chunks/i ─▶ hash, key order, range proof against root(S) ─▶ state store
 //! ```

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use verity_host::api::{Block, Status};
 use verity_host::backend::BackendKind;
+use verity_host::block::ROOT_LAG;
 use verity_host::block_log::BlockLog;
 use verity_host::chain::LOG_FILE;
 use verity_host::cli::client::Client;
@@ -26,6 +27,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Snapshots the test clusters keep: enough, at one every 10 blocks, that one is certified.
+const SNAPSHOTS_KEPT: u64 = ROOT_LAG / 10 + 3;
+
 fn write_cluster(dir: &Path, replicas: u16) {
     cluster::write(&ClusterArgs {
         dir: dir.to_owned(),
@@ -37,11 +41,16 @@ fn write_cluster(dir: &Path, replicas: u16) {
         no_start: true,
     })
     .expect("the cluster's directory is written");
-    // Snapshots every 10 blocks, so that a short test sees some.
+    // Snapshots every 10 blocks, so that a short test sees some, and enough kept that one
+    // is always certified (by the block ROOT_LAG after it).
     for replica in cluster::replicas(dir).expect("replicas") {
         let config = replica.join("verity.toml");
         let text = std::fs::read_to_string(&config).expect("a configuration");
-        let text = text.replace("every = 1000", "every = 10");
+        assert!(text.contains("keep = 2\n"), "the snapshots' keep");
+        let keep = format!("keep = {SNAPSHOTS_KEPT}\n");
+        let text = text
+            .replace("every = 1000", "every = 10")
+            .replace("keep = 2\n", &keep);
         std::fs::write(&config, text).expect("written");
     }
 }
@@ -464,7 +473,10 @@ fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
     let client = Client::new(http);
     let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
     let manifest = manifests.last().expect("a snapshot after dozens of blocks");
-    assert!(manifests.len() <= 2, "the two newest are kept");
+    assert!(
+        manifests.len() as u64 <= SNAPSHOTS_KEPT,
+        "the {SNAPSHOTS_KEPT} newest are kept"
+    );
     assert!(manifest.height.is_multiple_of(10));
     let block: Block = client
         .get(&format!("/v1/blocks/{}", manifest.height))
@@ -499,12 +511,20 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let dir = scratch("cluster-late");
     write_cluster(&dir, 4);
     let dirs = cluster::replicas(&dir).expect("four replicas");
+    // Idle blocks every 5 ms rather than 50: the waits below are for heights, not for load.
+    for replica in &dirs {
+        let config = replica.join("verity.toml");
+        let text = std::fs::read_to_string(&config).expect("a configuration");
+        assert!(text.contains("idle_block_ms = 50\n"));
+        let text = text.replace("idle_block_ms = 50\n", "idle_block_ms = 5\n");
+        std::fs::write(&config, text).expect("written");
+    }
     let mut replicas: Vec<Replica> = dirs[..3].iter().map(|d| start(d)).collect();
     let http: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.http).collect();
     let tcp: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.tcp).collect();
     send(&dir, tcp.clone(), http[0], 150);
-    // Snapshots every 10 blocks; the newest certified one needs 8 blocks more.
-    wait_for(http[0], 40, Duration::from_secs(60));
+    // Snapshots every 10 blocks; a snapshot is certified by the block ROOT_LAG later.
+    wait_for(http[0], 30 + ROOT_LAG, Duration::from_secs(120));
 
     replicas.push(start(&dirs[3]));
     let late = replicas[3].ready.http;
@@ -538,7 +558,11 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
         .kill()
         .expect("killed");
     let stopped_at = status(http[0]).height;
-    wait_for(http[0], stopped_at + 40, Duration::from_secs(60));
+    wait_for(
+        http[0],
+        stopped_at + 30 + ROOT_LAG,
+        Duration::from_secs(120),
+    );
     replicas.push(start(&dirs[3]));
     let late = replicas[3].ready.http;
     let rejoined = status(late);
