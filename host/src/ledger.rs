@@ -789,6 +789,14 @@ mod tests {
             Failure::Overflow,
             Failure::NotOracle,
             Failure::ZeroPrice,
+            Failure::UnknownInstrument(100),
+            Failure::TradeExpired { last_height: 9 },
+            Failure::InstrumentExpired { expiry: u64::MAX },
+            Failure::NoMark(2),
+            Failure::InitialMargin {
+                equity: -5,
+                initial: i128::MAX,
+            },
         ];
         for failure in all {
             let bytes = failure.encode();
@@ -798,6 +806,7 @@ mod tests {
         }
         assert_eq!(Failure::decode(&[]), None);
         assert_eq!(Failure::decode(&[9]), None);
+        assert_eq!(Failure::decode(&[14]), None);
     }
 
     proptest! {
