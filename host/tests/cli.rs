@@ -291,6 +291,21 @@ fn demo_starts_one_replica_loads_it_and_stops_it_cleanly() {
     );
 }
 
+#[test]
+fn demo_trades_options_and_the_shock_liquidates_the_writers() {
+    demo(
+        &["--replicas", "1", "--rate", "300", "--mix", "trading"],
+        &[
+            "300 trades and prices/s",
+            "committed                600",
+            "unanswered                 0",
+            "trading           570 trades, 30 prices",
+            "liquidations              10",
+            "verityd stopped cleanly at height",
+        ],
+    );
+}
+
 fn hex_of(i: u32) -> String {
     i.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }

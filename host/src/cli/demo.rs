@@ -16,7 +16,8 @@ use crate::cli::load::{self, LoadArgs, Mix};
 /// one `verityd` process each, ordering by BFT consensus on loopback), signed transfers sent
 /// through all of them with `verity load`, the end table, the state root every replica
 /// holds at the same height, and a clean stop. `--replicas 1` runs one replica alone
-/// (`verity init`, no consensus).
+/// (`verity init`, no consensus). `--mix trading` sends option trades and the oracles'
+/// prices instead, with a 40 % price shock that liquidates the call writers.
 ///
 /// Signatures are verified by the simulated card (its functional model, driven through the
 /// card's ABI as a card is) unless `--backend` says otherwise; the verifier's state is
@@ -45,6 +46,9 @@ pub struct DemoArgs {
     /// (a failed run always keeps it).
     #[arg(long)]
     pub keep: bool,
+    /// What the load sends (`verity load --mix`).
+    #[arg(long, value_enum, default_value_t = Mix::Transfers)]
+    pub mix: Mix,
 }
 
 /// Runs `verity demo`.
@@ -61,12 +65,24 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     result
 }
 
-/// The rate the demo sends at unless told.
+/// The rate the demo sends at unless told (a trade costs two signature checks).
 fn default_rate(args: &DemoArgs) -> u32 {
     let on_sim = if args.replicas == 1 { 4_000 } else { 1_000 };
-    match args.backend {
+    let rate = match args.backend {
         BackendKind::Sim => on_sim,
         _ => on_sim * 5,
+    };
+    match args.mix {
+        Mix::Transfers => rate,
+        Mix::Trading => rate / 2,
+    }
+}
+
+/// What the load is called in the demo's lines.
+fn sending(mix: Mix) -> &'static str {
+    match mix {
+        Mix::Transfers => "transfers",
+        Mix::Trading => "trades and prices",
     }
 }
 
@@ -98,8 +114,10 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
     let rate = args.rate.unwrap_or_else(|| default_rate(args));
     writeln!(
         out,
-        "  verity load: {rate} transfers/s for {} s from {} accounts",
-        args.duration, args.accounts
+        "  verity load: {rate} {}/s for {} s from {} accounts",
+        sending(args.mix),
+        args.duration,
+        args.accounts
     )?;
     out.flush()?;
     let report = load::load(&LoadArgs {
@@ -111,7 +129,7 @@ fn demo(args: &DemoArgs, dir: &std::path::Path, out: &mut impl Write) -> anyhow:
         accounts: None,
         connections: 4,
         drain: 30,
-        mix: Mix::Transfers,
+        mix: args.mix,
         shock: 40,
         seed: 1,
     })?;
@@ -167,8 +185,10 @@ fn demo_cluster(
     let rate = args.rate.unwrap_or_else(|| default_rate(args));
     writeln!(
         out,
-        "  verity load: {rate} transfers/s for {} s from {} accounts, through every replica",
-        args.duration, args.accounts
+        "  verity load: {rate} {}/s for {} s from {} accounts, through every replica",
+        sending(args.mix),
+        args.duration,
+        args.accounts
     )?;
     out.flush()?;
     let report = load::load(&LoadArgs {
@@ -180,7 +200,7 @@ fn demo_cluster(
         accounts: None,
         connections: 4 * args.replicas,
         drain: 30,
-        mix: Mix::Transfers,
+        mix: args.mix,
         shock: 40,
         seed: 1,
     })?;
