@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::consensus::context::{Validator, ValidatorSet, ValidatorSetError};
-use crate::derivatives::pricing::{Model, OptionKind, OptionTerms};
+use crate::derivatives::pricing::{Model, OptionKind, OptionTerms, MAX_SIZE};
 use crate::derivatives::risk::RiskParams;
 use crate::ledger::{AccountId, BookRules, Instrument, PriceRules, Rules};
 use crate::text_file::read_at_most;
@@ -374,9 +374,9 @@ fn book_rules(
                 i.id, i.underlying
             ));
         }
-        if i.strike == 0 || i.size == 0 {
+        if i.strike == 0 || i.size == 0 || i.size > MAX_SIZE {
             return bad(format!(
-                "instrument {}: a strike and a size of at least 1",
+                "instrument {}: a strike of at least 1 and a size from 1 to {MAX_SIZE}",
                 i.id
             ));
         }
@@ -480,7 +480,8 @@ mod tests {
             ),
             (good.replace("quote = 1", "quote = 3"), "book: quote asset 3"),
             (good.replace("underlying = 2", "underlying = 1"), "other than the quote"),
-            (good.replace("strike = 40000", "strike = 0"), "a strike and a size"),
+            (good.replace("strike = 40000", "strike = 0"), "a strike of at least 1"),
+            (good.replace("size = 3", "size = 1000000001"), "a size from 1 to"),
             (good.replace("initial_bp = 15000", "initial_bp = 9000"), "below maintenance"),
             (good.replace("blocks_per_year = 31536000", "blocks_per_year = 0"), "blocks_per_year of 0"),
             (

@@ -27,15 +27,22 @@ impl Fixed {
         Fixed(n as i128 * SCALE)
     }
 
+    /// The whole quantity `n` (a price, a strike): every `u64` fits.
+    pub const fn from_units(n: u64) -> Self {
+        Fixed(n as i128 * SCALE)
+    }
+
     /// `numerator / denominator` (denominator not 0).
     pub fn ratio(numerator: i128, denominator: i128) -> Self {
         assert!(denominator != 0, "a ratio over zero");
         Fixed((numerator * SCALE).div_euclid(denominator))
     }
 
-    /// `self × n`, for an integer quantity (prices times amounts).
+    /// ⌊self × n⌋, for an integer quantity (prices times amounts), saturating at ±2¹²⁷.
     pub fn times(self, n: i128) -> i128 {
-        (self.0 * n).div_euclid(SCALE)
+        let (q, r) = (self.0.div_euclid(SCALE), self.0.rem_euclid(SCALE));
+        q.saturating_mul(n)
+            .saturating_add(r.saturating_mul(n).div_euclid(SCALE))
     }
 
     /// √self (self ≥ 0).
@@ -134,8 +141,18 @@ impl Add for Fixed {
 
 impl Mul for Fixed {
     type Output = Fixed;
+    /// ⌊self × other⌋ to the resolution, computed as `q·small + ⌊r·small / 10¹²⌋` where the
+    /// operand of larger magnitude is `q·10¹² + r` — exactly the floor of the full product,
+    /// without forming it, so a price of up to 10¹⁵ units times a probability stays far
+    /// inside `i128`.
     fn mul(self, other: Fixed) -> Fixed {
-        Fixed((self.0 * other.0).div_euclid(SCALE))
+        let (big, small) = if self.0.unsigned_abs() >= other.0.unsigned_abs() {
+            (self.0, other.0)
+        } else {
+            (other.0, self.0)
+        };
+        let (q, r) = (big.div_euclid(SCALE), big.rem_euclid(SCALE));
+        Fixed(q * small + (r * small).div_euclid(SCALE))
     }
 }
 
@@ -206,6 +223,18 @@ mod tests {
     }
 
     proptest! {
+        /// The product is the floor of the full one, computed in a wider integer, and a
+        /// price of 10¹⁵ times a probability does not overflow.
+        #[test]
+        fn the_product_is_the_exact_floor(a in -(1i128 << 100)..(1i128 << 100), b in -(1i128 << 26)..(1i128 << 26)) {
+            let exact = (a * b).div_euclid(SCALE);
+            prop_assert_eq!((Fixed(a) * Fixed(b)).0, exact);
+            prop_assert_eq!((Fixed(b) * Fixed(a)).0, exact);
+            let price = Fixed::from_units(2_000_000_000_000_000);
+            let p = Fixed(b.rem_euclid(SCALE + 1));
+            prop_assert!((price * p).0 <= price.0);
+        }
+
         #[test]
         fn exp_ln_sqrt_match_f64(x in -40.0f64..40.0, y in 1e-9f64..1e9) {
             let e = f(fixed(x).exp());

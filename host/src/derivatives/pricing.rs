@@ -43,6 +43,10 @@ pub struct OptionTerms {
     pub size: u64,
 }
 
+/// The largest contract size genesis takes (underlying units per contract): with any `u64`
+/// price, a contract's value stays below 2⁹⁵ quote units.
+pub const MAX_SIZE: u64 = 1_000_000_000;
+
 /// What the value depends on besides the terms and the spot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Model {
@@ -61,12 +65,14 @@ impl OptionTerms {
         }
     }
 
-    /// One contract's value at `spot` and `height`, in quote units, rounded down.
+    /// One contract's value at `spot` and `height`, in quote units, rounded down. Total on
+    /// every input: any `u64` spot and strike, any size (the value saturates at ±2¹²⁷; genesis
+    /// holds sizes to [`MAX_SIZE`], where nothing comes near).
     pub fn contract_value(&self, model: &Model, spot: u64, height: u64) -> i128 {
         let intrinsic = i128::from(self.intrinsic(spot));
         let blocks_left = self.expiry.saturating_sub(height);
         if blocks_left == 0 || model.vol_bp == 0 || spot == 0 || self.strike == 0 {
-            return intrinsic * i128::from(self.size);
+            return intrinsic.saturating_mul(i128::from(self.size));
         }
         let sigma = Fixed::ratio(i128::from(model.vol_bp), 10_000);
         let tau = Fixed::ratio(
@@ -75,15 +81,16 @@ impl OptionTerms {
         );
         let v = sigma * tau.sqrt();
         if v.0 == 0 {
-            return intrinsic * i128::from(self.size);
+            return intrinsic.saturating_mul(i128::from(self.size));
         }
-        let (s, k) = (
-            Fixed::from_int(spot as i64),
-            Fixed::from_int(self.strike as i64),
-        );
-        let d1 = (Fixed::ratio(i128::from(spot), i128::from(self.strike)).ln()
-            + Fixed((v * v).0 / 2))
-            / v;
+        let moneyness = Fixed::ratio(i128::from(spot), i128::from(self.strike));
+        if moneyness.0 == 0 {
+            // The spot is below 10⁻¹² of the strike: the call is worth nothing to the
+            // resolution, the put its intrinsic value (and ln would have no argument).
+            return intrinsic.saturating_mul(i128::from(self.size));
+        }
+        let (s, k) = (Fixed::from_units(spot), Fixed::from_units(self.strike));
+        let d1 = (moneyness.ln() + Fixed((v * v).0 / 2)) / v;
         let d2 = d1 - v;
         let call = s * d1.normal_cdf() - k * d2.normal_cdf();
         let unit = match self.kind {

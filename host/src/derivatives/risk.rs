@@ -44,6 +44,9 @@ pub struct RiskArray {
     pub values: [i128; 7],
     /// The charge per short contract.
     pub short_minimum: i128,
+    /// Every figure below 2⁷¹ in magnitude (so a difference of two is below 2⁷²): what
+    /// [`Margin::of`]'s plain arithmetic needs.
+    small: bool,
 }
 
 impl RiskArray {
@@ -63,11 +66,16 @@ impl RiskArray {
             let price = u64::try_from(moved.max(0)).unwrap_or(u64::MAX);
             *value = terms.contract_value(model, price, height);
         }
-        let charge =
-            i128::from(mark) * i128::from(terms.size) * i128::from(params.short_minimum_bp);
+        let charge = i128::from(mark)
+            .saturating_mul(i128::from(terms.size))
+            .saturating_mul(i128::from(params.short_minimum_bp));
+        let short_minimum = ceil_div(charge, 10_000);
+        const BOUND: u128 = 1 << 71;
         Self {
             values,
-            short_minimum: ceil_div(charge, 10_000),
+            short_minimum,
+            small: values.iter().all(|v| v.unsigned_abs() < BOUND)
+                && short_minimum.unsigned_abs() < BOUND,
         }
     }
 }
@@ -93,40 +101,92 @@ pub struct Margin {
 }
 
 impl Margin {
-    /// Computes the margin of `positions` from `arrays`.
+    /// Computes the margin of `positions` from `arrays`. The sums saturate at ±2¹²⁷ rather
+    /// than overflow: no position a trade can build comes near, but a replica must not stop on
+    /// one (the insurance fund's positions are not bounded by the trade limits). Accounts whose
+    /// every product is below 2¹¹² — nearly all — take plain arithmetic, which cannot
+    /// overflow then (at most 2¹⁰ positions); the rest take saturating arithmetic.
     pub fn of(positions: &[Position], arrays: &[RiskArray], params: &RiskParams) -> Self {
-        let mut value = 0i128;
-        let mut losses = [0i128; 7];
-        let mut shorts = 0i128;
-        for position in positions {
-            let array = &arrays[position.instrument];
-            let contracts = i128::from(position.contracts);
-            let at_mark = array.values[MARK];
-            value += contracts * at_mark;
-            for (loss, scenario) in losses.iter_mut().zip(array.values) {
-                *loss += contracts * (at_mark - scenario);
-            }
-            if contracts < 0 {
-                shorts += -contracts * array.short_minimum;
-            }
-        }
-        let worst = losses.into_iter().max().unwrap_or(0).max(0);
-        let maintenance = worst + shorts;
+        let small = positions.len() <= 1 << 10
+            && positions
+                .iter()
+                .all(|p| p.contracts.unsigned_abs() < 1 << 40 && arrays[p.instrument].small);
+        let (value, maintenance) = if small {
+            sums::<Plain>(positions, arrays)
+        } else {
+            sums::<Saturating>(positions, arrays)
+        };
         Self {
             value,
             maintenance,
-            initial: ceil_div(maintenance * i128::from(params.initial_bp), 10_000),
+            initial: ceil_div(
+                maintenance.saturating_mul(i128::from(params.initial_bp)),
+                10_000,
+            ),
         }
     }
 
     /// Whether an account holding `collateral` is below maintenance.
     pub fn under_maintenance(&self, collateral: u64) -> bool {
-        i128::from(collateral) + self.value < self.maintenance
+        i128::from(collateral).saturating_add(self.value) < self.maintenance
     }
 }
 
+/// Integer arithmetic for [`sums`]: plain where the operands are known small, saturating
+/// elsewhere.
+trait Arithmetic {
+    fn mul(a: i128, b: i128) -> i128;
+    fn add(a: i128, b: i128) -> i128;
+}
+
+/// Plain `*` and `+` (overflow checks in tests would catch a wrong bound).
+struct Plain;
+
+impl Arithmetic for Plain {
+    fn mul(a: i128, b: i128) -> i128 {
+        a * b
+    }
+    fn add(a: i128, b: i128) -> i128 {
+        a + b
+    }
+}
+
+/// Saturating at ±2¹²⁷.
+struct Saturating;
+
+impl Arithmetic for Saturating {
+    fn mul(a: i128, b: i128) -> i128 {
+        a.saturating_mul(b)
+    }
+    fn add(a: i128, b: i128) -> i128 {
+        a.saturating_add(b)
+    }
+}
+
+/// The value of `positions` at the mark and their maintenance margin.
+fn sums<A: Arithmetic>(positions: &[Position], arrays: &[RiskArray]) -> (i128, i128) {
+    let mut value = 0i128;
+    let mut losses = [0i128; 7];
+    let mut shorts = 0i128;
+    for position in positions {
+        let array = &arrays[position.instrument];
+        let contracts = i128::from(position.contracts);
+        let at_mark = array.values[MARK];
+        value = A::add(value, A::mul(contracts, at_mark));
+        for (loss, scenario) in losses.iter_mut().zip(array.values) {
+            *loss = A::add(*loss, A::mul(contracts, at_mark - scenario));
+        }
+        if contracts < 0 {
+            shorts = A::add(shorts, A::mul(-contracts, array.short_minimum));
+        }
+    }
+    let worst = losses.into_iter().max().unwrap_or(0).max(0);
+    (value, A::add(worst, shorts))
+}
+
 fn ceil_div(n: i128, d: i128) -> i128 {
-    -((-n).div_euclid(d))
+    // −i128::MIN does not exist; the saturated sums never reach it, but stay total.
+    -(n.saturating_neg().div_euclid(d))
 }
 
 #[cfg(test)]

@@ -225,7 +225,7 @@ impl RiskTable {
         Ok(MarginState {
             collateral,
             value,
-            equity: i128::from(collateral) + value,
+            equity: i128::from(collateral).saturating_add(value),
             maintenance,
             initial,
         })
@@ -425,8 +425,8 @@ impl<'a> Overlay<'a> {
         }
         let holders = self.holders();
         for (id, instrument, price) in expired {
-            let per_contract =
-                i128::from(instrument.terms.intrinsic(price)) * i128::from(instrument.terms.size);
+            let per_contract = i128::from(instrument.terms.intrinsic(price))
+                .saturating_mul(i128::from(instrument.terms.size));
             let held: Vec<(AccountId, i64)> = holders
                 .iter()
                 .filter_map(|h| Some((*h, *self.get(h)?.positions.get(&id)?)))
@@ -437,7 +437,7 @@ impl<'a> Overlay<'a> {
                     if (contracts < 0) != pass_shorts {
                         continue;
                     }
-                    let owed = i128::from(contracts) * per_contract;
+                    let owed = i128::from(contracts).saturating_mul(per_contract);
                     let (paid, shortfall) = if holder == book.fund {
                         (0, 0)
                     } else {
@@ -489,32 +489,40 @@ impl<'a> Overlay<'a> {
         let table = self.table(rules, height).clone();
         let mut scratch = Vec::new();
         let mut new = new.into_iter().peekable();
+        // The accounts this block changed so far, walked beside the holders (both in key
+        // order): a holder not among them is as it was, and needs no lookup. The pass itself
+        // changes only holders it has visited, and the fund, which it skips.
+        let touched: Vec<AccountId> = self.changes.keys().copied().collect();
+        let mut touched = touched.into_iter().peekable();
         for (id, account) in base_holders(base) {
             while let Some(id) = new.next_if(|n| n < id) {
                 self.margin_call(book, &table, height, id, None, &mut scratch);
             }
-            self.margin_call(book, &table, height, *id, Some(account), &mut scratch);
+            while touched.next_if(|t| t < id).is_some() {}
+            let unchanged = touched.next_if_eq(id).is_none();
+            let before = unchanged.then_some(account);
+            self.margin_call(book, &table, height, *id, before, &mut scratch);
         }
         for id in new {
             self.margin_call(book, &table, height, id, None, &mut scratch);
         }
     }
 
-    /// Margins `id` (whose value before this block is `before`, if it held positions then)
-    /// and liquidates it if it is under maintenance.
+    /// Margins `id` — whose value is `current`, or else the block's changed value — and
+    /// liquidates it if it is under maintenance.
     fn margin_call(
         &mut self,
         book: &BookRules,
         table: &RiskTable,
         height: u64,
         id: AccountId,
-        before: Option<&Account>,
+        current: Option<&Account>,
         scratch: &mut Vec<Position>,
     ) {
         if id == book.fund {
             return;
         }
-        let Some(account) = self.changes.get(&id).or(before) else {
+        let Some(account) = current.or_else(|| self.changes.get(&id)) else {
             return;
         };
         let collateral = account.balances.get(&book.quote).copied().unwrap_or(0);
@@ -525,10 +533,16 @@ impl<'a> Overlay<'a> {
             return;
         }
         let mut account = account.clone();
-        let penalty = -((-(margin.maintenance * i128::from(book.penalty_bp))).div_euclid(10_000));
+        let penalty = margin
+            .maintenance
+            .saturating_mul(i128::from(book.penalty_bp))
+            .saturating_neg()
+            .div_euclid(10_000)
+            .saturating_neg();
         let positions = std::mem::take(&mut account.positions);
         let fund = self.get_mut(book.fund);
-        let (paid, shortfall) = transfer(book.quote, &mut account, fund, margin.value - penalty);
+        let owed = margin.value.saturating_sub(penalty);
+        let (paid, shortfall) = transfer(book.quote, &mut account, fund, owed);
         for (instrument, contracts) in positions {
             // Two opposite positions of the fund's could only pass i64 with more contracts
             // than were ever traded: saturate rather than fail a block.
@@ -620,6 +634,7 @@ mod tests {
 
     use super::*;
     use crate::derivatives::pricing::OptionKind;
+    use crate::derivatives::risk::Margin;
     use crate::ledger::{Ledger, PriceRules};
     use crate::testing::{self, id};
     use crate::transaction::{Payload, Transaction};
@@ -1049,6 +1064,40 @@ mod tests {
             2 => (20_000u64..90_000).prop_map(Step::Price),
             1 => (1u8..=4, 1u8..=5, 0u64..50_000).prop_map(|(from, to, amount)| Step::Pay { from, to, amount }),
         ]
+    }
+
+    proptest! {
+        /// Margins and settlement amounts at the extremes — any price an oracle may give, the
+        /// largest size, positions of any size (the fund's are not bounded) — are computed
+        /// without overflow (tests run with overflow checks): a replica never stops on them.
+        #[test]
+        fn the_book_arithmetic_is_total(
+            mark in prop_oneof![Just(u64::MAX), Just(1u64), any::<u64>()],
+            strike in prop_oneof![Just(u64::MAX), Just(1u64), any::<u64>()],
+            contracts in prop_oneof![Just(i64::MAX), Just(i64::MIN), any::<i64>()],
+            vol_bp in prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()],
+            shock_bp in any::<u32>(),
+            call in any::<bool>(),
+        ) {
+            let terms = OptionTerms {
+                kind: if call { OptionKind::Call } else { OptionKind::Put },
+                strike,
+                expiry: 1_000,
+                size: crate::derivatives::pricing::MAX_SIZE,
+            };
+            let model = Model { vol_bp, blocks_per_year: 1 };
+            let risk = crate::derivatives::risk::RiskParams {
+                shock_bp,
+                short_minimum_bp: u32::MAX,
+                initial_bp: u32::MAX,
+            };
+            let array = RiskArray::new(&terms, &model, &risk, mark, 1);
+            let positions = [Position { instrument: 0, contracts }; 3];
+            let margin = Margin::of(&positions, &[array], &risk);
+            prop_assert!(margin.maintenance >= 0);
+            let per_contract = i128::from(terms.intrinsic(mark)).saturating_mul(i128::from(terms.size));
+            let _ = i128::from(contracts).saturating_mul(per_contract);
+        }
     }
 
     proptest! {
