@@ -314,6 +314,8 @@ pub struct Ledger {
     accounts: BTreeMap<AccountId, Account>,
     /// The accounts holding positions: the ones the book re-margins after every block.
     holders: BTreeSet<AccountId>,
+    /// How many accounts hold each instrument: the expired ones left to settle.
+    open: BTreeMap<u32, usize>,
 }
 
 /// What a block changed: the new value of every account whose value it changed.
@@ -395,8 +397,30 @@ impl Ledger {
             } else {
                 self.holders.insert(id);
             }
-            self.accounts.insert(id, account);
+            let before = self.accounts.insert(id, account);
+            let before = before.as_ref().map(|a| &a.positions);
+            let after = &self.accounts[&id].positions;
+            for instrument in before.into_iter().flat_map(|p| p.keys()) {
+                if !after.contains_key(instrument) {
+                    if let Some(n) = self.open.get_mut(instrument) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.open.remove(instrument);
+                        }
+                    }
+                }
+            }
+            for instrument in after.keys() {
+                if !before.is_some_and(|p| p.contains_key(instrument)) {
+                    *self.open.entry(*instrument).or_insert(0) += 1;
+                }
+            }
         }
+    }
+
+    /// How many accounts hold `instrument`.
+    pub fn holding(&self, instrument: u32) -> usize {
+        self.open.get(&instrument).copied().unwrap_or(0)
     }
 
     /// `account`'s margin after the block at `height` (`Err(NoMark)` when an instrument it

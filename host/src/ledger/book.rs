@@ -414,10 +414,16 @@ impl<'a> Overlay<'a> {
 
     fn settle_expired(&mut self, rules: &Rules, height: u64) {
         let book = &rules.book;
+        // Expired and still held (before this block, or by what it changed): an instrument
+        // settled long ago costs nothing.
         let expired: Vec<(u32, Instrument, u64)> = book
             .instruments
             .iter()
             .filter(|(_, i)| i.terms.expiry <= height)
+            .filter(|(id, _)| {
+                self.base.holding(**id) > 0
+                    || self.changes.values().any(|a| a.positions.contains_key(id))
+            })
             .filter_map(|(&id, &i)| Some((id, i, self.mark(rules, i.underlying, height)?)))
             .collect();
         if expired.is_empty() {
@@ -1108,7 +1114,7 @@ mod tests {
         /// below maintenance while it holds positions.
         #[test]
         fn collateral_is_conserved_and_no_account_is_left_below_maintenance(
-            blocks in proptest::collection::vec(proptest::collection::vec(step(), 0..8), 1..12),
+            blocks in proptest::collection::vec(proptest::collection::vec(step(), 0..8), 1..16),
             vol_bp in prop_oneof![Just(0u32), Just(8_000)],
         ) {
             let rules = rules(vol_bp);
@@ -1125,12 +1131,15 @@ mod tests {
             let (next, _) = run(&rules, &ledger, 1, &[price(0, 50_000)]);
             ledger = next;
             oracle += 1;
+            let mut last_price = 50_000;
             for (at, steps) in blocks.iter().enumerate() {
-                // Far enough apart for time to pass, close enough for the mark to stay fresh.
-                let height = at as u64 * 7 + 2;
-                let block: Vec<Vec<u8>> = steps
-                    .iter()
-                    .filter_map(|s| {
+                // Blocks 90 heights apart, each opening with the oracle's last price so the
+                // mark stays fresh; the options expire at 1,000, within the longest runs.
+                let height = at as u64 * 90 + 2;
+                oracle += 1;
+                let refresh = price(oracle - 1, last_price);
+                let block: Vec<Vec<u8>> = std::iter::once(refresh)
+                    .chain(steps.iter().filter_map(|s| {
                         Some(match *s {
                             Step::Trade { buyer, seller, call, contracts, premium } => {
                                 if buyer == seller {
@@ -1142,6 +1151,7 @@ mod tests {
                             }
                             Step::Price(p) => {
                                 oracle += 1;
+                                last_price = p;
                                 price(oracle - 1, p)
                             }
                             Step::Pay { from, to, amount } => {
@@ -1150,7 +1160,7 @@ mod tests {
                                 pay(from, nonce, to, amount)
                             }
                         })
-                    })
+                    }))
                     .collect();
                 let (next, _) = run(&rules, &ledger, height, &block);
                 ledger = next;
@@ -1164,8 +1174,15 @@ mod tests {
                         );
                     }
                 }
-                // Every contract has a counterparty: the positions sum to zero.
+                // Every contract has a counterparty: the positions sum to zero; the index of
+                // holders per instrument is a recount's.
                 for instrument in [CALL, PUT] {
+                    let holding = ledger
+                        .accounts()
+                        .values()
+                        .filter(|a| a.positions.contains_key(&instrument))
+                        .count();
+                    prop_assert_eq!(ledger.holding(instrument), holding);
                     let open: i64 = ledger
                         .accounts()
                         .values()
