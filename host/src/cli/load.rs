@@ -26,7 +26,7 @@ use crate::pipeline::Outcome;
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
 use trading::{Market, TradingReport};
 
-/// The most transactions one run signs ahead (160 bytes each).
+/// The most transactions one run signs ahead (160 bytes each; a trade 232).
 const TRANSACTIONS_MAX: u64 = 10_000_000;
 
 /// Send signed transfers (or option trades and prices) to a replica at a target rate and
