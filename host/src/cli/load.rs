@@ -14,17 +14,15 @@ use crossbeam_channel::{unbounded, Receiver};
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api::{MarkView, Status, Submitted};
+use crate::api::Status;
 use crate::cli::client::Client;
 use crate::cli::cluster;
-use crate::cli::init::{read_accounts, read_oracles, ASSET, GENESIS_FILE, REFERENCE_PRICE};
+use crate::cli::init::{read_accounts, ASSET};
 use crate::config::{Config, Listen};
-use crate::genesis::Genesis;
 use crate::ingress::{parse_reply, MAX_FRAME};
-use crate::ledger::Event;
 use crate::pipeline::Outcome;
 use crate::transaction::{Body, Payload, Unsigned, TX_LEN};
-use trading::{Market, TradingReport};
+use trading::TradingReport;
 
 /// The most transactions one run signs ahead (160 bytes each; a trade 232).
 const TRANSACTIONS_MAX: u64 = 10_000_000;
@@ -251,8 +249,7 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         "--rate × --duration: 1 to {TRANSACTIONS_MAX} transactions"
     );
     let client = Client::new(http);
-    let status = client.status()?;
-    let chain_id = status.chain_id;
+    let chain_id = client.status()?.chain_id;
     let accounts = keys
         .iter()
         .map(|k| client.account(&k.verifying_key().to_bytes()))
@@ -272,77 +269,17 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
                 .collect()
         }
         Mix::Trading => {
-            let genesis = Genesis::read(&args.keys.join(GENESIS_FILE)).with_context(|| {
-                format!(
-                    "--mix trading reads the genesis file in {}",
-                    args.keys.display()
-                )
-            })?;
-            let oracles = read_oracles(&args.keys)?;
-            let book = &genesis.rules.book;
-            let underlying = book
-                .instruments
-                .values()
-                .next()
-                .map(|i| i.underlying)
-                .context("--mix trading: the genesis file has no instruments")?;
-            // Runs follow each other: the reference is the mark, if there is one.
-            let mark: MarkView = client.get(&format!("/v1/marks/{underlying}"))?;
-            let reference = mark.mark.unwrap_or(REFERENCE_PRICE);
-            let oracle_nonces = oracles
-                .iter()
-                .map(|k| {
-                    client
-                        .account(&k.verifying_key().to_bytes())
-                        .map(|a| a.nonce)
-                })
-                .collect::<anyhow::Result<Vec<u64>>>()?;
-            let collateral: Vec<u64> = accounts
-                .iter()
-                .map(|a| a.balances.get(&book.quote).copied().unwrap_or(0))
-                .collect();
-            let mut market = Market {
-                chain_id,
-                book,
-                height: status.height,
-                reference,
-                shock_bp: args.shock * 100,
-                accounts: &keys,
-                nonces: &nonces,
-                collateral: &collateral,
-                oracles: &oracles,
-                oracle_nonces: &oracle_nonces,
-                seed: args.seed,
-            };
-            // The first trades need a mark: one price from every oracle, committed first.
-            for price in market.opening_prices() {
-                match client.submit(&price)? {
-                    Submitted::Committed { failure: None, .. } => {}
-                    other => anyhow::bail!("the opening price was not taken: {other:?}"),
-                }
-            }
-            let opened: Vec<u64> = oracle_nonces.iter().map(|n| n + 1).collect();
-            market.oracle_nonces = &opened;
-            market.height = client.status()?.height;
-            plan = market.plan(total as usize)?;
-            trading = Some((
-                TradingReport {
-                    trades: plan
-                        .transactions
-                        .iter()
-                        .filter(|(s, _)| *s < keys.len())
-                        .count() as u64,
-                    prices: plan
-                        .transactions
-                        .iter()
-                        .filter(|(s, _)| *s >= keys.len())
-                        .count() as u64,
-                    shock: (plan.shocked, plan.shock_at),
-                    ..TradingReport::default()
-                },
-                book.fund,
-                market.height,
-            ));
+            let prepared = trading::prepare(
+                &client,
+                &args.keys,
+                &keys,
+                &accounts,
+                args.shock,
+                args.seed,
+                total as usize,
+            )?;
+            plan = prepared.plan;
+            trading = Some(prepared.report);
             plan.transactions
                 .iter()
                 .map(|(s, tx)| (*s, &tx[..]))
@@ -401,39 +338,11 @@ pub fn load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     report.latencies.sort_unstable();
     report.elapsed = last.saturating_duration_since(start);
     report.head = client.status().ok();
-    if let Some((mut book, fund, from)) = trading {
-        tally_book(&client, &keys, fund, from, &mut book)?;
+    if let Some(mut book) = trading {
+        book.tally(&client, &keys)?;
         report.trading = Some(book);
     }
     Ok(report)
-}
-
-/// Reads what the book did to `keys` after height `from`, and the fund's state.
-fn tally_book(
-    client: &Client,
-    keys: &[SigningKey],
-    fund: [u8; 32],
-    from: u64,
-    report: &mut TradingReport,
-) -> anyhow::Result<()> {
-    for key in keys {
-        let account = client.account(&key.verifying_key().to_bytes())?;
-        for event in account.history {
-            match event {
-                Event::Liquidated(l) if l.height > from => {
-                    report.liquidated += 1;
-                    report.penalties += l.penalty;
-                    report.shortfall += l.shortfall;
-                }
-                Event::Settled(s) if s.height > from => report.settled += 1,
-                _ => {}
-            }
-        }
-    }
-    let fund = client.account(&fund)?;
-    report.fund_balance = fund.balances.get(&ASSET).copied().unwrap_or(0);
-    report.fund_positions = fund.positions;
-    Ok(())
 }
 
 /// Signs `total` transfers round-robin over `keys`, on every core.

@@ -15,14 +15,20 @@
 //! parallel and the same arguments give the same transactions.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::api::{AccountState, MarkView, Submitted};
+use crate::cli::client::Client;
+use crate::cli::init::{read_oracles, GENESIS_FILE, REFERENCE_PRICE};
 use crate::derivatives::pricing::OptionKind;
 use crate::derivatives::risk::{Margin, Position, RiskArray};
-use crate::ledger::BookRules;
+use crate::genesis::Genesis;
+use crate::ledger::{BookRules, Event};
 use crate::transaction::{Payload, Trade, Unsigned};
 
 /// One transaction in this many is an oracle's price.
@@ -42,7 +48,7 @@ pub struct Market<'a> {
     pub reference: u64,
     /// The shock, in basis points of the reference (4,000: up 40 %).
     pub shock_bp: i64,
-    /// The accounts' keys, next nonces and quote balances.
+    /// The accounts' keys.
     pub accounts: &'a [SigningKey],
     /// Their next nonces.
     pub nonces: &'a [u64],
@@ -261,6 +267,93 @@ impl Market<'_> {
     }
 }
 
+/// A signed plan and the start of its report.
+pub struct Prepared {
+    /// The transactions.
+    pub plan: Plan,
+    /// What was sent; [`TradingReport::tally`] adds what the book did.
+    pub report: TradingReport,
+}
+
+/// Reads what `--mix trading` needs from the replica and from `dir` (the genesis file's book,
+/// the oracles' keys, the mark, nonces and collateral), commits an opening price from every
+/// oracle, and signs `total` transactions from `keys` (whose states are `accounts`).
+pub fn prepare(
+    client: &Client,
+    dir: &Path,
+    keys: &[SigningKey],
+    accounts: &[AccountState],
+    shock_pct: i64,
+    seed: u64,
+    total: usize,
+) -> anyhow::Result<Prepared> {
+    let genesis = Genesis::read(&dir.join(GENESIS_FILE))
+        .with_context(|| format!("--mix trading reads the genesis file in {}", dir.display()))?;
+    let oracles = read_oracles(dir)?;
+    let book = &genesis.rules.book;
+    let underlying = book
+        .instruments
+        .values()
+        .next()
+        .map(|i| i.underlying)
+        .context("--mix trading: the genesis file has no instruments")?;
+    // Runs follow each other: the reference is the mark, if there is one.
+    let mark: MarkView = client.get(&format!("/v1/marks/{underlying}"))?;
+    let status = client.status()?;
+    let oracle_nonces = oracles
+        .iter()
+        .map(|k| {
+            client
+                .account(&k.verifying_key().to_bytes())
+                .map(|a| a.nonce)
+        })
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    let nonces: Vec<u64> = accounts.iter().map(|a| a.nonce).collect();
+    let collateral: Vec<u64> = accounts
+        .iter()
+        .map(|a| a.balances.get(&book.quote).copied().unwrap_or(0))
+        .collect();
+    let mut market = Market {
+        chain_id: status.chain_id,
+        book,
+        height: status.height,
+        reference: mark.mark.unwrap_or(REFERENCE_PRICE),
+        shock_bp: shock_pct * 100,
+        accounts: keys,
+        nonces: &nonces,
+        collateral: &collateral,
+        oracles: &oracles,
+        oracle_nonces: &oracle_nonces,
+        seed,
+    };
+    // The first trades need a mark: one price from every oracle, committed first.
+    for price in market.opening_prices() {
+        match client.submit(&price)? {
+            Submitted::Committed { failure: None, .. } => {}
+            other => anyhow::bail!("the opening price was not taken: {other:?}"),
+        }
+    }
+    let opened: Vec<u64> = oracle_nonces.iter().map(|n| n + 1).collect();
+    market.oracle_nonces = &opened;
+    market.height = client.status()?.height;
+    let plan = market.plan(total)?;
+    let trades = plan
+        .transactions
+        .iter()
+        .filter(|(sender, _)| *sender < keys.len())
+        .count() as u64;
+    let report = TradingReport {
+        trades,
+        prices: plan.transactions.len() as u64 - trades,
+        shock: (plan.shocked, plan.shock_at),
+        fund: book.fund,
+        quote: book.quote,
+        from: market.height,
+        ..TradingReport::default()
+    };
+    Ok(Prepared { plan, report })
+}
+
 /// What the book did during a run, read from the accounts afterwards.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TradingReport {
@@ -282,4 +375,34 @@ pub struct TradingReport {
     pub fund_balance: u64,
     /// The fund's positions after the run (contracts by instrument).
     pub fund_positions: BTreeMap<u32, i64>,
+    /// The insurance fund's account.
+    pub fund: [u8; 32],
+    /// The quote asset, the fund's balance of which the report gives.
+    pub quote: u32,
+    /// The head before the run: what the book did after it is the run's.
+    pub from: u64,
+}
+
+impl TradingReport {
+    /// Reads what the book did to `keys` during the run, and the fund's state after it.
+    pub fn tally(&mut self, client: &Client, keys: &[SigningKey]) -> anyhow::Result<()> {
+        for key in keys {
+            let account = client.account(&key.verifying_key().to_bytes())?;
+            for event in account.history {
+                match event {
+                    Event::Liquidated(l) if l.height > self.from => {
+                        self.liquidated += 1;
+                        self.penalties += l.penalty;
+                        self.shortfall += l.shortfall;
+                    }
+                    Event::Settled(s) if s.height > self.from => self.settled += 1,
+                    _ => {}
+                }
+            }
+        }
+        let fund = client.account(&self.fund)?;
+        self.fund_balance = fund.balances.get(&self.quote).copied().unwrap_or(0);
+        self.fund_positions = fund.positions;
+        Ok(())
+    }
 }
