@@ -3,9 +3,9 @@
 //! ordering, whichever orders (a single sequencer now, BFT consensus later).
 //!
 //! A block is its transactions' bytes back to back (each as long as its kind says, see
-//! [`crate::transaction`]), in the order decided. [`Chain::execute`] applies it to the ledger, appends it to the block log
-//! (durable before it returns), and only then moves the ledger in memory forward: what a
-//! client is told was committed is on disk. The state — receipts, accounts, the state root —
+//! [`crate::transaction`]), in the order decided. [`Chain::execute`] applies it to the
+//! ledger, appends it to the block log (durable before it returns), and only then moves the
+//! ledger in memory forward: what a client is told was committed is on disk. The state — receipts, accounts, the state root —
 //! is committed behind it by a thread of its own (the state stage), durably at least once a
 //! second, so the Merkle tree's scattered writes stay off the acknowledgement's path.
 //! Reopening a chain replays the blocks the state store had not made durable, so the ledger

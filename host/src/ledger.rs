@@ -45,6 +45,22 @@ pub struct Account {
     pub history: Vec<Event>,
 }
 
+impl Account {
+    /// Its balance of `asset`.
+    pub fn balance(&self, asset: u32) -> u64 {
+        self.balances.get(&asset).copied().unwrap_or(0)
+    }
+
+    /// Sets its balance of `asset`; a zero balance is absent.
+    fn set_balance(&mut self, asset: u32, amount: u64) {
+        if amount == 0 {
+            self.balances.remove(&asset);
+        } else {
+            self.balances.insert(asset, amount);
+        }
+    }
+}
+
 /// A price an oracle gave, and the height of the block that took it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quote {
@@ -353,11 +369,7 @@ impl Ledger {
 
     /// `account`'s balance of `asset`.
     pub fn balance(&self, account: &AccountId, asset: u32) -> u64 {
-        self.accounts
-            .get(account)
-            .and_then(|a| a.balances.get(&asset))
-            .copied()
-            .unwrap_or(0)
+        self.accounts.get(account).map_or(0, |a| a.balance(asset))
     }
 
     /// `account`'s next nonce.
@@ -488,10 +500,7 @@ impl<'a> Overlay<'a> {
     }
 
     fn balance(&self, account: &AccountId, asset: u32) -> u64 {
-        self.get(account)
-            .and_then(|a| a.balances.get(&asset))
-            .copied()
-            .unwrap_or(0)
+        self.get(account).map_or(0, |a| a.balance(asset))
     }
 
     /// An oracle's price: it replaces the oracle's previous price of the asset (its nonce,
@@ -523,7 +532,7 @@ impl<'a> Overlay<'a> {
         }
         let balance = self.balance(&account, asset);
         let after = balance.checked_add(amount).ok_or(Failure::Overflow)?;
-        self.get_mut(account).balances.insert(asset, after);
+        self.get_mut(account).set_balance(asset, after);
         Ok(())
     }
 
@@ -532,12 +541,7 @@ impl<'a> Overlay<'a> {
         let left = balance
             .checked_sub(amount)
             .ok_or(Failure::InsufficientFunds { balance, amount })?;
-        let state = self.get_mut(account);
-        if left == 0 {
-            state.balances.remove(&asset);
-        } else {
-            state.balances.insert(asset, left);
-        }
+        self.get_mut(account).set_balance(asset, left);
         Ok(())
     }
 

@@ -220,34 +220,33 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
         Ok((height, root, account, proof, margin))
     });
     match read {
-        Ok((height, root, account, proof, margin)) => Json(AccountState {
-            account: hex::encode(id),
-            height,
-            state_root: hex::encode(root),
-            exists: account.is_some(),
-            nonce: account.as_ref().map_or(0, |a| a.nonce),
-            prices: account
-                .as_ref()
-                .map(|a| {
-                    a.prices
-                        .iter()
-                        .map(|(asset, q)| (*asset, QuoteView::from(*q)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            positions: account
-                .as_ref()
-                .map(|a| a.positions.clone())
-                .unwrap_or_default(),
-            history: account
-                .as_ref()
-                .map(|a| a.history.clone())
-                .unwrap_or_default(),
-            margin,
-            balances: account.map(|a| a.balances).unwrap_or_default(),
-            proof: hex::encode(borsh::to_vec(&proof).expect("a proof serializes")),
-        })
-        .into_response(),
+        Ok((height, root, account, proof, margin)) => {
+            let exists = account.is_some();
+            let Account {
+                nonce,
+                balances,
+                prices,
+                positions,
+                history,
+            } = account.unwrap_or_default();
+            Json(AccountState {
+                account: hex::encode(id),
+                height,
+                state_root: hex::encode(root),
+                exists,
+                nonce,
+                balances,
+                prices: prices
+                    .into_iter()
+                    .map(|(asset, q)| (asset, QuoteView::from(q)))
+                    .collect(),
+                positions,
+                history,
+                margin,
+                proof: hex::encode(borsh::to_vec(&proof).expect("a proof serializes")),
+            })
+            .into_response()
+        }
         Err(error) => store_failed(&error),
     }
 }

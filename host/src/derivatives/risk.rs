@@ -184,8 +184,9 @@ fn sums<A: Arithmetic>(positions: &[Position], arrays: &[RiskArray]) -> (i128, i
     (value, A::add(worst, shorts))
 }
 
-fn ceil_div(n: i128, d: i128) -> i128 {
-    // −i128::MIN does not exist; the saturated sums never reach it, but stay total.
+/// ⌈n / d⌉ for d > 0, total: −i128::MIN does not exist, so n saturates on negation (the
+/// saturated sums never reach it).
+pub(crate) fn ceil_div(n: i128, d: i128) -> i128 {
     -(n.saturating_neg().div_euclid(d))
 }
 

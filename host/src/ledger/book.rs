@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Account, AccountId, Failure, Ledger, Overlay, Rules};
 use crate::derivatives::pricing::{Model, OptionTerms};
-use crate::derivatives::risk::{Margin, Position, RiskArray, RiskParams};
+use crate::derivatives::risk::{ceil_div, Margin, Position, RiskArray, RiskParams};
 use crate::transaction::Trade;
 
 /// How many events an account's history keeps: the newest.
@@ -200,17 +200,16 @@ impl RiskTable {
         table
     }
 
-    /// The margin of `positions` with `collateral`; `Err` names an instrument without a
-    /// mark (or unknown).
+    /// The margin of `account`; `Err` names an instrument without a mark (or unknown).
     pub(super) fn margin(
         &self,
         rules: &BookRules,
-        collateral: u64,
-        positions: &BTreeMap<u32, i64>,
+        account: &Account,
         scratch: &mut Vec<Position>,
     ) -> Result<MarginState, u32> {
+        let collateral = account.balance(rules.quote);
         scratch.clear();
-        for (&instrument, &contracts) in positions {
+        for (&instrument, &contracts) in &account.positions {
             let &at = self.index.get(&instrument).ok_or(instrument)?;
             scratch.push(Position {
                 instrument: at,
@@ -276,14 +275,9 @@ impl<'a> Overlay<'a> {
         height: u64,
         account: &Account,
     ) -> Result<MarginState, Failure> {
-        let collateral = account
-            .balances
-            .get(&rules.book.quote)
-            .copied()
-            .unwrap_or(0);
         let mut scratch = Vec::new();
         self.table(rules, height)
-            .margin(&rules.book, collateral, &account.positions, &mut scratch)
+            .margin(&rules.book, account, &mut scratch)
             .map_err(|instrument| Failure::NoMark(underlying(&rules.book, instrument)))
     }
 
@@ -326,8 +320,10 @@ impl<'a> Overlay<'a> {
             return Ok(());
         };
         let mut after = before.clone();
-        let balance = after.balances.entry(rules.book.quote).or_insert(0);
-        *balance = balance.saturating_sub(amount);
+        after.set_balance(
+            rules.book.quote,
+            before.balance(rules.book.quote).saturating_sub(amount),
+        );
         let now = self.margin_of(rules, height, &after)?;
         if now.equity < now.initial {
             return Err(Failure::InitialMargin {
@@ -371,15 +367,15 @@ impl<'a> Overlay<'a> {
         let seller_before = self.get(&seller).cloned().unwrap_or_default();
         let mut buyer_after = buyer_before.clone();
         let mut seller_after = seller_before.clone();
-        let paid = buyer_after.balances.get(&book.quote).copied().unwrap_or(0);
+        let paid = buyer_after.balance(book.quote);
         let left = paid.checked_sub(cost).ok_or(Failure::InsufficientFunds {
             balance: paid,
             amount: cost,
         })?;
-        set_balance(&mut buyer_after, book.quote, left);
-        let received = seller_after.balances.get(&book.quote).copied().unwrap_or(0);
+        buyer_after.set_balance(book.quote, left);
+        let received = seller_after.balance(book.quote);
         let received = received.checked_add(cost).ok_or(Failure::Overflow)?;
-        set_balance(&mut seller_after, book.quote, received);
+        seller_after.set_balance(book.quote, received);
         add_position(&mut buyer_after, trade.instrument, contracts)?;
         add_position(&mut seller_after, trade.instrument, -contracts)?;
         self.initial_margin_allows(rules, height, &buyer_before, &buyer_after)?;
@@ -398,15 +394,20 @@ impl<'a> Overlay<'a> {
         self.liquidate(rules, height);
     }
 
+    /// The accounts holding positions only because of this block, in key order (`changes`
+    /// is ordered).
+    fn new_holders(&self) -> Vec<AccountId> {
+        self.changes
+            .iter()
+            .filter(|(id, a)| !a.positions.is_empty() && !self.base.holders.contains(*id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Every account holding positions now, in key order.
     fn holders(&self) -> Vec<AccountId> {
         let mut holders: Vec<AccountId> = self.base.holders.iter().copied().collect();
-        holders.extend(
-            self.changes
-                .iter()
-                .filter(|(id, a)| !a.positions.is_empty() && !self.base.holders.contains(*id))
-                .map(|(id, _)| *id),
-        );
+        holders.extend(self.new_holders());
         holders.sort_unstable();
         holders.retain(|id| self.get(id).is_some_and(|a| !a.positions.is_empty()));
         holders
@@ -482,13 +483,7 @@ impl<'a> Overlay<'a> {
     fn liquidate(&mut self, rules: &Rules, height: u64) {
         let book = &rules.book;
         let base: &'a Ledger = self.base;
-        // Holders only because of this block (in key order: `changes` is ordered).
-        let new: Vec<AccountId> = self
-            .changes
-            .iter()
-            .filter(|(id, a)| !a.positions.is_empty() && !base.holders.contains(*id))
-            .map(|(id, _)| *id)
-            .collect();
+        let new = self.new_holders();
         if base.holders.is_empty() && new.is_empty() {
             return;
         }
@@ -531,20 +526,19 @@ impl<'a> Overlay<'a> {
         let Some(account) = current.or_else(|| self.changes.get(&id)) else {
             return;
         };
-        let collateral = account.balances.get(&book.quote).copied().unwrap_or(0);
-        let Ok(margin) = table.margin(book, collateral, &account.positions, scratch) else {
+        let Ok(margin) = table.margin(book, account, scratch) else {
             return;
         };
         if account.positions.is_empty() || !margin.under_maintenance() {
             return;
         }
         let mut account = account.clone();
-        let penalty = margin
-            .maintenance
-            .saturating_mul(i128::from(book.penalty_bp))
-            .saturating_neg()
-            .div_euclid(10_000)
-            .saturating_neg();
+        let penalty = ceil_div(
+            margin
+                .maintenance
+                .saturating_mul(i128::from(book.penalty_bp)),
+            10_000,
+        );
         let positions = std::mem::take(&mut account.positions);
         let fund = self.get_mut(book.fund);
         let owed = margin.value.saturating_sub(penalty);
@@ -602,25 +596,17 @@ fn transfer(quote: u32, account: &mut Account, fund: &mut Account, amount: i128)
         (account, fund)
     };
     let want = amount.unsigned_abs();
-    let has = from.balances.get(&quote).copied().unwrap_or(0);
-    let held = to.balances.get(&quote).copied().unwrap_or(0);
+    let has = from.balance(quote);
+    let held = to.balance(quote);
     let moved = u64::try_from(want)
         .unwrap_or(u64::MAX)
         .min(has)
         .min(u64::MAX - held);
-    set_balance(from, quote, has - moved);
-    set_balance(to, quote, held + moved);
+    from.set_balance(quote, has - moved);
+    to.set_balance(quote, held + moved);
     let shortfall = i128::try_from(want - u128::from(moved)).unwrap_or(i128::MAX);
     let moved = i128::from(moved);
     (if amount >= 0 { moved } else { -moved }, shortfall)
-}
-
-fn set_balance(account: &mut Account, asset: u32, amount: u64) {
-    if amount == 0 {
-        account.balances.remove(&asset);
-    } else {
-        account.balances.insert(asset, amount);
-    }
 }
 
 fn add_position(account: &mut Account, instrument: u32, contracts: i64) -> Result<(), Failure> {
@@ -734,7 +720,7 @@ mod tests {
         ledger
             .accounts()
             .values()
-            .map(|a| u128::from(a.balances.get(&QUOTE).copied().unwrap_or(0)))
+            .map(|a| u128::from(a.balance(QUOTE)))
             .sum()
     }
 

@@ -62,6 +62,11 @@ pub struct Market<'a> {
     pub seed: u64,
 }
 
+/// The asset the book's options are on (the first instrument's; `verity init` writes one).
+fn underlying(book: &BookRules) -> Option<u32> {
+    book.instruments.values().next().map(|i| i.underlying)
+}
+
 /// An instrument's id and one contract's value at the reference.
 #[derive(Clone, Copy, Debug)]
 struct Priced {
@@ -135,20 +140,12 @@ impl Market<'_> {
             sender: self.oracles[oracle].verifying_key().to_bytes(),
             nonce,
             payload: Payload::Price {
-                asset: self.underlying(),
+                asset: underlying(self.book).unwrap_or(0),
                 price,
             },
         }
         .sign(&self.oracles[oracle])
         .to_vec()
-    }
-
-    fn underlying(&self) -> u32 {
-        self.book
-            .instruments
-            .values()
-            .next()
-            .map_or(0, |i| i.underlying)
     }
 
     /// The warm-up: one price at the reference from every oracle, to be committed before
@@ -291,12 +288,8 @@ pub fn prepare(
         .with_context(|| format!("--mix trading reads the genesis file in {}", dir.display()))?;
     let oracles = read_oracles(dir)?;
     let book = &genesis.rules.book;
-    let underlying = book
-        .instruments
-        .values()
-        .next()
-        .map(|i| i.underlying)
-        .context("--mix trading: the genesis file has no instruments")?;
+    let underlying =
+        underlying(book).context("--mix trading: the genesis file has no instruments")?;
     // Runs follow each other: the reference is the mark, if there is one.
     let mark: MarkView = client.get(&format!("/v1/marks/{underlying}"))?;
     let status = client.status()?;
