@@ -1,6 +1,7 @@
 //! The blocks by name, and their Verilog with a top module of that name.
 
 use super::harness::{Port, StreamBlock};
+use super::shared_modules::share_identical_modules;
 use crate::card::Card;
 use crate::crc32::Crc32;
 use crate::ecc_engine::{EccEngine, ECP5_CONTEXTS, MAX_CONTEXTS};
@@ -319,10 +320,10 @@ impl FromStr for Block {
 }
 
 /// Verilog of `block` with rust-hdl's top module `top` (and sub-modules `top$…`) renamed to
-/// `name`.
+/// `name`, each distinct sub-module written once.
 pub fn verilog_of<B: HdlBlock>(mut block: B, name: &str) -> String {
     block.connect_all();
-    rename_top(&generate_verilog(&block), name)
+    share_identical_modules(&rename_top(&generate_verilog(&block), name), name)
 }
 
 fn rename_top(verilog: &str, name: &str) -> String {
@@ -479,6 +480,31 @@ mod tests {
             assert_eq!(block.name().parse::<Block>(), Ok(block));
         }
         assert!("sha1".parse::<Block>().is_err());
+    }
+
+    #[test]
+    fn a_card_of_four_engines_holds_one_engine_module() {
+        let verilog = card_verilog(2, 2, 2);
+        let declared = |prefix: &str| {
+            verilog
+                .lines()
+                .filter(|line| line.starts_with(&format!("module {prefix}")))
+                .count()
+        };
+        assert_eq!(declared("card$lanes$0$engines$0("), 1);
+        assert_eq!(declared("card$lanes$0$engines$1("), 0);
+        assert_eq!(declared("card$lanes$1$engines$"), 0);
+        assert_eq!(declared("card$hasher$hashers$1("), 0);
+        // The lanes differ (each numbers its first engine), so both stay.
+        assert_eq!(declared("card$lanes$1("), 1);
+        let instances = verilog
+            .lines()
+            .filter(|line| {
+                line.trim_start()
+                    .starts_with("card$lanes$0$engines$0 engines$")
+            })
+            .count();
+        assert_eq!(instances, 4);
     }
 
     #[test]
