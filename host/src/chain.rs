@@ -115,6 +115,8 @@ struct BlockWork {
     height: u64,
     receipts: Vec<([u8; 32], Vec<u8>)>,
     changes: Changes,
+    /// The state at this height is read after its commit (a snapshot's): it ends a commit.
+    readable: bool,
 }
 
 /// What the state stage is given.
@@ -367,14 +369,19 @@ impl Chain {
         count_book_events(&changes, height);
         self.log.append_certified(height, block, certificate)?;
         self.height = height;
+        let snapshot = self
+            .snapshots
+            .as_ref()
+            .is_some_and(|s| height.is_multiple_of(s.every));
         self.send(StateWork::Block(BlockWork {
             height,
             receipts: encoded(&receipts),
             changes: changes.clone(),
+            readable: snapshot,
         }))?;
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {
-            if height.is_multiple_of(snapshotting.every) {
+            if snapshot {
                 let state = (height, self.ledger.accounts().clone());
                 // One at a time: a snapshot still being written makes this one skipped.
                 let sent = snapshotting.queue.as_ref().map(|q| q.try_send(state));
@@ -513,7 +520,12 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
                 return;
             }
         }
-        while sync.is_none() && flush.is_none() && !batch.is_empty() && batch.len() < STATE_BATCH {
+        // A commit leaves only its last height readable, so one ends at a height that is read.
+        while sync.is_none()
+            && flush.is_none()
+            && batch.last().is_some_and(|work| !work.readable)
+            && batch.len() < STATE_BATCH
+        {
             match queue.try_recv() {
                 Ok(StateWork::Block(work)) => batch.push(work),
                 Ok(StateWork::Sync(answer)) => sync = Some(answer),
@@ -605,6 +617,55 @@ mod tests {
 
     fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> [u8; TX_LEN] {
         testing::transfer(3, from, nonce, to, 1, amount)
+    }
+
+    #[test]
+    fn the_state_stage_ends_a_commit_at_each_height_that_is_read() {
+        let dir = testing::scratch("stage-cut");
+        let store = Store::open(&dir.join(STATE_FILE)).expect("opens");
+        let account = |n: u64| Account {
+            nonce: n,
+            balances: [(1, 100 + n)].into(),
+            ..Account::default()
+        };
+        let genesis = account(0);
+        store
+            .commit(
+                0,
+                &[BlockState {
+                    receipts: &[],
+                    changed: &[(id(1), &genesis)],
+                }],
+                Durability::None,
+            )
+            .expect("commits");
+        // Queued before the stage starts, so it takes them in as few commits as it may.
+        let (work, queue) = bounded(STATE_QUEUE);
+        for height in 1..=20u64 {
+            let changes: Changes = [(id(1), account(height))].into();
+            work.send(StateWork::Block(BlockWork {
+                height,
+                receipts: Vec::new(),
+                changes,
+                readable: height.is_multiple_of(6),
+            }))
+            .expect("queued");
+        }
+        drop(work);
+        let failed = Mutex::new(None);
+        state_stage(&store, &queue, &failed);
+        assert_eq!(*failed.lock().expect("lock"), None);
+        for height in [6, 12, 18, 20] {
+            let root = store.root(height).expect("reads").expect("a root");
+            let (got, proof) = store.account(&id(1), height).expect("readable");
+            assert_eq!(got, Some(account(height)), "height {height}");
+            assert!(verify_account(root, &id(1), got.as_ref(), &proof));
+        }
+        assert!(
+            store.account(&id(1), 5).is_err(),
+            "a height inside a commit is not kept"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

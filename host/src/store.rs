@@ -17,7 +17,7 @@
 //! u64) in asset order, little-endian — deterministic, and it carries its own key so the
 //! ledger can be rebuilt from the store alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -184,13 +184,49 @@ impl TreeWriter for Batch<'_> {
         }
         let mut values = self.txn.open_table(VALUES)?;
         for ((version, key_hash), value) in batch.values() {
-            let stored = match value {
-                Some(value) => [&[1u8][..], value].concat(),
-                None => vec![0u8],
-            };
-            values.insert((key_hash.0, *version), stored.as_slice())?;
+            values.insert((key_hash.0, *version), stored_value(value).as_slice())?;
         }
         Ok(())
+    }
+}
+
+impl Batch<'_> {
+    /// Writes what version `last` reads: the batch's nodes but those in `replaced` and the
+    /// earlier versions' roots, and each key's newest value.
+    fn write_last(
+        &self,
+        batch: &NodeBatch,
+        replaced: &BTreeSet<&NodeKey>,
+        last: Version,
+    ) -> anyhow::Result<()> {
+        let mut nodes = self.txn.open_table(NODES)?;
+        for (key, node) in batch.nodes() {
+            // An earlier version's root is not in the last version's tree. The tree does not
+            // mark every one replaced: the copy it makes for a version that changed nothing is
+            // not, so it would stay on disk for ever.
+            let earlier_root = key.nibble_path().is_empty() && key.version() < last;
+            if !replaced.contains(key) && !earlier_root {
+                nodes.insert(node_key(key)?.as_slice(), borsh::to_vec(node)?.as_slice())?;
+            }
+        }
+        // Values come ordered by (version, key): the last one seen for a key is its newest.
+        let mut newest: BTreeMap<KeyHash, (Version, &Option<OwnedValue>)> = BTreeMap::new();
+        for ((version, key_hash), value) in batch.values() {
+            newest.insert(*key_hash, (*version, value));
+        }
+        let mut values = self.txn.open_table(VALUES)?;
+        for (key_hash, (version, value)) in newest {
+            values.insert((key_hash.0, version), stored_value(value).as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// A value as the values table holds it: a tag byte (0 deleted, 1 present), then the value.
+fn stored_value(value: &Option<OwnedValue>) -> Vec<u8> {
+    match value {
+        Some(value) => [&[1u8][..], value].concat(),
+        None => vec![0u8],
     }
 }
 
@@ -268,6 +304,12 @@ impl Store {
     /// and returns each block's state root. One transaction for several blocks writes each
     /// page the blocks share once: the state stage batches what queued behind a commit.
     ///
+    /// Every block's root is kept, but accounts and proofs are readable at the commit's last
+    /// height only: the tree nodes and values that a later block of the same commit replaces
+    /// are never written (nor indexed for pruning). Measured on the pipeline bench this is
+    /// most of what the state stage wrote when it was behind; a height that must stay readable
+    /// (a snapshot's) ends its commit.
+    ///
     /// Receipts are keyed by transaction id, so their inserts land on pages all over their
     /// table; they go to the table only with durable commits (at most once a second from the
     /// state stage, which halved its cost per transaction when measured) and are served from
@@ -295,14 +337,22 @@ impl Store {
         let (roots, update) = Sha256Jmt::new(&tree)
             .put_value_sets(value_sets, first)
             .map_err(db)?;
-        let mut write = self.db.begin_write().map_err(db)?;
-        write.set_durability(durability).map_err(db)?;
-        Batch { txn: &write }
-            .write_node_batch(&update.node_batch)
-            .map_err(db)?;
         if roots.is_empty() {
             return Ok(Vec::new());
         }
+        // Nodes made by this commit and replaced within it.
+        let replaced: BTreeSet<&NodeKey> = update
+            .stale_node_index_batch
+            .iter()
+            .filter(|index| index.node_key.version() >= first)
+            .map(|index| &index.node_key)
+            .collect();
+        let last = first + roots.len() as u64 - 1;
+        let mut write = self.db.begin_write().map_err(db)?;
+        write.set_durability(durability).map_err(db)?;
+        Batch { txn: &write }
+            .write_last(&update.node_batch, &replaced, last)
+            .map_err(db)?;
         let durable = matches!(durability, Durability::Immediate);
         {
             let mut unsynced = self.lock_unsynced();
@@ -318,6 +368,9 @@ impl Store {
         {
             let mut stale = write.open_table(STALE).map_err(db)?;
             for index in &update.stale_node_index_batch {
+                if replaced.contains(&index.node_key) {
+                    continue;
+                }
                 let key = node_key(&index.node_key).map_err(db)?;
                 stale
                     .insert((index.stale_since_version, key.as_slice()), ())
@@ -606,7 +659,8 @@ mod tests {
             together.receipt(&[7; 32]).expect("reads"),
             Some((3, 0, vec![]))
         );
-        for height in 0..4 {
+        // Each commit's last height is readable; the heights inside one are not.
+        for height in [0, 3] {
             let (value, proof) = together.account(&alice, height).expect("reads");
             assert!(verify_account(
                 roots[height as usize],
@@ -615,6 +669,28 @@ mod tests {
                 &proof
             ));
         }
+        assert!(together.account(&alice, 1).is_err());
+        assert!(together.account(&alice, 2).is_err());
+        // Nothing the last height does not read was written: the nodes and values are those of
+        // committing height 3 on its own after height 0's state, and no node is left to prune.
+        fn count<K: redb::Key + 'static, V: redb::Value + 'static>(
+            store: &Store,
+            table: TableDefinition<K, V>,
+        ) -> u64 {
+            let txn = store.db.begin_read().expect("reads");
+            ReadableTableMetadata::len(&txn.open_table(table).expect("table")).expect("counts")
+        }
+        let direct = Store::open(&scratch("direct")).expect("opens");
+        direct
+            .commit(0, &[state(&[], &blocks[0])], Durability::None)
+            .expect("commits");
+        let last = [(alice, &accounts[2]), (bob, &accounts[3])];
+        direct
+            .commit(1, &[state(&[], &last)], Durability::None)
+            .expect("commits");
+        assert_eq!(count(&together, NODES), count(&direct, NODES));
+        assert_eq!(count(&together, VALUES), count(&direct, VALUES));
+        assert_eq!(count(&together, STALE), count(&direct, STALE));
     }
 
     #[test]
