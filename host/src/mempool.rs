@@ -256,17 +256,25 @@ impl Mempool {
     }
 
     /// Forgets what a committed block made obsolete: its transactions (`ids`, from its
-    /// receipts: one that failed without using its nonce goes too), and any other whose nonce
-    /// the ledger has now used — returned, since no block will hold them (under consensus,
-    /// another replica's block used the nonce).
-    pub fn committed(&mut self, ids: impl IntoIterator<Item = TxId>, ledger: &Ledger) -> Vec<TxId> {
+    /// receipts: one that failed without using its nonce goes too), and any other of its
+    /// `senders` (the only accounts whose nonce a block moves) whose nonce the ledger has now
+    /// used — returned, since no block will hold them (under consensus, another replica's
+    /// block used the nonce).
+    pub fn committed(
+        &mut self,
+        ids: impl IntoIterator<Item = TxId>,
+        senders: &BTreeSet<AccountId>,
+        ledger: &Ledger,
+    ) -> Vec<TxId> {
         for id in ids {
             self.remove(&id);
         }
         let mut superseded = Vec::new();
-        for (sender, nonces) in &self.by_sender {
-            let next = ledger.nonce(sender);
-            superseded.extend(nonces.range(..next).map(|(_, id)| *id));
+        for sender in senders {
+            if let Some(nonces) = self.by_sender.get(sender) {
+                let next = ledger.nonce(sender);
+                superseded.extend(nonces.range(..next).map(|(_, id)| *id));
+            }
         }
         for id in &superseded {
             self.remove(id);
@@ -355,7 +363,8 @@ mod tests {
         after.merge(changes);
         // Only the first is named: the second's nonce was used all the same (as when another
         // replica's block held it), so it is superseded.
-        let superseded = pool.committed([txs[0].id()], &after);
+        let senders = txs.iter().map(|tx| *tx.sender()).collect();
+        let superseded = pool.committed([txs[0].id()], &senders, &after);
         assert_eq!(superseded, [txs[1].id()]);
         assert_eq!(pool.len(), 3);
         assert_eq!(
