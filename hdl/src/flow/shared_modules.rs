@@ -2,8 +2,8 @@
 //!
 //! rust-hdl writes a module for every instance, named by its path (`card$lanes$0$engines$0`,
 //! `card$lanes$0$engines$1`, …), so a card of K engines holds K copies of the engine's text.
-//! Simulators and synthesis then compile and optimise each copy: Yosys takes about 25 minutes
-//! per engine here, so a card of 24 engines could not be synthesized as one design. Modules
+//! Simulators and synthesis then compile and optimise each copy: a flat netlist took Yosys
+//! about 25 minutes per engine here, so a card of 24 engines was out of reach. Modules
 //! whose text is the same — once their own name is set aside and each of their instances names
 //! the shared module it now refers to — are one module: the first of them is kept, under its
 //! name, and every instance of the others is pointed at it.
