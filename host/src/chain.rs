@@ -40,8 +40,8 @@ pub const STATE_FILE: &str = "state.redb";
 /// The longest the state store goes without a durable commit (what a crash makes the next
 /// open replay, at most, besides the state stage's queue).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// The heights at which accounts stay provable; older tree nodes are pruned (roots are kept
-/// for every height).
+/// The heights at which accounts stay provable (those a state commit ended at); older tree
+/// nodes are pruned (roots are kept for every height).
 pub const KEEP_HEIGHTS: u64 = 10_000;
 /// The most tree nodes pruned at one checkpoint.
 const PRUNE_LIMIT: usize = 100_000;

@@ -472,8 +472,8 @@ impl Store {
 
     /// Deletes the tree's nodes that no height after `head − keep` needs, at most `limit` of
     /// them, and returns how many it deleted. Accounts and proofs stay available at the last
-    /// `keep` heights (and roots at every height); without pruning every block's changed
-    /// paths would stay on disk for ever.
+    /// `keep` heights that ended a commit (and roots at every height); without pruning every
+    /// block's changed paths would stay on disk for ever.
     pub fn prune(&self, keep: u64, limit: usize) -> Result<usize, StoreError> {
         let Some((head, _)) = self.head()? else {
             return Ok(0);
