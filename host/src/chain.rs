@@ -565,8 +565,12 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
                 synced = Instant::now();
                 // Once a checkpoint: the old heights' tree nodes, a bounded share at a time.
                 match store.prune(KEEP_HEIGHTS, PRUNE_LIMIT) {
-                    Ok(pruned) => metrics::counter!("verity_state_pruned_nodes_total")
-                        .increment(pruned as u64),
+                    Ok(pruned) => {
+                        metrics::counter!("verity_state_pruned_nodes_total")
+                            .increment(pruned.nodes as u64);
+                        metrics::counter!("verity_state_pruned_values_total")
+                            .increment(pruned.values as u64);
+                    }
                     Err(error) => return fail(error),
                 }
             }

@@ -72,6 +72,15 @@ pub enum StoreError {
     Snapshot(String),
 }
 
+/// What [`Store::prune`] deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Tree nodes.
+    pub nodes: usize,
+    /// Account values.
+    pub values: usize,
+}
+
 fn db(error: impl std::fmt::Display) -> StoreError {
     StoreError::Db(error.to_string())
 }
@@ -471,20 +480,21 @@ impl Store {
     }
 
     /// Deletes the tree's nodes that no height after `head − keep` needs, at most `limit` of
-    /// them, and returns how many it deleted. Accounts and proofs stay available at the last
-    /// `keep` heights that ended a commit (and roots at every height); without pruning every
-    /// block's changed paths would stay on disk for ever.
-    pub fn prune(&self, keep: u64, limit: usize) -> Result<usize, StoreError> {
+    /// them, and the values only they led to, and says how many of each it deleted. Accounts
+    /// and proofs stay available at the last `keep` heights that ended a commit (and roots at
+    /// every height); without pruning every block's changed paths and every account's every
+    /// value would stay on disk for ever.
+    pub fn prune(&self, keep: u64, limit: usize) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
         let Some((head, _)) = self.head()? else {
-            return Ok(0);
+            return Ok(pruned);
         };
         let Some(cutoff) = head.checked_sub(keep) else {
-            return Ok(0);
+            return Ok(pruned);
         };
         // Durable with the next durable commit; a prune lost in a crash is done again.
         let mut write = self.db.begin_write().map_err(db)?;
         write.set_durability(Durability::None).map_err(db)?;
-        let mut pruned = 0;
         {
             let mut stale = write.open_table(STALE).map_err(db)?;
             let mut nodes = write.open_table(NODES).map_err(db)?;
@@ -498,10 +508,34 @@ impl Store {
                 let (since, node) = key.value();
                 doomed.push((since, node.to_vec()));
             }
+            // The keys whose old leaves go: their old values may go with them.
+            let mut leaves = BTreeSet::new();
             for (since, node) in &doomed {
-                nodes.remove(node.as_slice()).map_err(db)?;
+                if let Some(bytes) = nodes.remove(node.as_slice()).map_err(db)? {
+                    if let Ok(Node::Leaf(leaf)) = borsh::from_slice::<Node>(bytes.value()) {
+                        leaves.insert(leaf.key_hash().0);
+                    }
+                }
                 stale.remove((*since, node.as_slice())).map_err(db)?;
-                pruned += 1;
+                pruned.nodes += 1;
+            }
+            // A height at or after the cutoff reads a key's newest value at or below it, or a
+            // newer one: the older ones are read by no height kept. (A leaf moved down the tree
+            // keeps its value's version, so a value goes by this rule, not with its leaf.)
+            let mut values = write.open_table(VALUES).map_err(db)?;
+            for key in leaves {
+                let older: Vec<u64> = {
+                    let mut versions = values.range((key, 0)..=(key, cutoff)).map_err(db)?;
+                    versions.next_back();
+                    versions
+                        .map(|entry| entry.map(|(k, _)| k.value().1))
+                        .collect::<Result<_, _>>()
+                        .map_err(db)?
+                };
+                for version in older {
+                    values.remove((key, version)).map_err(db)?;
+                    pruned.values += 1;
+                }
             }
         }
         write.commit().map_err(db)?;
@@ -714,11 +748,11 @@ mod tests {
         };
         let before = nodes(&store);
         let pruned = store.prune(5, usize::MAX).expect("prunes");
-        assert!(pruned > 0);
-        assert_eq!(nodes(&store), before - pruned as u64);
+        assert!(pruned.nodes > 0);
+        assert_eq!(nodes(&store), before - pruned.nodes as u64);
         assert_eq!(
             store.prune(5, usize::MAX).expect("prunes"),
-            0,
+            Pruned::default(),
             "nothing new"
         );
         for height in 25..=30u64 {
@@ -738,6 +772,57 @@ mod tests {
             store.account(&alice, 3).is_err(),
             "a pruned height's paths are gone"
         );
+    }
+
+    #[test]
+    fn pruning_drops_the_values_no_kept_height_reads_and_keeps_a_moved_leafs_value() {
+        let store = Store::open(&scratch("prune-values")).expect("opens");
+        let nibble = |id: &[u8; 32]| KeyHash::with::<Sha256>(id).0[0] >> 4;
+        let alice = [1u8; 32];
+        // Carol, written once, alone under her first nibble until Dave arrives under the same
+        // one: her leaf moves down the tree (a new node, stale old one) with her value's
+        // version unchanged.
+        let carol = (2u8..)
+            .map(|n| [n; 32])
+            .find(|id| nibble(id) != nibble(&alice))
+            .expect("a key");
+        let dave = (2u8..)
+            .map(|n| [n; 32])
+            .find(|id| *id != carol && nibble(id) == nibble(&carol))
+            .expect("a key");
+        let (carols, daves) = (account(0, &[(1, 7)]), account(0, &[(1, 9)]));
+        for height in 0..=30u64 {
+            let a = account(height, &[(1, 100 + height)]);
+            let mut changed = vec![(alice, &a)];
+            match height {
+                0 => changed.push((carol, &carols)),
+                10 => changed.push((dave, &daves)),
+                _ => {}
+            }
+            store
+                .commit(height, &[state(&[], &changed)], Durability::None)
+                .expect("commits");
+        }
+        let pruned = store.prune(5, usize::MAX).expect("prunes");
+        // Alice's values 0..=24 go; 25..=30 are read by the kept heights.
+        assert_eq!(pruned.values, 25, "{pruned:?}");
+        let txn = store.db.begin_read().expect("reads");
+        let values = txn.open_table(VALUES).expect("table");
+        assert_eq!(
+            ReadableTableMetadata::len(&values).expect("counts"),
+            6 + 1 + 1
+        );
+        drop(values);
+        drop(txn);
+        for (id, want) in [(carol, &carols), (dave, &daves)] {
+            let root = store.root(30).expect("reads").expect("a root");
+            let (got, proof) = store.account(&id, 30).expect("provable");
+            assert_eq!(got.as_ref(), Some(want));
+            assert!(verify_account(root, &id, got.as_ref(), &proof));
+        }
+        let ledger = store.ledger().expect("rebuilds");
+        assert_eq!(ledger.account(&carol), Some(&carols));
+        assert_eq!(ledger.account(&alice), Some(&account(30, &[(1, 130)])));
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
