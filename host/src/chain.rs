@@ -15,7 +15,7 @@
 //! execute ─▶ apply (pure) ─▶ block log (fsync) ─▶ ledger moves ─▶ [state stage: jmt + receipts]
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -108,6 +108,8 @@ pub struct Committed {
     pub height: u64,
     /// A receipt per transaction, in block order.
     pub receipts: Vec<Receipt>,
+    /// Its transactions' senders: the only accounts whose nonce a block moves.
+    pub senders: BTreeSet<AccountId>,
 }
 
 /// One block's state, for the state stage.
@@ -390,7 +392,12 @@ impl Chain {
                 }
             }
         }
-        Ok(Committed { height, receipts })
+        let senders = transactions.iter().map(|tx| *tx.sender()).collect();
+        Ok(Committed {
+            height,
+            receipts,
+            senders,
+        })
     }
 
     /// Writes a snapshot of the state in `dir/snapshots` every `every` blocks from here on,

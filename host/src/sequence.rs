@@ -14,19 +14,17 @@
 //! Everything else — the mempool's rules, execution, durability before acknowledgement — is
 //! the same under both.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use tokio::sync::oneshot;
 use tracing::{debug_span, warn};
 
-use crate::block;
 use crate::chain::{Chain, ChainError};
-use crate::ledger::AccountId;
 use crate::mempool::Mempool;
 use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
-use crate::transaction::{self, TxBytes, TxId};
+use crate::transaction::{TxBytes, TxId};
 
 /// A verified transaction on its way to the sequence stage.
 pub(crate) enum Verified {
@@ -154,16 +152,10 @@ impl Sequencer {
         metrics::counter!("verity_committed_total").increment(committed.receipts.len() as u64);
         metrics::gauge!("verity_height").set(committed.height as f64);
         let ids = committed.receipts.iter().map(|r| r.tx);
-        // The block executed, so it splits into transactions.
-        let senders: BTreeSet<AccountId> = block::split(block)
-            .map(|(_, body)| {
-                transaction::split_all(body)
-                    .flatten()
-                    .map(|tx| *tx.sender())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in self.mempool.committed(ids, &senders, self.chain.ledger()) {
+        for id in self
+            .mempool
+            .committed(ids, &committed.senders, self.chain.ledger())
+        {
             if let Some((reply, _)) = self.waiting.remove(&id) {
                 refuse(
                     reply,
