@@ -7,9 +7,10 @@
 //! The transactions are back to back, each as long as its own first four bytes say
 //! ([`crate::transaction::split_first`]).
 //!
-//! The header names the state root at an earlier height, [`ROOT_LAG`] blocks back (the
-//! genesis root for the first blocks): the block's proposer knows it without waiting for the
-//! state of the block before, which is committed behind the log. Since a commit certificate
+//! The header names the state root at an earlier height: [`ROOT_LAG`] blocks back, rounded
+//! down to a multiple of [`ROOT_EPOCH`] (the genesis root for the first blocks). The block's
+//! proposer knows it without waiting for the state of the block before, which is committed
+//! behind the log, and the state stage computes a root only every [`ROOT_EPOCH`] blocks. Since a commit certificate
 //! decides the block's id — the SHA-256 of all these bytes — it certifies that root too: a
 //! replica that fetches a snapshot checks it against a root a quorum signed for. Every
 //! replica checks a proposed block's root against its own before it votes, and refuses to
@@ -23,10 +24,20 @@ pub const HEADER_LEN: usize = 48;
 /// interval, 128 blocks cover it, so building a block does not wait for the state stage
 /// (with 8 or 64, it did, and the p99 latency was the checkpoint: 200–240 ms).
 pub const ROOT_LAG: u64 = 128;
+/// Headers carry the roots of heights that are multiples of this only. The state of the
+/// blocks between is never needed as a root, so the state stage, when it has fallen behind,
+/// commits up to this many blocks as one version of the tree: each account and each tree
+/// node they changed is hashed once, not once a block.
+pub const ROOT_EPOCH: u64 = 16;
 
 /// The height whose state root block `height` carries.
 pub fn root_height(height: u64) -> u64 {
-    height.saturating_sub(ROOT_LAG)
+    height.saturating_sub(ROOT_LAG) / ROOT_EPOCH * ROOT_EPOCH
+}
+
+/// Whether some block's header carries the state root at `height`.
+pub fn root_carried(height: u64) -> bool {
+    height.is_multiple_of(ROOT_EPOCH)
 }
 
 /// A block's header.
@@ -122,8 +133,8 @@ mod tests {
 
     #[test]
     fn a_block_splits_into_its_header_and_transactions() {
-        let header = Header::new(ROOT_LAG + 12, [9; 32]);
-        assert_eq!(header.root_height, 12);
+        let header = Header::new(ROOT_LAG + 35, [9; 32]);
+        assert_eq!(header.root_height, 32, "rounded down to the epoch");
         let txs = [vec![1u8; 160], vec![2u8; 232]];
         let block = assemble(&header, &txs);
         assert_eq!(block.len(), HEADER_LEN + 160 + 232);
@@ -138,7 +149,20 @@ mod tests {
 
         assert_eq!(split(&block[..47]), Err(BlockError::Length(47)));
         let mut lying = block.clone();
-        lying[8] = 13;
+        lying[8] = 35;
         assert!(matches!(split(&lying), Err(BlockError::RootHeight { .. })));
+    }
+
+    #[test]
+    fn every_carried_root_height_is_an_epoch_and_each_epoch_is_carried() {
+        for height in 0..ROOT_LAG + 5 * ROOT_EPOCH {
+            let carried = root_height(height);
+            assert!(root_carried(carried), "block {height} carries {carried}");
+            assert!(carried + ROOT_LAG <= height.max(ROOT_LAG));
+            assert!(height < ROOT_LAG + ROOT_EPOCH || carried + ROOT_LAG + ROOT_EPOCH > height);
+        }
+        // The first block to carry an epoch's root is the one ROOT_LAG later.
+        assert_eq!(root_height(ROOT_LAG + 3 * ROOT_EPOCH), 3 * ROOT_EPOCH);
+        assert_eq!(root_height(ROOT_LAG + 3 * ROOT_EPOCH - 1), 2 * ROOT_EPOCH);
     }
 }

@@ -117,7 +117,8 @@ struct BlockWork {
     height: u64,
     receipts: Vec<([u8; 32], Vec<u8>)>,
     changes: Changes,
-    /// The state at this height is read after its commit (a snapshot's): it ends a commit.
+    /// The state at this height is read after its commit (a root a header carries, a
+    /// snapshot's): it ends a commit.
     readable: bool,
 }
 
@@ -228,17 +229,28 @@ impl Chain {
                 "replaying the block log"
             );
         }
+        // One commit per span of blocks that ends where a root is carried, as the state stage
+        // commits when behind.
+        let mut span = Vec::new();
         for h in state_height + 1..=height {
             let block = log.block(h)?.ok_or(StoreError::Empty)?;
             let (_, transactions) = decode_block(&block)?;
             let (changes, receipts) = ledger.apply(&rules, h, &transactions);
-            let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a)).collect();
-            let state = BlockState {
-                receipts: &encoded(&receipts),
-                changed: &changed,
-            };
-            store.commit(h, &[state], Durability::None)?;
-            ledger.merge(changes);
+            ledger.merge(changes.clone());
+            span.push((encoded(&receipts), changes));
+            if block::root_carried(h) || h == height {
+                let changed: Vec<Vec<_>> = span
+                    .iter()
+                    .map(|(_, changes)| changes.iter().map(|(id, a)| (*id, a)).collect())
+                    .collect();
+                let states: Vec<BlockState<'_>> = span
+                    .iter()
+                    .zip(&changed)
+                    .map(|((receipts, _), changed)| BlockState { receipts, changed })
+                    .collect();
+                store.commit(h + 1 - span.len() as u64, &states, Durability::None)?;
+                span.clear();
+            }
         }
         store.sync()?;
         let failed = Arc::new(Mutex::new(None));
@@ -379,7 +391,7 @@ impl Chain {
             height,
             receipts: encoded(&receipts),
             changes: changes.clone(),
-            readable: snapshot,
+            readable: snapshot || block::root_carried(height),
         }))?;
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {
@@ -527,7 +539,8 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
                 return;
             }
         }
-        // A commit leaves only its last height readable, so one ends at a height that is read.
+        // A commit leaves only its last height readable (with a root), so one ends at a height
+        // that is read.
         while sync.is_none()
             && flush.is_none()
             && batch.last().is_some_and(|work| !work.readable)
@@ -666,8 +679,24 @@ mod tests {
         let failed = Mutex::new(None);
         state_stage(&store, &queue, &failed);
         assert_eq!(*failed.lock().expect("lock"), None);
+        // The same blocks committed one by one give the same roots where the stage kept one.
+        let single = Store::open(&dir.join("single.redb")).expect("opens");
+        let mut roots = Vec::new();
+        for height in 0..=20u64 {
+            let value = account(height);
+            let state = BlockState {
+                receipts: &[],
+                changed: &[(id(1), &value)],
+            };
+            roots.push(
+                single
+                    .commit(height, &[state], Durability::None)
+                    .expect("commits"),
+            );
+        }
         for height in [6, 12, 18, 20] {
             let root = store.root(height).expect("reads").expect("a root");
+            assert_eq!(root, roots[height as usize], "height {height}");
             let (got, proof) = store.account(&id(1), height).expect("readable");
             assert_eq!(got, Some(account(height)), "height {height}");
             assert!(verify_account(root, &id(1), got.as_ref(), &proof));
@@ -676,6 +705,7 @@ mod tests {
             store.account(&id(1), 5).is_err(),
             "a height inside a commit is not kept"
         );
+        assert_eq!(store.root(5).expect("reads"), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -132,7 +132,9 @@ impl Default for PcapSection {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SnapshotsSection {
-    /// A snapshot of the state every this many blocks; 0: none.
+    /// A snapshot of the state every this many blocks, a multiple of
+    /// [`crate::block::ROOT_EPOCH`] (a snapshot is checked against a root some header carries);
+    /// 0: none.
     pub every: u64,
     /// How many are kept.
     pub keep: usize,
@@ -144,12 +146,29 @@ pub struct SnapshotsSection {
     pub behind: u64,
 }
 
+// The messages below say 16.
+const _: () = assert!(crate::block::ROOT_EPOCH == 16);
+
+impl SnapshotsSection {
+    /// Checks that snapshots fall where headers carry the state root.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !crate::block::root_carried(self.every) {
+            return Err(ConfigError::Value {
+                key: "snapshots.every",
+                reason: "a multiple of 16: a snapshot is checked against the state root a \
+                         block header carries, and headers carry every 16th height's",
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for SnapshotsSection {
-    /// Every 1,000 blocks, the two newest kept; a replica more than 10,000 blocks behind
+    /// Every 1,024 blocks, the two newest kept; a replica more than 10,000 blocks behind
     /// joins from one.
     fn default() -> Self {
         Self {
-            every: 1000,
+            every: 1024,
             keep: 2,
             peers: Vec::new(),
             behind: 10_000,
@@ -514,6 +533,7 @@ impl Config {
         config.tcp_config()?;
         config.consensus.timeouts()?;
         config.record_config(Path::new("."))?;
+        config.snapshots.check()?;
         Ok(config)
     }
 
@@ -715,7 +735,11 @@ impl Config {
             "# A snapshot of the whole state every this many blocks (0: none), served to replicas"
                 .into(),
         );
-        line("# that fall far behind; how many are kept.".into());
+        line(
+            "# that fall far behind (a multiple of 16: the heights whose roots headers carry); how"
+                .into(),
+        );
+        line("# many are kept.".into());
         line(format!("every = {}", self.snapshots.every));
         line(format!("keep = {}", self.snapshots.keep));
         line(
@@ -927,6 +951,10 @@ mod tests {
             ),
             ("[consensus]\npeers = [\"x\"]", "invalid socket address"),
             ("[pcap]\nrotate_mib = 0", "pcap: rotate_mib and queue"),
+            (
+                "[snapshots]\nevery = 1000",
+                "snapshots.every: a multiple of 16",
+            ),
         ] {
             let error = Config::parse(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text}: {error}");

@@ -283,10 +283,10 @@ mod tests {
             receipts: &[],
             changed: &changed,
         };
-        let roots = store
+        let root = store
             .commit(0, &[block], Durability::Immediate)
             .expect("commits");
-        (store, roots[0])
+        (store, root)
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// Nothing is committed yet (a chain commits its genesis when it opens).
     #[error("store: no block committed yet")]
     Empty,
+    /// A commit of no blocks.
+    #[error("store: a commit holds no block")]
+    NoBlocks,
     /// A block was committed out of order.
     #[error("store: block {got} committed after {last:?}")]
     OutOfOrder {
@@ -310,14 +313,15 @@ impl Store {
 
     /// Commits consecutive blocks from `first` on — each one's receipts and changed accounts —
     /// in one transaction, durable now or with the next durable commit as `durability` says,
-    /// and returns each block's state root. One transaction for several blocks writes each
-    /// page the blocks share once: the state stage batches what queued behind a commit.
+    /// and returns the state root after the last. One transaction for several blocks writes
+    /// each page the blocks share once: the state stage batches what queued behind a commit.
     ///
-    /// Every block's root is kept, but accounts and proofs are readable at the commit's last
-    /// height only: the tree nodes and values that a later block of the same commit replaces
-    /// are never written (nor indexed for pruning). On the pipeline bench this took the
-    /// instant verifier from 89,000 to 134,000 tx/s. A height that must stay readable (a
-    /// snapshot's) ends its commit.
+    /// The blocks make one version of the tree, at the last height: an account changed by
+    /// several of them is hashed and written once, and so is each tree node above the accounts
+    /// they changed. The heights before the last get no root, no accounts and no proofs; the
+    /// state stage ends a commit at each height whose root a header carries
+    /// ([`crate::block::root_carried`]) and at each snapshot's. jmt's tree depends on its
+    /// accounts alone, so the root is the same however the blocks were cut into commits.
     ///
     /// Receipts are keyed by transaction id, so their inserts land on pages all over their
     /// table; they go to the table only with durable commits (at most once a second from the
@@ -328,27 +332,38 @@ impl Store {
         first: u64,
         blocks: &[BlockState<'_>],
         durability: Durability,
-    ) -> Result<Vec<[u8; 32]>, StoreError> {
+    ) -> Result<[u8; 32], StoreError> {
         let last = self.head()?.map(|(h, _)| h);
+        if blocks.is_empty() {
+            return Err(StoreError::NoBlocks);
+        }
         if last.map_or(first != 0, |l| first != l + 1) {
             return Err(StoreError::OutOfOrder { last, got: first });
         }
+        // The last change of each account wins; in key order, so the tree is built alike
+        // everywhere.
+        let mut net: BTreeMap<AccountId, &Account> = BTreeMap::new();
+        for block in blocks {
+            net.extend(block.changed.iter().map(|(id, account)| (*id, *account)));
+        }
         let read = self.db.begin_read().map_err(db)?;
         let tree = Tree { txn: &read };
-        let value_sets = blocks.iter().map(|block| {
-            block.changed.iter().map(|(id, account)| {
+        // jmt versions are consecutive: the heights before the last are empty versions, each
+        // a copy of the root that the next replaces (so it is never written).
+        let empty = (1..blocks.len()).map(|_| Vec::new());
+        let changes = net
+            .iter()
+            .map(|(id, account)| {
                 (
                     KeyHash::with::<Sha256>(id),
                     Some(encode_account(id, account)),
                 )
             })
-        });
+            .collect();
         let (roots, update) = Sha256Jmt::new(&tree)
-            .put_value_sets(value_sets, first)
+            .put_value_sets(empty.chain([changes]), first)
             .map_err(db)?;
-        if roots.is_empty() {
-            return Ok(Vec::new());
-        }
+        let root = roots.last().ok_or(StoreError::NoBlocks)?.0;
         // Nodes made by this commit and replaced within it.
         let replaced: BTreeSet<&NodeKey> = update
             .stale_node_index_batch
@@ -385,20 +400,20 @@ impl Store {
                     .insert((index.stale_since_version, key.as_slice()), ())
                     .map_err(db)?;
             }
-            let mut table = write.open_table(ROOTS).map_err(db)?;
-            for (height, root) in (first..).zip(&roots) {
-                table.insert(height, root.0).map_err(db)?;
-            }
-            let height = first + blocks.len() as u64 - 1;
+            write
+                .open_table(ROOTS)
+                .map_err(db)?
+                .insert(last, root)
+                .map_err(db)?;
             let mut meta = write.open_table(META).map_err(db)?;
-            meta.insert("height", height.to_le_bytes().as_slice())
+            meta.insert("height", last.to_le_bytes().as_slice())
                 .map_err(db)?;
         }
         write.commit().map_err(db)?;
         if durable {
             self.lock_unsynced().clear();
         }
-        Ok(roots.iter().map(|r| r.0).collect())
+        Ok(root)
     }
 
     /// The proof that the accounts up to `rightmost` (by key hash) are the tree's at
@@ -481,9 +496,9 @@ impl Store {
 
     /// Deletes the tree's nodes that no height after `head − keep` needs, at most `limit` of
     /// them, and the values only they led to, and says how many of each it deleted. Accounts
-    /// and proofs stay available at the last `keep` heights that ended a commit (and roots at
-    /// every height); without pruning every block's changed paths and every account's every
-    /// value would stay on disk for ever.
+    /// and proofs stay available at the commits' last heights among the last `keep`, and
+    /// roots at every commit's last height; without pruning every commit's changed paths and
+    /// every account's every value would stay on disk for ever.
     pub fn prune(&self, keep: u64, limit: usize) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
         let Some((head, _)) = self.head()? else {
@@ -659,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_committed_together_give_the_roots_they_give_one_by_one() {
+    fn blocks_committed_together_give_the_root_they_give_one_by_one() {
         let (alice, bob) = ([1u8; 32], [2u8; 32]);
         let accounts: Vec<Account> = (0..4).map(|n| account(n, &[(1, 100 - n)])).collect();
         let blocks = [
@@ -675,7 +690,7 @@ mod tests {
             .map(|(height, changed)| {
                 one_by_one
                     .commit(height, &[state(&receipts[..0], changed)], Durability::None)
-                    .expect("commits")[0]
+                    .expect("commits")
             })
             .collect();
         let together = Store::open(&scratch("together")).expect("opens");
@@ -686,8 +701,13 @@ mod tests {
         let batched = together
             .commit(1, &rest, Durability::None)
             .expect("commits");
-        assert_eq!([first, batched].concat(), roots);
+        assert_eq!([first, batched], [roots[0], roots[3]]);
         assert_eq!(together.head().expect("reads"), Some((3, roots[3])));
+        // A root at each commit's last height only.
+        for height in 0..4 {
+            let kept = [0, 3].contains(&height).then_some(roots[height as usize]);
+            assert_eq!(together.root(height).expect("reads"), kept);
+        }
         // The receipt is the last block's: a later block's replaces the same id's.
         assert_eq!(
             together.receipt(&[7; 32]).expect("reads"),
@@ -738,7 +758,7 @@ mod tests {
             let changed = [(alice, &a), (bob, &b)];
             let root = store
                 .commit(height, &[state(&[], &changed)], Durability::None)
-                .expect("commits")[0];
+                .expect("commits");
             roots.push(root);
         }
         let nodes = |store: &Store| {
@@ -837,14 +857,14 @@ mod tests {
         let first = account(0, &[(1, 5)]);
         let r0 = store
             .commit(0, &[state(&[], &[(alice, &first)])], Durability::Immediate)
-            .expect("commits")[0];
+            .expect("commits");
         let r1 = store
             .commit(
                 1,
                 &[state(&[([1; 32], vec![5])], &[])],
                 Durability::Immediate,
             )
-            .expect("commits")[0];
+            .expect("commits");
         assert_eq!(r0, r1, "nothing changed");
         let (got, proof) = store.account(&alice, 1).expect("reads at the new height");
         assert!(verify_account(r1, &alice, got.as_ref(), &proof));
@@ -864,7 +884,7 @@ mod tests {
                     &[state(&[], &[(alice, &account(0, &[(1, 100)]))])],
                     Durability::Immediate,
                 )
-                .expect("commits")[0];
+                .expect("commits");
             let r1 = store
                 .commit(
                     1,
@@ -877,7 +897,7 @@ mod tests {
                     )],
                     Durability::None,
                 )
-                .expect("commits")[0];
+                .expect("commits");
             // Seen at once by readers, durable with the next durable commit.
             assert_eq!(store.head().expect("reads"), Some((1, r1)));
             assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use verity_host::api::{Block, Status};
 use verity_host::backend::BackendKind;
-use verity_host::block::ROOT_LAG;
+use verity_host::block::{root_carried, ROOT_EPOCH, ROOT_LAG};
 use verity_host::block_log::BlockLog;
 use verity_host::chain::LOG_FILE;
 use verity_host::cli::client::Client;
@@ -27,8 +27,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Snapshots the test clusters keep: enough, at one every 10 blocks, that one is certified.
-const SNAPSHOTS_KEPT: u64 = ROOT_LAG / 10 + 3;
+/// The test clusters' snapshots: one every 16 blocks (the shortest interval: snapshots fall
+/// where headers carry roots), so that a short test sees some.
+const SNAPSHOT_EVERY: u64 = ROOT_EPOCH;
+/// Snapshots the test clusters keep: enough that one is certified.
+const SNAPSHOTS_KEPT: u64 = ROOT_LAG / SNAPSHOT_EVERY + 3;
 
 fn write_cluster(dir: &Path, replicas: u16) {
     cluster::write(&ClusterArgs {
@@ -41,15 +44,15 @@ fn write_cluster(dir: &Path, replicas: u16) {
         no_start: true,
     })
     .expect("the cluster's directory is written");
-    // Snapshots every 10 blocks, so that a short test sees some, and enough kept that one
-    // is always certified (by the block ROOT_LAG after it).
+    // Snapshots every SNAPSHOT_EVERY blocks, and enough kept that one is always certified
+    // (by the block ROOT_LAG after it).
     for replica in cluster::replicas(dir).expect("replicas") {
         let config = replica.join("verity.toml");
         let text = std::fs::read_to_string(&config).expect("a configuration");
         assert!(text.contains("keep = 2\n"), "the snapshots' keep");
         let keep = format!("keep = {SNAPSHOTS_KEPT}\n");
         let text = text
-            .replace("every = 1000", "every = 10")
+            .replace("every = 1024", &format!("every = {SNAPSHOT_EVERY}"))
             .replace("keep = 2\n", &keep);
         std::fs::write(&config, text).expect("written");
     }
@@ -101,9 +104,10 @@ fn wait_for(http: SocketAddr, height: u64, within: Duration) {
     }
 }
 
-/// Every replica holds the same block (id, transactions and their receipts, state root) at
-/// every height they all have. Certificates may differ: each replica keeps the quorum of
-/// precommits it saw, and any quorum certifies.
+/// Every replica holds the same block (id, transactions and their receipts, state root where
+/// they keep one — at least every height whose root a block they hold carries) at every height
+/// they all have. Certificates may differ: each replica keeps the quorum of precommits it saw, and any
+/// quorum certifies.
 fn assert_identical(https: &[SocketAddr]) -> u64 {
     let statuses: Vec<Status> = https.iter().map(|h| status(*h)).collect();
     let common = statuses.iter().map(|s| s.height).min().expect("replicas");
@@ -124,11 +128,31 @@ fn assert_identical(https: &[SocketAddr]) -> u64 {
                 block
             })
             .collect();
+        let roots: Vec<Option<String>> = blocks.iter().map(|b| b.state_root.clone()).collect();
+        // Executing the block that carries it made each replica commit that root.
+        if root_carried(height) && height + ROOT_LAG <= common {
+            assert!(
+                roots.iter().all(Option::is_some),
+                "roots at {height}: {roots:?}"
+            );
+        }
+        let kept: Vec<&String> = roots.iter().flatten().collect();
+        assert!(
+            kept.windows(2).all(|w| w[0] == w[1]),
+            "the replicas' state roots at {height} differ: {roots:?}"
+        );
         for (i, block) in blocks.iter().enumerate().skip(1) {
             assert!(
-                block == &blocks[0],
-                "replica {i} differs from replica 0 at height {height}: block {} root {}, against {} root {}",
-                block.id, block.state_root, blocks[0].id, blocks[0].state_root
+                Block {
+                    state_root: None,
+                    ..block.clone()
+                } == Block {
+                    state_root: None,
+                    ..blocks[0].clone()
+                },
+                "replica {i} differs from replica 0 at height {height}: block {}, against {}",
+                block.id,
+                blocks[0].id
             );
         }
     }
@@ -467,7 +491,7 @@ fn votes_with_invalid_signatures_are_rejected_and_counted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Snapshots every 10 blocks: listed, each chunk checks against its manifest, and the
+/// Snapshots every SNAPSHOT_EVERY blocks: listed, each chunk checks against its manifest, and the
 /// manifest's root is the state root of the block at its height.
 fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
     let client = Client::new(http);
@@ -477,11 +501,11 @@ fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
         manifests.len() as u64 <= SNAPSHOTS_KEPT,
         "the {SNAPSHOTS_KEPT} newest are kept"
     );
-    assert!(manifest.height.is_multiple_of(10));
+    assert!(manifest.height.is_multiple_of(SNAPSHOT_EVERY));
     let block: Block = client
         .get(&format!("/v1/blocks/{}", manifest.height))
         .expect("its block");
-    assert_eq!(manifest.state_root, block.state_root);
+    assert_eq!(Some(manifest.state_root.clone()), block.state_root);
     let mut accounts = 0;
     let mut after = None;
     for index in 0..manifest.chunks.len() {
@@ -523,14 +547,18 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let http: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.http).collect();
     let tcp: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.tcp).collect();
     send(&dir, tcp.clone(), http[0], 150);
-    // Snapshots every 10 blocks; a snapshot is certified by the block ROOT_LAG later.
-    wait_for(http[0], 30 + ROOT_LAG, Duration::from_secs(120));
+    // A snapshot is certified by the block ROOT_LAG later.
+    wait_for(
+        http[0],
+        2 * SNAPSHOT_EVERY + ROOT_LAG,
+        Duration::from_secs(120),
+    );
 
     replicas.push(start(&dirs[3]));
     let late = replicas[3].ready.http;
     let joined = status(late);
     assert!(
-        joined.first_height >= 20 && joined.first_height.is_multiple_of(10),
+        joined.first_height >= SNAPSHOT_EVERY && joined.first_height.is_multiple_of(SNAPSHOT_EVERY),
         "joined from a snapshot, not from genesis: first block {}",
         joined.first_height
     );

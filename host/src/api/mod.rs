@@ -242,8 +242,10 @@ pub struct Block {
     pub height: u64,
     /// Its id: the SHA-256 of its bytes, what consensus decided.
     pub id: String,
-    /// The state root after it.
-    pub state_root: String,
+    /// The state root after it, where this replica keeps one: at each height whose root
+    /// headers carry (multiples of 16), each snapshot's and the head's, once its state is
+    /// committed; `null` elsewhere (several blocks committed together make one root).
+    pub state_root: Option<String>,
     /// The earlier height whose state root its header carries (and a certificate covers).
     pub header_root_height: u64,
     /// That root (genesis's block carries none: empty).

@@ -311,10 +311,10 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
         return bad_height();
     };
     let read = (|| {
-        let (Some(bytes), Some(root)) = (state.log.block(height)?, state.store.root(height)?)
-        else {
+        let Some(bytes) = state.log.block(height)? else {
             return Ok(None);
         };
+        let root = state.store.root(height)?;
         // Genesis (block 0) is empty: no header, no transactions.
         let (header, body) = if bytes.is_empty() {
             (None, &bytes[..])
@@ -378,7 +378,7 @@ async fn block(State(state): State<Arc<ApiState>>, Path(height): Path<String>) -
         Ok(Some(Block {
             height,
             id: BlockId::of(&bytes).to_string(),
-            state_root: hex::encode(root),
+            state_root: root.map(hex::encode),
             header_root_height: header.map_or(0, |h| h.root_height),
             header_state_root: header.map_or_else(String::new, |h| hex::encode(h.state_root)),
             certificate,
@@ -421,19 +421,18 @@ async fn certified_block(
         return bad_height();
     };
     let read = (|| {
-        let (Some(block), Some(certificate), Some(root)) = (
-            state.log.block(height)?,
-            state.log.certificate(height)?,
-            state.store.root(height)?,
-        ) else {
+        let (Some(block), Some(certificate)) =
+            (state.log.block(height)?, state.log.certificate(height)?)
+        else {
             return Ok::<_, StoreError>(None);
         };
+        let root = state.store.root(height)?;
         Ok(Some(CertifiedBlock {
             chain_id: state.chain_id,
             height,
             block: hex::encode(block),
             certificate: hex::encode(certificate),
-            state_root: hex::encode(root),
+            state_root: root.map(hex::encode),
         }))
     })();
     match read {

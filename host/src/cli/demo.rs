@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::Block;
 use crate::backend::BackendKind;
+use crate::block::ROOT_EPOCH;
 use crate::cli::client::Client;
 use crate::cli::cluster::{self, ClusterArgs, Replica};
 use crate::cli::init::{self, InitArgs};
@@ -205,21 +206,27 @@ fn demo_cluster(
         seed: 1,
     })?;
     report.table(out)?;
-    // Every replica at one height, and what it holds there.
+    // Every replica at one height whose root headers carry (each replica keeps those), and
+    // what it holds there.
     let clients: Vec<Client> = replicas.iter().map(|r| Client::new(r.ready.http)).collect();
-    let height = clients[0].status()?.height;
+    let height = clients[0].status()?.height / ROOT_EPOCH * ROOT_EPOCH;
     let mut roots = Vec::new();
     for client in &clients {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while client.status()?.height < height {
+        let root = loop {
+            if client.status()?.height >= height {
+                let block: Block = client.get(&format!("/v1/blocks/{height}"))?;
+                if let Some(root) = block.state_root {
+                    break root;
+                }
+            }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "a replica did not reach height {height}"
+                "a replica did not commit the state of height {height}"
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
-        let block: Block = client.get(&format!("/v1/blocks/{height}"))?;
-        roots.push(block.state_root);
+        };
+        roots.push(root);
     }
     let agree = roots.iter().all(|r| *r == roots[0]);
     if agree {

@@ -64,12 +64,25 @@ pub fn run(args: &VerifyBlockArgs, out: &mut impl Write) -> anyhow::Result<()> {
         checked.root.0,
         hex::encode(checked.root.1)
     )?;
-    writeln!(
-        out,
-        "state root after block {}: {} (the serving replica's word; certified by block {})",
-        block.height,
-        block.state_root,
-        block.height + crate::block::ROOT_LAG
-    )?;
+    match &block.state_root {
+        Some(root) if crate::block::root_carried(block.height) => writeln!(
+            out,
+            "state root after block {}: {root} (the serving replica's word; certified by block {})",
+            block.height,
+            block.height + crate::block::ROOT_LAG
+        )?,
+        Some(root) => writeln!(
+            out,
+            "state root after block {}: {root} (the serving replica's word; no header carries it)",
+            block.height
+        )?,
+        None => writeln!(
+            out,
+            "state root after block {}: not kept by the serving replica (roots are kept every {} \
+             heights)",
+            block.height,
+            crate::block::ROOT_EPOCH
+        )?,
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! bytes); its precommits are valid signatures of distinct validators holding more than two
 //! thirds of the power ([`check_certificate`]); and every transaction in the block decodes,
 //! is for this chain, and is validly signed. The state root in the block's header — that of
-//! an earlier height (`block::ROOT_LAG` back) — is certified with it; the `state_root` field
+//! an earlier height (`block::root_height`) — is certified with it; the `state_root` field
 //! (after this block) is the serving replica's word.
 
 use bytes::Bytes;
@@ -34,8 +34,9 @@ pub struct CertifiedBlock {
     pub block: String,
     /// The commit certificate (borsh).
     pub certificate: String,
-    /// The state root after the block, as the serving replica computed it.
-    pub state_root: String,
+    /// The state root after the block, as the serving replica computed it, where it keeps
+    /// one (as [`crate::api::Block`]'s).
+    pub state_root: Option<String>,
 }
 
 /// What a check established.
