@@ -21,10 +21,10 @@
 //!   result's tag names the context, the register and the flag it writes.
 //! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
 //!
-//! [`EccEngine::new`] with [`Rate::Half`] builds the ECP5 variant, whose multiplier takes an
-//! operation every other cycle; the issue logic then leaves a cycle between multiplications,
-//! and half as many contexts keep it busy. The register file, input and digit RAMs keep
-//! room for 16 contexts whatever the build.
+//! [`EccEngine::new`] with [`ECP5_RATE`] builds the ECP5 variant, whose multiplier takes an
+//! operation every fourth cycle; the issue logic then leaves three cycles between
+//! multiplications ([`MulSpacing`]), and fewer contexts keep it busy. The register file, input
+//! and digit RAMs keep room for 16 contexts whatever the build.
 //!
 //! # Command stream
 //!
@@ -67,10 +67,14 @@ use rust_hdl::prelude::*;
 /// The most signature contexts an engine has (context numbers are 4 bits).
 pub const MAX_CONTEXTS: usize = 16;
 
-/// The contexts of the ECP5 build: its half-rate multiplier needs about half as many
-/// operations in flight to stay busy, and the 16-context build filled 74 % of the LFE5U-85's
-/// LUTs (this one 53 %).
-pub const ECP5_CONTEXTS: usize = 8;
+/// The contexts of the ECP5 build: its quarter-rate multiplier needs few operations in flight
+/// (4 contexts keep it 89 % busy, 8 would 99.9 %), and each context is logic to route on a
+/// part whose router the engine already strains.
+pub const ECP5_CONTEXTS: usize = 4;
+
+/// The multiplier of the ECP5 build: the quarter rate (60 multipliers; a two-pass
+/// multiplier's 120 and its carry-save tree did not route on the LFE5U-85).
+pub const ECP5_RATE: Rate = Rate::Quarter;
 
 /// Output beat kinds (`out_kind`).
 pub mod kind {
@@ -188,33 +192,39 @@ impl<T: Block> Block for PerContext<T> {
     }
 }
 
-/// A build-time switch, as a signal the engine's logic can read.
+/// The multiplier's spacing, a build-time constant the issue logic reads: which of the last
+/// three cycles' multiplications keep another from issuing (bit 0 the last cycle's): the
+/// `interval − 1` latest. None at full rate, all three at quarter rate.
 #[derive(LogicBlock)]
-pub struct Setting {
-    /// The setting.
-    pub value: Signal<Out, Bit>,
-    constant: Constant<Bit>,
+pub struct MulSpacing {
+    /// The mask over the recent grants.
+    pub mask: Signal<Out, Bits<3>>,
+    constant: Constant<Bits<3>>,
 }
 
-impl Default for Setting {
+impl Default for MulSpacing {
     fn default() -> Self {
-        Self::new(false)
+        Self::new(Rate::Full)
     }
 }
 
-impl Setting {
-    fn new(on: bool) -> Self {
+impl MulSpacing {
+    fn new(rate: Rate) -> Self {
+        assert!(
+            (1..=4).contains(&rate.interval()),
+            "three cycles of grants remembered"
+        );
         Self {
-            value: Default::default(),
-            constant: Constant::new(on),
+            mask: Default::default(),
+            constant: Constant::new(bits::<3>((1 << (rate.interval() - 1)) - 1)),
         }
     }
 }
 
-impl Logic for Setting {
+impl Logic for MulSpacing {
     #[hdl_gen]
     fn update(&mut self) {
-        self.value.next = self.constant.val();
+        self.mask.next = self.constant.val();
     }
 }
 
@@ -262,11 +272,12 @@ pub struct EccEngine {
     s_digits: [RAM<Bits<8>, 11>; 2],
     inputs: RAM<Bits<256>, 5>,
     ids: ContextIds,
-    half_rate: Setting,
+    mul_spacing: MulSpacing,
     // Issue.
     mul_go: Signal<Local, Bit>,
     lin_go: Signal<Local, Bit>,
     mul_issued: DFF<Bit>,
+    mul_recent: DFF<Bits<3>>,
     lin_issued: DFF<Bit>,
     mul_ctx_q: DFF<Bits<4>>,
     lin_ctx_q: DFF<Bits<4>>,
@@ -367,6 +378,7 @@ impl Logic for EccEngine {
             self,
             clock,
             mul_issued,
+            mul_recent,
             lin_issued,
             mul_ctx_q,
             lin_ctx_q,
@@ -548,7 +560,7 @@ impl Logic for EccEngine {
         // does not ask again. Debug mode issues one instruction at a time, and only once the
         // previous one has been reported.
         self.mul_go.next = self.mul_pick.valid.val()
-            & !(self.half_rate.value.val() & self.mul_issued.q.val())
+            & !(self.mul_recent.q.val() & self.mul_spacing.mask.val()).any()
             & !(self.debug.q.val() & (self.dbg_wait.q.val() | self.trace_hold.q.val()));
         self.lin_go.next = self.lin_pick.valid.val()
             & !self.read_wanted.val()
@@ -557,6 +569,10 @@ impl Logic for EccEngine {
         self.mul_pick.take.next = self.mul_go.val();
         self.lin_pick.take.next = self.lin_go.val();
         self.mul_issued.d.next = self.mul_go.val();
+        self.mul_recent.d.next = self.mul_recent.q.val() << 1;
+        if self.mul_go.val() {
+            self.mul_recent.d.next = (self.mul_recent.q.val() << 1) + 1;
+        }
         self.lin_issued.d.next = self.lin_go.val();
         self.mul_ctx_q.d.next = self.mul_pick.index.val();
         self.lin_ctx_q.d.next = self.lin_pick.index.val();
@@ -827,13 +843,13 @@ impl Logic for EccEngine {
 }
 
 impl EccEngine {
-    /// An engine whose multiplier runs at `rate` (the half-rate one issues a multiplication at
-    /// most every other cycle), with `contexts` signature contexts (2, 4, 8 or 16). A command
+    /// An engine whose multiplier runs at `rate` (a multiplication issues at most every
+    /// [`Rate::interval`] cycles), with `contexts` signature contexts (2, 4, 8 or 16). A command
     /// for a context the engine does not have waits forever, as one for a busy context waits.
     pub fn new(rate: Rate, contexts: usize) -> Self {
         Self {
             mul: FieldMul::new(rate),
-            half_rate: Setting::new(rate == Rate::Half),
+            mul_spacing: MulSpacing::new(rate),
             ids: ContextIds::new(contexts),
             slots: PerContext::new(contexts),
             mul_pick: RoundRobin::new(contexts),

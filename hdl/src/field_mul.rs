@@ -10,9 +10,11 @@
 //! square split (15 × 15 limbs of 17 bits) would fit both the DSP48E2 and ECP5's 18 × 18
 //! MULT18X18D but needs 225. On ECP5 a 26 × 17 product takes two MULT18X18D; the LFE5U-85
 //! has 156, so a full-rate multiplier does not fit it by either split. The ECP5 build uses
-//! [`Rate::Half`]: the square split, its 225 products computed in two passes on 120
-//! MULT18X18D, one operation every other cycle and one stage more (stage 2 the first pass,
-//! stage 3 the second, stage 4 both registered).
+//! [`Rate::Quarter`]: the square split, `b`'s 15 limbs taken four at a time from the top over
+//! four cycles on 60 MULT18X18D, each pass's products compressed on their own and added to
+//! an accumulator shifted up by a pass's 68 bits (Horner). A two-pass build (120 multipliers,
+//! the 225 products compressed together) filled the part with its carry-save tree and did not
+//! route; this one's tree is a pass's 60 products, and it routes alone (hdl/README).
 //!
 //! # Pipeline
 //!
@@ -20,7 +22,7 @@
 //! |---|---|
 //! | 1 | operands registered |
 //! | 2–3 | the 150 products, registered twice (the DSP's M and P registers) |
-//! | 4–6 | the products, laid out as non-overlapping rows of a 512-bit bit heap, compressed by carry-save adders (three levels per stage) to two rows |
+//! | 4–6 | the products, laid out as non-overlapping rows of a 512-bit bit heap, compressed by carry-save adders (three levels per stage) to two rows (at the quarter rate: a pass's products, then the accumulator, three cycles after the first pass) |
 //! | 7–8 | the fold: bits 255 and up weigh 2^255 ≡ 19, so the two rows' high parts are added back ×16, ×2 and ×1 (more carry-save levels) |
 //! | 9–10 | the carry chain, in two halves |
 //! | 11 | the second fold: the few bits left above 2^255, ×19 |
@@ -49,11 +51,12 @@ pub enum Rate {
     /// 26 × 17 bits, one UltraScale+ DSP48E2 each. [`LATENCY`] cycles.
     #[default]
     Full,
-    /// Every other cycle: both operands as 15 × 17-bit limbs, 225 products of 17 × 17 bits
-    /// computed in two passes on 120 multipliers, one ECP5 MULT18X18D each (the LFE5U-85 has
-    /// 156). The operands must stay put for the second pass, so the engine issues at most
-    /// one multiplication every two cycles. One cycle longer than [`LATENCY`].
-    Half,
+    /// Every fourth cycle: both operands as 15 × 17-bit limbs, `b` taken four limbs at a time
+    /// from the top (Horner), each pass's 60 products of 17 × 17 bits (on 60 multipliers, one
+    /// ECP5 MULT18X18D each) compressed and added to the accumulator shifted up by 68 bits.
+    /// The operands must stay put for the passes, so the engine issues at most one
+    /// multiplication every four cycles. Three cycles longer than [`LATENCY`].
+    Quarter,
 }
 
 impl Rate {
@@ -61,7 +64,15 @@ impl Rate {
     pub const fn latency(self) -> usize {
         match self {
             Rate::Full => LATENCY,
-            Rate::Half => LATENCY + 1,
+            Rate::Quarter => LATENCY + 3,
+        }
+    }
+
+    /// Cycles from one operation to the next the multiplier can take.
+    pub const fn interval(self) -> usize {
+        match self {
+            Rate::Full => 1,
+            Rate::Quarter => QUARTER_PASSES,
         }
     }
 
@@ -69,13 +80,16 @@ impl Rate {
     const fn limbs(self) -> (usize, usize) {
         match self {
             Rate::Full => (26, 17),
-            Rate::Half => (17, 17),
+            Rate::Quarter => (17, 17),
         }
     }
 }
 
 /// The longest latency of any rate: the Rust model's pipeline length.
-const MAX_LATENCY: usize = LATENCY + 1;
+const MAX_LATENCY: usize = LATENCY + 3;
+/// Passes of [`Rate::Quarter`], and `b`'s limbs per pass.
+const QUARTER_PASSES: usize = 4;
+const QUARTER_LIMBS: usize = 4;
 const FIELD_BITS: usize = 255;
 /// Width of the product's bit heap: the product is below 2^510, and carry-save rows may
 /// carry a bit or two above it.
@@ -218,6 +232,134 @@ fn compress(
     (rows, stages)
 }
 
+/// Lays `products` (bit offset, width, register name) out as non-overlapping rows of a
+/// `bits`-wide bit heap and compresses them to a registered pair, three carry-save levels per
+/// stage; returns the pair and the stages used.
+fn bit_heap(
+    v: &mut String,
+    prefix: &str,
+    mut products: Vec<(usize, usize, String)>,
+    bits: usize,
+) -> (Vec<String>, usize) {
+    products.sort_by_key(|&(offset, _, _)| offset);
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for (offset, width, name) in products {
+        let term = format!("({{{}'d0, {name}}} << {offset})", bits - width);
+        match rows.iter_mut().find(|(end, _)| *end <= offset) {
+            Some((end, terms)) => {
+                *end = offset + width;
+                terms.push(term);
+            }
+            None => rows.push((offset + width, vec![term])),
+        }
+    }
+    let mut heap = Vec::new();
+    for (n, (_, terms)) in rows.iter().enumerate() {
+        let _ = writeln!(
+            v,
+            "wire [{}:0] {prefix}heap_{n} = {};",
+            bits - 1,
+            terms.join(" | ")
+        );
+        heap.push(format!("{prefix}heap_{n}"));
+    }
+    compress(v, prefix, heap, bits, 3)
+}
+
+/// [`Rate::Quarter`]'s operand and product stages: `b`'s limbs four at a time from the top,
+/// one pass a cycle while the operands stay put, each pass's products compressed to a pair and
+/// added, carry-save, to the accumulator shifted up by one pass's width. Returns the
+/// accumulator's pair, which holds the whole product the cycle after the last pass lands, and
+/// the stages from the operands to it.
+fn quarter_passes(
+    v: &mut String,
+    declarations: &mut String,
+    a_limbs: &[(usize, usize)],
+    b_limbs: &[(usize, usize)],
+) -> (Vec<String>, usize) {
+    let passes = b_limbs.len().div_ceil(QUARTER_LIMBS);
+    assert_eq!(
+        passes, QUARTER_PASSES,
+        "b's limbs make the quarter rate's passes"
+    );
+    let limb = b_limbs[0].1;
+    let shift = QUARTER_LIMBS * limb;
+    let pass_bits = FIELD_BITS + shift;
+    // Stage 1: operands, held for the passes. Pass k is at the multipliers the cycle
+    // `valid_line[k]` is set (the engine issues at most every `QUARTER_PASSES` cycles, so one
+    // bit at most), the first taking b's top limbs.
+    let _ = writeln!(
+        v,
+        "reg [254:0] a1, b1;\nalways @(posedge clock) begin\n  if (in_valid) begin\n    \
+         a1 <= in_a;\n    b1 <= in_b;\n  end\nend"
+    );
+    // The pass's limb j of b, one `limb`-wide wire shared by the row of products (written
+    // inside the products, Yosys kept it as wide as the product and gave most two DSPs).
+    for j in 0..QUARTER_LIMBS {
+        let operand = |k: usize| match b_limbs.get((passes - 1 - k) * QUARTER_LIMBS + j) {
+            Some(&(lo, w)) => format!("b1[{}:{lo}]", lo + w - 1),
+            None => format!("{limb}'d0"),
+        };
+        let mut pick = operand(passes - 1);
+        for k in (0..passes - 1).rev() {
+            pick = format!("valid_line[{k}] ? {} : {pick}", operand(k));
+        }
+        let _ = writeln!(v, "wire [{}:0] pass_b{j} = {pick};", limb - 1);
+    }
+    let mut products = Vec::new();
+    let _ = writeln!(v, "always @(posedge clock) begin");
+    for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
+        for j in 0..QUARTER_LIMBS {
+            let w = a_w + limb;
+            let _ = writeln!(declarations, "reg [{}:0] m_{i}_{j}, q_{i}_{j};", w - 1);
+            let _ = writeln!(
+                v,
+                "  m_{i}_{j} <= a1[{}:{a_lo}] * pass_b{j};\n  q_{i}_{j} <= m_{i}_{j};",
+                a_lo + a_w - 1
+            );
+            products.push((a_lo + j * limb, w, format!("q_{i}_{j}")));
+        }
+    }
+    let _ = writeln!(v, "end");
+    let (pair, heap_stages) = bit_heap(v, "x", products, pass_bits);
+    // The accumulator: a pass's pair lands `2 + heap_stages` cycles after it was at the
+    // multipliers; the first pass starts from zero. Every row stays non-negative and their
+    // sum below the product (< 2^510), so no carry leaves the 512 bits.
+    let first = 2 + heap_stages;
+    let pad = HEAP_BITS - pass_bits;
+    let top = HEAP_BITS - 1;
+    let _ = writeln!(
+        v,
+        "reg [{top}:0] acc_s, acc_c;\nwire acc_first = valid_line[{first}];"
+    );
+    for (row, held) in [("x", "acc_s"), ("y", "acc_c")] {
+        let _ = writeln!(
+            v,
+            "wire [{top}:0] acc_{row} = acc_first ? {HEAP_BITS}'d0 : {held} << {shift};"
+        );
+    }
+    for (n, row) in pair.iter().enumerate() {
+        let _ = writeln!(v, "wire [{top}:0] acc_h{n} = {{{pad}'d0, {row}}};");
+    }
+    for (level, (x, y, z)) in [("acc_x", "acc_y", "acc_h0"), ("acc_s1", "acc_c1", "acc_h1")]
+        .into_iter()
+        .enumerate()
+    {
+        let n = level + 1;
+        let _ = writeln!(
+            v,
+            "wire [{top}:0] acc_s{n} = {x} ^ {y} ^ {z};\n\
+             wire [{top}:0] acc_c{n} = (({x} & {y}) | ({x} & {z}) | ({y} & {z})) << 1;"
+        );
+    }
+    let _ = writeln!(
+        v,
+        "always @(posedge clock) begin\n  acc_s <= acc_s2;\n  acc_c <= acc_c2;\nend"
+    );
+    let stages = 1 + (passes - 1) + 2 + heap_stages + 1;
+    (vec!["acc_s".into(), "acc_c".into()], stages)
+}
+
 fn verilog_body(rate: Rate) -> String {
     let mut v = String::new();
     let (limb_a, limb_b) = rate.limbs();
@@ -232,7 +374,7 @@ fn verilog_body(rate: Rate) -> String {
         TAG_BITS - 1,
         latency - 2
     );
-    let product_stages = match rate {
+    let (pair, product_stages) = match rate {
         Rate::Full => {
             // Stage 1: operands. Stages 2-3: products (the DSP's M and P registers).
             let _ = writeln!(v, "reg [254:0] a1, b1;");
@@ -255,77 +397,13 @@ fn verilog_body(rate: Rate) -> String {
                 }
             }
             let _ = writeln!(v, "end");
-            3
+            // Stages 4-6: the bit heap.
+            let (pair, heap_stages) = bit_heap(&mut v, "h", products, HEAP_BITS);
+            (pair, 3 + heap_stages)
         }
-        Rate::Half => {
-            // Stage 1: operands, held for both passes. Stage 2: the products of b's low
-            // limbs; stage 3: those of its high limbs on the same multipliers (`second`: the
-            // operation's second pass), while the first pass's move on; stage 4: both
-            // registered together.
-            let passes = b_limbs.len().div_ceil(2);
-            let _ = writeln!(v, "reg [254:0] a1, b1;\nwire second = valid_line[1];");
-            let _ = writeln!(
-                v,
-                "always @(posedge clock) begin\n  if (in_valid) begin\n    a1 <= in_a;\n    b1 <= in_b;\n  end\nend"
-            );
-            let _ = writeln!(v, "always @(posedge clock) begin");
-            for (i, &(a_lo, a_w)) in a_limbs.iter().enumerate() {
-                for j in 0..passes {
-                    let (lo, lo_w) = b_limbs[j];
-                    let w = a_w + limb_b;
-                    let _ = writeln!(
-                        declarations,
-                        "reg [{}:0] m_{i}_{j}, q_{i}_{j}, p0_{i}_{j};",
-                        w - 1
-                    );
-                    let high = match b_limbs.get(j + passes) {
-                        Some(&(hi, hi_w)) => {
-                            let _ = writeln!(declarations, "reg [{}:0] p1_{i}_{j};", w - 1);
-                            let _ = writeln!(v, "  p1_{i}_{j} <= m_{i}_{j};");
-                            products.push((a_lo + hi, a_w + hi_w, format!("p1_{i}_{j}")));
-                            format!("b1[{}:{hi}]", hi + hi_w - 1)
-                        }
-                        None => format!("{limb_b}'d0"),
-                    };
-                    let _ = writeln!(
-                        v,
-                        "  m_{i}_{j} <= a1[{}:{a_lo}] * (second ? {high} : b1[{}:{lo}]);\n  \
-                         q_{i}_{j} <= m_{i}_{j};\n  p0_{i}_{j} <= q_{i}_{j};",
-                        a_lo + a_w - 1,
-                        lo + lo_w - 1
-                    );
-                    products.push((a_lo + lo, a_w + lo_w, format!("p0_{i}_{j}")));
-                }
-            }
-            let _ = writeln!(v, "end");
-            4
-        }
+        Rate::Quarter => quarter_passes(&mut v, &mut declarations, &a_limbs, &b_limbs),
     };
     v = declarations + &v;
-    // Stages 4-6: non-overlapping rows of the bit heap, then carry-save compression.
-    products.sort_by_key(|&(offset, _, _)| offset);
-    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-    for (offset, width, name) in products {
-        let term = format!("({{{}'d0, {name}}} << {offset})", HEAP_BITS - width);
-        match rows.iter_mut().find(|(end, _)| *end <= offset) {
-            Some((end, terms)) => {
-                *end = offset + width;
-                terms.push(term);
-            }
-            None => rows.push((offset + width, vec![term])),
-        }
-    }
-    let mut heap = Vec::new();
-    for (n, (_, terms)) in rows.iter().enumerate() {
-        let _ = writeln!(
-            v,
-            "wire [{}:0] heap_{n} = {};",
-            HEAP_BITS - 1,
-            terms.join(" | ")
-        );
-        heap.push(format!("heap_{n}"));
-    }
-    let (pair, heap_stages) = compress(&mut v, "h", heap, HEAP_BITS, 3);
     // Stages 7-8: fold bits 255 and up (weight 2^255 ≡ 19 = 16 + 2 + 1).
     let mut fold = Vec::new();
     for (n, row) in pair.iter().enumerate() {
@@ -370,9 +448,9 @@ fn verilog_body(rate: Rate) -> String {
     let _ = writeln!(v, "  out_product <= w[255] ? w[254:0] : t[254:0];");
     let _ = writeln!(v, "end");
     assert_eq!(
-        product_stages + heap_stages + fold_stages + 4,
+        product_stages + fold_stages + 4,
         latency,
-        "the pipeline stages add up: heap {heap_stages}, fold {fold_stages}"
+        "the pipeline stages add up: products {product_stages}, fold {fold_stages}"
     );
     // Power-on values, as the FPGA's configuration gives them: no operation in flight.
     let _ = writeln!(v, "initial begin\n  valid_line = 0;\n  out_valid = 0;\nend");
@@ -454,14 +532,14 @@ mod tests {
     fn the_generated_pipeline_has_the_cost_models_latency() {
         // `verilog_body` asserts that its stages add up to LATENCY.
         assert!(verilog_body(Rate::Full).contains("out_product <="));
-        assert!(verilog_body(Rate::Half).contains("out_product <="));
+        assert!(verilog_body(Rate::Quarter).contains("out_product <="));
         let model = verity_firmware::interp::CostModel::default();
         assert_eq!(LATENCY as u64, model.multiplier_latency);
     }
 
     #[test]
     fn the_model_is_one_product_per_cycle_after_latency_cycles() {
-        for rate in [Rate::Full, Rate::Half] {
+        for rate in [Rate::Full, Rate::Quarter] {
             model_latency(rate);
         }
     }
@@ -490,7 +568,7 @@ mod tests {
         let trace = run(&mut uut, &inputs, &Stalls::none(), expected.len(), 1_000);
         compare(FieldMul::OUTPUTS, &trace, &expected).unwrap_or_else(|m| panic!("{m}"));
         // The first result leaves the rate's latency after the first operand went in, and one
-        // follows every cycle (the model does not hold the half-rate spacing: the engine does).
+        // follows every cycle (the model does not hold a slower rate's spacing: the engine does).
         let cycles: Vec<u64> = trace.outputs.iter().map(|(cycle, _)| *cycle).collect();
         assert_eq!(cycles[0], rate.latency() as u64);
         assert!(cycles.windows(2).all(|w| w[1] == w[0] + 1));

@@ -41,7 +41,7 @@ pub const STATE_FILE: &str = "state.redb";
 /// open replay, at most, besides the state stage's queue).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The heights at which accounts stay provable (those a state commit ended at); older tree
-/// nodes are pruned (roots are kept for every height).
+/// nodes are pruned (roots are kept at every height a commit ended at).
 pub const KEEP_HEIGHTS: u64 = 10_000;
 /// The most tree nodes pruned at one checkpoint.
 const PRUNE_LIMIT: usize = 100_000;

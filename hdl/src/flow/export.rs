@@ -4,7 +4,7 @@ use super::harness::{Port, StreamBlock};
 use super::shared_modules::share_identical_modules;
 use crate::card::Card;
 use crate::crc32::Crc32;
-use crate::ecc_engine::{EccEngine, ECP5_CONTEXTS, MAX_CONTEXTS};
+use crate::ecc_engine::{EccEngine, ECP5_CONTEXTS, ECP5_RATE, MAX_CONTEXTS};
 use crate::field_linear::FieldLinear;
 use crate::field_mul::{FieldMul, Rate};
 use crate::image_check::ImageCheck;
@@ -31,13 +31,16 @@ pub enum Block {
     Merkle,
     /// The ECC engine's modular multiplier.
     FieldMul,
+    /// The multiplier of the engine's ECP5 build: one operation every fourth cycle.
+    FieldMulEcp5,
     /// The ECC engine's linear unit (add, subtract, reduce, select, compare).
     FieldLinear,
     /// The ECC engine's register file (four reads, two writes per cycle).
     RegFile,
     /// The ECC engine: 16 interleaved signature contexts on the field ALU.
     EccEngine,
-    /// The ECC engine with the half-rate multiplier, for ECP5 (its DSP budget).
+    /// The ECC engine with the quarter-rate multiplier and 4 contexts, for ECP5 (its DSP
+    /// budget and routing).
     EccEngineEcp5,
     /// The scalar unit: S check, reduction mod L and recoding into the engine's digits.
     ScalarUnit,
@@ -60,11 +63,12 @@ pub enum Block {
 
 impl Block {
     /// Every exportable block.
-    pub const ALL: [Block; 16] = [
+    pub const ALL: [Block; 17] = [
         Block::Sha512,
         Block::Sha256,
         Block::Merkle,
         Block::FieldMul,
+        Block::FieldMulEcp5,
         Block::FieldLinear,
         Block::RegFile,
         Block::EccEngine,
@@ -86,6 +90,7 @@ impl Block {
             Self::Sha256 => "sha256",
             Self::Merkle => "merkle",
             Self::FieldMul => "field_mul",
+            Self::FieldMulEcp5 => "field_mul_ecp5",
             Self::FieldLinear => "field_linear",
             Self::RegFile => "reg_file",
             Self::EccEngine => "ecc_engine",
@@ -109,11 +114,12 @@ impl Block {
             Self::Sha256 => verilog_of(Sha256::default(), self.name()),
             Self::Merkle => verilog_of(Merkle::default(), self.name()),
             Self::FieldMul => verilog_of(FieldMul::default(), self.name()),
+            Self::FieldMulEcp5 => verilog_of(FieldMul::new(ECP5_RATE), self.name()),
             Self::FieldLinear => verilog_of(FieldLinear::default(), self.name()),
             Self::RegFile => verilog_of(RegFile::default(), self.name()),
             Self::EccEngine => verilog_of(EccEngine::default(), self.name()),
             Self::EccEngineEcp5 => {
-                verilog_of(EccEngine::new(Rate::Half, ECP5_CONTEXTS), self.name())
+                verilog_of(EccEngine::new(ECP5_RATE, ECP5_CONTEXTS), self.name())
             }
             Self::ScalarUnit => verilog_of(ScalarUnit::default(), self.name()),
             Self::RecordParser => verilog_of(RecordParser::default(), self.name()),
@@ -132,7 +138,7 @@ impl Block {
             Self::Sha512 => Sha512::BACK_PRESSURE,
             Self::Sha256 => Sha256::BACK_PRESSURE,
             Self::Merkle => Merkle::BACK_PRESSURE,
-            Self::FieldMul => FieldMul::BACK_PRESSURE,
+            Self::FieldMul | Self::FieldMulEcp5 => FieldMul::BACK_PRESSURE,
             Self::FieldLinear => FieldLinear::BACK_PRESSURE,
             Self::RegFile => RegFile::BACK_PRESSURE,
             Self::EccEngine | Self::EccEngineEcp5 => EccEngine::BACK_PRESSURE,
@@ -153,7 +159,7 @@ impl Block {
             Self::Sha512 => (Sha512::INPUTS, Sha512::OUTPUTS),
             Self::Sha256 => (Sha256::INPUTS, Sha256::OUTPUTS),
             Self::Merkle => (Merkle::INPUTS, Merkle::OUTPUTS),
-            Self::FieldMul => (FieldMul::INPUTS, FieldMul::OUTPUTS),
+            Self::FieldMul | Self::FieldMulEcp5 => (FieldMul::INPUTS, FieldMul::OUTPUTS),
             Self::FieldLinear => (FieldLinear::INPUTS, FieldLinear::OUTPUTS),
             Self::RegFile => (RegFile::INPUTS, RegFile::OUTPUTS),
             Self::EccEngine | Self::EccEngineEcp5 => (EccEngine::INPUTS, EccEngine::OUTPUTS),
@@ -179,11 +185,11 @@ pub fn card_verilog(hashers: usize, lanes: usize, engines: usize) -> String {
     )
 }
 
-/// The ECP5 build of the engine (`ecc_engine_ecp5`: the half-rate multiplier) with `contexts`
+/// The ECP5 build of the engine (`ecc_engine_ecp5`: the quarter-rate multiplier) with `contexts`
 /// contexts instead of [`ECP5_CONTEXTS`], for place-and-route on a part it fills.
 pub fn ecp5_engine_verilog(contexts: usize) -> String {
     verilog_of(
-        EccEngine::new(Rate::Half, contexts),
+        EccEngine::new(ECP5_RATE, contexts),
         Block::EccEngineEcp5.name(),
     )
 }
@@ -206,6 +212,7 @@ impl Block {
             Self::Sha512
             | Self::Sha256
             | Self::FieldMul
+            | Self::FieldMulEcp5
             | Self::FieldLinear
             | Self::RegFile
             | Self::RecordParser

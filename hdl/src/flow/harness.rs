@@ -118,6 +118,22 @@ impl Stalls {
         Self { cycles }
     }
 
+    /// These stalls, the source also holding back on every cycle but each `interval`-th: for
+    /// a block that takes an operation at most every `interval` cycles.
+    pub fn spaced(mut self, interval: usize) -> Self {
+        assert_eq!(
+            STALL_PERIOD % interval,
+            0,
+            "the pattern repeats whole intervals"
+        );
+        for (cycle, stall) in self.cycles.iter_mut().enumerate() {
+            if cycle % interval != 0 {
+                *stall |= 1;
+            }
+        }
+        self
+    }
+
     /// Whether the source holds back at `cycle`.
     pub fn input_gap(&self, cycle: u64) -> bool {
         self.at(cycle) & 1 != 0
