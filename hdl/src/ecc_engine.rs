@@ -193,8 +193,8 @@ impl<T: Block> Block for PerContext<T> {
 }
 
 /// The multiplier's spacing, a build-time constant the issue logic reads: which of the last
-/// three cycles' multiplications keep another from issuing (bit 0 the last cycle's): the
-/// `interval − 1` latest. None at full rate, all three at quarter rate.
+/// three cycles' multiplications (bit 0, the last cycle's) keep another from issuing — the
+/// `interval − 1` latest, so none at full rate and all three at quarter rate.
 #[derive(LogicBlock)]
 pub struct MulSpacing {
     /// The mask over the recent grants.

@@ -333,12 +333,15 @@ impl Store {
         blocks: &[BlockState<'_>],
         durability: Durability,
     ) -> Result<[u8; 32], StoreError> {
-        let last = self.head()?.map(|(h, _)| h);
+        let head = self.head()?.map(|(h, _)| h);
         if blocks.is_empty() {
             return Err(StoreError::NoBlocks);
         }
-        if last.map_or(first != 0, |l| first != l + 1) {
-            return Err(StoreError::OutOfOrder { last, got: first });
+        if head.map_or(first != 0, |h| first != h + 1) {
+            return Err(StoreError::OutOfOrder {
+                last: head,
+                got: first,
+            });
         }
         // The last change of each account wins; in key order, so the tree is built alike
         // everywhere.
