@@ -11,6 +11,9 @@
 //! /v1/snapshots/{S}/chunks/i ─▶ hash, key order, range proof against root(S) ─▶ state store
 //! ```
 //!
+//! Snapshots fall on multiples of `block::ROOT_EPOCH` (the configuration refuses others), the
+//! heights whose roots headers carry: block S + ROOT_LAG is the first to carry S's.
+//!
 //! Every signature is checked on the replica's own verifier. Nothing is kept unless all of
 //! it checks: a failure removes what was written and leaves the replica to start from
 //! genesis.
