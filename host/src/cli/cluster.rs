@@ -21,7 +21,7 @@ pub use crate::cli::init::GENESIS_FILE;
 /// blocks together by BFT consensus (Malachite), until Ctrl-C.
 ///
 /// A new DIR gets a shared genesis (the replicas' validator keys, an issuer, funded
-/// accounts) and DIR/replica-<i>/ for each replica: its configuration, its validator key,
+/// accounts) and `DIR/replica-<i>/` for each replica: its configuration, its validator key,
 /// its data, its log (verityd.log). An existing DIR is started as it is, so a stopped
 /// cluster resumes. Replica i listens on BASE+10i (HTTP), +1 (TCP), +2 (UDP), +3 (consensus).
 /// `verity load --keys DIR --target <a replica's TCP>` sends it transfers.

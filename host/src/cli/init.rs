@@ -106,8 +106,8 @@ pub fn key_line(key: &SigningKey) -> anyhow::Result<String> {
 }
 
 /// A new chain's issuer, `accounts` funded keys, oracles, insurance fund (funded like 100
-/// accounts) and genesis (naming `validators`, power 1 each, and the options book of
-/// [`book`]), written as `dir/keys/` and `dir/genesis.toml`; nothing is overwritten.
+/// accounts) and genesis (naming `validators`, power 1 each, and the options book
+/// that `book` builds), written as `dir/keys/` and `dir/genesis.toml`; nothing is overwritten.
 pub fn write_chain(
     dir: &Path,
     accounts: u32,
