@@ -86,7 +86,7 @@ impl Rate {
 }
 
 /// The longest latency of any rate: the Rust model's pipeline length.
-const MAX_LATENCY: usize = LATENCY + 3;
+const MAX_LATENCY: usize = Rate::Quarter.latency();
 /// Passes of [`Rate::Quarter`], and `b`'s limbs per pass.
 const QUARTER_PASSES: usize = 4;
 const QUARTER_LIMBS: usize = 4;
@@ -180,6 +180,16 @@ fn limbs(width: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// One carry-save level: `x + y + z` as the sum `s` and the carry `c`, `bits` wide.
+fn full_adders(v: &mut String, bits: usize, (s, c): (&str, &str), (x, y, z): (&str, &str, &str)) {
+    let _ = writeln!(v, "wire [{}:0] {s} = {x} ^ {y} ^ {z};", bits - 1);
+    let _ = writeln!(
+        v,
+        "wire [{}:0] {c} = (({x} & {y}) | ({x} & {z}) | ({y} & {z})) << 1;",
+        bits - 1
+    );
+}
+
 /// Carry-save compression of `rows` (names of `bits`-wide wires) down to two, `per_stage`
 /// levels per pipeline stage; appends the Verilog and returns the two final rows (registered)
 /// and the number of stages used.
@@ -200,12 +210,7 @@ fn compress(
                     format!("{prefix}_l{level}_s{n}"),
                     format!("{prefix}_l{level}_c{n}"),
                 );
-                let _ = writeln!(v, "wire [{}:0] {s} = {x} ^ {y} ^ {z};", bits - 1);
-                let _ = writeln!(
-                    v,
-                    "wire [{}:0] {c} = (({x} & {y}) | ({x} & {z}) | ({y} & {z})) << 1;",
-                    bits - 1
-                );
+                full_adders(v, bits, (&s, &c), (x, y, z));
                 next.extend([s, c]);
             } else {
                 next.extend(triple.iter().cloned());
@@ -341,17 +346,18 @@ fn quarter_passes(
     for (n, row) in pair.iter().enumerate() {
         let _ = writeln!(v, "wire [{top}:0] acc_h{n} = {{{pad}'d0, {row}}};");
     }
-    for (level, (x, y, z)) in [("acc_x", "acc_y", "acc_h0"), ("acc_s1", "acc_c1", "acc_h1")]
-        .into_iter()
-        .enumerate()
-    {
-        let n = level + 1;
-        let _ = writeln!(
-            v,
-            "wire [{top}:0] acc_s{n} = {x} ^ {y} ^ {z};\n\
-             wire [{top}:0] acc_c{n} = (({x} & {y}) | ({x} & {z}) | ({y} & {z})) << 1;"
-        );
-    }
+    full_adders(
+        v,
+        HEAP_BITS,
+        ("acc_s1", "acc_c1"),
+        ("acc_x", "acc_y", "acc_h0"),
+    );
+    full_adders(
+        v,
+        HEAP_BITS,
+        ("acc_s2", "acc_c2"),
+        ("acc_s1", "acc_c1", "acc_h1"),
+    );
     let _ = writeln!(
         v,
         "always @(posedge clock) begin\n  acc_s <= acc_s2;\n  acc_c <= acc_c2;\nend"

@@ -237,18 +237,14 @@ impl Chain {
             let (_, transactions) = decode_block(&block)?;
             let (changes, receipts) = ledger.apply(&rules, h, &transactions);
             ledger.merge(changes.clone());
-            span.push((encoded(&receipts), changes));
+            span.push(BlockWork {
+                height: h,
+                receipts: encoded(&receipts),
+                changes,
+                readable: block::root_carried(h),
+            });
             if block::root_carried(h) || h == height {
-                let changed: Vec<Vec<_>> = span
-                    .iter()
-                    .map(|(_, changes)| changes.iter().map(|(id, a)| (*id, a)).collect())
-                    .collect();
-                let states: Vec<BlockState<'_>> = span
-                    .iter()
-                    .zip(&changed)
-                    .map(|((receipts, _), changed)| BlockState { receipts, changed })
-                    .collect();
-                store.commit(h + 1 - span.len() as u64, &states, Durability::None)?;
+                commit_blocks(&store, h + 1 - span.len() as u64, &span, Durability::None)?;
                 span.clear();
             }
         }
@@ -508,6 +504,28 @@ impl Drop for Chain {
     }
 }
 
+/// Commits consecutive blocks from `first` on in one store transaction ([`Store::commit`]).
+fn commit_blocks(
+    store: &Store,
+    first: u64,
+    blocks: &[BlockWork],
+    durability: Durability,
+) -> Result<[u8; 32], StoreError> {
+    let changed: Vec<Vec<_>> = blocks
+        .iter()
+        .map(|work| work.changes.iter().map(|(id, a)| (*id, a)).collect())
+        .collect();
+    let states: Vec<BlockState<'_>> = blocks
+        .iter()
+        .zip(&changed)
+        .map(|(work, changed)| BlockState {
+            receipts: &work.receipts,
+            changed,
+        })
+        .collect();
+    store.commit(first, &states, durability)
+}
+
 /// The most blocks the state stage commits in one transaction.
 const STATE_BATCH: usize = 64;
 
@@ -561,19 +579,7 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
             } else {
                 Durability::None
             };
-            let changed: Vec<Vec<_>> = batch
-                .iter()
-                .map(|work| work.changes.iter().map(|(id, a)| (*id, a)).collect())
-                .collect();
-            let states: Vec<BlockState<'_>> = batch
-                .iter()
-                .zip(&changed)
-                .map(|(work, changed)| BlockState {
-                    receipts: &work.receipts,
-                    changed,
-                })
-                .collect();
-            if let Err(error) = store.commit(first, &states, durability) {
+            if let Err(error) = commit_blocks(store, first, &batch, durability) {
                 return fail(error);
             }
             metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
