@@ -19,12 +19,13 @@
 //!   inputs), the next registers the unit's operands, the unit runs ([`FieldMul`], 12 cycles; [`FieldLinear`],
 //!   2), and its result writes the register file and clears the context's pending bit. The
 //!   result's tag names the context, the register and the flag it writes.
-//! - **Register file** ([`RegFile`]): 16 contexts × 64 registers, two reads per lane.
+//! - **Register file** ([`RegFile`]): 64 registers per context, two reads per lane.
 //!
 //! [`EccEngine::new`] with [`ECP5_RATE`] builds the ECP5 variant, whose multiplier takes an
 //! operation every fourth cycle; the issue logic then leaves three cycles between
-//! multiplications ([`MulSpacing`]), and fewer contexts keep it busy. The register file, input
-//! and digit RAMs keep room for 16 contexts whatever the build.
+//! multiplications ([`MulSpacing`]), and fewer contexts keep it busy. The register file is as
+//! deep as the build's contexts; the input and digit RAMs keep room for 16 whatever the build
+//! (they are a few block RAMs).
 //!
 //! # Command stream
 //!
@@ -65,7 +66,7 @@ use crate::round_robin::RoundRobin;
 use rust_hdl::prelude::*;
 
 /// The most signature contexts an engine has (context numbers are 4 bits).
-pub const MAX_CONTEXTS: usize = 16;
+pub const MAX_CONTEXTS: usize = crate::reg_file::MAX_CONTEXTS;
 
 /// The contexts of the ECP5 build: its quarter-rate multiplier needs few operations in flight
 /// (4 contexts keep it 89 % busy, 8 would 99.9 %), and each context is logic to route on a
@@ -867,6 +868,7 @@ impl EccEngine {
             read_flags: OrTree::new(contexts),
             trace_flags: OrTree::new(contexts),
             done_info: OrTree::new(contexts),
+            regs: RegFile::new(contexts),
             ..Self::default()
         }
     }

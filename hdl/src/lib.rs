@@ -36,6 +36,7 @@ pub mod padder;
 pub mod record_parser;
 pub mod reg_block;
 pub mod reg_file;
+pub mod reg_row;
 pub mod request_hasher;
 pub mod request_window;
 pub mod response_check;
@@ -44,5 +45,6 @@ pub mod scalar_unit;
 pub mod sha2;
 pub mod sha2_core;
 pub mod sha2_spec;
+pub mod shallow_ram;
 
 pub use flow::export::Block;

@@ -13,19 +13,28 @@
 //! context's registers in one cycle (a `written` bit per register, which reads consult), so
 //! no cycles are spent writing zeros and the block RAMs need no initial contents.
 //!
-//! Addresses are `context · 64 + register`: [`ADDRESS_BITS`] = 10 bits for 16 contexts. The two
+//! Addresses are `context · 64 + register`: [`ADDRESS_BITS`] = 10 bits for up to 16 contexts;
+//! a file built for fewer ([`RegFile::new`]) has banks only as deep as its contexts and one
+//! row of the tables per context, so a small build pays for what it holds. The two
 //! write ports must not name the same register in the same cycle; the engine's scoreboard
 //! guarantees it (a register with a result in flight is neither read nor written by another
 //! instruction).
 
 use crate::flow::harness::{Beat, Port, StreamBlock};
+use crate::or_tree::OrTree;
+use crate::reg_row::{RegRow, READ_BITS, WRITE_BITS};
+use crate::shallow_ram::ShallowRam;
 use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 
 /// Bits of a register address: 16 contexts × 64 registers.
 pub const ADDRESS_BITS: usize = 10;
-/// Registers in the file.
-pub const ENTRIES: usize = 1 << ADDRESS_BITS;
+/// Registers of a context.
+pub const CONTEXT_REGISTERS: usize = 64;
+/// The most contexts a file holds.
+pub const MAX_CONTEXTS: usize = 1 << (ADDRESS_BITS - 6);
+/// Registers in the largest file.
+pub const ENTRIES: usize = MAX_CONTEXTS * CONTEXT_REGISTERS;
 /// Read ports.
 pub const READ_PORTS: usize = 4;
 
@@ -53,21 +62,26 @@ pub struct RegFile {
     pub out_valid: Signal<Out, Bit>,
     /// Read data, one per port.
     pub rd_data: [Signal<Out, Bits<255>>; READ_PORTS],
-    banks: [RAM<Bits<255>, ADDRESS_BITS>; 8],
-    live: DFF<Bits<ENTRIES>>,
-    written: DFF<Bits<ENTRIES>>,
+    banks: [ShallowRam<Bits<255>, ADDRESS_BITS>; 8],
+    rows: Vec<RegRow>,
+    row_bits: OrTree<Bits<8>>,
+    reads: Signal<Local, Bits<READ_BITS>>,
+    writes: Signal<Local, Bits<WRITE_BITS>>,
     from_linear: [DFF<Bit>; READ_PORTS],
     was_written: [DFF<Bit>; READ_PORTS],
-    context_mask: Constant<Bits<ENTRIES>>,
-    cleared: Signal<Local, Bits<ENTRIES>>,
-    written_after_mul: Signal<Local, Bits<ENTRIES>>,
-    live_after_mul: Signal<Local, Bits<ENTRIES>>,
     write: [Signal<Local, Bit>; 2],
     valid: DFF<Bit>,
 }
 
-impl Default for RegFile {
-    fn default() -> Self {
+impl RegFile {
+    /// A file for `contexts` contexts (a power of two, 2 to 16): its banks hold
+    /// `contexts · 64` registers and an address's upper context bits past them are not
+    /// looked at (the engine names only the contexts it has).
+    pub fn new(contexts: usize) -> Self {
+        assert!(
+            contexts.is_power_of_two() && (2..=MAX_CONTEXTS).contains(&contexts),
+            "a register file holds 2, 4, 8 or 16 contexts"
+        );
         Self {
             clock: Default::default(),
             in_valid: Default::default(),
@@ -79,47 +93,49 @@ impl Default for RegFile {
             clear_context: Default::default(),
             out_valid: Default::default(),
             rd_data: Default::default(),
-            banks: Default::default(),
-            live: Default::default(),
-            written: Default::default(),
+            banks: std::array::from_fn(|_| ShallowRam::new(contexts * CONTEXT_REGISTERS)),
+            rows: (0..contexts).map(RegRow::new).collect(),
+            row_bits: OrTree::new(contexts),
+            reads: Default::default(),
+            writes: Default::default(),
             from_linear: Default::default(),
             was_written: Default::default(),
-            context_mask: Constant::new(u64::MAX.into()),
-            cleared: Default::default(),
-            written_after_mul: Default::default(),
-            live_after_mul: Default::default(),
             write: Default::default(),
             valid: Default::default(),
         }
     }
 }
 
+impl Default for RegFile {
+    fn default() -> Self {
+        Self::new(MAX_CONTEXTS)
+    }
+}
+
 impl Logic for RegFile {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, live, written, valid);
+        dff_setup!(self, clock, valid);
         self.write[0].next = self.in_valid.val() & self.wr_en[0].val();
         self.write[1].next = self.in_valid.val() & self.wr_en[1].val();
         // Banks 0..4 hold the multiplier's writes, one copy per read port; banks 4..8 the
         // linear unit's.
         for k in 0..4 {
-            self.banks[k].read_clock.next = self.clock.val();
-            self.banks[k].write_clock.next = self.clock.val();
+            self.banks[k].clock.next = self.clock.val();
             self.banks[k].read_address.next = self.rd_addr[k].val();
             self.banks[k].write_address.next = self.wr_addr[0].val();
             self.banks[k].write_data.next = self.wr_data[0].val();
             self.banks[k].write_enable.next = self.write[0].val();
-            self.banks[k + 4].read_clock.next = self.clock.val();
-            self.banks[k + 4].write_clock.next = self.clock.val();
+            self.banks[k + 4].clock.next = self.clock.val();
             self.banks[k + 4].read_address.next = self.rd_addr[k].val();
             self.banks[k + 4].write_address.next = self.wr_addr[1].val();
             self.banks[k + 4].write_data.next = self.wr_data[1].val();
             self.banks[k + 4].write_enable.next = self.write[1].val();
+            // The tables' bits for the register, from the row of its context.
             self.from_linear[k].clock.next = self.clock.val();
-            self.from_linear[k].d.next = self.live.q.val().get_bit(self.rd_addr[k].val().index());
+            self.from_linear[k].d.next = self.row_bits.any.val().get_bit(k);
             self.was_written[k].clock.next = self.clock.val();
-            self.was_written[k].d.next =
-                self.written.q.val().get_bit(self.rd_addr[k].val().index());
+            self.was_written[k].d.next = self.row_bits.any.val().get_bit(k + 4);
             self.rd_data[k].next = 0.into();
             if self.was_written[k].q.val() {
                 self.rd_data[k].next = self.banks[k].read_data.val();
@@ -128,36 +144,21 @@ impl Logic for RegFile {
                 }
             }
         }
-        self.cleared.next = self.written.q.val();
-        if self.in_valid.val() & self.clear.val() {
-            self.cleared.next = self.written.q.val()
-                & !(self.context_mask.val() << (bit_cast::<16, 4>(self.clear_context.val()) << 6));
-        }
-        // Port 0's write, then port 1's: the ports never name one register in one cycle.
-        self.written_after_mul.next = self.cleared.val();
-        self.live_after_mul.next = self.live.q.val();
-        if self.write[0].val() {
-            self.written_after_mul.next = self
-                .cleared
-                .val()
-                .replace_bit(self.wr_addr[0].val().index(), true);
-            self.live_after_mul.next = self
-                .live
-                .q
-                .val()
-                .replace_bit(self.wr_addr[0].val().index(), false);
-        }
-        self.written.d.next = self.written_after_mul.val();
-        self.live.d.next = self.live_after_mul.val();
-        if self.write[1].val() {
-            self.written.d.next = self
-                .written_after_mul
-                .val()
-                .replace_bit(self.wr_addr[1].val().index(), true);
-            self.live.d.next = self
-                .live_after_mul
-                .val()
-                .replace_bit(self.wr_addr[1].val().index(), true);
+        self.reads.next = bit_cast::<READ_BITS, ADDRESS_BITS>(self.rd_addr[0].val())
+            | (bit_cast::<READ_BITS, ADDRESS_BITS>(self.rd_addr[1].val()) << 10)
+            | (bit_cast::<READ_BITS, ADDRESS_BITS>(self.rd_addr[2].val()) << 20)
+            | (bit_cast::<READ_BITS, ADDRESS_BITS>(self.rd_addr[3].val()) << 30);
+        self.writes.next = bit_cast::<WRITE_BITS, ADDRESS_BITS>(self.wr_addr[0].val())
+            | (bit_cast::<WRITE_BITS, ADDRESS_BITS>(self.wr_addr[1].val()) << 10);
+        self.writes.next = self.writes.val().replace_bit(20, self.write[0].val());
+        self.writes.next = self.writes.val().replace_bit(21, self.write[1].val());
+        for c in 0..self.rows.len() {
+            self.rows[c].clock.next = self.clock.val();
+            self.rows[c].reads.next = self.reads.val();
+            self.rows[c].writes.next = self.writes.val();
+            self.rows[c].clear.next = self.in_valid.val() & self.clear.val();
+            self.rows[c].clear_context.next = self.clear_context.val();
+            self.row_bits.term[c].next = self.rows[c].bits.val();
         }
         self.valid.d.next = self.in_valid.val();
         self.out_valid.next = self.valid.q.val();
@@ -267,12 +268,20 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// `cycles` of random traffic on `hot` random addresses (so that reads often follow
-    /// writes from either port), with a clear now and then: the input beats and the reads
-    /// they must give.
-    pub fn random<R: rand::Rng>(rng: &mut R, cycles: usize, hot: usize) -> (Vec<Beat>, Vec<Beat>) {
+    /// `cycles` of random traffic on `hot` random addresses of a file of `contexts` contexts
+    /// (so that reads often follow writes from either port), with a clear now and then: the
+    /// input beats and the reads they must give.
+    pub fn random<R: rand::Rng>(
+        rng: &mut R,
+        cycles: usize,
+        hot: usize,
+        contexts: usize,
+    ) -> (Vec<Beat>, Vec<Beat>) {
         let mut traffic = Self::default();
-        let hot: Vec<usize> = (0..hot.max(2)).map(|_| rng.gen_range(0..ENTRIES)).collect();
+        let registers = contexts * CONTEXT_REGISTERS;
+        let hot: Vec<usize> = (0..hot.max(2))
+            .map(|_| rng.gen_range(0..registers))
+            .collect();
         let pick = |rng: &mut R| hot[rng.gen_range(0..hot.len())];
         let (mut inputs, mut expected) = (Vec::new(), Vec::new());
         for _ in 0..cycles {
@@ -342,13 +351,24 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    #[test]
-    fn reads_see_the_last_write_of_either_port() {
-        let seed = 0x4e6;
-        let (inputs, expected) = Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed), 400, 12);
-        let mut uut = RegFile::default();
+    fn reads_follow_writes(contexts: usize, seed: u64) {
+        let (inputs, expected) =
+            Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed), 400, 12, contexts);
+        let mut uut = RegFile::new(contexts);
         uut.connect_all();
         let trace = run(&mut uut, &inputs, &Stalls::none(), expected.len(), 10_000);
-        compare(RegFile::OUTPUTS, &trace, &expected).unwrap_or_else(|m| panic!("seed {seed}: {m}"));
+        compare(RegFile::OUTPUTS, &trace, &expected)
+            .unwrap_or_else(|m| panic!("{contexts} contexts, seed {seed}: {m}"));
+    }
+
+    #[test]
+    fn reads_see_the_last_write_of_either_port() {
+        reads_follow_writes(MAX_CONTEXTS, 0x4e6);
+    }
+
+    /// The ECP5 engine's file: banks of 256 words and four rows of each table.
+    #[test]
+    fn a_file_of_four_contexts_reads_the_last_write_of_either_port() {
+        reads_follow_writes(4, 0x4e7);
     }
 }

@@ -368,7 +368,12 @@ fn field_linear_verilog_matches_the_firmware_field_in_icarus() {
 #[test]
 fn reg_file_verilog_reads_the_last_write_of_either_port() {
     let compiled = build(Block::RegFile, "reg-file");
-    let (inputs, expected) = Traffic::random(&mut ChaCha8Rng::seed_from_u64(seed()), 2_000, 24);
+    let (inputs, expected) = Traffic::random(
+        &mut ChaCha8Rng::seed_from_u64(seed()),
+        2_000,
+        24,
+        verity_hdl::reg_file::MAX_CONTEXTS,
+    );
     check(
         &compiled,
         RegFile::default,
