@@ -32,12 +32,22 @@ use thiserror::Error;
 
 use crate::ledger::{Account, AccountId, Ledger};
 
+mod receipt_row;
+
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// (key hash, version) → tag byte (0 deleted, 1 present) then the value.
 const VALUES: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new("jmt_values");
-/// Transaction id → (height, index in the block, the receipt's failure encoding).
-const RECEIPTS: TableDefinition<[u8; 32], (u64, u32, &[u8])> = TableDefinition::new("receipts");
+/// Height → the block's receipts ([`receipt_row`]); absent for a block of no transactions.
+const BLOCK_RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_receipts");
+/// (a transaction id's first eight bytes, the height of the block that holds it) → (): where
+/// to look for a receipt, sixteen bytes a transaction. Ids that share a prefix each keep
+/// their height, and a lookup checks the whole id in the rows it names.
+const RECEIPT_HEIGHTS: TableDefinition<(IdPrefix, u64), ()> =
+    TableDefinition::new("receipt_heights");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The layout this build reads and writes, under `layout` in [`META`]: 2 since receipts are
+/// stored a row per block (a store of layout 1, from before, has no `layout` key).
+const LAYOUT: u8 = 2;
 /// Height → the state root after it (kept when the tree's old nodes are pruned).
 const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
 /// (version since which a node is stale, its key) → (): what [`Store::prune`] may delete.
@@ -69,6 +79,21 @@ pub enum StoreError {
         /// The height offered.
         got: u64,
     },
+    /// The store was written by a build with another layout.
+    #[error(
+        "store: written in layout {found} (this build reads layout {LAYOUT}); start from an \
+         empty data directory, or sync this replica from its peers"
+    )]
+    Layout {
+        /// The layout found (1: before layouts were recorded).
+        found: u8,
+    },
+    /// A receipt's failure encoding does not fit a receipt row.
+    #[error("store: {0}")]
+    ReceiptTooLong(#[from] receipt_row::TooLong),
+    /// A stored receipt row is not whole receipts.
+    #[error("store: the receipts of block {0} are corrupt")]
+    CorruptReceipts(u64),
     /// A snapshot's chunk or the state it builds does not match the root it was checked
     /// against.
     #[error("snapshot: {0}")]
@@ -242,12 +267,25 @@ fn stored_value(value: &Option<OwnedValue>) -> Vec<u8> {
     }
 }
 
-fn write_receipts(write: &redb::WriteTransaction, receipts: &Receipts) -> Result<(), StoreError> {
-    let mut table = write.open_table(RECEIPTS).map_err(db)?;
-    for (id, (height, index, failure)) in receipts {
-        table
-            .insert(id, (*height, *index, failure.as_slice()))
-            .map_err(db)?;
+/// The first eight bytes of a transaction id: the receipt index's key.
+type IdPrefix = [u8; 8];
+
+fn id_prefix(id: &[u8; 32]) -> IdPrefix {
+    let mut prefix = [0; 8];
+    prefix.copy_from_slice(&id[..8]);
+    prefix
+}
+
+/// Receipt index entries not yet in [`RECEIPT_HEIGHTS`].
+type Unsynced = BTreeSet<(IdPrefix, u64)>;
+
+fn write_receipt_heights<'a>(
+    write: &redb::WriteTransaction,
+    entries: impl IntoIterator<Item = &'a (IdPrefix, u64)>,
+) -> Result<(), StoreError> {
+    let mut table = write.open_table(RECEIPT_HEIGHTS).map_err(db)?;
+    for entry in entries {
+        table.insert(entry, ()).map_err(db)?;
     }
     Ok(())
 }
@@ -266,26 +304,40 @@ pub struct BlockState<'a> {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    /// Receipts committed without durability, served from here until the next durable
-    /// commit writes them to their table (see [`Store::commit`]).
-    unsynced: Arc<Mutex<Receipts>>,
+    /// The receipt index's entries of commits made without durability, read from here until
+    /// the next durable commit writes them to their table (see [`Store::commit`]).
+    unsynced: Arc<Mutex<Unsynced>>,
 }
-
-/// Transaction id → (height, index in the block, failure encoding).
-type Receipts = BTreeMap<[u8; 32], (u64, u32, Vec<u8>)>;
 
 impl Store {
     /// Opens (or creates) the store at `path`. Every table exists from here on, so a read
-    /// never has to tell a missing table from an empty one.
+    /// never has to tell a missing table from an empty one. A store written in another
+    /// layout is refused ([`StoreError::Layout`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(NODES).map_err(db)?;
         txn.open_table(VALUES).map_err(db)?;
-        txn.open_table(RECEIPTS).map_err(db)?;
-        txn.open_table(META).map_err(db)?;
+        txn.open_table(BLOCK_RECEIPTS).map_err(db)?;
+        txn.open_table(RECEIPT_HEIGHTS).map_err(db)?;
         txn.open_table(ROOTS).map_err(db)?;
         txn.open_table(STALE).map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let layout = meta.get("layout").map_err(db)?.map(|v| v.value().to_vec());
+            let written = meta.get("height").map_err(db)?.is_some();
+            match layout.as_deref() {
+                Some([LAYOUT]) => {}
+                None if !written => {
+                    meta.insert("layout", [LAYOUT].as_slice()).map_err(db)?;
+                }
+                found => {
+                    return Err(StoreError::Layout {
+                        found: found.and_then(|f| f.first().copied()).unwrap_or(1),
+                    })
+                }
+            }
+        }
         txn.commit().map_err(db)?;
         Ok(Self {
             db: Arc::new(database),
@@ -323,10 +375,11 @@ impl Store {
     /// ([`crate::block::root_carried`]) and at each snapshot's. jmt's tree depends on its
     /// accounts alone, so the root is the same however the blocks were cut into commits.
     ///
-    /// Receipts are keyed by transaction id, so their inserts land on pages all over their
-    /// table; they go to the table only with durable commits (at most once a second from the
-    /// state stage, which halved its cost per transaction when measured) and are served from
-    /// memory until then. A crash loses nothing: the blocks are in the log and replayed.
+    /// A block's receipts are one row under its height ([`receipt_row`]), appended. The index
+    /// that finds a transaction's row is keyed by id, so its inserts land on pages all over
+    /// its table; they go to the table only with durable commits (at most once a second from
+    /// the state stage) and are read from memory until then. A crash loses nothing: the
+    /// blocks are in the log and replayed.
     pub fn commit(
         &self,
         first: u64,
@@ -381,16 +434,20 @@ impl Store {
             .write_last(&update.node_batch, &replaced, last)
             .map_err(db)?;
         let durable = matches!(durability, Durability::Immediate);
+        let mut index = Vec::new();
         {
-            let mut unsynced = self.lock_unsynced();
+            let mut rows = write.open_table(BLOCK_RECEIPTS).map_err(db)?;
             for (height, block) in (first..).zip(blocks) {
-                for (index, (id, failure)) in block.receipts.iter().enumerate() {
-                    unsynced.insert(*id, (height, index as u32, failure.clone()));
+                if block.receipts.is_empty() {
+                    continue;
                 }
+                let row = receipt_row::encode(block.receipts)?;
+                rows.insert(height, row.as_slice()).map_err(db)?;
+                index.extend(block.receipts.iter().map(|(id, _)| (id_prefix(id), height)));
             }
-            if durable {
-                write_receipts(&write, &unsynced)?;
-            }
+        }
+        if durable {
+            write_receipt_heights(&write, self.lock_unsynced().iter().chain(&index))?;
         }
         {
             let mut stale = write.open_table(STALE).map_err(db)?;
@@ -413,8 +470,11 @@ impl Store {
                 .map_err(db)?;
         }
         write.commit().map_err(db)?;
+        // After the commit: an entry read from memory names a row a reader can see.
         if durable {
             self.lock_unsynced().clear();
+        } else {
+            self.lock_unsynced().extend(index);
         }
         Ok(root)
     }
@@ -564,27 +624,45 @@ impl Store {
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut write = self.db.begin_write().map_err(db)?;
         write.set_durability(Durability::Immediate).map_err(db)?;
-        write_receipts(&write, &self.lock_unsynced())?;
+        write_receipt_heights(&write, self.lock_unsynced().iter())?;
         write.commit().map_err(db)?;
         self.lock_unsynced().clear();
         Ok(())
     }
 
-    fn lock_unsynced(&self) -> std::sync::MutexGuard<'_, Receipts> {
+    fn lock_unsynced(&self) -> std::sync::MutexGuard<'_, Unsynced> {
         self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A transaction's receipt: its block's height, its index there, its failure encoding.
+    /// A transaction's receipt: its block's height, its index there, its failure encoding
+    /// (the latest block's, should one id be in two).
     pub fn receipt(&self, id: &[u8; 32]) -> Result<Option<(u64, u32, Vec<u8>)>, StoreError> {
-        if let Some(receipt) = self.lock_unsynced().get(id) {
-            return Ok(Some(receipt.clone()));
-        }
+        let prefix = id_prefix(id);
+        let span = (prefix, 0)..=(prefix, u64::MAX);
+        // Memory first, then a snapshot: a durable commit between the two has written to
+        // its table what it took from memory, so no height falls between them.
+        let mut heights: BTreeSet<u64> = self
+            .lock_unsynced()
+            .range(span.clone())
+            .map(|(_, height)| *height)
+            .collect();
         let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(RECEIPTS).map_err(db)?;
-        Ok(table.get(id).map_err(db)?.map(|v| {
-            let (height, index, failure) = v.value();
-            (height, index, failure.to_vec())
-        }))
+        let index = txn.open_table(RECEIPT_HEIGHTS).map_err(db)?;
+        for entry in index.range(span).map_err(db)? {
+            heights.insert(entry.map_err(db)?.0.value().1);
+        }
+        let rows = txn.open_table(BLOCK_RECEIPTS).map_err(db)?;
+        for height in heights.into_iter().rev() {
+            let Some(row) = rows.get(height).map_err(db)? else {
+                continue;
+            };
+            let found = receipt_row::find(row.value(), id)
+                .map_err(|_| StoreError::CorruptReceipts(height))?;
+            if let Some((index, failure)) = found {
+                return Ok(Some((height, index, failure.to_vec())));
+            }
+        }
+        Ok(None)
     }
 
     /// An account at block `height`, without a proof.
@@ -850,6 +928,83 @@ mod tests {
 
     fn scratch(name: &str) -> std::path::PathBuf {
         testing::scratch(&format!("store-{name}")).join("verity.redb")
+    }
+
+    /// Two ids that share the index's eight-byte prefix, in blocks committed without and
+    /// with durability: each is found in its own block, before and after reopening.
+    #[test]
+    fn receipts_are_found_by_id_through_shared_prefixes_and_a_reopen() {
+        let path = scratch("receipts");
+        let mut twin = [5u8; 32];
+        twin[31] = 6;
+        let other = [6u8; 32];
+        let receipt = |store: &Store, id| store.receipt(id).expect("reads");
+        {
+            let store = Store::open(&path).expect("opens");
+            store
+                .commit(
+                    0,
+                    &[state(&[([5; 32], vec![3, 9, 0, 0, 0])], &[])],
+                    Durability::None,
+                )
+                .expect("commits");
+            store
+                .commit(
+                    1,
+                    &[
+                        state(&[], &[]),
+                        state(&[(other, vec![]), (twin, vec![5])], &[]),
+                    ],
+                    Durability::None,
+                )
+                .expect("commits");
+            assert_eq!(receipt(&store, &[5; 32]), Some((0, 0, vec![3, 9, 0, 0, 0])));
+            assert_eq!(receipt(&store, &twin), Some((2, 1, vec![5])));
+            store
+                .commit(
+                    3,
+                    &[state(&[([7; 32], vec![])], &[])],
+                    Durability::Immediate,
+                )
+                .expect("commits");
+            assert_eq!(receipt(&store, &twin), Some((2, 1, vec![5])));
+            assert_eq!(receipt(&store, &[7; 32]), Some((3, 0, vec![])));
+        }
+        let store = Store::open(&path).expect("reopens");
+        assert_eq!(receipt(&store, &[5; 32]), Some((0, 0, vec![3, 9, 0, 0, 0])));
+        assert_eq!(receipt(&store, &twin), Some((2, 1, vec![5])));
+        assert_eq!(receipt(&store, &other), Some((2, 0, vec![])));
+        let mut stranger = twin;
+        stranger[31] = 7;
+        assert_eq!(
+            receipt(&store, &stranger),
+            None,
+            "a prefix alone finds nothing"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    /// A store from before layouts were recorded (a height, no `layout`) is refused with the
+    /// layout it has, not read as if it had this one.
+    #[test]
+    fn a_store_of_the_old_layout_is_refused() {
+        let path = scratch("layout");
+        {
+            let database = Database::create(&path).expect("creates");
+            let txn = database.begin_write().expect("writes");
+            txn.open_table(META)
+                .expect("table")
+                .insert("height", 4u64.to_le_bytes().as_slice())
+                .expect("inserts");
+            txn.commit().expect("commits");
+        }
+        let refused = Store::open(&path).err().expect("refused");
+        assert!(
+            matches!(refused, StoreError::Layout { found: 1 }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("empty data directory"));
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]
