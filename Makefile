@@ -32,7 +32,9 @@ test-long: deps
 ## ordering by consensus against that rate shared by the verifications each transaction costs,
 ## `verity replay` of a 1M-transaction capture against the same sends from memory, and
 ## re-margining 100,000 option accounts after a mark change — the arithmetic alone, and the
-## ledger's block that moves the mark (re-margin and liquidations) — against its 50 ms target.
+## ledger's block that moves the mark (re-margin and liquidations) — against its 50 ms target,
+## and a second of the state store's receipts 2M receipts in, against the same second of
+## empty blocks.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path
@@ -40,6 +42,7 @@ bench: deps
 	$(CARGO) bench --locked -p verity-host --bench cluster
 	$(CARGO) bench --locked -p verity-host --bench pcap
 	$(CARGO) bench --locked -p verity-host --bench margin
+	$(CARGO) bench --locked -p verity-host --bench store
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;

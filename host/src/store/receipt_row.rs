@@ -28,22 +28,53 @@ pub fn encode(receipts: &[([u8; 32], Vec<u8>)]) -> Result<Vec<u8>, TooLong> {
     Ok(row)
 }
 
+/// The receipts of `row` in block order: each one's id and failure encoding.
+pub fn receipts(row: &[u8]) -> Receipts<'_> {
+    Receipts { row, at: 0 }
+}
+
 /// The index in the block and the failure encoding of transaction `id` in `row`, the first
 /// receipt with that id.
 pub fn find<'a>(row: &'a [u8], id: &[u8; 32]) -> Result<Option<(u32, &'a [u8])>, Truncated> {
-    let mut at = 0;
-    let mut index = 0u32;
-    while at < row.len() {
-        let header = row.get(at..at + 33).ok_or(Truncated(at))?;
-        let len = usize::from(header[32]);
-        let failure = row.get(at + 33..at + 33 + len).ok_or(Truncated(at))?;
-        if header[..32] == id[..] {
+    for (index, receipt) in (0u32..).zip(receipts(row)) {
+        let (stored, failure) = receipt?;
+        if stored == id {
             return Ok(Some((index, failure)));
         }
-        at += 33 + len;
-        index += 1;
     }
     Ok(None)
+}
+
+/// The receipts of a row ([`receipts`]).
+pub struct Receipts<'a> {
+    row: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Receipts<'a> {
+    type Item = Result<(&'a [u8; 32], &'a [u8]), Truncated>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.row.len() {
+            return None;
+        }
+        let at = self.at;
+        let receipt = self
+            .row
+            .get(at..at + 33)
+            .and_then(|header| {
+                let len = usize::from(header[32]);
+                let id = header[..32].try_into().ok()?;
+                Some((id, self.row.get(at + 33..at + 33 + len)?))
+            })
+            .ok_or(Truncated(at));
+        // A cut row ends the walk after its error.
+        self.at = match &receipt {
+            Ok((_, failure)) => at + 33 + failure.len(),
+            Err(_) => self.row.len(),
+        };
+        Some(receipt)
+    }
 }
 
 #[cfg(test)]
@@ -52,20 +83,23 @@ mod tests {
 
     #[test]
     fn each_receipt_is_found_at_its_index_with_its_failure() {
-        let receipts = vec![
+        let block = vec![
             ([1u8; 32], vec![]),
             ([2u8; 32], vec![4, 1, 2, 3]),
             ([3u8; 32], vec![]),
         ];
-        let row = encode(&receipts).expect("short failures");
+        let row = encode(&block).expect("short failures");
         assert_eq!(row.len(), 3 * 33 + 4);
-        for (index, (id, failure)) in receipts.iter().enumerate() {
+        for (index, (id, failure)) in block.iter().enumerate() {
             assert_eq!(
                 find(&row, id).expect("whole"),
                 Some((index as u32, failure.as_slice()))
             );
         }
         assert_eq!(find(&row, &[9; 32]).expect("whole"), None);
+        let walked: Vec<_> = receipts(&row).map(|r| r.expect("whole")).collect();
+        assert_eq!(walked.len(), 3);
+        assert_eq!(walked[1], (&[2u8; 32], &[4u8, 1, 2, 3][..]));
     }
 
     #[test]
@@ -73,6 +107,7 @@ mod tests {
         let row = encode(&[([1u8; 32], vec![7; 5])]).expect("short failure");
         assert!(matches!(find(&row[..36], &[2; 32]), Err(Truncated(0))));
         assert!(matches!(find(&row[..20], &[2; 32]), Err(Truncated(0))));
+        assert_eq!(receipts(&row[..36]).count(), 1, "the walk ends at the cut");
         assert!(matches!(
             encode(&[([1u8; 32], vec![0; 256])]),
             Err(TooLong(256))

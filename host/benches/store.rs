@@ -1,0 +1,105 @@
+//! The state store's receipts once it holds many: what one second of the state stage costs
+//! at 64,000 transactions a second, 2,000,000 receipts into a store's life.
+//!
+//! The store is filled with `FILL` receipts first (blocks of 1,000, a durable commit every
+//! 64 blocks, as the state stage's once-a-second checkpoint), then one iteration is the next
+//! second: 64 blocks of 1,000 receipts committed without durability and one durable sync.
+//! The reference, in the same run, is the same second with blocks of no transactions: the
+//! commits and the fsync alone, so the difference is what the receipts cost. Accounts are
+//! left out (the tree's cost is the pipeline bench's).
+//!
+//! `make bench` runs it and prints the cost per receipt.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::Criterion;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use verity_host::store::{BlockState, Durability, Store};
+
+/// Receipts in a block.
+const BLOCK: usize = 1_000;
+/// Blocks between durable syncs.
+const SECOND: u64 = 64;
+/// Receipts in the store before measuring.
+const FILL: usize = 2_000_000;
+
+fn tmp() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf()
+}
+
+type Receipts = Vec<([u8; 32], Vec<u8>)>;
+
+fn block(rng: &mut ChaCha8Rng, size: usize) -> Receipts {
+    (0..size)
+        // One in ten failed, with a 17-byte failure encoding (a bad nonce).
+        .map(|n| (rng.gen(), if n % 10 == 0 { vec![2; 17] } else { vec![] }))
+        .collect()
+}
+
+/// Commits `SECOND` blocks of `size` receipts from `next` on, then syncs.
+fn second(store: &Store, next: &Cell<u64>, rng: &mut ChaCha8Rng, size: usize) {
+    let blocks: Vec<Receipts> = (0..SECOND).map(|_| block(rng, size)).collect();
+    for receipts in &blocks {
+        let state = BlockState {
+            receipts,
+            changed: &[],
+        };
+        store
+            .commit(next.get(), &[state], Durability::None)
+            .expect("commits");
+        next.set(next.get() + 1);
+    }
+    store.sync().expect("syncs");
+}
+
+fn main() {
+    let seed = 0x5eed_0008;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dir = tmp().join(format!("store-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let store = Store::open(&dir.join("state.redb")).expect("opens");
+    let next = Cell::new(0);
+    eprintln!("filling the store with {FILL} receipts (seed {seed:#x})");
+    while (next.get() as usize) * BLOCK < FILL {
+        second(&store, &next, &mut rng, BLOCK);
+    }
+    let mut criterion = Criterion::default()
+        .output_directory(&tmp().join("criterion"))
+        .configure_from_args()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    let mut group = criterion.benchmark_group("store");
+    group.bench_function("second_of_receipts", |b| {
+        b.iter(|| second(&store, &next, &mut rng, BLOCK))
+    });
+    group.bench_function("second_of_empty_blocks", |b| {
+        b.iter(|| second(&store, &next, &mut rng, 0))
+    });
+    group.finish();
+    let mean = |name: &str| {
+        let estimate = tmp().join(format!("criterion/store/{name}/new/estimates.json"));
+        std::fs::read_to_string(estimate)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|json| json["mean"]["point_estimate"].as_f64())
+            .map(|nanos| nanos / 1e6)
+    };
+    if let (Some(full), Some(empty)) = (mean("second_of_receipts"), mean("second_of_empty_blocks"))
+    {
+        let receipts = (SECOND as usize * BLOCK) as f64;
+        println!(
+            "\nstate store, {FILL} receipts in, then one second of {SECOND} blocks × {BLOCK} \
+             receipts and a durable sync: {full:.1} ms (the same second of empty blocks, the \
+             reference: {empty:.1} ms); the receipts cost {:.2} µs each, {:.0} % of a core \
+             at {} tx/s",
+            (full - empty) * 1e3 / receipts,
+            (full - empty) / 10.0,
+            SECOND as usize * BLOCK
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
