@@ -13,6 +13,12 @@ use rust_hdl::prelude::*;
 pub const READ_BITS: usize = READ_PORTS * ADDRESS_BITS;
 /// Bits of the packed writes: port `p`'s address at `p · 10`, its enable at bit `20 + p`.
 pub const WRITE_BITS: usize = 2 * ADDRESS_BITS + 2;
+// The row's logic names the packed fields' offsets as literals (rust-hdl's generator takes
+// literals and loop indices there).
+const _: () = assert!(
+    ADDRESS_BITS == 10,
+    "RegRow's field offsets assume ten-bit addresses"
+);
 
 /// The row of context `id`.
 #[derive(LogicBlock)]
