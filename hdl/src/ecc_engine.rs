@@ -648,7 +648,14 @@ impl Logic for EccEngine {
             | bit_cast::<10, 6>(self.lin_reg_a.val());
         self.regs.rd_addr[3].next = (bit_cast::<10, 4>(self.lin_ctx_q.q.val()) << 6)
             | bit_cast::<10, 6>(self.lin_reg_b.val());
+        // A lane reads only the operands it takes from registers, and only when it issued:
+        // the file must not be asked for a register in the cycle a result lands in it.
+        self.regs.rd_en[0].next = self.mul_issued.q.val();
+        self.regs.rd_en[1].next = self.mul_issued.q.val() & (self.mul_b_sel.val() != 1);
+        self.regs.rd_en[2].next = self.lin_issued.q.val() & (self.lin_a_sel.val() == 0);
+        self.regs.rd_en[3].next = self.lin_issued.q.val() & (self.lin_b_sel.val() == 0);
         if self.read_now.val() {
+            self.regs.rd_en[3].next = true;
             self.regs.rd_addr[3].next = bit_cast::<10, 12>(self.in_addr.val());
             self.read_inflight.d.next = true;
             self.read_ctx.d.next = self.cmd_ctx.val();

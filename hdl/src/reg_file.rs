@@ -6,8 +6,11 @@
 //! figures). Block RAM has two ports, so the file is built as two banks, one written only by
 //! the multiplier (write port 0) and one only by the linear unit (write port 1), each
 //! replicated once per read port, and a live-value table of one bit per register saying which
-//! bank wrote it last. A read returns the value from before a write to the same register in
-//! the same cycle (read-first), and one cycle after its address.
+//! bank wrote it last. A read returns its register one cycle after its address; a port
+//! whose read is not enabled returns zero. A read must not name a register written in the same
+//! cycle: the block RAMs then need no read-first bypass (see [`ShallowRam`]), and the
+//! simulations stop on such a cycle. The engine reads a register only once no result for it
+//! is in flight, so it never does.
 //!
 //! A context starts with every register zero, as the interpreter's does: `clear` forgets one
 //! context's registers in one cycle (a `written` bit per register, which reads consult), so
@@ -48,6 +51,8 @@ pub struct RegFile {
     pub in_valid: Signal<In, Bit>,
     /// Read addresses, one per port.
     pub rd_addr: [Signal<In, Bits<ADDRESS_BITS>>; READ_PORTS],
+    /// Read enables, one per port (a port not enabled reads zero).
+    pub rd_en: [Signal<In, Bit>; READ_PORTS],
     /// Write enables: port 0 is the multiplier's, port 1 the linear unit's.
     pub wr_en: [Signal<In, Bit>; 2],
     /// Write addresses.
@@ -86,6 +91,7 @@ impl RegFile {
             clock: Default::default(),
             in_valid: Default::default(),
             rd_addr: Default::default(),
+            rd_en: Default::default(),
             wr_en: Default::default(),
             wr_addr: Default::default(),
             wr_data: Default::default(),
@@ -123,11 +129,13 @@ impl Logic for RegFile {
         for k in 0..4 {
             self.banks[k].clock.next = self.clock.val();
             self.banks[k].read_address.next = self.rd_addr[k].val();
+            self.banks[k].read_enable.next = self.in_valid.val() & self.rd_en[k].val();
             self.banks[k].write_address.next = self.wr_addr[0].val();
             self.banks[k].write_data.next = self.wr_data[0].val();
             self.banks[k].write_enable.next = self.write[0].val();
             self.banks[k + 4].clock.next = self.clock.val();
             self.banks[k + 4].read_address.next = self.rd_addr[k].val();
+            self.banks[k + 4].read_enable.next = self.in_valid.val() & self.rd_en[k].val();
             self.banks[k + 4].write_address.next = self.wr_addr[1].val();
             self.banks[k + 4].write_data.next = self.wr_data[1].val();
             self.banks[k + 4].write_enable.next = self.write[1].val();
@@ -135,7 +143,9 @@ impl Logic for RegFile {
             self.from_linear[k].clock.next = self.clock.val();
             self.from_linear[k].d.next = self.row_bits.any.val().get_bit(k);
             self.was_written[k].clock.next = self.clock.val();
-            self.was_written[k].d.next = self.row_bits.any.val().get_bit(k + 4);
+            // A port not reading this cycle reads as an unwritten register: zero.
+            self.was_written[k].d.next =
+                self.row_bits.any.val().get_bit(k + 4) & self.in_valid.val() & self.rd_en[k].val();
             self.rd_data[k].next = 0.into();
             if self.was_written[k].q.val() {
                 self.rd_data[k].next = self.banks[k].read_data.val();
@@ -215,6 +225,22 @@ impl StreamBlock for RegFile {
             name: "clear_context",
             bits: 4,
         },
+        Port {
+            name: "rd_en$0",
+            bits: 1,
+        },
+        Port {
+            name: "rd_en$1",
+            bits: 1,
+        },
+        Port {
+            name: "rd_en$2",
+            bits: 1,
+        },
+        Port {
+            name: "rd_en$3",
+            bits: 1,
+        },
     ];
     const OUTPUTS: &'static [Port] = &[
         Port {
@@ -252,6 +278,9 @@ impl StreamBlock for RegFile {
         }
         self.clear.next = beat.is_some_and(|b| b[READ_PORTS + 6] == one);
         self.clear_context.next = beat.map_or(0u64.into(), |b| b[READ_PORTS + 7].clone().into());
+        for k in 0..READ_PORTS {
+            self.rd_en[k].next = beat.is_some_and(|b| b[READ_PORTS + 8 + k] == one);
+        }
     }
 
     fn output(&self) -> Option<Beat> {
@@ -270,7 +299,8 @@ pub struct Traffic {
 impl Traffic {
     /// `cycles` of random traffic on `hot` random addresses of a file of `contexts` contexts
     /// (so that reads often follow writes from either port), with a clear now and then: the
-    /// input beats and the reads they must give.
+    /// input beats and the reads they must give. A read that would name a register written in
+    /// the same cycle is left disabled, as the engine's are; others are disabled now and then.
     pub fn random<R: rand::Rng>(
         rng: &mut R,
         cycles: usize,
@@ -285,7 +315,6 @@ impl Traffic {
         let pick = |rng: &mut R| hot[rng.gen_range(0..hot.len())];
         let (mut inputs, mut expected) = (Vec::new(), Vec::new());
         for _ in 0..cycles {
-            let reads = [0; READ_PORTS].map(|_| pick(rng));
             let first = pick(rng);
             // The ports never write one register in one cycle: the second skips the first's.
             let second = Some(pick(rng)).filter(|&address| address != first);
@@ -296,6 +325,11 @@ impl Traffic {
                     .filter(|_| rng.gen_bool(0.7))
                     .map(|address| (address, v1)),
             ];
+            let reads = [0; READ_PORTS].map(|_| {
+                Some(pick(rng)).filter(|&address| {
+                    rng.gen_bool(0.9) && writes.iter().flatten().all(|(w, _)| *w != address)
+                })
+            });
             let clear = rng.gen_bool(0.05).then(|| pick(rng) >> 6);
             let (beat, want) = traffic.cycle(reads, clear, writes);
             inputs.push(beat);
@@ -304,12 +338,13 @@ impl Traffic {
         (inputs, expected)
     }
 
-    /// The input beat of a cycle that reads `reads`, forgets context `clear` if given, and
-    /// performs `writes` (multiplier's, linear unit's; `None` for no write), and the output
-    /// beat it must give next cycle (the values from before this cycle's clear and writes).
+    /// The input beat of a cycle that reads `reads` (`None`: the port does not read), forgets
+    /// context `clear` if given, and performs `writes` (multiplier's, linear unit's; `None`
+    /// for no write), and the output beat it must give next cycle (zero for a port that does
+    /// not read).
     pub fn cycle(
         &mut self,
-        reads: [usize; READ_PORTS],
+        reads: [Option<usize>; READ_PORTS],
         clear: Option<usize>,
         writes: [Option<(usize, BigUint)>; 2],
     ) -> (Beat, Beat) {
@@ -319,10 +354,22 @@ impl Traffic {
                 "the two write ports never name one register in one cycle"
             );
         }
-        let mut beat: Beat = reads.iter().map(|&r| BigUint::from(r)).collect();
+        for read in reads.iter().flatten() {
+            assert!(
+                writes.iter().flatten().all(|(written, _)| written != read),
+                "a read never names a register being written"
+            );
+        }
+        let mut beat: Beat = reads
+            .iter()
+            .map(|&r| BigUint::from(r.unwrap_or(0)))
+            .collect();
         let expected: Beat = reads
             .iter()
-            .map(|r| self.values.get(r).cloned().unwrap_or_default())
+            .map(|r| {
+                r.and_then(|r| self.values.get(&r).cloned())
+                    .unwrap_or_default()
+            })
             .collect();
         if let Some(context) = clear {
             self.values.retain(|address, _| address >> 6 != context);
@@ -340,6 +387,7 @@ impl Traffic {
             BigUint::from(u8::from(clear.is_some())),
             BigUint::from(clear.unwrap_or(0)),
         ]);
+        beat.extend(reads.iter().map(|r| BigUint::from(u8::from(r.is_some()))));
         (beat, expected)
     }
 }
