@@ -177,12 +177,16 @@ fn a_missing_busy_or_unserved_device_is_refused_with_its_reason() {
     assert!(matches!(error, XdmaError::NotServed(_)), "{error}");
 }
 
+/// Made in-process: a child process (the `mkfifo` command) would inherit, until its `exec`,
+/// the descriptor of a card another test has open, and with it that card's lock — the next
+/// open of that card then found it in use (seen once in CI).
 fn mkfifo(path: &std::path::Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(status.success());
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
 }
 
 #[test]
