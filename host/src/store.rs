@@ -302,17 +302,6 @@ fn read_height(
         .map_err(|_| StoreError::Corrupt(0))
 }
 
-fn write_receipt_heights<'a>(
-    write: &redb::WriteTransaction,
-    entries: impl IntoIterator<Item = &'a (IdPrefix, u64)>,
-) -> Result<(), StoreError> {
-    let mut table = write.open_table(RECEIPT_HEIGHTS).map_err(db)?;
-    for entry in entries {
-        table.insert(entry, ()).map_err(db)?;
-    }
-    Ok(())
-}
-
 /// One block's part of a state commit.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockState<'a> {
@@ -499,12 +488,7 @@ impl Store {
         }
         let flush = durable && self.lock_unsynced().len() + index.len() >= self.index_flush;
         if flush {
-            write_receipt_heights(&write, self.lock_unsynced().iter().chain(&index))?;
-            write
-                .open_table(META)
-                .map_err(db)?
-                .insert(UNINDEXED, (last + 1).to_le_bytes().as_slice())
-                .map_err(db)?;
+            self.write_index(&write, &index, last)?;
         }
         {
             let mut stale = write.open_table(STALE).map_err(db)?;
@@ -681,24 +665,38 @@ impl Store {
     /// Makes every commit so far durable (and writes the receipt index's entries from memory
     /// if there are [`INDEX_FLUSH`] of them).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let Some((head, _)) = self.head()? else {
-            return Ok(());
-        };
         let mut write = self.db.begin_write().map_err(db)?;
         write.set_durability(Durability::Immediate).map_err(db)?;
         let flush = self.lock_unsynced().len() >= self.index_flush;
         if flush {
-            write_receipt_heights(&write, self.lock_unsynced().iter())?;
-            write
-                .open_table(META)
-                .map_err(db)?
-                .insert(UNINDEXED, (head + 1).to_le_bytes().as_slice())
-                .map_err(db)?;
+            // Entries in memory come from commits, so there is a head.
+            let (head, _) = self.head()?.ok_or(StoreError::Empty)?;
+            self.write_index(&write, &[], head)?;
         }
         write.commit().map_err(db)?;
         if flush {
             self.lock_unsynced().clear();
         }
+        Ok(())
+    }
+
+    /// Writes the index's entries from memory, and `extra`, to their table with the
+    /// watermark after `last` — within a durable commit, after which memory is cleared.
+    fn write_index(
+        &self,
+        write: &redb::WriteTransaction,
+        extra: &[(IdPrefix, u64)],
+        last: u64,
+    ) -> Result<(), StoreError> {
+        let mut table = write.open_table(RECEIPT_HEIGHTS).map_err(db)?;
+        for entry in self.lock_unsynced().iter().chain(extra) {
+            table.insert(entry, ()).map_err(db)?;
+        }
+        write
+            .open_table(META)
+            .map_err(db)?
+            .insert(UNINDEXED, (last + 1).to_le_bytes().as_slice())
+            .map_err(db)?;
         Ok(())
     }
 
