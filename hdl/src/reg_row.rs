@@ -66,12 +66,6 @@ impl RegRow {
     }
 }
 
-impl Default for RegRow {
-    fn default() -> Self {
-        Self::new(0)
-    }
-}
-
 impl Logic for RegRow {
     #[hdl_gen]
     fn update(&mut self) {
