@@ -254,7 +254,7 @@ impl Chain {
         let (stage_store, stage_failed) = (store.clone(), Arc::clone(&failed));
         let stage = std::thread::Builder::new()
             .name("state".into())
-            .spawn(move || state_stage(&stage_store, &queue, &stage_failed))
+            .spawn(move || state_stage(&stage_store, &queue, &stage_failed, STATE_HOLD))
             .map_err(|e| ChainError::State(e.to_string()))?;
         let first = log.first()?.unwrap_or(0);
         Ok(Self {
@@ -528,10 +528,21 @@ fn commit_blocks(
 
 /// The most blocks the state stage commits in one transaction.
 const STATE_BATCH: usize = 64;
+/// How long the state stage holds blocks that end short of a height that is read, for the
+/// rest of their epoch: the heights between carry no root, so committing them alone buys
+/// nothing and costs a tree update of every account they touched (an account changed in each
+/// of the epoch's blocks is then hashed once, not once a block).
+pub const STATE_HOLD: Duration = Duration::from_millis(50);
 
 /// Commits each block's state in order — what queued behind a commit goes in the next one
-/// together — durably once [`CHECKPOINT_EVERY`], when asked, and at the end.
-fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option<String>>) {
+/// together, and blocks short of a height that is read wait up to `hold` for the rest of
+/// their epoch — durably once [`CHECKPOINT_EVERY`], when asked, and at the end.
+fn state_stage(
+    store: &Store,
+    queue: &Receiver<StateWork>,
+    failed: &Mutex<Option<String>>,
+    hold: Duration,
+) {
     let mut synced = Instant::now();
     let mut pending = false;
     let fail = |error: StoreError| {
@@ -540,26 +551,33 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
         *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     };
     let mut batch = Vec::with_capacity(STATE_BATCH);
+    // When the oldest block of `batch` arrived.
+    let mut held_since = Instant::now();
     loop {
         let mut sync = None;
         let mut flush = None;
-        match queue.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(StateWork::Block(work)) => batch.push(work),
+        let mut stopping = false;
+        let wait = if batch.is_empty() {
+            CHECKPOINT_EVERY
+        } else {
+            hold.saturating_sub(held_since.elapsed())
+        };
+        match queue.recv_timeout(wait) {
+            Ok(StateWork::Block(work)) => {
+                if batch.is_empty() {
+                    held_since = Instant::now();
+                }
+                batch.push(work);
+            }
             Ok(StateWork::Sync(answer)) => sync = Some(answer),
             Ok(StateWork::Flush(answer)) => flush = Some(answer),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                if pending {
-                    if let Err(error) = store.sync() {
-                        fail(error);
-                    }
-                }
-                return;
-            }
+            Err(RecvTimeoutError::Disconnected) => stopping = true,
         }
         // A commit leaves only its last height readable (with a root), so one ends at a height
         // that is read.
-        while sync.is_none()
+        while !stopping
+            && sync.is_none()
             && flush.is_none()
             && batch.last().is_some_and(|work| !work.readable)
             && batch.len() < STATE_BATCH
@@ -571,35 +589,51 @@ fn state_stage(store: &Store, queue: &Receiver<StateWork>, failed: &Mutex<Option
                 Err(_) => break,
             }
         }
-        if let Some(first) = batch.first().map(|work| work.height) {
-            let began = Instant::now();
-            let due = synced.elapsed() >= CHECKPOINT_EVERY;
-            let durability = if due {
-                Durability::Immediate
-            } else {
-                Durability::None
-            };
-            if let Err(error) = commit_blocks(store, first, &batch, durability) {
-                return fail(error);
-            }
-            metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
-            metrics::histogram!("verity_state_commit_blocks").record(batch.len() as f64);
-            metrics::gauge!("verity_state_height").set((first + batch.len() as u64 - 1) as f64);
-            batch.clear();
-            pending = !due;
-            if due {
-                synced = Instant::now();
-                // Once a checkpoint: the old heights' tree nodes, a bounded share at a time.
-                match store.prune(KEEP_HEIGHTS, PRUNE_LIMIT) {
-                    Ok(pruned) => {
-                        metrics::counter!("verity_state_pruned_nodes_total")
-                            .increment(pruned.nodes as u64);
-                        metrics::counter!("verity_state_pruned_values_total")
-                            .increment(pruned.values as u64);
+        let commit_now = stopping
+            || sync.is_some()
+            || flush.is_some()
+            || batch.len() >= STATE_BATCH
+            || batch.last().is_some_and(|work| work.readable)
+            || held_since.elapsed() >= hold;
+        if commit_now {
+            if let Some(first) = batch.first().map(|work| work.height) {
+                let began = Instant::now();
+                let due = stopping || synced.elapsed() >= CHECKPOINT_EVERY;
+                let durability = if due {
+                    Durability::Immediate
+                } else {
+                    Durability::None
+                };
+                if let Err(error) = commit_blocks(store, first, &batch, durability) {
+                    return fail(error);
+                }
+                metrics::histogram!("verity_state_commit_seconds").record(began.elapsed());
+                metrics::histogram!("verity_state_commit_blocks").record(batch.len() as f64);
+                metrics::gauge!("verity_state_height").set((first + batch.len() as u64 - 1) as f64);
+                batch.clear();
+                pending = !due;
+                if due {
+                    synced = Instant::now();
+                    // Once a checkpoint: the old heights' tree nodes, a bounded share at a time.
+                    match store.prune(KEEP_HEIGHTS, PRUNE_LIMIT) {
+                        Ok(pruned) => {
+                            metrics::counter!("verity_state_pruned_nodes_total")
+                                .increment(pruned.nodes as u64);
+                            metrics::counter!("verity_state_pruned_values_total")
+                                .increment(pruned.values as u64);
+                        }
+                        Err(error) => return fail(error),
                     }
-                    Err(error) => return fail(error),
                 }
             }
+        }
+        if stopping {
+            if pending {
+                if let Err(error) = store.sync() {
+                    fail(error);
+                }
+            }
+            return;
         }
         if let Some(answer) = flush {
             let _ = answer.send(());
@@ -683,7 +717,7 @@ mod tests {
         }
         drop(work);
         let failed = Mutex::new(None);
-        state_stage(&store, &queue, &failed);
+        state_stage(&store, &queue, &failed, STATE_HOLD);
         assert_eq!(*failed.lock().expect("lock"), None);
         // The same blocks committed one by one give the same roots where the stage kept one.
         let single = Store::open(&dir.join("single.redb")).expect("opens");
@@ -712,6 +746,85 @@ mod tests {
             "a height inside a commit is not kept"
         );
         assert_eq!(store.root(5).expect("reads"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_state_stage_holds_blocks_short_of_a_read_height_for_their_epoch() {
+        let dir = testing::scratch("stage-hold");
+        let store = Store::open(&dir.join(STATE_FILE)).expect("opens");
+        let account = |n: u64| Account {
+            nonce: n,
+            balances: [(1, 100 + n)].into(),
+            ..Account::default()
+        };
+        let genesis = account(0);
+        store
+            .commit(
+                0,
+                &[BlockState {
+                    receipts: &[],
+                    changed: &[(id(1), &genesis)],
+                }],
+                Durability::None,
+            )
+            .expect("commits");
+        let block = |height: u64| {
+            StateWork::Block(BlockWork {
+                height,
+                receipts: Vec::new(),
+                changes: [(id(1), account(height))].into(),
+                readable: height == 4,
+            })
+        };
+        let flushed = |work: &Sender<StateWork>| {
+            let (answer, answered) = bounded(1);
+            work.send(StateWork::Flush(answer)).expect("queued");
+            answered.recv().expect("answered");
+        };
+        let (work, queue) = bounded(STATE_QUEUE);
+        let failed = Mutex::new(None);
+        std::thread::scope(|scope| {
+            // Held for longer than the test takes: only the epoch's end or a flush commits.
+            scope.spawn(|| state_stage(&store, &queue, &failed, Duration::from_secs(3600)));
+            // Block 1 arrives alone, and the stage has the time to commit it alone.
+            work.send(block(1)).expect("queued");
+            std::thread::sleep(Duration::from_millis(50));
+            for height in 2..=4 {
+                work.send(block(height)).expect("queued");
+            }
+            // Blocks 5 and 6 are held until a flush asks for them.
+            work.send(block(5)).expect("queued");
+            work.send(block(6)).expect("queued");
+            flushed(&work);
+            assert_eq!(store.head().expect("reads").map(|(h, _)| h), Some(6));
+            drop(work);
+        });
+        assert_eq!(*failed.lock().expect("lock"), None);
+        assert_eq!(
+            store.root(1).expect("reads"),
+            None,
+            "block 1 waited for its epoch's end at 4"
+        );
+        assert!(store.root(4).expect("reads").is_some());
+        assert!(store.root(6).expect("reads").is_some());
+        assert_eq!(store.root(5).expect("reads"), None);
+        // With a short hold, a held block is committed without anything after it.
+        let (work, queue) = bounded(STATE_QUEUE);
+        std::thread::scope(|scope| {
+            scope.spawn(|| state_stage(&store, &queue, &failed, Duration::from_millis(1)));
+            work.send(block(7)).expect("queued");
+            let began = std::time::Instant::now();
+            while store.root(7).expect("reads").is_none() {
+                assert!(
+                    began.elapsed() < Duration::from_secs(30),
+                    "block 7 was never committed"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(work);
+        });
+        assert_eq!(*failed.lock().expect("lock"), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 
