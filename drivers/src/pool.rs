@@ -21,6 +21,11 @@ use verity_firmware::Verdict;
 
 use crate::{zip215, Request, Response, Verifier, VerifierError};
 
+/// The fewest requests a worker is given when a partial batch is spread over the workers:
+/// a batch equation has a fixed cost (its random-linear-combination point sum) that smaller
+/// shares would repeat for little gain.
+pub const MIN_SHARE: usize = 64;
+
 /// What a worker does with one batch: one verdict per request, or why it could not.
 type BatchFn = dyn Fn(&[Request], &mut ChaCha20Rng) -> Result<Vec<Verdict>, String> + Send + Sync;
 
@@ -161,23 +166,38 @@ impl PoolVerifier {
         self.config
     }
 
+    /// Hands what is being filled to the workers: a full batch as one job; a partial one (a
+    /// flush before it filled, as a latency-bound caller does) in up to one share per worker
+    /// of at least [`MIN_SHARE`], so it is verified in parallel rather than on one worker
+    /// while the others wait.
     fn dispatch(&mut self) -> Result<(), VerifierError> {
-        if self.filling.is_empty() {
+        let len = self.filling.len();
+        if len == 0 {
             return Ok(());
         }
-        let requests = std::mem::replace(
+        let shares = if len >= self.config.batch.get() {
+            1
+        } else {
+            (len / MIN_SHARE).clamp(1, self.config.threads.get())
+        };
+        let mut requests = std::mem::replace(
             &mut self.filling,
             Vec::with_capacity(self.config.batch.get()),
         );
-        let job = Job {
-            seq: self.next_seq,
-            requests,
-        };
-        self.next_seq += 1;
-        self.jobs
-            .as_ref()
-            .and_then(|jobs| jobs.send(job).ok())
-            .ok_or_else(|| failed(self.backend, "all worker threads have exited"))
+        for share in 0..shares {
+            // Shares differ by one request at most.
+            let take = requests.len() / (shares - share);
+            let job = Job {
+                seq: self.next_seq,
+                requests: requests.drain(..take).collect(),
+            };
+            self.next_seq += 1;
+            self.jobs
+                .as_ref()
+                .and_then(|jobs| jobs.send(job).ok())
+                .ok_or_else(|| failed(self.backend, "all worker threads have exited"))?;
+        }
+        Ok(())
     }
 
     /// Moves the finished jobs that are next in order into `out`.
@@ -426,6 +446,38 @@ mod tests {
             .expect("complete");
         assert_eq!(got, 0);
         assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_flushed_partial_batch_is_spread_over_the_workers_and_answered_in_order() {
+        let shares = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&shares);
+        let mut pool = PoolVerifier::start(
+            "shares",
+            PoolConfig::new(
+                NonZeroUsize::new(3).expect("3"),
+                NonZeroUsize::new(1024).expect("1024"),
+            ),
+            Arc::new(move |requests: &[Request], _: &mut ChaCha20Rng| {
+                seen.lock().expect("lock").push(requests.len());
+                Ok(vec![Verdict::Valid; requests.len()])
+            }),
+        );
+        let mut shares_of = |n: u64| {
+            let requests = (0..n).map(|i| request(i).0);
+            let responses = crate::verify_all(&mut pool, requests).expect("runs");
+            let tags: Vec<_> = responses.iter().map(|r| r.tag).collect();
+            assert_eq!(tags, (0..n).map(Tag::new).collect::<Vec<_>>());
+            let mut taken = std::mem::take(&mut *shares.lock().expect("lock"));
+            taken.sort_unstable();
+            taken
+        };
+        // Up to one share a worker, none under MIN_SHARE; a full batch stays whole.
+        assert_eq!(shares_of(100), vec![100]);
+        assert_eq!(shares_of(2 * MIN_SHARE as u64), vec![MIN_SHARE; 2]);
+        assert_eq!(shares_of(301), vec![100, 100, 101]);
+        assert_eq!(shares_of(1024), vec![1024]);
+        assert_eq!(shares_of(1100), vec![76, 1024]);
     }
 
     #[test]

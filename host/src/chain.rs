@@ -421,6 +421,7 @@ impl Chain {
         let writer = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                crate::priority::background();
                 for (height, accounts) in taken {
                     let began = Instant::now();
                     // The state stage commits the root within its checkpoint interval.
@@ -543,6 +544,7 @@ fn state_stage(
     failed: &Mutex<Option<String>>,
     hold: Duration,
 ) {
+    crate::priority::background();
     let mut synced = Instant::now();
     let mut pending = false;
     let fail = |error: StoreError| {

@@ -21,6 +21,7 @@ pub mod jsonl;
 pub mod ledger;
 pub mod mempool;
 pub mod pipeline;
+pub mod priority;
 pub mod sequence;
 pub mod snapshot;
 pub mod state_sync;
