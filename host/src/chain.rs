@@ -112,6 +112,38 @@ pub struct Committed {
     pub senders: BTreeSet<AccountId>,
 }
 
+/// The state stage's queue, shared by the chain and its [`StateFlush`] handles; the chain
+/// empties it when it stops the stage, so a handle never keeps the stage running.
+type StateQueue = Arc<Mutex<Option<Sender<StateWork>>>>;
+
+/// Makes the state stage commit every block the chain executed before the call (without an
+/// fsync: the log is what is durable), so that a read of the store that follows sees them. The
+/// stage holds blocks short of a height that is read (`STATE_HOLD`); a client told its
+/// transaction committed expects to read it at once.
+#[derive(Clone)]
+pub struct StateFlush {
+    queue: StateQueue,
+}
+
+impl StateFlush {
+    /// Waits for the commit; `Err` if the state stage has stopped or failed.
+    pub fn flush(&self) -> Result<(), ChainError> {
+        let stopped = || ChainError::State("stopped".to_owned());
+        let sender = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(stopped)?;
+        let (answer, answered) = bounded(1);
+        sender
+            .send(StateWork::Flush(answer))
+            .map_err(|_| stopped())?;
+        drop(sender);
+        answered.recv().map_err(|_| stopped())
+    }
+}
+
 /// One block's state, for the state stage.
 struct BlockWork {
     height: u64,
@@ -140,7 +172,7 @@ pub struct Chain {
     height: u64,
     /// The log's first height: 0, or the snapshot this replica started from.
     first: u64,
-    state: Option<(Sender<StateWork>, JoinHandle<()>)>,
+    state: Option<(StateQueue, JoinHandle<()>)>,
     failed: Arc<Mutex<Option<String>>>,
     snapshots: Option<Snapshotting>,
 }
@@ -264,7 +296,7 @@ impl Chain {
             ledger,
             height,
             first,
-            state: Some((work, stage)),
+            state: Some((Arc::new(Mutex::new(Some(work))), stage)),
             failed,
             snapshots: None,
         })
@@ -306,8 +338,20 @@ impl Chain {
     fn send(&self, work: StateWork) -> Result<(), ChainError> {
         let stopped =
             || ChainError::State(self.state_failure().unwrap_or_else(|| "stopped".to_owned()));
-        let (sender, _) = self.state.as_ref().ok_or_else(stopped)?;
-        sender.send(work).map_err(|_| stopped())
+        let (queue, _) = self.state.as_ref().ok_or_else(stopped)?;
+        let sender = queue.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        sender
+            .ok_or_else(stopped)?
+            .send(work)
+            .map_err(|_| stopped())
+    }
+
+    /// A handle that makes the state stage commit what it holds, for readers of the store
+    /// beside the chain (the API): `None` once the stage has stopped.
+    pub fn state_flush(&self) -> Option<StateFlush> {
+        self.state.as_ref().map(|(queue, _)| StateFlush {
+            queue: Arc::clone(queue),
+        })
     }
 
     /// The state root after block `height`, waiting for the state stage if it has not
@@ -492,8 +536,9 @@ impl Chain {
                 let _ = writer.join();
             }
         }
-        if let Some((sender, stage)) = self.state.take() {
-            drop(sender);
+        if let Some((queue, stage)) = self.state.take() {
+            // Handles share the queue; emptying it is what lets the stage end.
+            drop(queue.lock().unwrap_or_else(PoisonError::into_inner).take());
             let _ = stage.join();
         }
     }
@@ -827,6 +872,21 @@ mod tests {
             drop(work);
         });
         assert_eq!(*failed.lock().expect("lock"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_flush_handle_shows_readers_the_held_blocks_and_does_not_keep_the_stage_alive() {
+        let dir = testing::scratch("chain-flush");
+        let mut chain = Chain::open(&dir, &genesis()).expect("opens");
+        let handle = chain.state_flush().expect("the stage runs");
+        let block = chain.next_block(&[transfer(1, 0, 2, 30)]).expect("a block");
+        assert_eq!(chain.execute(&block).expect("commits").height, 1);
+        // Height 1 carries no root: the stage would hold it for up to STATE_HOLD.
+        handle.flush().expect("flushes");
+        assert_eq!(chain.store.head().expect("reads").map(|(h, _)| h), Some(1));
+        assert_eq!(chain.close().expect("closes").0, 1);
+        assert!(handle.flush().is_err(), "the stage has stopped");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -290,7 +290,8 @@ impl VerifierConfig {
 pub struct PipelineSection {
     /// Signatures verified together.
     pub verify_batch: usize,
-    /// How long a partial verification batch may wait, in microseconds.
+    /// How long a partial verification batch may wait, in microseconds, counted from its oldest
+    /// transaction's submission.
     pub verify_deadline_us: u64,
     /// The most transactions in a block.
     pub block_max: usize,
@@ -671,7 +672,11 @@ impl Config {
         ));
         line(String::new());
         line("[pipeline]".into());
-        line("# Signatures verified together, and how long a partial batch may wait (µs).".into());
+        line(
+            "# Signatures verified together, and how long a partial batch may wait (µs, from its \
+             oldest submission)."
+                .into(),
+        );
         line(format!("verify_batch = {}", self.pipeline.verify_batch));
         line(format!(
             "verify_deadline_us = {}",

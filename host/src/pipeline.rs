@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tracing::{debug, debug_span, warn};
 use verity_drivers::{BackendState, Request, Tag, Verdict, Verifier};
 
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainError, StateFlush};
 use crate::ledger::Failure;
 use crate::mempool::MempoolConfig;
 use crate::sequence::{self, Ordering, Verified};
@@ -39,7 +39,7 @@ use crate::transaction::{Transaction, TxBytes, TxId};
 pub struct PipelineConfig {
     /// Signatures verified together.
     pub verify_batch: usize,
-    /// How long a partial verification batch may wait.
+    /// How long a partial verification batch may wait, from its oldest transaction's submission.
     pub verify_deadline: Duration,
     /// The most transactions in a block.
     pub block_max: usize,
@@ -169,6 +169,7 @@ pub struct Pipeline {
     submit: Sender<Message>,
     verifier_status: Arc<Mutex<VerifierStatus>>,
     stages: Mutex<Option<(JoinHandle<()>, JoinHandle<Chain>)>>,
+    state: Option<StateFlush>,
 }
 
 impl Pipeline {
@@ -189,6 +190,7 @@ impl Pipeline {
         publish(verifier.as_mut(), &verifier_status);
         let status = Arc::clone(&verifier_status);
         let chain_id = chain.chain_id();
+        let state = chain.state_flush();
         let verify = std::thread::Builder::new()
             .name("verify".into())
             .spawn(move || {
@@ -210,7 +212,17 @@ impl Pipeline {
             submit,
             verifier_status,
             stages: Mutex::new(Some((verify, sequence))),
+            state,
         }
+    }
+
+    /// Waits until the state store holds every block committed so far (see [`StateFlush`]):
+    /// what a reader of the store calls first to see what clients have been told.
+    pub fn flush_state(&self) -> Result<(), ChainError> {
+        self.state
+            .as_ref()
+            .ok_or_else(|| ChainError::State("stopped".to_owned()))?
+            .flush()
     }
 
     /// Submits a transaction's bytes; `reply` gets its [`Outcome`]. Waits while the first
@@ -317,50 +329,63 @@ fn verify_stage(
         } else {
             config.verify_deadline.saturating_sub(started.elapsed())
         };
-        let stop = match submissions.recv_timeout(wait) {
-            Ok(Message::Submission { bytes, reply, at }) => {
-                match Transaction::decode(&bytes) {
-                    Ok(tx) if tx.chain_id() != chain_id => {
-                        // Void here whoever signed it: refused before it costs a signature
-                        // check or a place in a block.
-                        metrics::counter!("verity_wrong_chain_total").increment(1);
-                        let reason = format!(
-                            "wrong_chain: signed for chain {}, this is chain {chain_id}",
-                            tx.chain_id()
-                        );
-                        refuse(reply, reason);
-                    }
-                    Ok(tx) => {
-                        if batch.is_empty() {
-                            started = Instant::now();
+        // One message, then what else is queued (up to a batch): what queued while the
+        // previous batch was verified goes out together, at once if it is already due.
+        let mut next = submissions.recv_timeout(wait);
+        let stop = loop {
+            match next {
+                Ok(Message::Submission { bytes, reply, at }) => {
+                    match Transaction::decode(&bytes) {
+                        Ok(tx) if tx.chain_id() != chain_id => {
+                            // Void here whoever signed it: refused before it costs a signature
+                            // check or a place in a block.
+                            metrics::counter!("verity_wrong_chain_total").increment(1);
+                            let reason = format!(
+                                "wrong_chain: signed for chain {}, this is chain {chain_id}",
+                                tx.chain_id()
+                            );
+                            refuse(reply, reason);
                         }
-                        let before = requests.len();
-                        requests.extend(tx.requests(before as u64));
-                        batch.push(Pending::Transaction {
-                            bytes: tx.to_owned(),
-                            signatures: requests.len() - before,
-                            reply,
-                            at,
-                        });
-                    }
-                    Err(error) => {
-                        metrics::counter!("verity_malformed_total").increment(1);
-                        refuse(reply, format!("malformed: {error}"));
+                        Ok(tx) => {
+                            // The deadline counts from the submission, not from when this
+                            // stage got to it.
+                            if batch.is_empty() {
+                                started = at;
+                            }
+                            let before = requests.len();
+                            requests.extend(tx.requests(before as u64));
+                            batch.push(Pending::Transaction {
+                                bytes: tx.to_owned(),
+                                signatures: requests.len() - before,
+                                reply,
+                                at,
+                            });
+                        }
+                        Err(error) => {
+                            metrics::counter!("verity_malformed_total").increment(1);
+                            refuse(reply, format!("malformed: {error}"));
+                        }
                     }
                 }
-                false
-            }
-            Ok(Message::Check { mut request, reply }) => {
-                if batch.is_empty() {
-                    started = Instant::now();
+                Ok(Message::Check { mut request, reply }) => {
+                    if batch.is_empty() {
+                        started = Instant::now();
+                    }
+                    request.tag = Tag::new(requests.len() as u64);
+                    requests.push(request);
+                    batch.push(Pending::Check(reply));
                 }
-                request.tag = Tag::new(requests.len() as u64);
-                requests.push(request);
-                batch.push(Pending::Check(reply));
-                false
+                Err(RecvTimeoutError::Timeout) => break false,
+                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break true,
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => true,
+            if requests.len() >= config.verify_batch {
+                break false;
+            }
+            next = match submissions.try_recv() {
+                Ok(message) => Ok(message),
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            };
         };
         let due = requests.len() >= config.verify_batch
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)

@@ -58,6 +58,15 @@ pub struct ApiState {
     pub rules: Rules,
 }
 
+/// Makes reads of the state see every block a client has been told about: the state stage
+/// may hold the newest ones (`chain::STATE_HOLD`). A stopped stage leaves what it committed,
+/// which is then what is read.
+fn settle(state: &ApiState) {
+    if let Err(error) = state.pipeline.flush_state() {
+        tracing::debug!(%error, "the state stage did not flush");
+    }
+}
+
 /// The process's Prometheus recorder, installed on first use, with histogram buckets for
 /// every `*_seconds` metric (10 µs to 10 s).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -171,6 +180,7 @@ async fn submit(
 }
 
 async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    settle(&state);
     let Some(id) = hex32(&id) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -196,6 +206,7 @@ async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>)
 }
 
 async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> Response {
+    settle(&state);
     let Some(id) = hex32(&key) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -252,6 +263,7 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
 }
 
 async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> Response {
+    settle(&state);
     let Ok(asset) = asset.parse::<u32>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -505,6 +517,7 @@ async fn evidence(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    settle(&state);
     let (height, root) = match state.store.head() {
         Ok(Some(head)) => head,
         Ok(None) => return store_failed(&StoreError::Empty),
