@@ -1,0 +1,97 @@
+//! The receipt index's entries held in memory until a durable commit writes them to their
+//! table: (a transaction id's first eight bytes, its block's height).
+//!
+//! A hash map, not a B-tree: the state stage adds an entry per transaction, and an insert at a
+//! random key of a B-tree of up to 2^20 entries walks several cache-missing nodes; a lookup
+//! (the API's) needs only the heights of one prefix, and the table write wants key order,
+//! which [`MemoryIndex::sorted`] gives once per flush. Ids are SHA-256 digests, so two
+//! transactions share a prefix rarely; the second one's entry goes to a short list.
+
+use std::collections::HashMap;
+
+use super::IdPrefix;
+
+/// The entries; at most one per (prefix, height).
+#[derive(Debug, Default)]
+pub(super) struct MemoryIndex {
+    /// The first height seen for each prefix.
+    first: HashMap<IdPrefix, u64>,
+    /// Further heights of a prefix already in `first`.
+    more: Vec<(IdPrefix, u64)>,
+}
+
+impl MemoryIndex {
+    /// Adds `(prefix, height)`; an entry already held is not added twice.
+    pub(super) fn insert(&mut self, prefix: IdPrefix, height: u64) {
+        match self.first.get(&prefix) {
+            None => {
+                self.first.insert(prefix, height);
+            }
+            Some(&held) if held == height => {}
+            Some(_) => {
+                if !self.more.contains(&(prefix, height)) {
+                    self.more.push((prefix, height));
+                }
+            }
+        }
+    }
+
+    /// The entries held.
+    pub(super) fn len(&self) -> usize {
+        self.first.len() + self.more.len()
+    }
+
+    /// Forgets every entry (they are in the table now).
+    pub(super) fn clear(&mut self) {
+        self.first.clear();
+        self.more.clear();
+    }
+
+    /// The heights held for `prefix`, in no particular order.
+    pub(super) fn heights(&self, prefix: &IdPrefix) -> impl Iterator<Item = u64> + '_ {
+        let prefix = *prefix;
+        let more = self.more.iter().filter(move |(p, _)| *p == prefix);
+        self.first
+            .get(&prefix)
+            .copied()
+            .into_iter()
+            .chain(more.map(|(_, height)| *height))
+    }
+
+    /// Every entry, in key order (what the table write wants, and what makes it the same
+    /// whatever order the entries came in).
+    pub(super) fn sorted(&self) -> Vec<(IdPrefix, u64)> {
+        let mut entries: Vec<(IdPrefix, u64)> = self
+            .first
+            .iter()
+            .map(|(prefix, height)| (*prefix, *height))
+            .chain(self.more.iter().copied())
+            .collect();
+        entries.sort_unstable();
+        entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_prefixes_keep_every_height_once_and_come_out_sorted() {
+        let mut index = MemoryIndex::default();
+        let (a, b) = ([1u8; 8], [0u8; 8]);
+        for (prefix, height) in [(a, 7), (b, 3), (a, 9), (a, 7), (a, 9), (b, 3), (a, 2)] {
+            index.insert(prefix, height);
+        }
+        assert_eq!(index.len(), 4);
+        let mut heights: Vec<u64> = index.heights(&a).collect();
+        heights.sort_unstable();
+        assert_eq!(heights, [2, 7, 9]);
+        assert_eq!(index.heights(&b).collect::<Vec<_>>(), [3]);
+        assert_eq!(index.heights(&[9u8; 8]).count(), 0);
+        assert_eq!(index.sorted(), [(b, 3), (a, 2), (a, 7), (a, 9)]);
+        index.clear();
+        assert_eq!(index.len(), 0);
+        assert!(index.sorted().is_empty());
+    }
+}
