@@ -730,26 +730,35 @@ mod tests {
         testing::transfer(3, from, nonce, to, 1, amount)
     }
 
-    #[test]
-    fn the_state_stage_ends_a_commit_at_each_height_that_is_read() {
-        let dir = testing::scratch("stage-cut");
-        let store = Store::open(&dir.join(STATE_FILE)).expect("opens");
-        let account = |n: u64| Account {
+    /// Account 1 after block `n`, for the state stage's tests.
+    fn account(n: u64) -> Account {
+        Account {
             nonce: n,
             balances: [(1, 100 + n)].into(),
             ..Account::default()
-        };
-        let genesis = account(0);
+        }
+    }
+
+    /// A state store in `dir` with genesis (account 1 as `account(0)`) committed.
+    fn stage_store(dir: &Path) -> Store {
+        let store = Store::open(&dir.join(STATE_FILE)).expect("opens");
         store
             .commit(
                 0,
                 &[BlockState {
                     receipts: &[],
-                    changed: &[(id(1), &genesis)],
+                    changed: &[(id(1), &account(0))],
                 }],
                 Durability::None,
             )
             .expect("commits");
+        store
+    }
+
+    #[test]
+    fn the_state_stage_ends_a_commit_at_each_height_that_is_read() {
+        let dir = testing::scratch("stage-cut");
+        let store = stage_store(&dir);
         // Queued before the stage starts, so it takes them in as few commits as it may.
         let (work, queue) = bounded(STATE_QUEUE);
         for height in 1..=20u64 {
@@ -799,23 +808,7 @@ mod tests {
     #[test]
     fn the_state_stage_holds_blocks_short_of_a_read_height_for_their_epoch() {
         let dir = testing::scratch("stage-hold");
-        let store = Store::open(&dir.join(STATE_FILE)).expect("opens");
-        let account = |n: u64| Account {
-            nonce: n,
-            balances: [(1, 100 + n)].into(),
-            ..Account::default()
-        };
-        let genesis = account(0);
-        store
-            .commit(
-                0,
-                &[BlockState {
-                    receipts: &[],
-                    changed: &[(id(1), &genesis)],
-                }],
-                Durability::None,
-            )
-            .expect("commits");
+        let store = stage_store(&dir);
         let block = |height: u64| {
             StateWork::Block(BlockWork {
                 height,
