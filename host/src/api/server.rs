@@ -180,7 +180,6 @@ async fn submit(
 }
 
 async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    settle(&state);
     let Some(id) = hex32(&id) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -188,6 +187,7 @@ async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>)
             "a transaction id is 64 hex digits".to_owned(),
         );
     };
+    settle(&state);
     match state.store.receipt(&id) {
         Ok(Some((height, index, failure))) => Json(TxReceipt {
             id: hex::encode(id),
@@ -206,7 +206,6 @@ async fn transaction(State(state): State<Arc<ApiState>>, Path(id): Path<String>)
 }
 
 async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> Response {
-    settle(&state);
     let Some(id) = hex32(&key) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -214,6 +213,7 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
             "an account is a public key of 64 hex digits".to_owned(),
         );
     };
+    settle(&state);
     let read = state.store.head().and_then(|head| {
         let (height, root) = head.ok_or(StoreError::Empty)?;
         let (account, proof) = state.store.account(&id, height)?;
@@ -263,7 +263,6 @@ async fn account(State(state): State<Arc<ApiState>>, Path(key): Path<String>) ->
 }
 
 async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> Response {
-    settle(&state);
     let Ok(asset) = asset.parse::<u32>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -271,6 +270,7 @@ async fn mark(State(state): State<Arc<ApiState>>, Path(asset): Path<String>) -> 
             "an asset is a number (u32)".to_owned(),
         );
     };
+    settle(&state);
     let read = state.store.head().and_then(|head| {
         let (height, _) = head.ok_or(StoreError::Empty)?;
         let quotes: std::collections::BTreeMap<String, Quote> = oracles(&state, height)?
