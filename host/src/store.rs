@@ -694,11 +694,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut table = write.open_table(RECEIPT_HEIGHTS).map_err(db)?;
         // In key order: the B-tree's pages are then written one after another.
-        let mut entries = self.lock_unsynced().sorted();
-        if !extra.is_empty() {
-            entries.extend_from_slice(extra);
-            entries.sort_unstable();
-        }
+        let entries = self.lock_unsynced().sorted_with(extra);
         for entry in &entries {
             table.insert(entry, ()).map_err(db)?;
         }

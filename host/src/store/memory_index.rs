@@ -58,14 +58,15 @@ impl MemoryIndex {
             .chain(more.map(|(_, height)| *height))
     }
 
-    /// Every entry, in key order (what the table write wants, and what makes it the same
-    /// whatever order the entries came in).
-    pub(super) fn sorted(&self) -> Vec<(IdPrefix, u64)> {
+    /// Every entry, with `extra` (a commit's own, not held), in key order: what the table
+    /// write wants, and what makes it the same whatever order the entries came in. One sort.
+    pub(super) fn sorted_with(&self, extra: &[(IdPrefix, u64)]) -> Vec<(IdPrefix, u64)> {
         let mut entries: Vec<(IdPrefix, u64)> = self
             .first
             .iter()
             .map(|(prefix, height)| (*prefix, *height))
             .chain(self.more.iter().copied())
+            .chain(extra.iter().copied())
             .collect();
         entries.sort_unstable();
         entries
@@ -89,9 +90,13 @@ mod tests {
         assert_eq!(heights, [2, 7, 9]);
         assert_eq!(index.heights(&b).collect::<Vec<_>>(), [3]);
         assert_eq!(index.heights(&[9u8; 8]).count(), 0);
-        assert_eq!(index.sorted(), [(b, 3), (a, 2), (a, 7), (a, 9)]);
+        assert_eq!(index.sorted_with(&[]), [(b, 3), (a, 2), (a, 7), (a, 9)]);
+        assert_eq!(
+            index.sorted_with(&[(a, 1), (b, 8)]),
+            [(b, 3), (b, 8), (a, 1), (a, 2), (a, 7), (a, 9)]
+        );
         index.clear();
         assert_eq!(index.len(), 0);
-        assert!(index.sorted().is_empty());
+        assert!(index.sorted_with(&[]).is_empty());
     }
 }
