@@ -1,5 +1,6 @@
 //! The mempool: verified transactions waiting for a block, each once, each sender's in nonce
-//! order, bounded.
+//! order, bounded. Each carries a value of its owner's (the sequence stage's: whom to answer,
+//! and since when), handed back when the transaction leaves, so one lookup serves both.
 //!
 //! * **Dedup**: a transaction whose id is already here is refused (`Duplicate`), and so is a
 //!   second transaction for a (sender, nonce) already taken (`NonceTaken`).
@@ -7,17 +8,20 @@
 //!   one more than [`MempoolConfig::window`] ahead is `TooFarAhead`, so no sender can park an
 //!   unbounded future in the pool.
 //! * **Bound and eviction**: at most [`MempoolConfig::capacity`] transactions. When full, the
-//!   sender holding the most gives up its furthest-future one, so a flood from one key
-//!   evicts its own transactions before anyone else's; if the newcomer would be that one, it
-//!   is refused (`Full`).
+//!   sender holding the most (the greatest key among equals) gives up its furthest-future
+//!   one, so a flood from one key evicts its own transactions before anyone else's; if the
+//!   newcomer would be that one, it is refused (`Full`).
 //! * **Blocks**: [`Mempool::take_block`] takes, for each sender, the run of consecutive
 //!   nonces from its next one, merged across senders in order of arrival of each run's head
 //!   — first come, first served, never a nonce gap — up to a count.
 //!
-//! Arrival order is a counter, not a clock; ties cannot happen.
+//! Arrival order is a counter, not a clock; ties cannot happen. Ids and senders are looked up
+//! in hash maps (std's keyed hasher: both come from outside), and nothing the pool decides
+//! depends on a map's iteration order: blocks are ordered by the unique arrival numbers, and
+//! the heaviest sender comes from a heap ordered by (count, key).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use thiserror::Error;
 
@@ -88,31 +92,38 @@ impl Refusal {
 
 /// One held transaction.
 #[derive(Clone, Debug)]
-struct Held {
+struct Held<T> {
     bytes: TxBytes,
     arrival: u64,
     sender: AccountId,
     nonce: u64,
+    value: T,
 }
 
-/// The pool.
-#[derive(Debug, Default)]
-pub struct Mempool {
+/// The pool; `T` is what each transaction carries for its owner.
+#[derive(Debug)]
+pub struct Mempool<T> {
     config: MempoolConfig,
-    by_id: BTreeMap<TxId, Held>,
+    by_id: HashMap<TxId, Held<T>>,
     /// Each sender's transactions by nonce.
-    by_sender: BTreeMap<AccountId, BTreeMap<u64, TxId>>,
-    /// (held count, sender): the sender to evict from is the last.
-    load: BTreeSet<(usize, AccountId)>,
+    by_sender: HashMap<AccountId, BTreeMap<u64, TxId>>,
+    /// (held count, sender), pushed whenever a sender's count grows, never updated in place:
+    /// an entry above the sender's count is stale, dropped when it reaches the top
+    /// ([`Mempool::heaviest`]). Every holding sender has an entry at or above its count, so
+    /// the first entry found current is the heaviest.
+    load: BinaryHeap<(usize, AccountId)>,
     arrivals: u64,
 }
 
-impl Mempool {
+impl<T> Mempool<T> {
     /// An empty pool.
     pub fn new(config: MempoolConfig) -> Self {
         Self {
             config,
-            ..Self::default()
+            by_id: HashMap::new(),
+            by_sender: HashMap::new(),
+            load: BinaryHeap::new(),
+            arrivals: 0,
         }
     }
 
@@ -135,34 +146,111 @@ impl Mempool {
         self.by_sender.get(sender).map_or(0, BTreeMap::len)
     }
 
-    fn set_count(&mut self, sender: AccountId, before: usize, after: usize) {
-        self.load.remove(&(before, sender));
-        if after > 0 {
-            self.load.insert((after, sender));
+    /// The sender holding the most, with its count (the greatest key among equals).
+    fn heaviest(&mut self) -> Option<(usize, AccountId)> {
+        while let Some(&(count, sender)) = self.load.peek() {
+            let now = self.count(&sender);
+            if now == count {
+                return Some((count, sender));
+            }
+            self.load.pop();
+            if now > 0 && now < count {
+                self.load.push((now, sender));
+            }
+        }
+        None
+    }
+
+    /// Records that `sender` now holds `count`, rebuilding the heap from the counts once stale
+    /// entries outnumber the senders: amortized O(1), and never more than twice the capacity
+    /// (and 17) entries.
+    fn grew(&mut self, sender: AccountId, count: usize) {
+        self.load.push((count, sender));
+        if self.load.len() > 2 * self.by_sender.len() + 16 {
+            self.load = self
+                .by_sender
+                .iter()
+                .map(|(sender, nonces)| (nonces.len(), *sender))
+                .collect();
         }
     }
 
-    fn remove(&mut self, id: &TxId) -> Option<Held> {
+    /// Takes `id` out of the pool (its block committed, or it was evicted) and returns its
+    /// value; `None` if it was not held (a block from another replica may hold transactions
+    /// this one never saw).
+    pub fn remove(&mut self, id: &TxId) -> Option<T> {
         let held = self.by_id.remove(id)?;
-        let before = self.count(&held.sender);
         if let Some(nonces) = self.by_sender.get_mut(&held.sender) {
             nonces.remove(&held.nonce);
             if nonces.is_empty() {
                 self.by_sender.remove(&held.sender);
             }
         }
-        self.set_count(held.sender, before, before - 1);
-        Some(held)
+        Some(held.value)
     }
 
-    /// Takes a verified transaction, given the sender's next nonce per the ledger. Returns
-    /// the id of a transaction evicted to make room, if one was.
+    /// Takes a verified transaction carrying `value`, given the sender's next nonce per the
+    /// ledger. Returns the id and value of a transaction evicted to make room, if one was; a
+    /// refusal hands `value` back.
     pub fn insert(
         &mut self,
         tx: &Transaction<'_>,
         ledger: &Ledger,
-    ) -> Result<Option<TxId>, Refusal> {
+        value: T,
+    ) -> Result<Option<(TxId, T)>, (Refusal, T)> {
         let (id, sender, nonce) = (tx.id(), *tx.sender(), tx.nonce());
+        if let Err(refusal) = self.admissible(id, sender, nonce, ledger) {
+            return Err((refusal, value));
+        }
+        let mut evicted = None;
+        if self.by_id.len() >= self.config.capacity {
+            let Some((most, victim)) = self.heaviest() else {
+                return Err((Refusal::Full, value));
+            };
+            let furthest = self
+                .by_sender
+                .get(&victim)
+                .and_then(|n| n.last_key_value())
+                .map(|(nonce, id)| (*nonce, *id));
+            // The newcomer would be the one to go: the same sender's further nonce, or a
+            // sender already holding as many.
+            let newcomer_loses = match furthest {
+                Some((far, _)) if victim == sender => nonce > far,
+                _ => self.count(&sender) + 1 > most,
+            };
+            if newcomer_loses {
+                return Err((Refusal::Full, value));
+            }
+            if let Some((_, id)) = furthest {
+                evicted = self.remove(&id).map(|value| (id, value));
+            }
+        }
+        let nonces = self.by_sender.entry(sender).or_default();
+        nonces.insert(nonce, id);
+        let count = nonces.len();
+        self.grew(sender, count);
+        self.arrivals += 1;
+        self.by_id.insert(
+            id,
+            Held {
+                bytes: tx.to_owned(),
+                arrival: self.arrivals,
+                sender,
+                nonce,
+                value,
+            },
+        );
+        Ok(evicted)
+    }
+
+    /// The rules a newcomer must pass before the bound is considered.
+    fn admissible(
+        &self,
+        id: TxId,
+        sender: AccountId,
+        nonce: u64,
+        ledger: &Ledger,
+    ) -> Result<(), Refusal> {
         if self.by_id.contains_key(&id) {
             return Err(Refusal::Duplicate);
         }
@@ -180,52 +268,18 @@ impl Mempool {
         {
             return Err(Refusal::NonceTaken(nonce));
         }
-        let mut evicted = None;
-        if self.by_id.len() >= self.config.capacity {
-            let &(most, victim) = self.load.last().ok_or(Refusal::Full)?;
-            let furthest = self
-                .by_sender
-                .get(&victim)
-                .and_then(|n| n.last_key_value())
-                .map(|(nonce, id)| (*nonce, *id));
-            // The newcomer would be the one to go: the same sender's further nonce, or a
-            // sender already holding as many.
-            let newcomer_loses = match furthest {
-                Some((far, _)) if victim == sender => nonce > far,
-                _ => self.count(&sender) + 1 > most,
-            };
-            if newcomer_loses {
-                return Err(Refusal::Full);
-            }
-            if let Some((_, id)) = furthest {
-                self.remove(&id);
-                evicted = Some(id);
-            }
-        }
-        let before = self.count(&sender);
-        self.by_sender.entry(sender).or_default().insert(nonce, id);
-        self.set_count(sender, before, before + 1);
-        self.arrivals += 1;
-        self.by_id.insert(
-            id,
-            Held {
-                bytes: tx.to_owned(),
-                arrival: self.arrivals,
-                sender,
-                nonce,
-            },
-        );
-        Ok(evicted)
+        Ok(())
     }
 
     /// Up to `max` transactions for the next block, each sender's consecutive from its next
-    /// nonce, merged by arrival; they stay held until [`Mempool::committed`].
+    /// nonce, merged by arrival; they stay held until removed.
     pub fn take_block(&self, max: usize, ledger: &Ledger) -> Vec<TxBytes> {
-        // Each sender's ready run, as an iterator of held transactions.
-        let mut runs: Vec<Vec<&Held>> = Vec::new();
+        // Each sender's ready run. The runs' order is the map's, but it decides nothing: the
+        // merge below is by arrival, and no two transactions share one.
+        let mut runs: Vec<Vec<&Held<T>>> = Vec::new();
         for (sender, nonces) in &self.by_sender {
             let mut next = ledger.nonce(sender);
-            let run: Vec<&Held> = nonces
+            let run: Vec<&Held<T>> = nonces
                 .range(next..)
                 .map_while(|(nonce, id)| {
                     let ready = *nonce == next;
@@ -255,31 +309,29 @@ impl Mempool {
         block
     }
 
-    /// Forgets what a committed block made obsolete: its transactions (`ids`, from its
-    /// receipts: one that failed without using its nonce goes too), and any other of its
-    /// `senders` (the only accounts whose nonce a block moves) whose nonce the ledger has now
-    /// used — returned, since no block will hold them (under consensus, another replica's
-    /// block used the nonce).
-    pub fn committed(
-        &mut self,
-        ids: impl IntoIterator<Item = TxId>,
-        senders: &BTreeSet<AccountId>,
-        ledger: &Ledger,
-    ) -> Vec<TxId> {
-        for id in ids {
-            self.remove(&id);
-        }
-        let mut superseded = Vec::new();
+    /// After a committed block's own transactions were removed: takes out every other
+    /// transaction of its `senders` (the only accounts whose nonce a block moves) whose nonce
+    /// the ledger has now used, and returns them with their values — no block will hold them
+    /// (under consensus, another replica's block used the nonce). In `senders`' order, each
+    /// sender's by nonce.
+    pub fn superseded(&mut self, senders: &BTreeSet<AccountId>, ledger: &Ledger) -> Vec<(TxId, T)> {
+        let mut ids = Vec::new();
         for sender in senders {
             if let Some(nonces) = self.by_sender.get(sender) {
                 let next = ledger.nonce(sender);
-                superseded.extend(nonces.range(..next).map(|(_, id)| *id));
+                ids.extend(nonces.range(..next).map(|(_, id)| *id));
             }
         }
-        for id in &superseded {
-            self.remove(id);
-        }
-        superseded
+        ids.into_iter()
+            .filter_map(|id| self.remove(&id).map(|value| (id, value)))
+            .collect()
+    }
+
+    /// Empties the pool, returning every value held (in no particular order).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.by_sender.clear();
+        self.load.clear();
+        self.by_id.drain().map(|(_, held)| held.value).collect()
     }
 }
 
@@ -296,11 +348,14 @@ mod tests {
     }
 
     fn insert(
-        pool: &mut Mempool,
+        pool: &mut Mempool<()>,
         bytes: &[u8; TX_LEN],
         ledger: &Ledger,
     ) -> Result<Option<TxId>, Refusal> {
-        pool.insert(&Transaction::decode(bytes).expect("well formed"), ledger)
+        let tx = Transaction::decode(bytes).expect("well formed");
+        pool.insert(&tx, ledger, ())
+            .map(|evicted| evicted.map(|(id, ())| id))
+            .map_err(|(refusal, ())| refusal)
     }
 
     fn nonces(block: &[TxBytes]) -> Vec<(u8, u64)> {
@@ -361,11 +416,12 @@ mod tests {
         let (changes, _) = genesis.apply(&rules, 1, &txs);
         let mut after = genesis.clone();
         after.merge(changes);
-        // Only the first is named: the second's nonce was used all the same (as when another
+        // Only the first is removed: the second's nonce was used all the same (as when another
         // replica's block held it), so it is superseded.
+        assert_eq!(pool.remove(&txs[0].id()), Some(()));
         let senders = txs.iter().map(|tx| *tx.sender()).collect();
-        let superseded = pool.committed([txs[0].id()], &senders, &after);
-        assert_eq!(superseded, [txs[1].id()]);
+        let superseded = pool.superseded(&senders, &after);
+        assert_eq!(superseded, [(txs[1].id(), ())]);
         assert_eq!(pool.len(), 3);
         assert_eq!(
             insert(&mut pool, &tx(1, 0, 9), &after),
@@ -395,6 +451,66 @@ mod tests {
             for (from, nonce) in &block {
                 proptest::prop_assert_eq!(*nonce, expected_next[usize::from(*from)]);
                 expected_next[usize::from(*from)] += 1;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Under any mix of arrivals and removals, a full pool's victim is the furthest nonce
+        /// of the sender holding the most (the greatest key among equals), found here by
+        /// brute force over the pool: the heap's stale entries never pick another, before or
+        /// after it is rebuilt.
+        #[test]
+        fn eviction_always_takes_the_heaviest_senders_furthest_nonce(
+            ops in proptest::collection::vec((0u8..3, 1u8..6, 0u64..6), 0..400),
+        ) {
+            let ledger = Ledger::default();
+            let mut pool = Mempool::new(MempoolConfig { capacity: 5, window: 10 });
+            for (op, from, nonce) in ops {
+                let bytes = tx(from, nonce, 1);
+                let newcomer = Transaction::decode(&bytes).expect("well formed");
+                if op == 0 {
+                    pool.remove(&newcomer.id());
+                    continue;
+                }
+                let expected = (pool.len() >= 5).then(|| {
+                    let (count, sender) = pool
+                        .by_sender
+                        .iter()
+                        .map(|(sender, nonces)| (nonces.len(), *sender))
+                        .max()
+                        .expect("a full pool has senders");
+                    let (far, id) = pool.by_sender[&sender]
+                        .last_key_value()
+                        .map(|(nonce, id)| (*nonce, *id))
+                        .expect("a sender holds one");
+                    (count, sender, far, id)
+                });
+                match (expected, insert(&mut pool, &bytes, &ledger)) {
+                    (Some((.., id)), Ok(Some(evicted))) => proptest::prop_assert_eq!(evicted, id),
+                    (Some((count, sender, far, _)), Err(Refusal::Full)) => {
+                        let newcomer_loses = if sender == *newcomer.sender() {
+                            nonce > far
+                        } else {
+                            pool.count(newcomer.sender()) + 1 > count
+                        };
+                        proptest::prop_assert!(newcomer_loses);
+                    }
+                    (Some(_), Ok(None)) => proptest::prop_assert!(false, "none evicted when full"),
+                    (None, Ok(Some(_)) | Err(Refusal::Full)) => {
+                        proptest::prop_assert!(false, "eviction below capacity")
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert!(pool.len() <= 5);
+                // Bounded by the pool's capacity, however many senders have left since a rebuild.
+                proptest::prop_assert!(pool.load.len() <= 2 * 5 + 17);
+                let heaviest = pool
+                    .by_sender
+                    .iter()
+                    .map(|(sender, nonces)| (nonces.len(), *sender))
+                    .max();
+                proptest::prop_assert_eq!(pool.heaviest(), heaviest);
             }
         }
     }

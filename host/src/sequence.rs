@@ -14,7 +14,6 @@
 //! Everything else — the mempool's rules, execution, durability before acknowledgement — is
 //! the same under both.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
@@ -24,7 +23,7 @@ use tracing::{debug_span, warn};
 use crate::chain::{Chain, ChainError};
 use crate::mempool::Mempool;
 use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
-use crate::transaction::{TxBytes, TxId};
+use crate::transaction::TxBytes;
 
 /// A verified transaction on its way to the sequence stage.
 pub(crate) enum Verified {
@@ -77,12 +76,16 @@ pub enum Order {
     },
 }
 
+/// What each transaction in the mempool carries: whom to answer, and since when.
+struct Waiting {
+    reply: Reply,
+    at: Instant,
+}
+
 /// The stage's state.
 struct Sequencer {
     chain: Chain,
-    mempool: Mempool,
-    /// Submissions in the mempool, waiting for their block.
-    waiting: BTreeMap<TxId, (Reply, Instant)>,
+    mempool: Mempool<Waiting>,
     config: PipelineConfig,
 }
 
@@ -90,18 +93,20 @@ impl Sequencer {
     /// Puts a verified transaction in the mempool; whether it went in.
     fn admit(&mut self, bytes: &TxBytes, reply: Reply, at: Instant) -> bool {
         let tx = bytes.transaction();
-        let admitted = match self.mempool.insert(&tx, self.chain.ledger()) {
+        let admitted = match self
+            .mempool
+            .insert(&tx, self.chain.ledger(), Waiting { reply, at })
+        {
             Ok(evicted) => {
-                if let Some((evicted, _)) = evicted.and_then(|id| self.waiting.remove(&id)) {
-                    refuse(evicted, "mempool_full: evicted".to_owned());
+                if let Some((_, evicted)) = evicted {
+                    refuse(evicted.reply, "mempool_full: evicted".to_owned());
                 }
-                self.waiting.insert(tx.id(), (reply, at));
                 true
             }
-            Err(refusal) => {
+            Err((refusal, refused)) => {
                 metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
                     .increment(1);
-                refuse(reply, format!("{}: {refusal}", refusal.reason()));
+                refuse(refused.reply, format!("{}: {refusal}", refusal.reason()));
                 false
             }
         };
@@ -136,11 +141,13 @@ impl Sequencer {
             }
         };
         let now = Instant::now();
+        // One registry lookup a block, not one a transaction.
+        let latency = metrics::histogram!("verity_submit_to_commit_seconds");
         for receipt in &committed.receipts {
-            if let Some((reply, at)) = self.waiting.remove(&receipt.tx) {
-                metrics::histogram!("verity_submit_to_commit_seconds")
-                    .record(now.duration_since(at));
-                reply(Outcome::Committed {
+            // A transaction not held came in another replica's block; its own replica answers.
+            if let Some(waiting) = self.mempool.remove(&receipt.tx) {
+                latency.record(now.duration_since(waiting.at));
+                (waiting.reply)(Outcome::Committed {
                     id: receipt.tx,
                     height: committed.height,
                     failure: receipt.failure,
@@ -151,17 +158,14 @@ impl Sequencer {
         metrics::counter!("verity_blocks_total").increment(1);
         metrics::counter!("verity_committed_total").increment(committed.receipts.len() as u64);
         metrics::gauge!("verity_height").set(committed.height as f64);
-        let ids = committed.receipts.iter().map(|r| r.tx);
-        for id in self
+        for (_, waiting) in self
             .mempool
-            .committed(ids, &committed.senders, self.chain.ledger())
+            .superseded(&committed.senders, self.chain.ledger())
         {
-            if let Some((reply, _)) = self.waiting.remove(&id) {
-                refuse(
-                    reply,
-                    "superseded: another transaction used its nonce".to_owned(),
-                );
-            }
+            refuse(
+                waiting.reply,
+                "superseded: another transaction used its nonce".to_owned(),
+            );
         }
         metrics::gauge!("verity_mempool_transactions").set(self.mempool.len() as f64);
         Ok(committed.height)
@@ -169,8 +173,8 @@ impl Sequencer {
 
     /// Refuses what is still waiting and returns the chain.
     fn finish(mut self, reason: &str) -> Chain {
-        for (_, (reply, _)) in std::mem::take(&mut self.waiting) {
-            refuse(reply, reason.to_owned());
+        for waiting in self.mempool.drain() {
+            refuse(waiting.reply, reason.to_owned());
         }
         self.chain
     }
@@ -187,7 +191,6 @@ pub(crate) fn run(
     let sequencer = Sequencer {
         chain,
         mempool: Mempool::new(config.mempool),
-        waiting: BTreeMap::new(),
         config,
     };
     match ordering {
