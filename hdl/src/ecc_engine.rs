@@ -19,7 +19,9 @@
 //!   inputs), the next registers the unit's operands, the unit runs ([`FieldMul`], 12 cycles; [`FieldLinear`],
 //!   2), and its result writes the register file and clears the context's pending bit. The
 //!   result's tag names the context, the register and the flag it writes.
-//! - **Register file** ([`RegFile`]): 64 registers per context, two reads per lane.
+//! - **Register file** ([`RegFile`]): 64 registers per context, two reads per lane (the ECP5
+//!   build's multiplier lane reads its two through one port, a cycle apart:
+//!   [`MulSpacing::serial`]).
 //!
 //! [`EccEngine::new`] with [`ECP5_RATE`] builds the ECP5 variant, whose multiplier takes an
 //! operation every fourth cycle; the issue logic then leaves three cycles between
@@ -193,14 +195,20 @@ impl<T: Block> Block for PerContext<T> {
     }
 }
 
-/// The multiplier's spacing, a build-time constant the issue logic reads: which of the last
-/// three cycles' multiplications (bit 0, the last cycle's) keep another from issuing — the
-/// `interval − 1` latest, so none at full rate and all three at quarter rate.
+/// The multiplier's spacing, build-time constants the issue logic and the multiplier lane
+/// read: which of the last three cycles' multiplications (bit 0, the last cycle's) keep
+/// another from issuing — the `interval − 1` latest, so none at full rate and all three at
+/// quarter rate — and whether the lane reads a multiplication's operands serially.
 #[derive(LogicBlock)]
 pub struct MulSpacing {
     /// The mask over the recent grants.
     pub mask: Signal<Out, Bits<3>>,
+    /// The lane reads `a` and then `b` through one register-file port: a multiplication
+    /// leaves the port free the cycle after its grant when none may follow it in that cycle.
+    /// The other port's bank copies then go unread, and synthesis drops them.
+    pub serial: Signal<Out, Bit>,
     constant: Constant<Bits<3>>,
+    serial_constant: Constant<Bit>,
 }
 
 impl Default for MulSpacing {
@@ -217,7 +225,9 @@ impl MulSpacing {
         );
         Self {
             mask: Default::default(),
+            serial: Default::default(),
             constant: Constant::new(bits::<3>((1 << (rate.interval() - 1)) - 1)),
+            serial_constant: Constant::new(rate.interval() > 1),
         }
     }
 }
@@ -226,6 +236,7 @@ impl Logic for MulSpacing {
     #[hdl_gen]
     fn update(&mut self) {
         self.mask.next = self.constant.val();
+        self.serial.next = self.serial_constant.val();
     }
 }
 
@@ -311,6 +322,14 @@ pub struct EccEngine {
     m1_ctx: DFF<Bits<4>>,
     m1_dest: DFF<Bits<6>>,
     m1_b_const: DFF<Bit>,
+    m1_reg_b: DFF<Bits<6>>,
+    m1_const_addr: DFF<Bits<8>>,
+    // Serial reads (`MulSpacing::serial`): `a` held while `b` is read.
+    mb_valid: DFF<Bit>,
+    mb_ctx: DFF<Bits<4>>,
+    mb_dest: DFF<Bits<6>>,
+    mb_b_const: DFF<Bit>,
+    mb_a: DFF<Bits<255>>,
     m2_valid: DFF<Bit>,
     m2_a: DFF<Bits<255>>,
     m2_b: DFF<Bits<255>>,
@@ -387,6 +406,13 @@ impl Logic for EccEngine {
             m1_ctx,
             m1_dest,
             m1_b_const,
+            m1_reg_b,
+            m1_const_addr,
+            mb_valid,
+            mb_ctx,
+            mb_dest,
+            mb_b_const,
+            mb_a,
             m2_valid,
             m2_a,
             m2_b,
@@ -652,6 +678,15 @@ impl Logic for EccEngine {
         // the file must not be asked for a register in the cycle a result lands in it.
         self.regs.rd_en[0].next = self.mul_issued.q.val();
         self.regs.rd_en[1].next = self.mul_issued.q.val() & (self.mul_b_sel.val() != 1);
+        if self.mul_spacing.serial.val() {
+            // `b` through port 0 the cycle after `a` (no multiplication issues that cycle).
+            self.regs.rd_en[1].next = false;
+            if self.m1_valid.q.val() {
+                self.regs.rd_addr[0].next = (bit_cast::<10, 4>(self.m1_ctx.q.val()) << 6)
+                    | bit_cast::<10, 6>(self.m1_reg_b.q.val());
+                self.regs.rd_en[0].next = !self.m1_b_const.q.val();
+            }
+        }
         self.regs.rd_en[2].next = self.lin_issued.q.val() & (self.lin_a_sel.val() == 0);
         self.regs.rd_en[3].next = self.lin_issued.q.val() & (self.lin_b_sel.val() == 0);
         if self.read_now.val() {
@@ -662,6 +697,9 @@ impl Logic for EccEngine {
             self.read_reg.d.next = self.in_addr.val().get_bits::<6>(0);
         }
         self.constants[0].read_address.next = self.mul_const_addr.val();
+        if self.mul_spacing.serial.val() {
+            self.constants[0].read_address.next = self.m1_const_addr.q.val();
+        }
         self.constants[1].read_address.next = self.lin_const_addr.val();
         self.inputs.read_address.next = bit_cast::<5, 4>(self.lin_ctx_q.q.val()) << 1;
         if self.lin_input_r.val() {
@@ -671,6 +709,13 @@ impl Logic for EccEngine {
         self.m1_ctx.d.next = self.mul_ctx_q.q.val();
         self.m1_dest.d.next = self.mul_dest.val();
         self.m1_b_const.d.next = self.mul_b_sel.val() == 1;
+        self.m1_reg_b.d.next = self.mul_reg_b.val();
+        self.m1_const_addr.d.next = self.mul_const_addr.val();
+        self.mb_valid.d.next = self.m1_valid.q.val();
+        self.mb_ctx.d.next = self.m1_ctx.q.val();
+        self.mb_dest.d.next = self.m1_dest.q.val();
+        self.mb_b_const.d.next = self.m1_b_const.q.val();
+        self.mb_a.d.next = self.regs.rd_data[0].val();
         self.l1_valid.d.next = self.lin_issued.q.val();
         self.l1_ctx.d.next = self.lin_ctx_q.q.val();
         self.l1_dest.d.next = self.lin_dest.val();
@@ -691,6 +736,16 @@ impl Logic for EccEngine {
         }
         self.m2_tag.d.next =
             bit_cast::<16, 4>(self.m1_ctx.q.val()) | (bit_cast::<16, 6>(self.m1_dest.q.val()) << 4);
+        if self.mul_spacing.serial.val() {
+            self.m2_valid.d.next = self.mb_valid.q.val();
+            self.m2_a.d.next = self.mb_a.q.val();
+            self.m2_b.d.next = self.regs.rd_data[0].val();
+            if self.mb_b_const.q.val() {
+                self.m2_b.d.next = self.constants[0].read_data.val();
+            }
+            self.m2_tag.d.next = bit_cast::<16, 4>(self.mb_ctx.q.val())
+                | (bit_cast::<16, 6>(self.mb_dest.q.val()) << 4);
+        }
         self.l2_valid.d.next = self.l1_valid.q.val();
         self.l2_a.d.next = self.regs.rd_data[2].val();
         if self.l1_a_sel.q.val() == 1 {
