@@ -108,9 +108,10 @@ pub struct Mempool<T> {
     /// Each sender's transactions by nonce.
     by_sender: HashMap<AccountId, BTreeMap<u64, TxId>>,
     /// (held count, sender), pushed whenever a sender's count grows, never updated in place:
-    /// an entry above the sender's count is stale, dropped when it reaches the top
-    /// ([`Mempool::heaviest`]). Every holding sender has an entry at or above its count, so
-    /// the first entry found current is the heaviest.
+    /// an entry whose count is no longer the sender's is stale, dropped when it reaches the
+    /// top ([`Mempool::heaviest`]), and a shrunk sender's re-pushed at its count. Every
+    /// holding sender has an entry at or above its count, so the first entry found current is
+    /// the heaviest.
     load: BinaryHeap<(usize, AccountId)>,
     arrivals: u64,
 }
