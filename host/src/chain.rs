@@ -128,20 +128,33 @@ pub struct StateFlush {
 impl StateFlush {
     /// Waits for the commit; `Err` if the state stage has stopped or failed.
     pub fn flush(&self) -> Result<(), ChainError> {
-        let stopped = || ChainError::State("stopped".to_owned());
-        let sender = self
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(stopped)?;
-        let (answer, answered) = bounded(1);
-        sender
-            .send(StateWork::Flush(answer))
-            .map_err(|_| stopped())?;
-        drop(sender);
-        answered.recv().map_err(|_| stopped())
+        flush_queue(&self.queue, &|| ChainError::State("stopped".to_owned()))
     }
+}
+
+/// Sends `work` to the stage behind `queue`; `stopped` is the error once it has stopped. The
+/// sender is a clone dropped on return, so a caller waiting for an answer holds none and the
+/// stage can still end when the chain empties the queue.
+fn send_to(
+    queue: &StateQueue,
+    work: StateWork,
+    stopped: &dyn Fn() -> ChainError,
+) -> Result<(), ChainError> {
+    let sender = queue
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or_else(stopped)?;
+    sender.send(work).map_err(|_| stopped())
+}
+
+/// Makes the stage behind `queue` commit every block sent to it, and waits for it.
+fn flush_queue(queue: &StateQueue, stopped: &dyn Fn() -> ChainError) -> Result<(), ChainError> {
+    let (answer, answered) = bounded(1);
+    send_to(queue, StateWork::Flush(answer), stopped)?;
+    answered
+        .recv()
+        .map_err(|_| ChainError::State("stopped".to_owned()))
 }
 
 /// One block's state, for the state stage.
@@ -335,15 +348,14 @@ impl Chain {
             .clone()
     }
 
+    /// The error once the state stage has stopped: its failure, if it failed.
+    fn stopped(&self) -> ChainError {
+        ChainError::State(self.state_failure().unwrap_or_else(|| "stopped".to_owned()))
+    }
+
     fn send(&self, work: StateWork) -> Result<(), ChainError> {
-        let stopped =
-            || ChainError::State(self.state_failure().unwrap_or_else(|| "stopped".to_owned()));
-        let (queue, _) = self.state.as_ref().ok_or_else(stopped)?;
-        let sender = queue.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        sender
-            .ok_or_else(stopped)?
-            .send(work)
-            .map_err(|_| stopped())
+        let (queue, _) = self.state.as_ref().ok_or_else(|| self.stopped())?;
+        send_to(queue, work, &|| self.stopped())
     }
 
     /// A handle that makes the state stage commit what it holds, for readers of the store
@@ -515,11 +527,8 @@ impl Chain {
 
     /// Waits until the state stage has committed every block sent to it.
     fn flush(&self) -> Result<(), ChainError> {
-        let (answer, answered) = bounded(1);
-        self.send(StateWork::Flush(answer))?;
-        answered
-            .recv()
-            .map_err(|_| ChainError::State("stopped".to_owned()))
+        let (queue, _) = self.state.as_ref().ok_or_else(|| self.stopped())?;
+        flush_queue(queue, &|| self.stopped())
     }
 
     /// Syncs the state, stops the state stage, and returns the head (height, state root).

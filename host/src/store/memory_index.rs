@@ -4,7 +4,7 @@
 //! A hash map, not a B-tree: the state stage adds an entry per transaction, and an insert at a
 //! random key of a B-tree of up to 2^20 entries walks several cache-missing nodes; a lookup
 //! (the API's) needs only the heights of one prefix, and the table write wants key order,
-//! which [`MemoryIndex::sorted`] gives once per flush. Ids are SHA-256 digests, so two
+//! which [`MemoryIndex::sorted_with`] gives once per flush. Ids are SHA-256 digests, so two
 //! transactions share a prefix rarely; the second one's entry goes to a short list.
 
 use std::collections::HashMap;
