@@ -146,8 +146,8 @@ pub struct SnapshotsSection {
     pub behind: u64,
 }
 
-// The messages below say 16.
-const _: () = assert!(crate::block::ROOT_EPOCH == 16);
+// The messages below say 64.
+const _: () = assert!(crate::block::ROOT_EPOCH == 64);
 
 impl SnapshotsSection {
     /// Checks that snapshots fall where headers carry the state root.
@@ -155,8 +155,8 @@ impl SnapshotsSection {
         if !crate::block::root_carried(self.every) {
             return Err(ConfigError::Value {
                 key: "snapshots.every",
-                reason: "a multiple of 16: a snapshot is checked against the state root a \
-                         block header carries, and headers carry every 16th height's",
+                reason: "a multiple of 64: a snapshot is checked against the state root a \
+                         block header carries, and headers carry every 64th height's",
             });
         }
         Ok(())
@@ -741,7 +741,7 @@ impl Config {
                 .into(),
         );
         line(
-            "# that fall far behind (a multiple of 16: the heights whose roots headers carry); how"
+            "# that fall far behind (a multiple of 64: the heights whose roots headers carry); how"
                 .into(),
         );
         line("# many are kept.".into());
@@ -958,7 +958,7 @@ mod tests {
             ("[pcap]\nrotate_mib = 0", "pcap: rotate_mib and queue"),
             (
                 "[snapshots]\nevery = 1000",
-                "snapshots.every: a multiple of 16",
+                "snapshots.every: a multiple of 64",
             ),
         ] {
             let error = Config::parse(text).expect_err(text).to_string();

@@ -52,13 +52,13 @@ pub struct PipelineConfig {
 }
 
 impl Default for PipelineConfig {
-    /// Batches of 256 or 1 ms; blocks of up to 4,096 or 2 ms; queues of 65,536.
+    /// Batches of 256 or 300 µs; blocks of up to 4,096 or 1 ms; queues of 65,536.
     fn default() -> Self {
         Self {
             verify_batch: 256,
-            verify_deadline: Duration::from_millis(1),
+            verify_deadline: Duration::from_micros(300),
             block_max: 4096,
-            block_interval: Duration::from_millis(2),
+            block_interval: Duration::from_millis(1),
             queue: 65_536,
             mempool: MempoolConfig::default(),
         }

@@ -589,9 +589,10 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
         .kill()
         .expect("killed");
     let stopped_at = status(http[0]).height;
+    // A snapshot falls within SNAPSHOT_EVERY blocks past its head, certified ROOT_LAG later.
     wait_for(
         http[0],
-        stopped_at + 30 + ROOT_LAG,
+        stopped_at + SNAPSHOT_EVERY + ROOT_LAG,
         Duration::from_secs(120),
     );
     replicas.push(start(&dirs[3]));
