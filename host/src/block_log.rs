@@ -68,17 +68,30 @@ impl BlockLog {
         block: &[u8],
         certificate: Option<&[u8]>,
     ) -> Result<(), StoreError> {
+        self.append_all(height, [(block, certificate)])
+    }
+
+    /// Appends consecutive blocks from `first` on (the head's successor, or 0 on an empty
+    /// log), each with its certificate if it has one, in one durable commit: one fsync for
+    /// all of them (group commit).
+    pub fn append_all<'a>(
+        &self,
+        first: u64,
+        blocks: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<(), StoreError> {
         let last = self.head()?;
-        if last.map_or(height != 0, |l| height != l + 1) {
-            return Err(StoreError::OutOfOrder { last, got: height });
+        if last.map_or(first != 0, |l| first != l + 1) {
+            return Err(StoreError::OutOfOrder { last, got: first });
         }
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut table = txn.open_table(BLOCKS).map_err(db)?;
-            table.insert(height, block).map_err(db)?;
-            if let Some(certificate) = certificate {
-                let mut table = txn.open_table(CERTIFICATES).map_err(db)?;
-                table.insert(height, certificate).map_err(db)?;
+            let mut certificates = txn.open_table(CERTIFICATES).map_err(db)?;
+            for (height, (block, certificate)) in (first..).zip(blocks) {
+                table.insert(height, block).map_err(db)?;
+                if let Some(certificate) = certificate {
+                    certificates.insert(height, certificate).map_err(db)?;
+                }
             }
         }
         txn.commit().map_err(db)
@@ -207,6 +220,22 @@ mod tests {
             Some(&b"cert"[..])
         );
         assert_eq!(log.block(3).expect("reads"), None);
+        assert!(matches!(
+            log.append_all(4, [(&b"four"[..], None)]),
+            Err(StoreError::OutOfOrder {
+                last: Some(2),
+                got: 4
+            })
+        ));
+        log.append_all(3, [(&b"three"[..], None), (&b"four"[..], Some(&b"c4"[..]))])
+            .expect("appends");
+        assert_eq!(log.head().expect("reads"), Some(4));
+        assert_eq!(log.block(3).expect("reads").as_deref(), Some(&b"three"[..]));
+        assert_eq!(log.certificate(3).expect("reads"), None);
+        assert_eq!(
+            log.certificate(4).expect("reads").as_deref(),
+            Some(&b"c4"[..])
+        );
         log.record_evidence(2, &[b"a".to_vec()]).expect("records");
         log.record_evidence(2, &[b"b".to_vec(), b"c".to_vec()])
             .expect("records");

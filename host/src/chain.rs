@@ -3,16 +3,19 @@
 //! ordering, whichever orders (a single sequencer now, BFT consensus later).
 //!
 //! A block is its transactions' bytes back to back (each as long as its kind says, see
-//! [`crate::transaction`]), in the order decided. [`Chain::execute`] applies it to the
-//! ledger, appends it to the block log (durable before it returns), and only then moves the
-//! ledger in memory forward: what a client is told was committed is on disk. The state — receipts, accounts, the state root —
-//! is committed behind it by a thread of its own (the state stage), durably at least once a
-//! second, so the Merkle tree's scattered writes stay off the acknowledgement's path.
-//! Reopening a chain replays the blocks the state store had not made durable, so the ledger
-//! and the root are again those of the log's last block.
+//! [`crate::transaction`]), in the order decided. [`Chain::execute_then`] applies it to the
+//! ledger, moves the ledger in memory forward and hands the block to the log stage, a thread
+//! that appends the blocks queued behind one another in one durable commit (group commit)
+//! and only then says so — what a client is told was committed is on disk, and the next
+//! block executes while this one's fsync runs. [`Chain::execute`] waits for that. The state —
+//! receipts, accounts, the state root — is committed behind the log by a thread of its own
+//! (the state stage), durably at least once a second, so the Merkle tree's scattered writes
+//! stay off the acknowledgement's path. Reopening a chain replays the blocks the state store
+//! had not made durable, so the ledger and the root are again those of the log's last block.
 //!
 //! ```text
-//! execute ─▶ apply (pure) ─▶ block log (fsync) ─▶ ledger moves ─▶ [state stage: jmt + receipts]
+//! execute ─▶ apply (pure) ─▶ ledger moves ─▶ [log stage: block log (fsync), then Durable]
+//!                                                        ─▶ [state stage: jmt + receipts]
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,8 +48,10 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 pub const KEEP_HEIGHTS: u64 = 10_000;
 /// The most tree nodes pruned at one checkpoint.
 const PRUNE_LIMIT: usize = 100_000;
-/// Blocks the state stage may fall behind the log before `execute` waits for it.
+/// Blocks the state stage may fall behind the log before the log stage waits for it.
 const STATE_QUEUE: usize = 64;
+/// Blocks the log may fall behind execution before `execute_then` waits for it.
+const LOG_QUEUE: usize = 64;
 
 /// Why a block could not be executed or committed.
 #[derive(Debug, Error)]
@@ -54,7 +59,8 @@ pub enum ChainError {
     /// The store or the log failed: nothing was committed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The state stage failed: the chain takes no more blocks (restart replays the log).
+    /// The log stage or the state stage failed (or stopped): the chain takes no more blocks
+    /// (restart replays the log).
     #[error("the state stage failed: {0}")]
     State(String),
     /// A block's bytes are not whole transactions (ordering hands over only decoded ones).
@@ -112,9 +118,10 @@ pub struct Committed {
     pub senders: BTreeSet<AccountId>,
 }
 
-/// The state stage's queue, shared by the chain and its [`StateFlush`] handles; the chain
-/// empties it when it stops the stage, so a handle never keeps the stage running.
-type StateQueue = Arc<Mutex<Option<Sender<StateWork>>>>;
+/// The queue in front of the log stage and the state stage behind it, shared by the chain and
+/// its [`StateFlush`] handles; the chain empties it when it stops the stages, so a handle
+/// never keeps them running.
+type StateQueue = Arc<Mutex<Option<Sender<LogWork>>>>;
 
 /// Makes the state stage commit every block the chain executed before the call (without an
 /// fsync: the log is what is durable), so that a read of the store that follows sees them. The
@@ -137,7 +144,7 @@ impl StateFlush {
 /// stage can still end when the chain empties the queue.
 fn send_to(
     queue: &StateQueue,
-    work: StateWork,
+    work: LogWork,
     stopped: &dyn Fn() -> ChainError,
 ) -> Result<(), ChainError> {
     let sender = queue
@@ -151,7 +158,7 @@ fn send_to(
 /// Makes the stage behind `queue` commit every block sent to it, and waits for it.
 fn flush_queue(queue: &StateQueue, stopped: &dyn Fn() -> ChainError) -> Result<(), ChainError> {
     let (answer, answered) = bounded(1);
-    send_to(queue, StateWork::Flush(answer), stopped)?;
+    send_to(queue, LogWork::State(StateWork::Flush(answer)), stopped)?;
     answered
         .recv()
         .map_err(|_| ChainError::State("stopped".to_owned()))
@@ -165,6 +172,25 @@ struct BlockWork {
     /// The state at this height is read after its commit (a root a header carries, a
     /// snapshot's): it ends a commit.
     readable: bool,
+}
+
+/// Told on the log stage's thread once a block [`Chain::execute_then`] executed is durable in
+/// the block log, or will never be; it must not block.
+pub type Durable = Box<dyn FnOnce(Result<(), ChainError>) + Send>;
+
+/// A block to make durable, its state for the state stage after that, and whom to tell.
+struct Append {
+    block: Vec<u8>,
+    certificate: Option<Vec<u8>>,
+    state: BlockWork,
+    durable: Durable,
+}
+
+/// What the log stage is given: blocks in height order, and the state stage's requests, which
+/// it passes on behind the blocks sent before them.
+enum LogWork {
+    Append(Append),
+    State(StateWork),
 }
 
 /// What the state stage is given.
@@ -297,9 +323,20 @@ impl Chain {
         let failed = Arc::new(Mutex::new(None));
         let (work, queue) = bounded(STATE_QUEUE);
         let (stage_store, stage_failed) = (store.clone(), Arc::clone(&failed));
-        let stage = std::thread::Builder::new()
+        let state_thread = std::thread::Builder::new()
             .name("state".into())
             .spawn(move || state_stage(&stage_store, &queue, &stage_failed, STATE_HOLD))
+            .map_err(|e| ChainError::State(e.to_string()))?;
+        let (append, appends) = bounded(LOG_QUEUE);
+        let (stage_log, stage_failed) = (log.clone(), Arc::clone(&failed));
+        let stage = std::thread::Builder::new()
+            .name("log".into())
+            .spawn(move || {
+                log_stage(&stage_log, &appends, &work, &stage_failed);
+                // The state stage ends once it has what the log stage passed on.
+                drop(work);
+                let _ = state_thread.join();
+            })
             .map_err(|e| ChainError::State(e.to_string()))?;
         let first = log.first()?.unwrap_or(0);
         Ok(Self {
@@ -309,7 +346,7 @@ impl Chain {
             ledger,
             height,
             first,
-            state: Some((Arc::new(Mutex::new(Some(work))), stage)),
+            state: Some((Arc::new(Mutex::new(Some(append))), stage)),
             failed,
             snapshots: None,
         })
@@ -320,7 +357,8 @@ impl Chain {
         self.rules.chain_id
     }
 
-    /// The last committed (logged) height.
+    /// The last executed height: durable in the log once its [`Durable`] is told
+    /// ([`Chain::execute`] returns after that).
     pub fn height(&self) -> u64 {
         self.height
     }
@@ -353,7 +391,7 @@ impl Chain {
         ChainError::State(self.state_failure().unwrap_or_else(|| "stopped".to_owned()))
     }
 
-    fn send(&self, work: StateWork) -> Result<(), ChainError> {
+    fn send(&self, work: LogWork) -> Result<(), ChainError> {
         let (queue, _) = self.state.as_ref().ok_or_else(|| self.stopped())?;
         send_to(queue, work, &|| self.stopped())
     }
@@ -399,16 +437,39 @@ impl Chain {
     }
 
     /// Executes `block`, which consensus decided with `certificate` (encoded), and commits
-    /// both as the next height.
+    /// both as the next height, durable when this returns.
     pub fn execute_certified(
         &mut self,
         block: &[u8],
         certificate: Option<&[u8]>,
     ) -> Result<Committed, ChainError> {
+        let (answer, answered) = bounded(1);
+        let committed =
+            self.execute_then(block.to_vec(), certificate.map(<[u8]>::to_vec), |_| {
+                Box::new(move |durable| {
+                    let _ = answer.send(durable);
+                })
+            })?;
+        answered.recv().map_err(|_| self.stopped())??;
+        Ok(committed)
+    }
+
+    /// Executes `block` (with `certificate`, if consensus decided it) as the next height and
+    /// returns its outcome at once, before it is durable: the ledger has moved, and the next
+    /// block may execute. The log stage then appends it and tells the [`Durable`] that
+    /// `then` makes from the outcome — the moment to acknowledge its transactions. A block
+    /// for another height, or whose state root is not this replica's, is refused; a failed
+    /// append stops the chain (its ledger has moved past the log; reopening replays the log).
+    pub fn execute_then(
+        &mut self,
+        block: Vec<u8>,
+        certificate: Option<Vec<u8>>,
+        then: impl FnOnce(&Committed) -> Durable,
+    ) -> Result<Committed, ChainError> {
         if let Some(reason) = self.state_failure() {
             return Err(ChainError::State(reason));
         }
-        let (header, transactions) = decode_block(block)?;
+        let (header, transactions) = decode_block(&block)?;
         let height = self.height + 1;
         if header.height != height {
             return Err(ChainError::Height {
@@ -433,18 +494,29 @@ impl Chain {
         }
         let (changes, receipts) = self.ledger.apply(&self.rules, height, &transactions);
         count_book_events(&changes, height);
-        self.log.append_certified(height, block, certificate)?;
-        self.height = height;
+        let senders = transactions.iter().map(|tx| *tx.sender()).collect();
+        let committed = Committed {
+            height,
+            receipts,
+            senders,
+        };
         let snapshot = self
             .snapshots
             .as_ref()
             .is_some_and(|s| height.is_multiple_of(s.every));
-        self.send(StateWork::Block(BlockWork {
+        let state = BlockWork {
             height,
-            receipts: encoded(&receipts),
+            receipts: encoded(&committed.receipts),
             changes: changes.clone(),
             readable: snapshot || block::root_carried(height),
+        };
+        self.send(LogWork::Append(Append {
+            block,
+            certificate,
+            state,
+            durable: then(&committed),
         }))?;
+        self.height = height;
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {
             if snapshot {
@@ -456,12 +528,7 @@ impl Chain {
                 }
             }
         }
-        let senders = transactions.iter().map(|tx| *tx.sender()).collect();
-        Ok(Committed {
-            height,
-            receipts,
-            senders,
-        })
+        Ok(committed)
     }
 
     /// Writes a snapshot of the state in `dir/snapshots` every `every` blocks from here on,
@@ -518,7 +585,7 @@ impl Chain {
     /// returns the height and its state root.
     pub fn sync(&self) -> Result<(u64, [u8; 32]), ChainError> {
         let (answer, answered) = bounded(1);
-        self.send(StateWork::Sync(answer))?;
+        self.send(LogWork::State(StateWork::Sync(answer)))?;
         answered
             .recv()
             .map_err(|_| ChainError::State("stopped".to_owned()))?
@@ -590,6 +657,88 @@ const STATE_BATCH: usize = block::ROOT_EPOCH as usize;
 /// of the epoch's blocks is then hashed once, not once a block). An epoch of blocks at the
 /// pipeline's 1 ms interval, each built after the last committed, takes 64–150 ms.
 pub const STATE_HOLD: Duration = Duration::from_millis(250);
+
+/// The most blocks the log stage appends in one durable commit.
+const LOG_BATCH: usize = 256;
+
+/// Appends the blocks the chain executed — those queued behind one another in one durable
+/// commit — then tells each one's [`Durable`] and hands its state to the state stage; the
+/// state stage's requests go on in order, behind the blocks sent before them. After a failed
+/// append every block is refused (the chain's ledger has moved past the log), and the chain
+/// takes no more.
+fn log_stage(
+    log: &BlockLog,
+    queue: &Receiver<LogWork>,
+    state: &Sender<StateWork>,
+    failed: &Mutex<Option<String>>,
+) {
+    let mut appends: Vec<Append> = Vec::with_capacity(LOG_BATCH);
+    let mut broken: Option<String> = None;
+    while let Ok(work) = queue.recv() {
+        let mut request = match work {
+            LogWork::Append(append) => {
+                appends.push(append);
+                None
+            }
+            LogWork::State(work) => Some(work),
+        };
+        while request.is_none() && appends.len() < LOG_BATCH {
+            match queue.try_recv() {
+                Ok(LogWork::Append(append)) => appends.push(append),
+                Ok(LogWork::State(work)) => request = Some(work),
+                Err(_) => break,
+            }
+        }
+        if let Some(first) = appends.first().map(|append| append.state.height) {
+            let began = Instant::now();
+            let consecutive = (first..)
+                .zip(&appends)
+                .all(|(height, append)| append.state.height == height);
+            let appended = match &broken {
+                Some(reason) => Err(reason.clone()),
+                // The chain sends them in order; a gap would put a block at another height.
+                None if !consecutive => Err(format!(
+                    "the block log: blocks out of order after {}",
+                    first
+                )),
+                None => log
+                    .append_all(
+                        first,
+                        appends
+                            .iter()
+                            .map(|a| (a.block.as_slice(), a.certificate.as_deref())),
+                    )
+                    .map_err(|error| format!("the block log: {error}")),
+            };
+            metrics::histogram!("verity_log_append_seconds").record(began.elapsed());
+            metrics::histogram!("verity_log_append_blocks").record(appends.len() as f64);
+            match appended {
+                Ok(()) => {
+                    for append in appends.drain(..) {
+                        (append.durable)(Ok(()));
+                        // A failed state stage has said so in `failed`; the block is durable.
+                        let _ = state.send(StateWork::Block(append.state));
+                    }
+                }
+                Err(reason) => {
+                    if broken.is_none() {
+                        error!(%reason, height = first, "the block log failed");
+                        metrics::counter!("verity_log_failures_total").increment(1);
+                        *failed.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(reason.clone());
+                        broken = Some(reason.clone());
+                    }
+                    for append in appends.drain(..) {
+                        (append.durable)(Err(ChainError::State(reason.clone())));
+                    }
+                }
+            }
+        }
+        if let Some(work) = request {
+            let _ = state.send(work);
+        }
+    }
+}
 
 /// Commits each block's state in order — what queued behind a commit goes in the next one
 /// together, and blocks short of a height that is read wait up to `hold` for the rest of
@@ -891,6 +1040,102 @@ mod tests {
         assert_eq!(chain.store.head().expect("reads").map(|(h, _)| h), Some(1));
         assert_eq!(chain.close().expect("closes").0, 1);
         assert!(handle.flush().is_err(), "the stage has stopped");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn blocks_executed_ahead_of_the_log_are_told_durable_in_order_and_survive_reopening() {
+        let dir = testing::scratch("chain-pipelined");
+        let (told, durable) = bounded(8);
+        {
+            let mut chain = Chain::open(&dir, &genesis()).expect("opens");
+            for nonce in 0..5 {
+                let block = chain
+                    .next_block(&[transfer(1, nonce, 2, 1)])
+                    .expect("a block");
+                let told = told.clone();
+                let committed = chain
+                    .execute_then(block, None, |committed| {
+                        let height = committed.height;
+                        Box::new(move |result| told.send((height, result.is_ok())).expect("sent"))
+                    })
+                    .expect("executes");
+                // The ledger has moved already: the next block builds on it.
+                assert_eq!(committed.height, nonce + 1);
+                assert_eq!(chain.ledger().nonce(&id(1)), nonce + 1);
+            }
+            // `close` syncs through the log stage: every block is told before it returns.
+            assert_eq!(chain.close().expect("closes").0, 5);
+        }
+        drop(told);
+        assert_eq!(
+            durable.iter().collect::<Vec<_>>(),
+            (1..=5).map(|h| (h, true)).collect::<Vec<_>>()
+        );
+        let chain = Chain::open(&dir, &genesis()).expect("reopens");
+        assert_eq!(chain.height(), 5);
+        assert_eq!(chain.log().head().expect("reads"), Some(5));
+        assert_eq!(chain.ledger().nonce(&id(1)), 5);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn after_a_failed_append_the_log_stage_refuses_every_block_and_says_why() {
+        let dir = testing::scratch("chain-log-fails");
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let log = BlockLog::open(&dir.join(LOG_FILE)).expect("opens");
+        log.append(0, &[]).expect("appends");
+        let (work, queue) = bounded(16);
+        let (state, to_state) = bounded(16);
+        let (told, durable) = bounded(16);
+        let failed = Mutex::new(None);
+        let append = |height: u64| {
+            let told = told.clone();
+            LogWork::Append(Append {
+                block: vec![height as u8],
+                certificate: None,
+                state: BlockWork {
+                    height,
+                    receipts: Vec::new(),
+                    changes: Changes::default(),
+                    readable: false,
+                },
+                durable: Box::new(move |result| told.send((height, result)).expect("sent")),
+            })
+        };
+        // Height 1 appends; 3 skips 2, so the log refuses it; then 2, which the log would take,
+        // is refused too: after a failure the chain's ledger has moved past the log.
+        let told: Vec<_> = std::thread::scope(|scope| {
+            scope.spawn(|| log_stage(&log, &queue, &state, &failed));
+            work.send(append(1)).expect("queued");
+            let first = durable.recv().expect("told");
+            // One at a time, so that each is an append of its own.
+            let rest: Vec<_> = [3, 2]
+                .map(|height| {
+                    work.send(append(height)).expect("queued");
+                    durable.recv().expect("told")
+                })
+                .into();
+            drop(work);
+            std::iter::once(first).chain(rest).collect()
+        });
+        assert!(matches!(told[0], (1, Ok(()))));
+        assert!(matches!(&told[1], (3, Err(ChainError::State(why))) if why.contains("block log")));
+        assert!(matches!(&told[2], (2, Err(ChainError::State(_)))));
+        assert!(durable.try_recv().is_err(), "each block told once");
+        let reason = failed.lock().expect("lock").clone().expect("a failure");
+        assert!(reason.contains("block log"), "{reason}");
+        assert_eq!(log.head().expect("reads"), Some(1));
+        // Only the durable block reached the state stage.
+        drop(state);
+        let passed: Vec<u64> = to_state
+            .iter()
+            .map(|work| match work {
+                StateWork::Block(block) => block.height,
+                _ => u64::MAX,
+            })
+            .collect();
+        assert_eq!(passed, [1]);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -4,8 +4,9 @@
 //! Who decides the order is the [`Ordering`]:
 //!
 //! * [`Ordering::Local`] — this replica alone: a block is built when the mempool holds a
-//!   block's worth or its first transaction has waited the block interval, and committed at
-//!   once (group commit: what arrives while a block commits waits for the next).
+//!   block's worth or its first transaction has waited the block interval, and executed at
+//!   once; its transactions are answered when the log stage has made it durable, while the
+//!   next block is already being built.
 //! * [`Ordering::Consensus`] — the replicas together: the consensus engine asks for a block
 //!   to propose ([`Order::Propose`]) and hands over each decided block with its commit
 //!   certificate ([`Order::Commit`]), whoever proposed it. A client's transaction is answered
@@ -16,14 +17,15 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{bounded, select, Receiver, Sender};
 use tokio::sync::oneshot;
 use tracing::{debug_span, warn};
 
 use crate::chain::{Chain, ChainError};
+use crate::ledger::Failure;
 use crate::mempool::Mempool;
 use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
-use crate::transaction::TxBytes;
+use crate::transaction::{TxBytes, TxId};
 
 /// A verified transaction on its way to the sequence stage.
 pub(crate) enum Verified {
@@ -82,6 +84,50 @@ struct Waiting {
     at: Instant,
 }
 
+/// A held submission of a block, its id and its receipt's failure.
+type Answer = (Waiting, TxId, Option<Failure>);
+
+/// A block on its way to the log: what its answers say, and whom to tell it is durable.
+struct BlockDone {
+    height: u64,
+    transactions: u64,
+    began: Instant,
+    told: Sender<bool>,
+}
+
+impl BlockDone {
+    /// Answers the block's submissions once the log stage is done with it: committed, or
+    /// refused if the log failed.
+    fn answer(self, durable: Result<(), ChainError>, answers: Vec<Answer>) {
+        let now = Instant::now();
+        match &durable {
+            Ok(()) => {
+                // One registry lookup a block, not one a transaction.
+                let latency = metrics::histogram!("verity_submit_to_commit_seconds");
+                for (waiting, id, failure) in answers {
+                    latency.record(now.duration_since(waiting.at));
+                    (waiting.reply)(Outcome::Committed {
+                        id,
+                        height: self.height,
+                        failure,
+                    });
+                }
+                metrics::histogram!("verity_block_commit_seconds")
+                    .record(now.duration_since(self.began));
+                metrics::counter!("verity_blocks_total").increment(1);
+                metrics::counter!("verity_committed_total").increment(self.transactions);
+                metrics::gauge!("verity_height").set(self.height as f64);
+            }
+            Err(error) => {
+                for (waiting, ..) in answers {
+                    refuse(waiting.reply, format!("commit_failed: {error}"));
+                }
+            }
+        }
+        let _ = self.told.try_send(durable.is_ok());
+    }
+}
+
 /// The stage's state.
 struct Sequencer {
     chain: Chain,
@@ -123,9 +169,14 @@ impl Sequencer {
         Ok((self.chain.next_block(&transactions)?, transactions.len()))
     }
 
-    /// Executes and commits `block`, answers the submissions it holds, and forgets what it
-    /// made obsolete.
-    fn commit(&mut self, block: &[u8], certificate: Option<&[u8]>) -> Result<u64, ChainError> {
+    /// Executes `block` and forgets what it made obsolete; the submissions it holds (and those
+    /// it superseded) are answered once it is durable, on the log stage's thread. Returns its
+    /// height and whether it became durable, told then.
+    fn commit(
+        &mut self,
+        block: Vec<u8>,
+        certificate: Option<Vec<u8>>,
+    ) -> Result<(u64, Receiver<bool>), ChainError> {
         let _span = debug_span!(
             "block",
             height = self.chain.height() + 1,
@@ -133,31 +184,33 @@ impl Sequencer {
         )
         .entered();
         let began = Instant::now();
-        let committed = match self.chain.execute_certified(block, certificate) {
+        let (told, durable) = bounded(1);
+        let mempool = &mut self.mempool;
+        let committed = self.chain.execute_then(block, certificate, |committed| {
+            // A transaction not held came in another replica's block; its own replica answers.
+            let answers: Vec<Answer> = committed
+                .receipts
+                .iter()
+                .filter_map(|receipt| {
+                    let waiting = mempool.remove(&receipt.tx)?;
+                    Some((waiting, receipt.tx, receipt.failure))
+                })
+                .collect();
+            let block = BlockDone {
+                height: committed.height,
+                transactions: committed.receipts.len() as u64,
+                began,
+                told,
+            };
+            Box::new(move |durable| block.answer(durable, answers))
+        });
+        let committed = match committed {
             Ok(committed) => committed,
             Err(error) => {
                 metrics::counter!("verity_commit_failures_total").increment(1);
                 return Err(error);
             }
         };
-        let now = Instant::now();
-        // One registry lookup a block, not one a transaction.
-        let latency = metrics::histogram!("verity_submit_to_commit_seconds");
-        for receipt in &committed.receipts {
-            // A transaction not held came in another replica's block; its own replica answers.
-            if let Some(waiting) = self.mempool.remove(&receipt.tx) {
-                latency.record(now.duration_since(waiting.at));
-                (waiting.reply)(Outcome::Committed {
-                    id: receipt.tx,
-                    height: committed.height,
-                    failure: receipt.failure,
-                });
-            }
-        }
-        metrics::histogram!("verity_block_commit_seconds").record(now.duration_since(began));
-        metrics::counter!("verity_blocks_total").increment(1);
-        metrics::counter!("verity_committed_total").increment(committed.receipts.len() as u64);
-        metrics::gauge!("verity_height").set(committed.height as f64);
         for (_, waiting) in self
             .mempool
             .superseded(&committed.senders, self.chain.ledger())
@@ -168,7 +221,7 @@ impl Sequencer {
             );
         }
         metrics::gauge!("verity_mempool_transactions").set(self.mempool.len() as f64);
-        Ok(committed.height)
+        Ok((committed.height, durable))
     }
 
     /// Refuses what is still waiting and returns the chain.
@@ -237,10 +290,10 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
                 first_waiting = None;
             } else {
                 let began = Instant::now();
-                match s.commit(&block, None) {
-                    // What arrived while this block committed has waited since it began at
-                    // most: group commit, so a slow disk makes bigger blocks rather than a
-                    // queue of small ones.
+                match s.commit(block, None) {
+                    // What arrived while this block executed has waited since it began at
+                    // most. The block's fsync runs on the log stage meanwhile, which appends
+                    // the blocks queued behind a slow one together (group commit).
                     Ok(_) => first_waiting = (!s.mempool.is_empty()).then_some(began),
                     Err(error) => {
                         // Nothing was committed: the block's transactions stay and the next
@@ -302,7 +355,13 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
                 Ok(Order::Commit { height, block, certificate, reply }) => {
                     let next = s.chain.height() + 1;
                     let result = if height == next {
-                        s.commit(&block, Some(&certificate)).map_err(|e| e.to_string())
+                        // Answered once durable: the engine moves on to the next height then.
+                        s.commit(block, Some(certificate))
+                            .map_err(|e| e.to_string())
+                            .and_then(|(height, durable)| match durable.recv() {
+                                Ok(true) => Ok(height),
+                                _ => Err(format!("block {height} was not made durable")),
+                            })
                     } else {
                         Err(format!("block {height} decided, the chain's next is {next}"))
                     };
