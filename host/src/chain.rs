@@ -396,6 +396,26 @@ impl Chain {
         send_to(queue, work, &|| self.stopped())
     }
 
+    /// Hands `append` to the log stage; if it has stopped, the block's `Durable` is told so
+    /// (each is told exactly once).
+    fn append(&self, append: Append) -> Result<(), ChainError> {
+        let sender = self
+            .state
+            .as_ref()
+            .and_then(|(queue, _)| queue.lock().unwrap_or_else(PoisonError::into_inner).clone());
+        let unsent = match sender {
+            Some(sender) => match sender.send(LogWork::Append(append)) {
+                Ok(()) => return Ok(()),
+                Err(unsent) => unsent.0,
+            },
+            None => LogWork::Append(append),
+        };
+        if let LogWork::Append(append) = unsent {
+            (append.durable)(Err(self.stopped()));
+        }
+        Err(self.stopped())
+    }
+
     /// A handle that makes the state stage commit what it holds, for readers of the store
     /// beside the chain (the API): `None` once the stage has stopped.
     pub fn state_flush(&self) -> Option<StateFlush> {
@@ -510,12 +530,12 @@ impl Chain {
             changes: changes.clone(),
             readable: snapshot || block::root_carried(height),
         };
-        self.send(LogWork::Append(Append {
+        self.append(Append {
             block,
             certificate,
             state,
             durable: then(&committed),
-        }))?;
+        })?;
         self.height = height;
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {

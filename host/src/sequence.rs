@@ -169,9 +169,9 @@ impl Sequencer {
         Ok((self.chain.next_block(&transactions)?, transactions.len()))
     }
 
-    /// Executes `block` and forgets what it made obsolete; the submissions it holds (and those
-    /// it superseded) are answered once it is durable, on the log stage's thread. Returns its
-    /// height and whether it became durable, told then.
+    /// Executes `block` and forgets what it made obsolete: the submissions it holds are
+    /// answered once it is durable, on the log stage's thread, and those it superseded are
+    /// refused at once. Returns its height and whether it became durable, told then.
     fn commit(
         &mut self,
         block: Vec<u8>,
