@@ -582,17 +582,23 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     // here): it moves its data aside and joins from their newest snapshot again.
     let config = dirs[3].join("verity.toml");
     let text = std::fs::read_to_string(&config).expect("a configuration");
-    std::fs::write(&config, text.replace("behind = 10000", "behind = 15")).expect("written");
+    let behind = 15;
+    std::fs::write(
+        &config,
+        text.replace("behind = 10000", &format!("behind = {behind}")),
+    )
+    .expect("written");
     replicas
         .pop()
         .expect("the late one")
         .kill()
         .expect("killed");
     let stopped_at = status(http[0]).height;
-    // A snapshot falls within SNAPSHOT_EVERY blocks past its head, certified ROOT_LAG later.
+    // A snapshot falls within SNAPSHOT_EVERY blocks past `behind` blocks past its head, and is
+    // certified ROOT_LAG blocks later.
     wait_for(
         http[0],
-        stopped_at + SNAPSHOT_EVERY + ROOT_LAG,
+        stopped_at + behind + SNAPSHOT_EVERY + ROOT_LAG,
         Duration::from_secs(120),
     );
     replicas.push(start(&dirs[3]));
