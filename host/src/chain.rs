@@ -61,7 +61,7 @@ pub enum ChainError {
     Store(#[from] StoreError),
     /// The log stage or the state stage failed (or stopped): the chain takes no more blocks
     /// (restart replays the log).
-    #[error("the state stage failed: {0}")]
+    #[error("the chain takes no more blocks: {0}")]
     State(String),
     /// A block's bytes are not whole transactions (ordering hands over only decoded ones).
     #[error("block transaction {index}: {error}")]
@@ -775,7 +775,8 @@ fn state_stage(
     let fail = |error: StoreError| {
         error!(%error, "the state stage failed");
         metrics::counter!("verity_state_failures_total").increment(1);
-        *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        *failed.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(format!("the state stage: {error}"));
     };
     let mut batch = Vec::with_capacity(STATE_BATCH);
     // When the oldest block of `batch` arrived.
