@@ -308,6 +308,167 @@ fn publish(verifier: &mut dyn Verifier, status: &Mutex<VerifierStatus>) {
     };
 }
 
+/// Verification batches the verify stage keeps in flight: one verifying while the next
+/// gathers and goes out behind it.
+const BATCHES_IN_FLIGHT: usize = 2;
+/// How long the verify stage waits for verdicts before it looks for submissions again.
+const POLL: Duration = Duration::from_micros(100);
+/// How long one wait for a verdict may last when the stage has nothing else to do.
+const WAIT: Duration = Duration::from_millis(50);
+
+/// A batch handed to the verifier: its submissions, and how many signatures they asked for.
+struct Batch {
+    pending: Vec<Pending>,
+    signatures: usize,
+    sent: Instant,
+}
+
+/// The batches handed to the verifier, oldest first, and the verdicts come back so far (in
+/// request order, so the oldest batch takes the first ones). Requests are tagged in sequence
+/// as they go out, and a verdict is taken only for the request its tag names: a verdict can
+/// never answer another transaction.
+#[derive(Default)]
+struct InFlight {
+    batches: std::collections::VecDeque<Batch>,
+    responses: Vec<verity_drivers::Response>,
+    /// The next request's tag.
+    next_tag: u64,
+    /// The tag of the verdict the oldest batch waits for first.
+    expected: u64,
+}
+
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Takes the verdicts ready within `wait` and answers every batch they complete.
+    fn collect(
+        &mut self,
+        verifier: &mut dyn Verifier,
+        wait: Duration,
+        to_sequence: &Sender<Verified>,
+    ) -> Result<(), String> {
+        verifier
+            .complete(&mut self.responses, wait)
+            .map_err(|error| error.to_string())?;
+        // Verdicts for batches refused after a failure may still come: they answer nothing.
+        let expected = self.expected;
+        self.responses.retain(|r| r.tag.get() >= expected);
+        while let Some(batch) = self.batches.front() {
+            if self.responses.len() < batch.signatures {
+                break;
+            }
+            let mut tags = (self.expected..).zip(&self.responses[..batch.signatures]);
+            if let Some((_, stray)) = tags.find(|(tag, r)| r.tag.get() != *tag) {
+                metrics::counter!("verity_verifier_stray_verdicts_total").increment(1);
+                return Err(format!(
+                    "a verdict for {} where {} was due",
+                    stray.tag,
+                    Tag::new(self.expected)
+                ));
+            }
+            self.expected += batch.signatures as u64;
+            let batch = self.batches.pop_front().unwrap_or_else(|| unreachable!());
+            metrics::histogram!("verity_verify_batch_seconds").record(batch.sent.elapsed());
+            metrics::counter!("verity_verified_total").increment(batch.signatures as u64);
+            let verdicts = self.responses.drain(..batch.signatures).map(|r| r.verdict);
+            answer(batch.pending, verdicts, to_sequence);
+        }
+        Ok(())
+    }
+
+    /// Refuses every batch in flight: the verifier failed and their verdicts will not come.
+    fn refuse(&mut self, error: &str) {
+        warn!(%error, "the verifier failed: the batches in flight are refused");
+        self.responses.clear();
+        self.expected = self.next_tag;
+        for batch in self.batches.drain(..) {
+            for pending in batch.pending {
+                pending.refuse(format!("verifier_unavailable: {error}"));
+            }
+        }
+    }
+}
+
+/// Tags `requests` in sequence, hands them to the verifier and starts work on them, taking
+/// the verdicts that come back meanwhile when it is full.
+fn submit(
+    verifier: &mut dyn Verifier,
+    requests: &mut Vec<Request>,
+    in_flight: &mut InFlight,
+    to_sequence: &Sender<Verified>,
+) -> Result<(), String> {
+    for mut request in requests.drain(..) {
+        while verifier.in_flight() >= verifier.capacity() {
+            verifier.flush().map_err(|error| error.to_string())?;
+            in_flight.collect(verifier, WAIT, to_sequence)?;
+        }
+        request.tag = Tag::new(in_flight.next_tag);
+        in_flight.next_tag += 1;
+        verifier
+            .submit(request)
+            .map_err(|error| error.to_string())?;
+    }
+    verifier.flush().map_err(|error| error.to_string())
+}
+
+/// Answers a batch's submissions from its verdicts, in request order: each takes as many as
+/// it asked for, and a valid transaction goes on to the sequence stage.
+fn answer(
+    batch: Vec<Pending>,
+    mut verdicts: impl Iterator<Item = Verdict>,
+    to_sequence: &Sender<Verified>,
+) {
+    for pending in batch {
+        let (bytes, signatures, reply, at) = match pending {
+            Pending::Transaction {
+                bytes,
+                signatures,
+                reply,
+                at,
+            } => (bytes, signatures, reply, at),
+            Pending::Check(reply) => {
+                match verdicts.next() {
+                    Some(verdict) => reply(Ok(verdict)),
+                    None => reply(Err("verifier_unavailable".to_owned())),
+                }
+                continue;
+            }
+        };
+        // Valid when every signature has a verdict and it is Valid; otherwise the first that
+        // is not says why.
+        let (mut seen, mut verdict) = (0, Verdict::Valid);
+        for mine in verdicts.by_ref().take(signatures) {
+            seen += 1;
+            if verdict == Verdict::Valid {
+                verdict = mine;
+            }
+        }
+        if seen != signatures {
+            refuse(
+                reply,
+                "verifier_unavailable: a verdict is missing".to_owned(),
+            );
+            continue;
+        }
+        match verdict {
+            Verdict::Valid => {
+                if let Err(returned) = to_sequence.send(Verified::Transaction { bytes, reply, at })
+                {
+                    if let Verified::Transaction { reply, .. } = returned.0 {
+                        refuse(reply, "shutting_down".to_owned());
+                    }
+                }
+            }
+            verdict => {
+                metrics::counter!("verity_bad_signature_total").increment(1);
+                refuse(reply, format!("signature: {}", verdict.reason()));
+            }
+        }
+    }
+}
+
 /// Parses, batches by size or deadline, verifies, and passes on the valid.
 fn verify_stage(
     mut verifier: Box<dyn Verifier>,
@@ -321,7 +482,7 @@ fn verify_stage(
     // The batch's signature checks, built as each transaction is decoded.
     let mut requests = Vec::with_capacity(config.verify_batch);
     let mut started = Instant::now();
-    let mut responses = Vec::new();
+    let mut in_flight = InFlight::default();
     let mut published = Instant::now();
     loop {
         let wait = if batch.is_empty() {
@@ -329,9 +490,20 @@ fn verify_stage(
         } else {
             config.verify_deadline.saturating_sub(started.elapsed())
         };
-        // One message, then what else is queued (up to a batch): what queued while the
-        // previous batch was verified goes out together, at once if it is already due.
-        let mut next = submissions.recv_timeout(wait);
+        // With batches in flight, wait for their verdicts rather than for submissions, but no
+        // longer than `POLL`: one message, then what else is queued (up to a batch) — what
+        // queued meanwhile goes out together, at once if it is already due.
+        let mut next = if in_flight.is_empty() {
+            submissions.recv_timeout(wait)
+        } else {
+            if let Err(error) = in_flight.collect(verifier.as_mut(), wait.min(POLL), to_sequence) {
+                in_flight.refuse(&error);
+            }
+            submissions.try_recv().map_err(|error| match error {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            })
+        };
         let stop = loop {
             match next {
                 Ok(Message::Submission { bytes, reply, at }) => {
@@ -353,7 +525,8 @@ fn verify_stage(
                                 started = at;
                             }
                             let before = requests.len();
-                            requests.extend(tx.requests(before as u64));
+                            // Tagged when they go out.
+                            requests.extend(tx.requests(0));
                             batch.push(Pending::Transaction {
                                 bytes: tx.to_owned(),
                                 signatures: requests.len() - before,
@@ -367,11 +540,11 @@ fn verify_stage(
                         }
                     }
                 }
-                Ok(Message::Check { mut request, reply }) => {
+                Ok(Message::Check { request, reply }) => {
                     if batch.is_empty() {
                         started = Instant::now();
                     }
-                    request.tag = Tag::new(requests.len() as u64);
+                    // Tagged when it goes out, as every request.
                     requests.push(request);
                     batch.push(Pending::Check(reply));
                 }
@@ -392,67 +565,37 @@ fn verify_stage(
             || stop;
         if due && !batch.is_empty() {
             let _span = debug_span!("verify_batch", size = batch.len()).entered();
-            let began = Instant::now();
-            responses.clear();
-            match verity_drivers::verify_all(verifier.as_mut(), requests.drain(..)) {
-                Ok(answers) => responses = answers,
+            // At most `BATCHES_IN_FLIGHT`: the oldest is answered before another goes out.
+            while in_flight.batches.len() >= BATCHES_IN_FLIGHT {
+                if let Err(error) = in_flight.collect(verifier.as_mut(), WAIT, to_sequence) {
+                    in_flight.refuse(&error);
+                }
+            }
+            let signatures = requests.len();
+            match submit(
+                verifier.as_mut(),
+                &mut requests,
+                &mut in_flight,
+                to_sequence,
+            ) {
+                Ok(()) => in_flight.batches.push_back(Batch {
+                    pending: std::mem::take(&mut batch),
+                    signatures,
+                    sent: Instant::now(),
+                }),
                 Err(error) => {
-                    warn!(%error, "the verifier failed: the batch is refused");
+                    in_flight.refuse(&error);
+                    requests.clear();
                     for pending in batch.drain(..) {
                         pending.refuse(format!("verifier_unavailable: {error}"));
                     }
                 }
             }
-            metrics::histogram!("verity_verify_batch_seconds").record(began.elapsed());
-            metrics::counter!("verity_verified_total").increment(responses.len() as u64);
-            // The verdicts come in request order: each pending takes as many as it asked.
-            let mut verdicts = responses.iter().map(|response| response.verdict);
-            for pending in batch.drain(..) {
-                let (bytes, signatures, reply, at) = match pending {
-                    Pending::Transaction {
-                        bytes,
-                        signatures,
-                        reply,
-                        at,
-                    } => (bytes, signatures, reply, at),
-                    Pending::Check(reply) => {
-                        match verdicts.next() {
-                            Some(verdict) => reply(Ok(verdict)),
-                            None => reply(Err("verifier_unavailable".to_owned())),
-                        }
-                        continue;
-                    }
-                };
-                // Valid when every signature has a verdict and it is Valid; otherwise the
-                // first that is not says why.
-                let (mut seen, mut verdict) = (0, Verdict::Valid);
-                for mine in verdicts.by_ref().take(signatures) {
-                    seen += 1;
-                    if verdict == Verdict::Valid {
-                        verdict = mine;
-                    }
-                }
-                if seen != signatures {
-                    refuse(
-                        reply,
-                        "verifier_unavailable: a verdict is missing".to_owned(),
-                    );
-                    continue;
-                }
-                match verdict {
-                    Verdict::Valid => {
-                        if let Err(returned) =
-                            to_sequence.send(Verified::Transaction { bytes, reply, at })
-                        {
-                            if let Verified::Transaction { reply, .. } = returned.0 {
-                                refuse(reply, "shutting_down".to_owned());
-                            }
-                        }
-                    }
-                    verdict => {
-                        metrics::counter!("verity_bad_signature_total").increment(1);
-                        refuse(reply, format!("signature: {}", verdict.reason()));
-                    }
+        }
+        if stop {
+            while !in_flight.is_empty() {
+                if let Err(error) = in_flight.collect(verifier.as_mut(), WAIT, to_sequence) {
+                    in_flight.refuse(&error);
                 }
             }
         }
@@ -490,6 +633,96 @@ mod tests {
 
     fn transfer(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
         testing::transfer(5, from, nonce, 100, 1, amount)
+    }
+
+    /// Answers every request Valid, under its own tag moved on by `shift`.
+    struct Echo {
+        shift: u64,
+        queued: Vec<Request>,
+    }
+
+    impl Verifier for Echo {
+        fn backend(&self) -> &'static str {
+            "echo"
+        }
+        fn capacity(&self) -> usize {
+            64
+        }
+        fn in_flight(&self) -> usize {
+            self.queued.len()
+        }
+        fn submit(&mut self, request: Request) -> Result<(), verity_drivers::VerifierError> {
+            self.queued.push(request);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), verity_drivers::VerifierError> {
+            Ok(())
+        }
+        fn complete(
+            &mut self,
+            out: &mut Vec<verity_drivers::Response>,
+            _: Duration,
+        ) -> Result<usize, verity_drivers::VerifierError> {
+            let n = self.queued.len();
+            out.extend(self.queued.drain(..).map(|r| verity_drivers::Response {
+                tag: Tag::new(r.tag.get() + self.shift),
+                verdict: Verdict::Valid,
+            }));
+            Ok(n)
+        }
+    }
+
+    /// Two batches of signature checks through the verify stage's in-flight batches; the
+    /// verdicts each check got.
+    fn checked_through(verifier: &mut Echo) -> Vec<Result<Verdict, String>> {
+        let (to_sequence, _) = bounded(1);
+        let (told, verdicts) = crossbeam_channel::unbounded();
+        let mut in_flight = InFlight::default();
+        for size in [2, 3] {
+            let mut requests: Vec<Request> = (0..size)
+                .map(|_| Request::new(Tag::new(0), [0; 32], [0; 64], Vec::new()))
+                .collect();
+            let pending = (0..size)
+                .map(|_| {
+                    let told = told.clone();
+                    Pending::Check(Box::new(move |verdict| told.send(verdict).expect("sent")))
+                })
+                .collect();
+            submit(verifier, &mut requests, &mut in_flight, &to_sequence).expect("submits");
+            in_flight.batches.push_back(Batch {
+                pending,
+                signatures: size,
+                sent: Instant::now(),
+            });
+        }
+        if let Err(error) = in_flight.collect(verifier, Duration::ZERO, &to_sequence) {
+            in_flight.refuse(&error);
+        }
+        assert!(in_flight.is_empty());
+        drop(told);
+        verdicts.iter().collect()
+    }
+
+    #[test]
+    fn verdicts_answer_the_requests_their_tags_name_and_a_stray_one_refuses_the_batches() {
+        let verdicts = checked_through(&mut Echo {
+            shift: 0,
+            queued: Vec::new(),
+        });
+        assert_eq!(verdicts, vec![Ok(Verdict::Valid); 5]);
+        // Every verdict one request off: none may answer a check.
+        let verdicts = checked_through(&mut Echo {
+            shift: 1,
+            queued: Vec::new(),
+        });
+        assert_eq!(verdicts.len(), 5);
+        for verdict in verdicts {
+            let why = verdict.expect_err("refused");
+            assert!(
+                why.starts_with("verifier_unavailable: a verdict for #1 where #0 was due"),
+                "{why}"
+            );
+        }
     }
 
     #[test]
