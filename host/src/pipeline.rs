@@ -355,21 +355,25 @@ impl InFlight {
         // Verdicts for batches refused after a failure may still come: they answer nothing.
         let expected = self.expected;
         self.responses.retain(|r| r.tag.get() >= expected);
-        while let Some(batch) = self.batches.front() {
-            if self.responses.len() < batch.signatures {
-                break;
-            }
-            let mut tags = (self.expected..).zip(&self.responses[..batch.signatures]);
-            if let Some((_, stray)) = tags.find(|(tag, r)| r.tag.get() != *tag) {
+        while let Some(signatures) = self
+            .batches
+            .front()
+            .map(|batch| batch.signatures)
+            .filter(|&signatures| self.responses.len() >= signatures)
+        {
+            let mut tags = (self.expected..).zip(&self.responses[..signatures]);
+            if let Some((due, stray)) = tags.find(|(due, r)| r.tag.get() != *due) {
                 metrics::counter!("verity_verifier_stray_verdicts_total").increment(1);
                 return Err(format!(
                     "a verdict for {} where {} was due",
                     stray.tag,
-                    Tag::new(self.expected)
+                    Tag::new(due)
                 ));
             }
-            self.expected += batch.signatures as u64;
-            let batch = self.batches.pop_front().unwrap_or_else(|| unreachable!());
+            let Some(batch) = self.batches.pop_front() else {
+                break;
+            };
+            self.expected += signatures as u64;
             metrics::histogram!("verity_verify_batch_seconds").record(batch.sent.elapsed());
             metrics::counter!("verity_verified_total").increment(batch.signatures as u64);
             let verdicts = self.responses.drain(..batch.signatures).map(|r| r.verdict);
