@@ -139,26 +139,22 @@ impl StateFlush {
     }
 }
 
-/// Sends `work` to the stage behind `queue`; `stopped` is the error once it has stopped. The
+/// Sends `work` to the stage behind `queue`, or hands it back once the stage has stopped. The
 /// sender is a clone dropped on return, so a caller waiting for an answer holds none and the
-/// stage can still end when the chain empties the queue.
-fn send_to(
-    queue: &StateQueue,
-    work: LogWork,
-    stopped: &dyn Fn() -> ChainError,
-) -> Result<(), ChainError> {
-    let sender = queue
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .ok_or_else(stopped)?;
-    sender.send(work).map_err(|_| stopped())
+/// stage can still end when the chain empties the queue. (Boxed: the error path is rare, and
+/// a block's work is large.)
+fn send_to(queue: &StateQueue, work: LogWork) -> Result<(), Box<LogWork>> {
+    let sender = queue.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    match sender {
+        Some(sender) => sender.send(work).map_err(|unsent| Box::new(unsent.0)),
+        None => Err(Box::new(work)),
+    }
 }
 
 /// Makes the stage behind `queue` commit every block sent to it, and waits for it.
 fn flush_queue(queue: &StateQueue, stopped: &dyn Fn() -> ChainError) -> Result<(), ChainError> {
     let (answer, answered) = bounded(1);
-    send_to(queue, LogWork::State(StateWork::Flush(answer)), stopped)?;
+    send_to(queue, LogWork::State(StateWork::Flush(answer))).map_err(|_| stopped())?;
     answered
         .recv()
         .map_err(|_| ChainError::State("stopped".to_owned()))
@@ -393,27 +389,26 @@ impl Chain {
 
     fn send(&self, work: LogWork) -> Result<(), ChainError> {
         let (queue, _) = self.state.as_ref().ok_or_else(|| self.stopped())?;
-        send_to(queue, work, &|| self.stopped())
+        send_to(queue, work).map_err(|_| self.stopped())
     }
 
     /// Hands `append` to the log stage; if it has stopped, the block's `Durable` is told so
     /// (each is told exactly once).
     fn append(&self, append: Append) -> Result<(), ChainError> {
-        let sender = self
-            .state
-            .as_ref()
-            .and_then(|(queue, _)| queue.lock().unwrap_or_else(PoisonError::into_inner).clone());
-        let unsent = match sender {
-            Some(sender) => match sender.send(LogWork::Append(append)) {
-                Ok(()) => return Ok(()),
-                Err(unsent) => unsent.0,
-            },
-            None => LogWork::Append(append),
+        let work = LogWork::Append(append);
+        let sent = match &self.state {
+            Some((queue, _)) => send_to(queue, work),
+            None => Err(Box::new(work)),
         };
-        if let LogWork::Append(append) = unsent {
-            (append.durable)(Err(self.stopped()));
+        match sent {
+            Ok(()) => Ok(()),
+            Err(unsent) => {
+                if let LogWork::Append(append) = *unsent {
+                    (append.durable)(Err(self.stopped()));
+                }
+                Err(self.stopped())
+            }
         }
-        Err(self.stopped())
     }
 
     /// A handle that makes the state stage commit what it holds, for readers of the store

@@ -382,6 +382,18 @@ impl InFlight {
         Ok(())
     }
 
+    /// [`InFlight::collect`], refusing every batch in flight if the verifier failed.
+    fn settle(
+        &mut self,
+        verifier: &mut dyn Verifier,
+        wait: Duration,
+        to_sequence: &Sender<Verified>,
+    ) {
+        if let Err(error) = self.collect(verifier, wait, to_sequence) {
+            self.refuse(&error);
+        }
+    }
+
     /// Refuses every batch in flight: the verifier failed and their verdicts will not come.
     fn refuse(&mut self, error: &str) {
         warn!(%error, "the verifier failed: the batches in flight are refused");
@@ -500,9 +512,7 @@ fn verify_stage(
         let mut next = if in_flight.is_empty() {
             submissions.recv_timeout(wait)
         } else {
-            if let Err(error) = in_flight.collect(verifier.as_mut(), wait.min(POLL), to_sequence) {
-                in_flight.refuse(&error);
-            }
+            in_flight.settle(verifier.as_mut(), wait.min(POLL), to_sequence);
             submissions.try_recv().map_err(|error| match error {
                 TryRecvError::Empty => RecvTimeoutError::Timeout,
                 TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
@@ -571,36 +581,28 @@ fn verify_stage(
             let _span = debug_span!("verify_batch", size = batch.len()).entered();
             // At most `BATCHES_IN_FLIGHT`: the oldest is answered before another goes out.
             while in_flight.batches.len() >= BATCHES_IN_FLIGHT {
-                if let Err(error) = in_flight.collect(verifier.as_mut(), WAIT, to_sequence) {
-                    in_flight.refuse(&error);
-                }
+                in_flight.settle(verifier.as_mut(), WAIT, to_sequence);
             }
             let signatures = requests.len();
-            match submit(
+            // `submit` drains the requests whether or not they all went out.
+            let sent = submit(
                 verifier.as_mut(),
                 &mut requests,
                 &mut in_flight,
                 to_sequence,
-            ) {
-                Ok(()) => in_flight.batches.push_back(Batch {
-                    pending: std::mem::take(&mut batch),
-                    signatures,
-                    sent: Instant::now(),
-                }),
-                Err(error) => {
-                    in_flight.refuse(&error);
-                    requests.clear();
-                    for pending in batch.drain(..) {
-                        pending.refuse(format!("verifier_unavailable: {error}"));
-                    }
-                }
+            );
+            in_flight.batches.push_back(Batch {
+                pending: std::mem::take(&mut batch),
+                signatures,
+                sent: Instant::now(),
+            });
+            if let Err(error) = sent {
+                in_flight.refuse(&error);
             }
         }
         if stop {
             while !in_flight.is_empty() {
-                if let Err(error) = in_flight.collect(verifier.as_mut(), WAIT, to_sequence) {
-                    in_flight.refuse(&error);
-                }
+                in_flight.settle(verifier.as_mut(), WAIT, to_sequence);
             }
         }
         if stop || published.elapsed() >= Duration::from_secs(1) {
@@ -699,9 +701,7 @@ mod tests {
                 sent: Instant::now(),
             });
         }
-        if let Err(error) = in_flight.collect(verifier, Duration::ZERO, &to_sequence) {
-            in_flight.refuse(&error);
-        }
+        in_flight.settle(verifier, Duration::ZERO, &to_sequence);
         assert!(in_flight.is_empty());
         drop(told);
         verdicts.iter().collect()
