@@ -33,8 +33,8 @@ test-long: deps
 ## `verity replay` of a 1M-transaction capture against the same sends from memory, and
 ## re-margining 100,000 option accounts after a mark change — the arithmetic alone, and the
 ## ledger's block that moves the mark (re-margin and liquidations) — against its 50 ms target,
-## and a second of the state store's receipts 2M receipts in, against the same second of
-## empty blocks.
+## a second of the state store's receipts 2M receipts in, against the same second of empty
+## blocks, and a version of its account tree against the same blocks changing no account.
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path

@@ -1,14 +1,22 @@
-//! The state store's receipts once it holds many: what one second of the state stage costs
-//! at 64,000 transactions a second, 2,000,000 receipts into a store's life.
+//! The state store's two costs: receipts once it holds many, and a version of the account
+//! tree.
+//!
+//! **Receipts**: what one second of the state stage costs at 64,000 transactions a second,
+//! 2,000,000 receipts into a store's life.
 //!
 //! The store is filled with `FILL` receipts first (blocks of 1,000, a durable commit every
 //! 64 blocks, as the state stage's once-a-second checkpoint), then one iteration is the next
 //! second: 64 blocks of 1,000 receipts committed without durability and one durable sync.
 //! The reference, in the same run, is the same second with blocks of no transactions: the
 //! commits and the fsync alone, so the difference is what the receipts cost. Accounts are
-//! left out (the tree's cost is the pipeline bench's).
+//! left out.
 //!
-//! `make bench` runs it and prints the cost per receipt.
+//! **Accounts**: one iteration is an epoch as the pipeline bench's state stage commits it, 64
+//! blocks in one commit, each changing 250 of `ACCOUNTS` accounts (every account changed 16
+//! times, one version of the tree), pruning the tree's old versions in the same commit as the
+//! state stage's store does. The reference is the same 64 blocks changing no account.
+//!
+//! `make bench` runs it and prints the cost per receipt and per account.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -17,7 +25,8 @@ use std::time::Duration;
 use criterion::Criterion;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verity_host::store::{BlockState, Durability, Store};
+use verity_host::ledger::{Account, AccountId};
+use verity_host::store::{BlockState, Durability, Pruning, Store};
 
 /// Receipts in a block.
 const BLOCK: usize = 1_000;
@@ -55,6 +64,46 @@ fn second(store: &Store, next: &Cell<u64>, rng: &mut ChaCha8Rng, size: usize) {
     store.sync().expect("syncs");
 }
 
+/// Accounts an epoch changes (the pipeline bench's funded accounts).
+const ACCOUNTS: usize = 1_000;
+/// Accounts each block of an epoch changes.
+const PER_BLOCK: usize = 250;
+/// Heights whose tree stays provable (the state stage's `KEEP_HEIGHTS` in epochs of 64, scaled
+/// down so the bench prunes from its first iterations).
+const KEEP: u64 = 640;
+
+/// Commits one epoch from `next` on — 64 blocks, each changing `PER_BLOCK` accounts, or none
+/// when `accounts` is empty — pruning in the commit as the state stage's store does.
+fn epoch(store: &Store, next: &Cell<u64>, accounts: &mut [(AccountId, Account)]) {
+    let height = next.get();
+    let mut changed: Vec<Vec<(AccountId, Account)>> = Vec::with_capacity(SECOND as usize);
+    for block in 0..SECOND as usize {
+        let mut changes = Vec::new();
+        for n in 0..PER_BLOCK.min(accounts.len()) {
+            let (id, account) = &mut accounts[(block * PER_BLOCK + n) % ACCOUNTS];
+            account.nonce += 1;
+            *account.balances.entry(0).or_default() += 1;
+            changes.push((*id, account.clone()));
+        }
+        changed.push(changes);
+    }
+    let views: Vec<Vec<(AccountId, &Account)>> = changed
+        .iter()
+        .map(|changes| changes.iter().map(|(id, a)| (*id, a)).collect())
+        .collect();
+    let states: Vec<BlockState<'_>> = views
+        .iter()
+        .map(|changed| BlockState {
+            receipts: &[],
+            changed,
+        })
+        .collect();
+    store
+        .commit(height, &states, Durability::None)
+        .expect("commits");
+    next.set(height + SECOND);
+}
+
 fn main() {
     let seed = 0x5eed_0008;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -79,6 +128,28 @@ fn main() {
     group.bench_function("second_of_empty_blocks", |b| {
         b.iter(|| second(&store, &next, &mut rng, 0))
     });
+    let accounts_dir = dir.join("accounts");
+    std::fs::create_dir_all(&accounts_dir).expect("scratch directory");
+    let tree = Store::open(&accounts_dir.join("state.redb"))
+        .expect("opens")
+        .pruning(Pruning {
+            keep: KEEP,
+            limit: 100_000,
+        });
+    let mut accounts: Vec<(AccountId, Account)> = (0..ACCOUNTS)
+        .map(|_| (rng.gen(), Account::default()))
+        .collect();
+    let height = Cell::new(0);
+    // Past the first prunes, so the tree's old versions are being deleted as it runs.
+    for _ in 0..2 * KEEP / SECOND {
+        epoch(&tree, &height, &mut accounts);
+    }
+    group.bench_function("epoch_of_accounts", |b| {
+        b.iter(|| epoch(&tree, &height, &mut accounts))
+    });
+    group.bench_function("epoch_of_no_accounts", |b| {
+        b.iter(|| epoch(&tree, &height, &mut []))
+    });
     group.finish();
     let mean = |name: &str| {
         let estimate = tmp().join(format!("criterion/store/{name}/new/estimates.json"));
@@ -99,6 +170,14 @@ fn main() {
             (full - empty) * 1e3 / receipts,
             (full - empty) / 10.0,
             SECOND as usize * BLOCK
+        );
+    }
+    if let (Some(full), Some(empty)) = (mean("epoch_of_accounts"), mean("epoch_of_no_accounts")) {
+        println!(
+            "\nstate store, a version of the account tree: {SECOND} blocks × {PER_BLOCK} changes \
+             to {ACCOUNTS} accounts in one commit, with its prune: {full:.2} ms (the same blocks \
+             changing no account, the reference: {empty:.2} ms); {:.1} µs an account changed",
+            (full - empty) * 1e3 / ACCOUNTS as f64,
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -33,7 +33,7 @@ use crate::block_log::BlockLog;
 use crate::genesis::Genesis;
 use crate::ledger::{Account, AccountId, Changes, Event, Ledger, Receipt, Rules};
 use crate::snapshot::Snapshots;
-use crate::store::{BlockState, Durability, Store, StoreError};
+use crate::store::{BlockState, Durability, Pruning, Store, StoreError};
 use crate::transaction::{self, Transaction, TxError};
 
 /// The block log's file in the data directory.
@@ -46,7 +46,9 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The heights at which accounts stay provable (those a state commit ended at); older tree
 /// nodes are pruned (roots are kept at every height a commit ended at).
 pub const KEEP_HEIGHTS: u64 = 10_000;
-/// The most tree nodes pruned at one checkpoint.
+/// The most tree nodes one state commit prunes: several times what a commit of an epoch of
+/// full blocks makes stale, so pruning keeps up and a backlog (after `KEEP_HEIGHTS` is
+/// lowered) drains in bounded steps.
 const PRUNE_LIMIT: usize = 100_000;
 /// Blocks the state stage may fall behind the log before the log stage waits for it.
 const STATE_QUEUE: usize = 64;
@@ -269,7 +271,10 @@ impl Chain {
         let rules = genesis.rules.clone();
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.to_string()))?;
         let log = BlockLog::open(&dir.join(LOG_FILE))?;
-        let store = Store::open(&dir.join(STATE_FILE))?;
+        let store = Store::open(&dir.join(STATE_FILE))?.pruning(Pruning {
+            keep: KEEP_HEIGHTS,
+            limit: PRUNE_LIMIT,
+        });
         if log.head()?.is_none() {
             log.append(0, &[])?;
         }
@@ -837,16 +842,6 @@ fn state_stage(
                 pending = !due;
                 if due {
                     synced = Instant::now();
-                    // Once a checkpoint: the old heights' tree nodes, a bounded share at a time.
-                    match store.prune(KEEP_HEIGHTS, PRUNE_LIMIT) {
-                        Ok(pruned) => {
-                            metrics::counter!("verity_state_pruned_nodes_total")
-                                .increment(pruned.nodes as u64);
-                            metrics::counter!("verity_state_pruned_values_total")
-                                .increment(pruned.values as u64);
-                        }
-                        Err(error) => return fail(error),
-                    }
                 }
             }
         }

@@ -53,6 +53,8 @@ const LAYOUT: u8 = 2;
 const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
 /// (version since which a node is stale, its key) → (): what [`Store::prune`] may delete.
 const STALE: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("jmt_stale");
+/// The first byte of a stored leaf: borsh's variant index of [`Node::Leaf`].
+const LEAF_TAG: u8 = 2;
 
 /// What went wrong in the store.
 #[derive(Debug, Error)]
@@ -322,6 +324,17 @@ pub struct Store {
     unsynced: Arc<Mutex<Unsynced>>,
     /// Entries that make a durable commit write them ([`INDEX_FLUSH`]).
     index_flush: usize,
+    /// What each commit prunes in its own transaction ([`Store::pruning`]); none if unset.
+    pruning: Option<Pruning>,
+}
+
+/// How much of the tree's history commits keep: [`Store::pruning`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pruning {
+    /// The heights back from the head whose accounts stay provable.
+    pub keep: u64,
+    /// The most tree nodes one commit deletes.
+    pub limit: usize,
 }
 
 impl Store {
@@ -358,6 +371,7 @@ impl Store {
             db: Arc::new(database),
             unsynced: Arc::default(),
             index_flush: INDEX_FLUSH,
+            pruning: None,
         };
         store.reindex()?;
         Ok(store)
@@ -379,6 +393,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The store whose every commit also prunes what `pruning` no longer keeps, in the
+    /// commit's own transaction: the values it deletes sit on the pages the commit's new
+    /// values were written to (a key's versions are neighbours), so those pages are copied
+    /// once, where a prune of its own would copy them again. Counted in
+    /// `verity_state_pruned_nodes_total` and `verity_state_pruned_values_total`.
+    pub fn pruning(mut self, pruning: Pruning) -> Self {
+        self.pruning = Some(pruning);
+        self
     }
 
     /// The store with index flushes every `entries` (tests flush small).
@@ -491,6 +515,13 @@ impl Store {
         if flush {
             self.write_index(&write, &index, last)?;
         }
+        let pruned = match self.pruning {
+            Some(Pruning { keep, limit }) => match last.checked_sub(keep) {
+                Some(cutoff) => Self::prune_in(&write, cutoff, limit)?,
+                None => Pruned::default(),
+            },
+            None => Pruned::default(),
+        };
         {
             let mut stale = write.open_table(STALE).map_err(db)?;
             for index in &update.stale_node_index_batch {
@@ -512,6 +543,8 @@ impl Store {
                 .map_err(db)?;
         }
         write.commit().map_err(db)?;
+        metrics::counter!("verity_state_pruned_nodes_total").increment(pruned.nodes as u64);
+        metrics::counter!("verity_state_pruned_values_total").increment(pruned.values as u64);
         // After the commit: an entry read from memory names a row a reader can see. (The
         // state stage is the one writer, so nothing joined the entries since they were written.)
         if flush {
@@ -609,60 +642,72 @@ impl Store {
     /// roots at every commit's last height; without pruning every commit's changed paths and
     /// every account's every value would stay on disk for ever.
     pub fn prune(&self, keep: u64, limit: usize) -> Result<Pruned, StoreError> {
-        let mut pruned = Pruned::default();
         let Some((head, _)) = self.head()? else {
-            return Ok(pruned);
+            return Ok(Pruned::default());
         };
         let Some(cutoff) = head.checked_sub(keep) else {
-            return Ok(pruned);
+            return Ok(Pruned::default());
         };
         // Durable with the next durable commit; a prune lost in a crash is done again.
         let mut write = self.db.begin_write().map_err(db)?;
         write.set_durability(Durability::None).map_err(db)?;
+        let pruned = Self::prune_in(&write, cutoff, limit)?;
+        write.commit().map_err(db)?;
+        Ok(pruned)
+    }
+
+    /// [`Store::prune`]'s deletions up to `cutoff`, in `write`.
+    fn prune_in(
+        write: &redb::WriteTransaction,
+        cutoff: u64,
+        limit: usize,
+    ) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        let mut stale = write.open_table(STALE).map_err(db)?;
+        let mut nodes = write.open_table(NODES).map_err(db)?;
+        let mut doomed = Vec::new();
+        for entry in stale
+            .range((0, &[][..])..(cutoff + 1, &[][..]))
+            .map_err(db)?
+            .take(limit)
         {
-            let mut stale = write.open_table(STALE).map_err(db)?;
-            let mut nodes = write.open_table(NODES).map_err(db)?;
-            let mut doomed = Vec::new();
-            for entry in stale
-                .range((0, &[][..])..(cutoff + 1, &[][..]))
-                .map_err(db)?
-                .take(limit)
-            {
-                let (key, _) = entry.map_err(db)?;
-                let (since, node) = key.value();
-                doomed.push((since, node.to_vec()));
-            }
-            // The keys whose old leaves go: their old values may go with them.
-            let mut leaves = BTreeSet::new();
-            for (since, node) in &doomed {
-                if let Some(bytes) = nodes.remove(node.as_slice()).map_err(db)? {
+            let (key, _) = entry.map_err(db)?;
+            let (since, node) = key.value();
+            doomed.push((since, node.to_vec()));
+        }
+        // The keys whose old leaves go: their old values may go with them.
+        let mut leaves = BTreeSet::new();
+        for (since, node) in &doomed {
+            if let Some(bytes) = nodes.remove(node.as_slice()).map_err(db)? {
+                // Only a leaf is decoded: borsh writes `Node`'s variant index first, and an
+                // internal node (up to 16 children) costs far more to decode than to skip.
+                if bytes.value().first() == Some(&LEAF_TAG) {
                     if let Ok(Node::Leaf(leaf)) = borsh::from_slice::<Node>(bytes.value()) {
                         leaves.insert(leaf.key_hash().0);
                     }
                 }
-                stale.remove((*since, node.as_slice())).map_err(db)?;
-                pruned.nodes += 1;
             }
-            // A height at or after the cutoff reads a key's newest value at or below it, or a
-            // newer one: the older ones are read by no height kept. (A leaf moved down the tree
-            // keeps its value's version, so a value goes by this rule, not with its leaf.)
-            let mut values = write.open_table(VALUES).map_err(db)?;
-            for key in leaves {
-                let older: Vec<u64> = {
-                    let mut versions = values.range((key, 0)..=(key, cutoff)).map_err(db)?;
-                    versions.next_back();
-                    versions
-                        .map(|entry| entry.map(|(k, _)| k.value().1))
-                        .collect::<Result<_, _>>()
-                        .map_err(db)?
-                };
-                for version in older {
-                    values.remove((key, version)).map_err(db)?;
-                    pruned.values += 1;
-                }
+            stale.remove((*since, node.as_slice())).map_err(db)?;
+            pruned.nodes += 1;
+        }
+        // A height at or after the cutoff reads a key's newest value at or below it, or a
+        // newer one: the older ones are read by no height kept. (A leaf moved down the tree
+        // keeps its value's version, so a value goes by this rule, not with its leaf.)
+        let mut values = write.open_table(VALUES).map_err(db)?;
+        for key in leaves {
+            let older: Vec<u64> = {
+                let mut versions = values.range((key, 0)..=(key, cutoff)).map_err(db)?;
+                versions.next_back();
+                versions
+                    .map(|entry| entry.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?
+            };
+            for version in older {
+                values.remove((key, version)).map_err(db)?;
+                pruned.values += 1;
             }
         }
-        write.commit().map_err(db)?;
         Ok(pruned)
     }
 
@@ -945,6 +990,55 @@ mod tests {
             store.account(&alice, 3).is_err(),
             "a pruned height's paths are gone"
         );
+    }
+
+    #[test]
+    fn a_pruning_store_prunes_in_its_commits_what_a_prune_after_them_would() {
+        let pruning = Store::open(&scratch("prune-in-commit"))
+            .expect("opens")
+            .pruning(Pruning {
+                keep: 5,
+                limit: usize::MAX,
+            });
+        let plain = Store::open(&scratch("prune-after")).expect("opens");
+        let ids: Vec<[u8; 32]> = (1u8..=40).map(|n| [n; 32]).collect();
+        for height in 0..=30u64 {
+            let values: Vec<Account> = (0..8)
+                .map(|n| account(height, &[(1, height * 8 + n)]))
+                .collect();
+            // Eight accounts a height, cycling through forty: old leaves and values go stale.
+            let changed: Vec<_> = (0..8)
+                .map(|n| (ids[(height as usize * 8 + n) % ids.len()], &values[n]))
+                .collect();
+            for store in [&pruning, &plain] {
+                store
+                    .commit(height, &[state(&[], &changed)], Durability::None)
+                    .expect("commits");
+            }
+        }
+        assert!(plain.prune(5, usize::MAX).expect("prunes").nodes > 0);
+        let counts = |store: &Store| {
+            let txn = store.db.begin_read().expect("reads");
+            let nodes = ReadableTableMetadata::len(&txn.open_table(NODES).expect("table"));
+            let values = ReadableTableMetadata::len(&txn.open_table(VALUES).expect("table"));
+            let stale = ReadableTableMetadata::len(&txn.open_table(STALE).expect("table"));
+            (
+                nodes.expect("counts"),
+                values.expect("counts"),
+                stale.expect("counts"),
+            )
+        };
+        assert_eq!(counts(&pruning), counts(&plain));
+        assert_eq!(
+            pruning.prune(5, usize::MAX).expect("prunes"),
+            Pruned::default(),
+            "the commits left nothing to prune"
+        );
+        for id in &ids {
+            let (got, proof) = pruning.account(id, 30).expect("provable");
+            let root = pruning.root(30).expect("reads").expect("a root");
+            assert!(verify_account(root, id, got.as_ref(), &proof));
+        }
     }
 
     #[test]
