@@ -523,6 +523,11 @@ impl<C: Card> Verifier for CardVerifier<C> {
         self.config.max_in_flight
     }
 
+    /// Half of what may be in flight: one batch is submitted while another is verified.
+    fn batch(&self) -> usize {
+        (self.config.max_in_flight / 2).max(1)
+    }
+
     fn in_flight(&self) -> usize {
         self.slots.len()
     }

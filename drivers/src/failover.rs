@@ -493,6 +493,17 @@ impl Verifier for Failover {
         self.config.capacity
     }
 
+    /// Half of the wrapper's capacity, or the CPU's batch when no card serves and that is
+    /// smaller.
+    fn batch(&self) -> usize {
+        let half = (self.config.capacity / 2).max(1);
+        if self.cards_serving() > 0 {
+            half
+        } else {
+            half.min(self.cpu.batch())
+        }
+    }
+
     fn in_flight(&self) -> usize {
         self.callers
     }

@@ -230,6 +230,16 @@ impl Verifier for PoolVerifier {
         self.config.max_in_flight.get()
     }
 
+    /// A full batch equation for every worker.
+    fn batch(&self) -> usize {
+        let full = self
+            .config
+            .threads
+            .get()
+            .saturating_mul(self.config.batch.get());
+        full.min(self.capacity() / 2).max(1)
+    }
+
     fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -434,6 +444,13 @@ mod tests {
         }
         assert_eq!(cpu.in_flight(), 0);
         cpu.submit(request(3).0).expect("room again");
+    }
+
+    #[test]
+    fn a_full_batch_gives_every_worker_an_equation_within_half_the_capacity() {
+        assert_eq!(sized(2, 1024, 8192).batch(), 2048);
+        assert_eq!(sized(16, 1024, 8192).batch(), 4096, "half the capacity");
+        assert_eq!(sized(1, 4, 1).batch(), 1);
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub trait Verifier: Send {
     /// The most requests that may be in flight at once.
     fn capacity(&self) -> usize;
 
+    /// How many requests a caller batching by size should hand over together: enough for
+    /// every unit of the backend to start a batch at its best cost a request, and at most
+    /// half of [`capacity`](Verifier::capacity), so that one such batch can be submitted while
+    /// another is verified.
+    fn batch(&self) -> usize;
+
     /// Requests submitted and not yet returned by [`complete`](Verifier::complete).
     fn in_flight(&self) -> usize;
 

@@ -288,7 +288,8 @@ impl VerifierConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSection {
-    /// Signatures verified together.
+    /// Signatures verified together; 0: the backend's own batch (for `cpu`, `threads` ×
+    /// `batch` of `[verifier]`).
     pub verify_batch: usize,
     /// How long a partial verification batch may wait, in microseconds, counted from its oldest
     /// transaction's submission.
@@ -542,7 +543,6 @@ impl Config {
     pub fn pipeline_config(&self) -> Result<PipelineConfig, ConfigError> {
         let p = &self.pipeline;
         for (key, value) in [
-            ("pipeline.verify_batch", p.verify_batch),
             ("pipeline.block_max", p.block_max),
             ("pipeline.queue", p.queue),
             ("mempool.capacity", self.mempool.capacity),
@@ -673,8 +673,9 @@ impl Config {
         line(String::new());
         line("[pipeline]".into());
         line(
-            "# Signatures verified together, and how long a partial batch may wait (µs, from its \
-             oldest submission)."
+            "# Signatures verified together (0: the backend's own batch; for cpu, threads × \
+             batch of [verifier]), and how long a partial batch may wait (µs, from its oldest \
+             submission)."
                 .into(),
         );
         line(format!("verify_batch = {}", self.pipeline.verify_batch));

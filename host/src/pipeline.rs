@@ -37,7 +37,8 @@ use crate::transaction::{Transaction, TxBytes, TxId};
 /// How the stages batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineConfig {
-    /// Signatures verified together.
+    /// Signatures verified together; 0: the verifier's own batch ([`Verifier::batch`]: for
+    /// the CPU backend, a batch equation for every worker).
     pub verify_batch: usize,
     /// How long a partial verification batch may wait, from its oldest transaction's submission.
     pub verify_deadline: Duration,
@@ -52,14 +53,15 @@ pub struct PipelineConfig {
 }
 
 impl Default for PipelineConfig {
-    /// Batches of 1,024 or 300 µs; blocks of up to 4,096 or 1 ms; queues of 65,536. A full
-    /// batch is one batch equation of the CPU backend's workers at their size of best cost a
-    /// signature (`PoolConfig`'s default): under load, batches of 256, split over the workers,
-    /// cost about a third more CPU a transaction end to end (`make bench`). Below saturation
-    /// the deadline cuts batches long before they fill, so the size costs no latency there.
+    /// Batches of the verifier's own size or 300 µs; blocks of up to 4,096 or 1 ms; queues of
+    /// 65,536. The CPU backend's batch keeps each worker on an equation of 1,024 signatures,
+    /// its best cost a signature: under load, smaller batches split over the workers cost more
+    /// CPU a transaction end to end (`make bench`: 11 and 15 µs at 1,024 and 256, two
+    /// workers). Below saturation the deadline cuts batches long before they fill, so their
+    /// size costs no latency there.
     fn default() -> Self {
         Self {
-            verify_batch: 1024,
+            verify_batch: 0,
             verify_deadline: Duration::from_micros(300),
             block_max: 4096,
             block_interval: Duration::from_millis(1),
@@ -498,9 +500,13 @@ fn verify_stage(
     chain_id: u32,
     config: PipelineConfig,
 ) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(config.verify_batch);
+    let full = |verifier: &dyn Verifier| match config.verify_batch {
+        0 => verifier.batch().max(1),
+        size => size,
+    };
+    let mut batch: Vec<Pending> = Vec::new();
     // The batch's signature checks, built as each transaction is decoded.
-    let mut requests = Vec::with_capacity(config.verify_batch);
+    let mut requests = Vec::new();
     let mut started = Instant::now();
     let mut in_flight = InFlight::default();
     let mut published = Instant::now();
@@ -569,7 +575,7 @@ fn verify_stage(
                 Err(RecvTimeoutError::Timeout) => break false,
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break true,
             }
-            if requests.len() >= config.verify_batch {
+            if requests.len() >= full(verifier.as_ref()) {
                 break false;
             }
             next = match submissions.try_recv() {
@@ -578,7 +584,7 @@ fn verify_stage(
                 Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
             };
         };
-        let due = requests.len() >= config.verify_batch
+        let due = requests.len() >= full(verifier.as_ref())
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
             || stop;
         if due && !batch.is_empty() {
@@ -645,10 +651,22 @@ mod tests {
         testing::transfer(5, from, nonce, 100, 1, amount)
     }
 
-    /// Answers every request Valid, under its own tag moved on by `shift`.
+    /// Answers every request Valid, under its own tag moved on by `shift`, and notes how many
+    /// requests each flush started.
     struct Echo {
         shift: u64,
         queued: Vec<Request>,
+        flushed: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Echo {
+        fn new(shift: u64) -> Self {
+            Self {
+                shift,
+                queued: Vec::new(),
+                flushed: Arc::default(),
+            }
+        }
     }
 
     impl Verifier for Echo {
@@ -658,6 +676,9 @@ mod tests {
         fn capacity(&self) -> usize {
             64
         }
+        fn batch(&self) -> usize {
+            32
+        }
         fn in_flight(&self) -> usize {
             self.queued.len()
         }
@@ -666,6 +687,8 @@ mod tests {
             Ok(())
         }
         fn flush(&mut self) -> Result<(), verity_drivers::VerifierError> {
+            let started = self.queued.len();
+            self.flushed.lock().expect("not poisoned").push(started);
             Ok(())
         }
         fn complete(
@@ -713,16 +736,10 @@ mod tests {
 
     #[test]
     fn verdicts_answer_the_requests_their_tags_name_and_a_stray_one_refuses_the_batches() {
-        let verdicts = checked_through(&mut Echo {
-            shift: 0,
-            queued: Vec::new(),
-        });
+        let verdicts = checked_through(&mut Echo::new(0));
         assert_eq!(verdicts, vec![Ok(Verdict::Valid); 5]);
         // Every verdict one request off: none may answer a check.
-        let verdicts = checked_through(&mut Echo {
-            shift: 1,
-            queued: Vec::new(),
-        });
+        let verdicts = checked_through(&mut Echo::new(1));
         assert_eq!(verdicts.len(), 5);
         for verdict in verdicts {
             let why = verdict.expect_err("refused");
@@ -730,6 +747,45 @@ mod tests {
                 why.starts_with("verifier_unavailable: a verdict for #1 where #0 was due"),
                 "{why}"
             );
+        }
+    }
+
+    #[test]
+    fn batches_fill_to_the_verifiers_own_size_unless_the_config_names_one() {
+        for (configured, want) in [(0, vec![32, 32, 32, 4]), (40, vec![40, 40, 20])] {
+            let echo = Echo::new(0);
+            let flushed = Arc::clone(&echo.flushed);
+            let (submissions, queued) = crossbeam_channel::unbounded();
+            let (answered, checks) = crossbeam_channel::unbounded();
+            for _ in 0..100 {
+                let answered = answered.clone();
+                let request = Request::new(Tag::new(0), [0; 32], [0; 64], Vec::new());
+                let reply: CheckReply = Box::new(move |verdict| {
+                    answered.send(verdict).expect("sent");
+                });
+                submissions
+                    .send(Message::Check { request, reply })
+                    .expect("queued");
+            }
+            submissions.send(Message::Stop).expect("queued");
+            drop(answered);
+            let (to_sequence, _) = bounded(1);
+            let status = Mutex::new(VerifierStatus {
+                backend: "echo",
+                state: BackendState::Ready,
+            });
+            let config = PipelineConfig {
+                verify_batch: configured,
+                // Only the size or the stop can send a batch.
+                verify_deadline: Duration::from_secs(60),
+                ..PipelineConfig::default()
+            };
+            verify_stage(Box::new(echo), &queued, &to_sequence, &status, 5, config);
+            assert_eq!(
+                checks.iter().filter(|v| *v == Ok(Verdict::Valid)).count(),
+                100
+            );
+            assert_eq!(*flushed.lock().expect("not poisoned"), want, "{configured}");
         }
     }
 

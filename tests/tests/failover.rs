@@ -245,6 +245,7 @@ fn two_cards_share_the_load_and_one_failing_moves_only_its_requests() {
         "{:?}",
         verifier.last_failure()
     );
+    assert_eq!(verifier.batch(), 256, "half the capacity while cards serve");
     let first = workload(1200, seed);
     assert_eq!(
         verify_all(&mut verifier, first.clone()).expect("answered"),
