@@ -22,6 +22,7 @@
 
 mod card;
 mod failover;
+mod key_cache;
 pub mod known_answers;
 mod pool;
 mod request;
@@ -31,6 +32,7 @@ pub mod zip215;
 
 pub use card::{CardConfig, CardState, CardVerifier, OpenError, Paths};
 pub use failover::{Failover, FailoverConfig, FailoverCounters, Health, Opener};
+pub use key_cache::KEYS_KEPT;
 pub use pool::{PoolConfig, PoolVerifier};
 pub use request::{Request, Response};
 pub use verifier::{verify_all, BackendState, Verifier, VerifierError};

@@ -51,23 +51,16 @@ pub struct Prepared {
 }
 
 /// Checks the message length, decodes S, A and R (in that order: the first failure is the
-/// reason) and computes the challenge `k = SHA-512(R ‖ A ‖ M) mod L`.
+/// reason) and computes the challenge `k = SHA-512(R ‖ A ‖ M) mod L`. A is decoded once per
+/// thread ([`key_cache`](crate::key_cache)).
 pub fn prepare(request: &Request) -> Result<Prepared, Malformed> {
-    prepare_with_keys(request, &mut |bytes| decode_point(bytes))
-}
-
-/// [`prepare`], decoding A through `decode_key` so that a batch can decode each distinct key
-/// once.
-fn prepare_with_keys(
-    request: &Request,
-    decode_key: &mut impl FnMut(&[u8; 32]) -> Option<EdwardsPoint>,
-) -> Result<Prepared, Malformed> {
     if request.message.len() > MAX_MESSAGE_LEN {
         return Err(Malformed::MessageTooLong);
     }
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*request.s_bytes()))
         .ok_or(Malformed::NonCanonicalS)?;
-    let a = decode_key(&request.public_key).ok_or(Malformed::PublicKeyNotOnCurve)?;
+    let a = crate::key_cache::decoded(&request.public_key, decode_point)
+        .ok_or(Malformed::PublicKeyNotOnCurve)?;
     let r = decode_point(request.r_bytes()).ok_or(Malformed::RNotOnCurve)?;
     Ok(Prepared {
         a_bytes: request.public_key,
@@ -147,12 +140,8 @@ pub fn verify_prepared_batch<G: RngCore + CryptoRng>(items: &[&Prepared], rng: &
 pub fn verify_batch<G: RngCore + CryptoRng>(requests: &[Request], rng: &mut G) -> Vec<Verdict> {
     let mut verdicts = vec![Verdict::Invalid; requests.len()];
     let mut prepared = Vec::with_capacity(requests.len());
-    // Senders sign many transactions: decode each distinct key once per batch.
-    let mut keys: BTreeMap<[u8; 32], Option<EdwardsPoint>> = BTreeMap::new();
-    let mut decode_key =
-        |bytes: &[u8; 32]| *keys.entry(*bytes).or_insert_with(|| decode_point(bytes));
     for (index, request) in requests.iter().enumerate() {
-        match prepare_with_keys(request, &mut decode_key) {
+        match prepare(request) {
             Ok(item) => prepared.push((index, item)),
             Err(reason) => verdicts[index] = Verdict::Malformed(reason),
         }
