@@ -4,6 +4,7 @@
 //! signature costs the CPU backend in a batch of 64, and senders sign many transactions: a
 //! worker that has decoded a key keeps it, so the next batch that holds the key decodes only
 //! its signatures' R points.
+//!
 //! Decoding is a pure function of the 32 bytes, so a kept key is the very point a fresh
 //! decode gives (or the same refusal): the predicate does not change.
 

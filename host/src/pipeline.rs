@@ -56,9 +56,9 @@ impl Default for PipelineConfig {
     /// Batches of the verifier's own size or 300 µs; blocks of up to 4,096 or 1 ms; queues of
     /// 65,536. The CPU backend's batch keeps each worker on an equation of 1,024 signatures,
     /// its best cost a signature: under load, smaller batches split over the workers cost more
-    /// CPU a transaction end to end (`make bench`: 11 and 15 µs at 1,024 and 256, two
-    /// workers). Below saturation the deadline cuts batches long before they fill, so their
-    /// size costs no latency there.
+    /// CPU a transaction end to end (`make bench` with one core free: 11 µs at 1,024, 15 at
+    /// 256). Below saturation the deadline cuts batches long before they fill, so their size
+    /// costs no latency there.
     fn default() -> Self {
         Self {
             verify_batch: 0,
