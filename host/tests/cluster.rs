@@ -495,8 +495,21 @@ fn votes_with_invalid_signatures_are_rejected_and_counted() {
 /// manifest's root is the state root of the block at its height.
 fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
     let client = Client::new(http);
-    let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
-    let manifest = manifests.last().expect("a snapshot after dozens of blocks");
+    // Snapshots are written by a background thread once the state store holds their height's
+    // root: on loaded cores the first may come a while after its block.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let manifests = loop {
+        let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
+        if !manifests.is_empty() {
+            break manifests;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{http} lists no snapshot after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let manifest = manifests.last().expect("a snapshot, waited for");
     assert!(
         manifests.len() as u64 <= SNAPSHOTS_KEPT,
         "the {SNAPSHOTS_KEPT} newest are kept"
