@@ -500,10 +500,6 @@ fn verify_stage(
     chain_id: u32,
     config: PipelineConfig,
 ) {
-    let full = |verifier: &dyn Verifier| match config.verify_batch {
-        0 => verifier.batch().max(1),
-        size => size,
-    };
     let mut batch: Vec<Pending> = Vec::new();
     // The batch's signature checks, built as each transaction is decoded.
     let mut requests = Vec::new();
@@ -527,6 +523,12 @@ fn verify_stage(
                 TryRecvError::Empty => RecvTimeoutError::Timeout,
                 TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
             })
+        };
+        // Asked once a round, not once a submission: the answer can change only with the
+        // verifier's state (a fail-over wrapper's cards), which this round does not touch.
+        let full = match config.verify_batch {
+            0 => verifier.batch().max(1),
+            size => size,
         };
         let stop = loop {
             match next {
@@ -575,7 +577,7 @@ fn verify_stage(
                 Err(RecvTimeoutError::Timeout) => break false,
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break true,
             }
-            if requests.len() >= full(verifier.as_ref()) {
+            if requests.len() >= full {
                 break false;
             }
             next = match submissions.try_recv() {
@@ -584,7 +586,7 @@ fn verify_stage(
                 Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
             };
         };
-        let due = requests.len() >= full(verifier.as_ref())
+        let due = requests.len() >= full
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)
             || stop;
         if due && !batch.is_empty() {

@@ -51,7 +51,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LAYOUT: u8 = 2;
 /// Height → the state root after it (kept when the tree's old nodes are pruned).
 const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
-/// (version since which a node is stale, its key) → (): what [`Store::prune`] may delete.
+/// (version since which a node is stale, its key) → (): what pruning may delete
+/// ([`Store::pruning`]).
 const STALE: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("jmt_stale");
 /// The first byte of a stored leaf: borsh's variant index of [`Node::Leaf`].
 const LEAF_TAG: u8 = 2;
@@ -103,13 +104,13 @@ pub enum StoreError {
     Snapshot(String),
 }
 
-/// What [`Store::prune`] deleted.
+/// What a prune deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pruned {
+struct Pruned {
     /// Tree nodes.
-    pub nodes: usize,
+    nodes: usize,
     /// Account values.
-    pub values: usize,
+    values: usize,
 }
 
 fn db(error: impl std::fmt::Display) -> StoreError {
@@ -636,12 +637,10 @@ impl Store {
         Ok(table.get(height).map_err(db)?.map(|v| v.value()))
     }
 
-    /// Deletes the tree's nodes that no height after `head − keep` needs, at most `limit` of
-    /// them, and the values only they led to, and says how many of each it deleted. Accounts
-    /// and proofs stay available at the commits' last heights among the last `keep`, and
-    /// roots at every commit's last height; without pruning every commit's changed paths and
-    /// every account's every value would stay on disk for ever.
-    pub fn prune(&self, keep: u64, limit: usize) -> Result<Pruned, StoreError> {
+    /// A prune in a transaction of its own, up to `head − keep`: what a pruning store's
+    /// commits do as they go, for the tests to compare with.
+    #[cfg(test)]
+    fn prune(&self, keep: u64, limit: usize) -> Result<Pruned, StoreError> {
         let Some((head, _)) = self.head()? else {
             return Ok(Pruned::default());
         };
@@ -656,7 +655,11 @@ impl Store {
         Ok(pruned)
     }
 
-    /// [`Store::prune`]'s deletions up to `cutoff`, in `write`.
+    /// Deletes, in `write`, the tree's nodes that no height after `cutoff` needs, at most
+    /// `limit` of them, and the values only they led to, and says how many of each it deleted.
+    /// Accounts and proofs stay available at the commits' last heights after the cutoff, and
+    /// roots at every commit's last height; without pruning every commit's changed paths and
+    /// every account's every value would stay on disk for ever.
     fn prune_in(
         write: &redb::WriteTransaction,
         cutoff: u64,
