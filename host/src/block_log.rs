@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn blocks_append_in_order_and_survive_reopening() {
-        let path = testing::scratch("block-log").join("blocks.redb");
+        let dir = testing::scratch("block-log");
+        let path = dir.join("blocks.redb");
         {
             let log = BlockLog::open(&path).expect("opens");
             assert_eq!(log.head().expect("reads"), None);

@@ -973,7 +973,6 @@ mod tests {
             "a height inside a commit is not kept"
         );
         assert_eq!(store.root(5).expect("reads"), None);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -1036,7 +1035,6 @@ mod tests {
             drop(work);
         });
         assert_eq!(*failed.lock().expect("lock"), None);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -1051,7 +1049,6 @@ mod tests {
         assert_eq!(chain.store.head().expect("reads").map(|(h, _)| h), Some(1));
         assert_eq!(chain.close().expect("closes").0, 1);
         assert!(handle.flush().is_err(), "the stage has stopped");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -1087,7 +1084,6 @@ mod tests {
         assert_eq!(chain.height(), 5);
         assert_eq!(chain.log().head().expect("reads"), Some(5));
         assert_eq!(chain.ledger().nonce(&id(1)), 5);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -1147,7 +1143,6 @@ mod tests {
             })
             .collect();
         assert_eq!(passed, [1]);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -1228,7 +1223,6 @@ mod tests {
         assert_eq!(ledger.balance(&id(3), 1), 10);
         let (account, proof) = chain.store().account(&id(2), head.0).expect("reads");
         assert!(verify_account(head.1, &id(2), account.as_ref(), &proof));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -1254,6 +1248,5 @@ mod tests {
         assert_eq!(chain.height(), 3);
         assert_eq!(chain.sync().expect("syncs"), head);
         assert_eq!(chain.ledger().balance(&id(3), 1), 11);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -906,6 +906,5 @@ mod tests {
         drop(chain);
         let reopened = Chain::open(&dir, &genesis).expect("reopens");
         assert_eq!(reopened.sync().expect("syncs"), (height, root));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -340,6 +340,5 @@ mod tests {
             other.restore(0, wrong_root, [Ok(first)]),
             Err(crate::store::StoreError::Snapshot(_))
         ));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -885,7 +885,7 @@ mod tests {
             vec![(bob, &accounts[3])],
         ];
         let receipts = [([7u8; 32], vec![])];
-        let one_by_one = Store::open(&scratch("one-by-one")).expect("opens");
+        let (_one_by_one_dir, one_by_one) = open("one-by-one");
         let roots: Vec<[u8; 32]> = (0..)
             .zip(&blocks)
             .map(|(height, changed)| {
@@ -894,7 +894,7 @@ mod tests {
                     .expect("commits")
             })
             .collect();
-        let together = Store::open(&scratch("together")).expect("opens");
+        let (_together_dir, together) = open("together");
         let first = together
             .commit(0, &[state(&[], &blocks[0])], Durability::None)
             .expect("commits");
@@ -935,7 +935,7 @@ mod tests {
             let txn = store.db.begin_read().expect("reads");
             ReadableTableMetadata::len(&txn.open_table(table).expect("table")).expect("counts")
         }
-        let direct = Store::open(&scratch("direct")).expect("opens");
+        let (_direct_dir, direct) = open("direct");
         direct
             .commit(0, &[state(&[], &blocks[0])], Durability::None)
             .expect("commits");
@@ -950,7 +950,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_the_last_heights_provable_and_every_root() {
-        let store = Store::open(&scratch("prune")).expect("opens");
+        let (_store_dir, store) = open("prune");
         let (alice, bob) = ([1u8; 32], [2u8; 32]);
         let mut roots = Vec::new();
         for height in 0..=30u64 {
@@ -997,13 +997,12 @@ mod tests {
 
     #[test]
     fn a_pruning_store_prunes_in_its_commits_what_a_prune_after_them_would() {
-        let pruning = Store::open(&scratch("prune-in-commit"))
-            .expect("opens")
-            .pruning(Pruning {
-                keep: 5,
-                limit: usize::MAX,
-            });
-        let plain = Store::open(&scratch("prune-after")).expect("opens");
+        let (_pruning_dir, pruning) = open("prune-in-commit");
+        let pruning = pruning.pruning(Pruning {
+            keep: 5,
+            limit: usize::MAX,
+        });
+        let (_plain_dir, plain) = open("prune-after");
         let ids: Vec<[u8; 32]> = (1u8..=40).map(|n| [n; 32]).collect();
         for height in 0..=30u64 {
             let values: Vec<Account> = (0..8)
@@ -1046,7 +1045,7 @@ mod tests {
 
     #[test]
     fn pruning_drops_the_values_no_kept_height_reads_and_keeps_a_moved_leafs_value() {
-        let store = Store::open(&scratch("prune-values")).expect("opens");
+        let (_store_dir, store) = open("prune-values");
         let nibble = |id: &[u8; 32]| KeyHash::with::<Sha256>(id).0[0] >> 4;
         let alice = [1u8; 32];
         // Carol, written once, alone under her first nibble until Dave arrives under the same
@@ -1095,8 +1094,17 @@ mod tests {
         assert_eq!(ledger.account(&alice), Some(&account(30, &[(1, 130)])));
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        testing::scratch(&format!("store-{name}")).join("verity.redb")
+    /// A store file's path in a new scratch directory, which the test keeps while it uses it.
+    fn scratch(name: &str) -> (testing::Scratch, std::path::PathBuf) {
+        let dir = testing::scratch(&format!("store-{name}"));
+        let path = dir.join("verity.redb");
+        (dir, path)
+    }
+
+    /// A new store in [`scratch`]`(name)`, after its directory in drop order.
+    fn open(name: &str) -> (testing::Scratch, Store) {
+        let (dir, path) = scratch(name);
+        (dir, Store::open(&path).expect("opens"))
     }
 
     /// Two ids that share the index's eight-byte prefix, in blocks committed without and
@@ -1110,7 +1118,7 @@ mod tests {
     }
 
     fn receipts_are_found(flush: usize, name: &str) {
-        let path = scratch(name);
+        let (_dir, path) = scratch(name);
         let mut twin = [5u8; 32];
         twin[31] = 6;
         let other = [6u8; 32];
@@ -1166,7 +1174,7 @@ mod tests {
     /// layout it has, not read as if it had this one.
     #[test]
     fn a_store_of_the_old_layout_is_refused() {
-        let path = scratch("layout");
+        let (_dir, path) = scratch("layout");
         {
             let database = Database::create(&path).expect("creates");
             let txn = database.begin_write().expect("writes");
@@ -1187,7 +1195,7 @@ mod tests {
 
     #[test]
     fn a_block_that_changes_no_account_keeps_the_root_and_its_proofs() {
-        let path = scratch("empty");
+        let (_dir, path) = scratch("empty");
         let store = Store::open(&path).expect("opens");
         let alice = [1u8; 32];
         let first = account(0, &[(1, 5)]);
@@ -1209,7 +1217,7 @@ mod tests {
 
     #[test]
     fn blocks_commit_durably_with_roots_and_proofs_that_survive_reopening() {
-        let path = scratch("commit");
+        let (_dir, path) = scratch("commit");
         let (alice, bob, carol) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         let roots = {
             let store = Store::open(&path).expect("opens");

@@ -1,7 +1,7 @@
 //! Keys and signed transactions for the host's tests.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
@@ -79,17 +79,41 @@ pub fn trade(
     .sign_trade(&key(buyer), &key(seller))
 }
 
-/// A fresh scratch directory `verity-NAME-PID` under the system's temporary one.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh scratch directory `verity-NAME-PID` under the system's temporary one, removed with
+/// what it holds when dropped: a test leaves nothing behind, whether it passes or panics.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new [`Scratch`] directory for test `name`; keep it alive while the test uses it.
+pub fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("verity-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch");
-    dir
+    Scratch(dir)
 }
 
 /// A pipeline on the CPU over a new chain (id 5, asset 1, key 1 holding 1,000) in
 /// [`scratch`]`(name)`, which it returns too.
-pub fn pipeline(name: &str) -> (Arc<Pipeline>, PathBuf) {
+pub fn pipeline(name: &str) -> (Arc<Pipeline>, Scratch) {
     let dir = scratch(name);
     let genesis = Genesis {
         rules: Rules {

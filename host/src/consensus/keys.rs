@@ -240,7 +240,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_a_validator_signs_the_pipelines_verifier_accepts_and_nothing_else() {
-        let (pipeline, dir) = testing::pipeline("consensus-keys");
+        let (pipeline, _dir) = testing::pipeline("consensus-keys");
         let verifier = PipelineVerifier::new(pipeline.checker(), 5);
         let signer = ValidatorSigner::new(PrivateKey(key(1)), 5);
         let public = PublicKey(key(1).verifying_key().to_bytes());
@@ -334,6 +334,5 @@ mod tests {
             panic!("a verdict from a stopped pipeline");
         };
         assert!(error.to_string().contains("shutting_down"), "{error}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -189,13 +189,11 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+    use crate::testing;
     use crate::traffic::synth;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("verity-file-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        dir
+    fn scratch(name: &str) -> testing::Scratch {
+        testing::scratch(&format!("file-{name}"))
     }
 
     fn written(path: &Path, n: u64) -> Vec<u8> {
@@ -240,7 +238,6 @@ mod tests {
             filtered.next_packet(),
             Err(pcap::Error::NoMorePackets)
         ));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn refused(path: &Path, filter: Option<&str>) -> String {
@@ -293,6 +290,5 @@ mod tests {
 
         let missing = refused(&dir.join("missing.pcap"), None);
         assert!(missing.contains("missing.pcap"), "{missing}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

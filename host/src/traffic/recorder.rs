@@ -421,14 +421,13 @@ fn next_index(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use crate::traffic::extract::Extractor;
     use crate::traffic::file;
     use crate::traffic::reassembly::Limits;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("verity-rec-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    fn scratch(name: &str) -> testing::Scratch {
+        testing::scratch(&format!("rec-{name}"))
     }
 
     fn config(dir: &Path, queue: usize, rotate_bytes: u64, keep: usize) -> RecordConfig {
@@ -503,12 +502,12 @@ mod tests {
             Recorder::unavailable().set(true),
             Err(RecordError::Unavailable)
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_directory_that_cannot_be_made_counts_errors_and_drops_never_panics() {
-        let blocker = scratch("blocked");
+        let dir = scratch("blocked");
+        let blocker = dir.join("blocker");
         std::fs::write(&blocker, b"a file where the directory should be").expect("written");
         let (recorder, writer) = Recorder::new(&config(&blocker.join("pcap"), 64, 1 << 20, 0));
         let writing = writer.spawn().expect("the writer starts");
@@ -536,13 +535,11 @@ mod tests {
         );
         drop(recorder);
         writing.join().expect("the writer ends");
-        let _ = std::fs::remove_file(&blocker);
     }
 
     #[test]
     fn files_rotate_by_size_keep_the_newest_and_each_replays_on_its_own() {
         let dir = scratch("rotate");
-        std::fs::create_dir_all(&dir).expect("a directory");
         // A file left by an earlier run is not overwritten: numbering goes on after it.
         std::fs::write(dir.join("ingress-000007.pcap"), b"old").expect("written");
         let (recorder, writer) = Recorder::new(&config(&dir, 1024, 2000, 3));
@@ -567,6 +564,5 @@ mod tests {
             seen, last,
             "the newest files hold the last frames, in order"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
