@@ -34,7 +34,8 @@ test-long: deps
 ## re-margining 100,000 option accounts after a mark change — the arithmetic alone, and the
 ## ledger's block that moves the mark (re-margin and liquidations) — against its 50 ms target,
 ## a second of the state store's receipts 2M receipts in, against the same second of empty
-## blocks, and a version of its account tree against the same blocks changing no account.
+## blocks, a version of its account tree against the same blocks changing no account, and
+## the ledger executing a block of transfers (its cost per transaction).
 bench: deps
 	$(CARGO) bench --locked -p verity-drivers --bench cpu_verify
 	$(CARGO) bench --locked -p verity-drivers --bench xdma_path
@@ -43,6 +44,7 @@ bench: deps
 	$(CARGO) bench --locked -p verity-host --bench pcap
 	$(CARGO) bench --locked -p verity-host --bench margin
 	$(CARGO) bench --locked -p verity-host --bench store
+	$(CARGO) bench --locked -p verity-host --bench ledger
 
 ## Synthesis of HDL blocks: UltraScale+ resources and logic depth (Yosys synth_xilinx), ECP5
 ## place-and-route and Fmax (nextpnr). One block with BLOCK=NAME (`verity hdl list`), else all;

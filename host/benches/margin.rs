@@ -138,7 +138,7 @@ fn main() {
     ));
     let holders = ledger
         .accounts()
-        .values()
+        .map(|(_, a)| a)
         .filter(|a| !a.positions.is_empty())
         .count();
     let price = Unsigned {

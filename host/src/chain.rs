@@ -282,7 +282,7 @@ impl Chain {
             Some(_) => store.ledger()?,
             None => {
                 let ledger = Ledger::genesis(&genesis.balances).map_err(|_| ChainError::Genesis)?;
-                let accounts: Vec<_> = ledger.accounts().iter().map(|(id, a)| (*id, a)).collect();
+                let accounts: Vec<_> = ledger.accounts().map(|(id, a)| (*id, a)).collect();
                 let genesis = BlockState {
                     receipts: &[],
                     changed: &accounts,
@@ -540,7 +540,8 @@ impl Chain {
         self.ledger.merge(changes);
         if let Some(snapshotting) = &self.snapshots {
             if snapshot {
-                let state = (height, self.ledger.accounts().clone());
+                let accounts = self.ledger.accounts().map(|(id, a)| (*id, a.clone()));
+                let state = (height, accounts.collect());
                 // One at a time: a snapshot still being written makes this one skipped.
                 let sent = snapshotting.queue.as_ref().map(|q| q.try_send(state));
                 if !matches!(sent, Some(Ok(()))) {

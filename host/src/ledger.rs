@@ -20,10 +20,12 @@
 
 pub mod book;
 pub mod encoding;
+mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use book::{BookRules, Event, Instrument, Liquidation, MarginState, Settlement};
+use key::Key;
 
 use crate::transaction::{Body, Payload, Transaction, TxId};
 
@@ -327,9 +329,9 @@ pub struct Receipt {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
     /// Every account that ever held anything or sent a transaction, by key.
-    accounts: BTreeMap<AccountId, Account>,
+    accounts: BTreeMap<Key, Account>,
     /// The accounts holding positions: the ones the book re-margins after every block.
-    holders: BTreeSet<AccountId>,
+    holders: BTreeSet<Key>,
     /// How many accounts hold each instrument: the expired ones left to settle.
     open: BTreeMap<u32, usize>,
 }
@@ -346,7 +348,13 @@ impl Ledger {
             overlay.credit(account, asset, amount)?;
         }
         let mut ledger = Self::default();
-        ledger.merge(overlay.changes);
+        ledger.merge(
+            overlay
+                .changes
+                .into_iter()
+                .map(|(key, a)| (key.0, a))
+                .collect(),
+        );
         Ok(ledger)
     }
 
@@ -357,24 +365,24 @@ impl Ledger {
         ledger
     }
 
-    /// Every account, by key.
-    pub fn accounts(&self) -> &BTreeMap<AccountId, Account> {
-        &self.accounts
+    /// Every account, in key order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.accounts.iter().map(|(key, account)| (&key.0, account))
     }
 
     /// One account.
     pub fn account(&self, id: &AccountId) -> Option<&Account> {
-        self.accounts.get(id)
+        self.accounts.get(&Key(*id))
     }
 
     /// `account`'s balance of `asset`.
     pub fn balance(&self, account: &AccountId, asset: u32) -> u64 {
-        self.accounts.get(account).map_or(0, |a| a.balance(asset))
+        self.account(account).map_or(0, |a| a.balance(asset))
     }
 
     /// `account`'s next nonce.
     pub fn nonce(&self, account: &AccountId) -> u64 {
-        self.accounts.get(account).map_or(0, |a| a.nonce)
+        self.account(account).map_or(0, |a| a.nonce)
     }
 
     /// Applies `block`, the block at `height`, in order: what it changes and a receipt per
@@ -396,22 +404,28 @@ impl Ledger {
             })
             .collect();
         overlay.after_block(rules, height);
-        let mut changes = overlay.changes;
-        changes.retain(|id, after| self.accounts.get(id) != Some(after));
+        // In key order, which is the ids' order: collecting them is a bulk build.
+        let changes = overlay
+            .changes
+            .into_iter()
+            .filter(|(key, after)| self.accounts.get(key) != Some(after))
+            .map(|(key, after)| (key.0, after))
+            .collect();
         (changes, receipts)
     }
 
     /// Takes a block's changes.
     pub fn merge(&mut self, changes: Changes) {
         for (id, account) in changes {
+            let key = Key(id);
             if account.positions.is_empty() {
-                self.holders.remove(&id);
+                self.holders.remove(&key);
             } else {
-                self.holders.insert(id);
+                self.holders.insert(key);
             }
-            let before = self.accounts.insert(id, account);
+            let before = self.accounts.insert(key, account);
             let before = before.as_ref().map(|a| &a.positions);
-            let after = &self.accounts[&id].positions;
+            let after = &self.accounts[&key].positions;
             for instrument in before.into_iter().flat_map(|p| p.keys()) {
                 if !after.contains_key(instrument) {
                     if let Some(n) = self.open.get_mut(instrument) {
@@ -457,7 +471,7 @@ impl Ledger {
 /// A ledger with a block's changes over it, copied on first write.
 struct Overlay<'a> {
     base: &'a Ledger,
-    changes: Changes,
+    changes: BTreeMap<Key, Account>,
     /// The book's risk arrays at the block's height and the prices so far; `None` after a
     /// price changes them.
     table: Option<book::RiskTable>,
@@ -467,13 +481,13 @@ impl<'a> Overlay<'a> {
     fn new(base: &'a Ledger) -> Self {
         Self {
             base,
-            changes: Changes::new(),
+            changes: BTreeMap::new(),
             table: None,
         }
     }
 
     fn put(&mut self, id: AccountId, account: Account) {
-        self.changes.insert(id, account);
+        self.changes.insert(Key(id), account);
     }
 
     /// [`Ledger::mark`], with the block's prices so far.
@@ -487,16 +501,18 @@ impl<'a> Overlay<'a> {
     }
 
     fn get(&self, account: &AccountId) -> Option<&Account> {
+        let key = Key(*account);
         self.changes
-            .get(account)
-            .or_else(|| self.base.accounts.get(account))
+            .get(&key)
+            .or_else(|| self.base.accounts.get(&key))
     }
 
     fn get_mut(&mut self, account: AccountId) -> &mut Account {
+        let key = Key(account);
         let base = self.base;
         self.changes
-            .entry(account)
-            .or_insert_with(|| base.accounts.get(&account).cloned().unwrap_or_default())
+            .entry(key)
+            .or_insert_with(|| base.accounts.get(&key).cloned().unwrap_or_default())
     }
 
     fn balance(&self, account: &AccountId, asset: u32) -> u64 {
@@ -695,7 +711,7 @@ mod tests {
         assert_eq!(ledger.mark(&rules, COIN, 5), Some(110), "100, 110, 1,000");
         assert_eq!(ledger.nonce(&id(4)), 1, "a refused price uses its nonce");
         assert_eq!(
-            ledger.accounts()[&id(1)].prices[&COIN],
+            ledger.account(&id(1)).expect("the oracle").prices[&COIN],
             Quote {
                 price: 100,
                 height: 5

@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Account, AccountId, Failure, Ledger, Overlay, Rules};
+use super::{Account, AccountId, Failure, Key, Ledger, Overlay, Rules};
 use crate::derivatives::pricing::{Model, OptionTerms};
 use crate::derivatives::risk::{ceil_div, Margin, Position, RiskArray, RiskParams};
 use crate::transaction::Trade;
@@ -399,14 +399,14 @@ impl<'a> Overlay<'a> {
     fn new_holders(&self) -> Vec<AccountId> {
         self.changes
             .iter()
-            .filter(|(id, a)| !a.positions.is_empty() && !self.base.holders.contains(*id))
-            .map(|(id, _)| *id)
+            .filter(|(key, a)| !a.positions.is_empty() && !self.base.holders.contains(*key))
+            .map(|(key, _)| key.0)
             .collect()
     }
 
     /// Every account holding positions now, in key order.
     fn holders(&self) -> Vec<AccountId> {
-        let mut holders: Vec<AccountId> = self.base.holders.iter().copied().collect();
+        let mut holders: Vec<AccountId> = self.base.holders.iter().map(|key| key.0).collect();
         holders.extend(self.new_holders());
         holders.sort_unstable();
         holders.retain(|id| self.get(id).is_some_and(|a| !a.positions.is_empty()));
@@ -493,7 +493,7 @@ impl<'a> Overlay<'a> {
         // The accounts this block changed so far, walked beside the holders (both in key
         // order): a holder not among them is as it was, and needs no lookup. The pass itself
         // changes only holders it has visited, and the fund, which it skips.
-        let touched: Vec<AccountId> = self.changes.keys().copied().collect();
+        let touched: Vec<AccountId> = self.changes.keys().map(|key| key.0).collect();
         let mut touched = touched.into_iter().peekable();
         for (id, account) in base_holders(base) {
             while let Some(id) = new.next_if(|n| n < id) {
@@ -523,7 +523,7 @@ impl<'a> Overlay<'a> {
         if id == book.fund {
             return;
         }
-        let Some(account) = current.or_else(|| self.changes.get(&id)) else {
+        let Some(account) = current.or_else(|| self.changes.get(&Key(id))) else {
             return;
         };
         let Ok(margin) = table.margin(book, account, scratch) else {
@@ -575,13 +575,14 @@ fn base_holders(base: &Ledger) -> Box<dyn Iterator<Item = (&AccountId, &Account)
         Box::new(
             base.accounts
                 .iter()
-                .filter(|(_, a)| !a.positions.is_empty()),
+                .filter(|(_, a)| !a.positions.is_empty())
+                .map(|(key, a)| (&key.0, a)),
         )
     } else {
         Box::new(
             base.holders
                 .iter()
-                .filter_map(|id| Some((id, base.accounts.get(id)?))),
+                .filter_map(|key| Some((&key.0, base.accounts.get(key)?))),
         )
     }
 }
@@ -719,7 +720,7 @@ mod tests {
     fn quote_total(ledger: &Ledger) -> u128 {
         ledger
             .accounts()
-            .values()
+            .map(|(_, a)| a)
             .map(|a| u128::from(a.balance(QUOTE)))
             .sum()
     }
@@ -1165,13 +1166,13 @@ mod tests {
                 for instrument in [CALL, PUT] {
                     let holding = ledger
                         .accounts()
-                        .values()
+                        .map(|(_, a)| a)
                         .filter(|a| a.positions.contains_key(&instrument))
                         .count();
                     prop_assert_eq!(ledger.holding(instrument), holding);
                     let open: i64 = ledger
                         .accounts()
-                        .values()
+                        .map(|(_, a)| a)
                         .filter_map(|a| a.positions.get(&instrument))
                         .sum();
                     prop_assert_eq!(open, 0);
