@@ -7,9 +7,17 @@
 //! * latency from submission to commit, paced at half of the CPU backend's end-to-end rate
 //!   measured just before.
 //!
+//! With the end-to-end rate it prints where the CPU went: each thread's time on CPU over the
+//! whole end-to-end benchmark (Linux's per-thread `schedstat`), summed by stage, per
+//! transaction — verification on the pool's workers, then the pipeline's own stages. It
+//! counts the work the stages do between pushes too (the state stage commits what it held
+//! while the next batch is signed), which the rate does not: when the total a transaction
+//! times the rate passes the cores, the rate owes that to the pauses between pushes.
+//!
 //! Transfers go round-robin from 1,000 funded accounts to the next one, as `verity load` sends
 //! them. `make bench` runs it and prints the table with the targets.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -146,8 +154,9 @@ fn start(name: &str, verifier: Box<dyn Verifier>, senders: &Senders) -> Arc<Pipe
 }
 
 /// Submits `batch` from two threads (as two connections would) and waits for every
-/// outcome; every transaction must be committed and applied.
-fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> Duration {
+/// outcome; every transaction must be committed and applied. Returns the time it took and
+/// the CPU time of the two submitting threads.
+fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> (Duration, Duration) {
     let started = Instant::now();
     let halves: Vec<Vec<Vec<u8>>> = {
         let mut a = Vec::new();
@@ -164,20 +173,110 @@ fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> Duration {
         }
         vec![a, b]
     };
-    std::thread::scope(|scope| {
-        for half in halves {
-            scope.spawn(move || {
-                let pending: Vec<_> = half.into_iter().map(|tx| pipeline.submit(tx)).collect();
-                for outcome in pending {
-                    match outcome.recv().expect("an outcome") {
-                        Outcome::Committed { failure: None, .. } => {}
-                        other => panic!("{other:?}"),
+    let clients = std::thread::scope(|scope| {
+        let threads: Vec<_> = halves
+            .into_iter()
+            .map(|half| {
+                scope.spawn(move || {
+                    let pending: Vec<_> = half.into_iter().map(|tx| pipeline.submit(tx)).collect();
+                    for outcome in pending {
+                        match outcome.recv().expect("an outcome") {
+                            Outcome::Committed { failure: None, .. } => {}
+                            other => panic!("{other:?}"),
+                        }
                     }
-                }
-            });
-        }
+                    clock(rustix::time::ClockId::ThreadCPUTime)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a client"))
+            .sum()
     });
-    started.elapsed()
+    (started.elapsed(), clients)
+}
+
+/// Each live thread's time on CPU so far, by thread id, with its name (Linux); not the main
+/// thread's, which signs the transactions.
+fn threads() -> BTreeMap<u32, (String, Duration)> {
+    let main = std::process::id();
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let id = task.file_name().to_str().and_then(|id| id.parse().ok());
+        let name = std::fs::read_to_string(path.join("comm"));
+        let on_cpu = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+        if let (Some(id), Ok(name), Some(nanos)) = (id.filter(|&id| id != main), name, on_cpu) {
+            threads.insert(id, (name.trim().to_owned(), Duration::from_nanos(nanos)));
+        }
+    }
+    threads
+}
+
+/// CPU time by stage over the end-to-end benchmark.
+#[derive(Default)]
+struct StageCpu {
+    /// Threads' time by stage, between the snapshots taken before and after.
+    stages: BTreeMap<&'static str, Duration>,
+    /// The submitting threads' time (they end with their push).
+    clients: Duration,
+    transactions: u64,
+}
+
+impl StageCpu {
+    /// The stage a thread named `name` works for.
+    fn stage(name: &str) -> &'static str {
+        match name {
+            n if n.starts_with("verity-cpu-") => "verification",
+            "verify" => "verify stage",
+            "sequence" => "sequence",
+            "log" => "log",
+            "state" => "state",
+            _ => "other",
+        }
+    }
+
+    /// Adds what each thread alive at both snapshots spent between them.
+    fn add(
+        &mut self,
+        before: &BTreeMap<u32, (String, Duration)>,
+        after: &BTreeMap<u32, (String, Duration)>,
+    ) {
+        for (id, (name, now)) in after {
+            if let Some((_, then)) = before.get(id) {
+                *self.stages.entry(Self::stage(name)).or_default() += now.saturating_sub(*then);
+            }
+        }
+    }
+
+    /// Microseconds a transaction, by stage in pipeline order, then the total.
+    fn line(&self) -> Option<String> {
+        let per_tx = |d: Duration| d.as_secs_f64() * 1e6 / self.transactions as f64;
+        if self.transactions == 0 {
+            return None;
+        }
+        let order = [
+            "verification",
+            "verify stage",
+            "sequence",
+            "log",
+            "state",
+            "other",
+        ];
+        let mut parts: Vec<String> = order
+            .iter()
+            .filter_map(|stage| Some(format!("{stage} {:.2}", per_tx(*self.stages.get(stage)?))))
+            .collect();
+        parts.push(format!("clients {:.2}", per_tx(self.clients)));
+        let total = self.stages.values().sum::<Duration>() + self.clients;
+        Some(format!("{}; total {:.2}", parts.join(", "), per_tx(total)))
+    }
 }
 
 /// Submission-to-commit latencies of a run paced at `rate` transactions/s.
@@ -230,7 +329,7 @@ fn main() {
         ran_instant = true;
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| push(&instant, instant_senders.transfers(PER_ITERATION, false)))
+                .map(|_| push(&instant, instant_senders.transfers(PER_ITERATION, false)).0)
                 .sum()
         })
     });
@@ -260,6 +359,8 @@ fn main() {
     // The process's CPU time while transactions were pushed, against the wall time: how much
     // of the cores the end-to-end run kept busy (signing the next batch is outside both).
     let (mut busy, mut wall) = (Duration::ZERO, Duration::ZERO);
+    let mut stages = StageCpu::default();
+    let threads_before = threads();
     group.bench_function("cpu", |b| {
         ran_cpu = true;
         b.iter_custom(|iters| {
@@ -267,14 +368,20 @@ fn main() {
             for _ in 0..iters {
                 let batch = cpu_senders.transfers(PER_ITERATION, true);
                 let before = cpu_time();
-                total += push(&pipeline, batch);
+                let (took, clients) = push(&pipeline, batch);
+                total += took;
                 busy += cpu_time().saturating_sub(before);
+                stages.clients += clients;
+                stages.transactions += PER_ITERATION as u64;
             }
             wall += total;
             total
         })
     });
     group.finish();
+    // What the state stage still holds is part of the run's work.
+    pipeline.flush_state().expect("the state stage commits");
+    stages.add(&threads_before, &threads());
     let e2e_rate = match rate("cpu") {
         Some(rate) if ran_cpu => rate,
         _ => {
@@ -290,6 +397,9 @@ fn main() {
         println!("(no table: run all of the group's benchmarks, without a filter)");
     } else if let Some(table) = table(half, &latencies, cores_busy) {
         println!("{table}");
+        if let Some(line) = stages.line() {
+            println!("CPU a transaction end to end, by stage (µs): {line}\n");
+        }
     }
 }
 
@@ -307,7 +417,12 @@ fn rate(id: &str) -> Option<f64> {
 
 /// The CPU time the process has used so far, all threads.
 fn cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    clock(rustix::time::ClockId::ProcessCPUTime)
+}
+
+/// `clock`'s time.
+fn clock(clock: rustix::time::ClockId) -> Duration {
+    let t = rustix::time::clock_gettime(clock);
     Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
         u32::try_from(t.tv_nsec).unwrap_or(0),
