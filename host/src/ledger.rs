@@ -542,22 +542,70 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
+    /// Moves `account`'s balance of `asset` to `to(balance)`, or fails with its error and
+    /// changes nothing. One lookup of the block's changes, and one of the ledger for an
+    /// account the block has not changed yet; an account that fails is not copied into the
+    /// changes (one that does not exist would otherwise appear, empty).
+    fn update(
+        &mut self,
+        account: AccountId,
+        asset: u32,
+        to: impl FnOnce(u64) -> Result<u64, Failure>,
+    ) -> Result<(), Failure> {
+        let key = Key(account);
+        if let Some(held) = self.changes.get_mut(&key) {
+            let after = to(held.balance(asset))?;
+            held.set_balance(asset, after);
+            return Ok(());
+        }
+        let base = self.base.accounts.get(&key);
+        let after = to(base.map_or(0, |a| a.balance(asset)))?;
+        let mut fresh = base.cloned().unwrap_or_default();
+        fresh.set_balance(asset, after);
+        self.changes.insert(key, fresh);
+        Ok(())
+    }
+
     fn credit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
         if amount == 0 {
             return Ok(());
         }
-        let balance = self.balance(&account, asset);
-        let after = balance.checked_add(amount).ok_or(Failure::Overflow)?;
-        self.get_mut(account).set_balance(asset, after);
-        Ok(())
+        self.update(account, asset, |balance| {
+            balance.checked_add(amount).ok_or(Failure::Overflow)
+        })
     }
 
     fn debit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
-        let balance = self.balance(&account, asset);
-        let left = balance
-            .checked_sub(amount)
-            .ok_or(Failure::InsufficientFunds { balance, amount })?;
-        self.get_mut(account).set_balance(asset, left);
+        self.update(account, asset, |balance| {
+            balance
+                .checked_sub(amount)
+                .ok_or(Failure::InsufficientFunds { balance, amount })
+        })
+    }
+
+    /// Uses up `sender`'s nonce if `got` is its next, in one lookup of the block's changes
+    /// (and one of the ledger for a sender the block has not changed yet); a wrong nonce
+    /// changes nothing.
+    fn use_nonce(&mut self, sender: AccountId, got: u64) -> Result<(), Failure> {
+        let key = Key(sender);
+        if let Some(held) = self.changes.get_mut(&key) {
+            if got != held.nonce {
+                return Err(Failure::BadNonce {
+                    expected: held.nonce,
+                    got,
+                });
+            }
+            held.nonce = got + 1;
+            return Ok(());
+        }
+        let base = self.base.accounts.get(&key);
+        let expected = base.map_or(0, |a| a.nonce);
+        if got != expected {
+            return Err(Failure::BadNonce { expected, got });
+        }
+        let mut fresh = base.cloned().unwrap_or_default();
+        fresh.nonce = expected + 1;
+        self.changes.insert(key, fresh);
         Ok(())
     }
 
@@ -573,15 +621,8 @@ impl<'a> Overlay<'a> {
             });
         }
         let sender = *tx.sender();
-        let expected = self.get(&sender).map_or(0, |a| a.nonce);
-        if tx.nonce() != expected {
-            return Err(Failure::BadNonce {
-                expected,
-                got: tx.nonce(),
-            });
-        }
         // The nonce is used up from here on, whatever follows.
-        self.get_mut(sender).nonce = expected + 1;
+        self.use_nonce(sender, tx.nonce())?;
         let (Body { asset, to, amount }, mint) = match tx.payload() {
             Payload::Transfer(body) => (body, false),
             Payload::Mint(body) => (body, true),
@@ -724,6 +765,57 @@ mod tests {
         assert_eq!(ledger.mark(&rules, COIN, 16), Some(120));
         assert_eq!(ledger.mark(&rules, COIN, 23), None);
         assert_eq!(ledger.mark(&rules, 2, 12), None, "nobody priced asset 2");
+    }
+
+    /// A failure copies no account into the block's changes: an unknown sender's wrong
+    /// nonce, a transfer to a new account refused for funds, a mint that would overflow a
+    /// balance. Only the nonces the failures used up change (mutation-checked: `use_nonce`
+    /// copying the sender before its check adds the unknown sender 5, empty).
+    #[test]
+    fn failures_leave_no_account_behind() {
+        let ledger = Ledger::genesis(&[(id(1), COIN, 100), (id(3), 2, u64::MAX)]).expect("genesis");
+        let mint = |nonce, to, amount| {
+            signed(
+                9,
+                nonce,
+                Payload::Mint(Body {
+                    asset: 2,
+                    to,
+                    amount,
+                }),
+            )
+        };
+        let block = [
+            transfer(5, 1, 2, 1),
+            transfer(1, 0, 4, 500),
+            mint(0, id(3), 1),
+            mint(1, id(4), 0),
+        ];
+        let txs: Vec<Transaction<'_>> = block
+            .iter()
+            .map(|b| Transaction::decode(b).expect("well formed"))
+            .collect();
+        let (changes, receipts) = ledger.apply(&rules(), 1, &txs);
+        let failures: Vec<_> = receipts.into_iter().map(|r| r.failure).collect();
+        assert_eq!(
+            failures,
+            [
+                Some(Failure::BadNonce {
+                    expected: 0,
+                    got: 1
+                }),
+                Some(Failure::InsufficientFunds {
+                    balance: 100,
+                    amount: 500
+                }),
+                Some(Failure::Overflow),
+                None,
+            ]
+        );
+        let changed: Vec<_> = changes.iter().map(|(id, a)| (*id, a.nonce)).collect();
+        let mut want = vec![(id(1), 1), (id(9), 2)];
+        want.sort_unstable();
+        assert_eq!(changed, want);
     }
 
     #[test]
