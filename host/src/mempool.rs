@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use thiserror::Error;
 
 use crate::ledger::{AccountId, Ledger};
-use crate::transaction::{Transaction, TxBytes, TxId};
+use crate::transaction::{TxBytes, TxId};
 
 /// How big the pool may grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,15 +191,18 @@ impl<T> Mempool<T> {
     }
 
     /// Takes a verified transaction carrying `value`, given the sender's next nonce per the
-    /// ledger. Returns the id and value of a transaction evicted to make room, if one was; a
-    /// refusal hands `value` back.
+    /// ledger; it keeps `bytes` as they are. Returns the id and value of a transaction evicted
+    /// to make room, if one was; a refusal hands `value` back.
     pub fn insert(
         &mut self,
-        tx: &Transaction<'_>,
+        bytes: TxBytes,
         ledger: &Ledger,
         value: T,
     ) -> Result<Option<(TxId, T)>, (Refusal, T)> {
-        let (id, sender, nonce) = (tx.id(), *tx.sender(), tx.nonce());
+        let (id, sender, nonce) = {
+            let tx = bytes.transaction();
+            (tx.id(), *tx.sender(), tx.nonce())
+        };
         if let Err(refusal) = self.admissible(id, sender, nonce, ledger) {
             return Err((refusal, value));
         }
@@ -234,7 +237,7 @@ impl<T> Mempool<T> {
         self.by_id.insert(
             id,
             Held {
-                bytes: tx.to_owned(),
+                bytes,
                 arrival: self.arrivals,
                 sender,
                 nonce,
@@ -342,7 +345,7 @@ mod tests {
     use super::*;
     use crate::ledger::{BookRules, Ledger, PriceRules, Rules};
     use crate::testing::{self, key};
-    use crate::transaction::TX_LEN;
+    use crate::transaction::{Transaction, TX_LEN};
 
     fn tx(from: u8, nonce: u64, amount: u64) -> [u8; TX_LEN] {
         testing::transfer(1, from, nonce, 0, 1, amount)
@@ -354,7 +357,7 @@ mod tests {
         ledger: &Ledger,
     ) -> Result<Option<TxId>, Refusal> {
         let tx = Transaction::decode(bytes).expect("well formed");
-        pool.insert(&tx, ledger, ())
+        pool.insert(tx.to_owned(), ledger, ())
             .map(|evicted| evicted.map(|(id, ())| id))
             .map_err(|(refusal, ())| refusal)
     }

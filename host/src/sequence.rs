@@ -137,11 +137,10 @@ struct Sequencer {
 
 impl Sequencer {
     /// Puts a verified transaction in the mempool; whether it went in.
-    fn admit(&mut self, bytes: &TxBytes, reply: Reply, at: Instant) -> bool {
-        let tx = bytes.transaction();
+    fn admit(&mut self, bytes: TxBytes, reply: Reply, at: Instant) -> bool {
         let admitted = match self
             .mempool
-            .insert(&tx, self.chain.ledger(), Waiting { reply, at })
+            .insert(bytes, self.chain.ledger(), Waiting { reply, at })
         {
             Ok(evicted) => {
                 if let Some((_, evicted)) = evicted {
@@ -265,7 +264,7 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
         };
         match verified.recv_timeout(wait) {
             Ok(Verified::Transaction { bytes, reply, at }) => {
-                if s.admit(&bytes, reply, at) {
+                if s.admit(bytes, reply, at) {
                     first_waiting.get_or_insert_with(Instant::now);
                 }
             }
@@ -332,7 +331,7 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
         let stopping = select! {
             recv(verified) -> message => match message {
                 Ok(Verified::Transaction { bytes, reply, at }) => {
-                    s.admit(&bytes, reply, at);
+                    s.admit(bytes, reply, at);
                     false
                 }
                 Ok(Verified::Stop) | Err(_) => true,
