@@ -347,14 +347,9 @@ impl Ledger {
         for &(account, asset, amount) in balances {
             overlay.credit(account, asset, amount)?;
         }
+        let changes = overlay.into_changes();
         let mut ledger = Self::default();
-        ledger.merge(
-            overlay
-                .changes
-                .into_iter()
-                .map(|(key, a)| (key.0, a))
-                .collect(),
-        );
+        ledger.merge(changes);
         Ok(ledger)
     }
 
@@ -404,14 +399,7 @@ impl Ledger {
             })
             .collect();
         overlay.after_block(rules, height);
-        // In key order, which is the ids' order: collecting them is a bulk build.
-        let changes = overlay
-            .changes
-            .into_iter()
-            .filter(|(key, after)| self.accounts.get(key) != Some(after))
-            .map(|(key, after)| (key.0, after))
-            .collect();
-        (changes, receipts)
+        (overlay.into_changes(), receipts)
     }
 
     /// Takes a block's changes.
@@ -490,6 +478,17 @@ impl<'a> Overlay<'a> {
         self.changes.insert(Key(id), account);
     }
 
+    /// The accounts whose value differs from the base's, by id.
+    fn into_changes(self) -> Changes {
+        let base = self.base;
+        // In key order, which is the ids' order: collecting them is a bulk build.
+        self.changes
+            .into_iter()
+            .filter(|(key, after)| base.accounts.get(key) != Some(after))
+            .map(|(key, after)| (key.0, after))
+            .collect()
+    }
+
     /// [`Ledger::mark`], with the block's prices so far.
     fn mark(&self, rules: &Rules, asset: u32, height: u64) -> Option<u64> {
         let quotes = rules
@@ -542,26 +541,30 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    /// Moves `account`'s balance of `asset` to `to(balance)`, or fails with its error and
-    /// changes nothing. One lookup of the block's changes, and one of the ledger for an
-    /// account the block has not changed yet; an account that fails is not copied into the
-    /// changes (one that does not exist would otherwise appear, empty).
-    fn update(
+    /// Changes `account` by `then(check(account))`, or fails with `check`'s error and changes
+    /// nothing. One lookup of the block's changes, and one of the ledger for an account the
+    /// block has not changed yet; an account that fails is not copied into the changes (one
+    /// that does not exist would otherwise appear, empty).
+    fn change<T>(
         &mut self,
         account: AccountId,
-        asset: u32,
-        to: impl FnOnce(u64) -> Result<u64, Failure>,
+        check: impl FnOnce(&Account) -> Result<T, Failure>,
+        then: impl FnOnce(&mut Account, T),
     ) -> Result<(), Failure> {
         let key = Key(account);
         if let Some(held) = self.changes.get_mut(&key) {
-            let after = to(held.balance(asset))?;
-            held.set_balance(asset, after);
+            let checked = check(held)?;
+            then(held, checked);
             return Ok(());
         }
         let base = self.base.accounts.get(&key);
-        let after = to(base.map_or(0, |a| a.balance(asset)))?;
+        // A default account is made only for an id the ledger does not hold.
+        let checked = match base {
+            Some(account) => check(account)?,
+            None => check(&Account::default())?,
+        };
         let mut fresh = base.cloned().unwrap_or_default();
-        fresh.set_balance(asset, after);
+        then(&mut fresh, checked);
         self.changes.insert(key, fresh);
         Ok(())
     }
@@ -570,43 +573,46 @@ impl<'a> Overlay<'a> {
         if amount == 0 {
             return Ok(());
         }
-        self.update(account, asset, |balance| {
-            balance.checked_add(amount).ok_or(Failure::Overflow)
-        })
+        self.change(
+            account,
+            |a| {
+                a.balance(asset)
+                    .checked_add(amount)
+                    .ok_or(Failure::Overflow)
+            },
+            |a, after| a.set_balance(asset, after),
+        )
     }
 
     fn debit(&mut self, account: AccountId, asset: u32, amount: u64) -> Result<(), Failure> {
-        self.update(account, asset, |balance| {
-            balance
-                .checked_sub(amount)
-                .ok_or(Failure::InsufficientFunds { balance, amount })
-        })
+        self.change(
+            account,
+            |a| {
+                let balance = a.balance(asset);
+                balance
+                    .checked_sub(amount)
+                    .ok_or(Failure::InsufficientFunds { balance, amount })
+            },
+            |a, left| a.set_balance(asset, left),
+        )
     }
 
-    /// Uses up `sender`'s nonce if `got` is its next, in one lookup of the block's changes
-    /// (and one of the ledger for a sender the block has not changed yet); a wrong nonce
-    /// changes nothing.
+    /// Uses up `sender`'s nonce if `got` is its next; a wrong nonce changes nothing.
     fn use_nonce(&mut self, sender: AccountId, got: u64) -> Result<(), Failure> {
-        let key = Key(sender);
-        if let Some(held) = self.changes.get_mut(&key) {
-            if got != held.nonce {
-                return Err(Failure::BadNonce {
-                    expected: held.nonce,
-                    got,
-                });
-            }
-            held.nonce = got + 1;
-            return Ok(());
-        }
-        let base = self.base.accounts.get(&key);
-        let expected = base.map_or(0, |a| a.nonce);
-        if got != expected {
-            return Err(Failure::BadNonce { expected, got });
-        }
-        let mut fresh = base.cloned().unwrap_or_default();
-        fresh.nonce = expected + 1;
-        self.changes.insert(key, fresh);
-        Ok(())
+        self.change(
+            sender,
+            |a| {
+                if a.nonce == got {
+                    Ok(())
+                } else {
+                    Err(Failure::BadNonce {
+                        expected: a.nonce,
+                        got,
+                    })
+                }
+            },
+            |a, ()| a.nonce = got + 1,
+        )
     }
 
     fn apply_one(
@@ -769,8 +775,8 @@ mod tests {
 
     /// A failure copies no account into the block's changes: an unknown sender's wrong
     /// nonce, a transfer to a new account refused for funds, a mint that would overflow a
-    /// balance. Only the nonces the failures used up change (mutation-checked: `use_nonce`
-    /// copying the sender before its check adds the unknown sender 5, empty).
+    /// balance. Only the nonces the failures used up change (mutation-checked: `change`
+    /// copying the account before its check adds the unknown sender 5, empty).
     #[test]
     fn failures_leave_no_account_behind() {
         let ledger = Ledger::genesis(&[(id(1), COIN, 100), (id(3), 2, u64::MAX)]).expect("genesis");
