@@ -88,20 +88,33 @@ fn status(http: SocketAddr) -> Status {
     Client::new(http).status().expect("status")
 }
 
-/// Waits until the replica at `http` has committed `height`.
-fn wait_for(http: SocketAddr, height: u64, within: Duration) {
+/// Polls `probe` every 100 ms until it gives a value; after `within`, fails with what
+/// `failure` makes of the last refusal.
+fn eventually<T, E>(
+    within: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+    failure: impl Fn(E) -> String,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
-        let now = status(http).height;
-        if now >= height {
-            return;
+        match probe() {
+            Ok(value) => return value,
+            Err(last) => assert!(Instant::now() < deadline, "{}", failure(last)),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{http} is at {now}, not {height}, after {within:?}"
-        );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until the replica at `http` has committed `height`.
+fn wait_for(http: SocketAddr, height: u64, within: Duration) {
+    eventually(
+        within,
+        || match status(http).height {
+            now if now >= height => Ok(()),
+            now => Err(now),
+        },
+        |now| format!("{http} is at {now}, not {height}, after {within:?}"),
+    )
 }
 
 /// Every replica holds the same block (id, transactions and their receipts, state root where
@@ -497,18 +510,18 @@ fn snapshots_are_served_and_check_against_the_state_root(http: SocketAddr) {
     let client = Client::new(http);
     // Snapshots are written by a background thread once the state store holds their height's
     // root: on loaded cores the first may come a while after its block.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let manifests = loop {
-        let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
-        if !manifests.is_empty() {
-            break manifests;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{http} lists no snapshot after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let manifests = eventually(
+        Duration::from_secs(60),
+        || {
+            let manifests: Vec<Manifest> = client.get("/v1/snapshots").expect("snapshots");
+            if manifests.is_empty() {
+                Err(())
+            } else {
+                Ok(manifests)
+            }
+        },
+        |()| format!("{http} lists no snapshot after 60 s"),
+    );
     let manifest = manifests.last().expect("a snapshot, waited for");
     assert!(
         manifests.len() as u64 <= SNAPSHOTS_KEPT,
