@@ -36,8 +36,8 @@ use crate::snapshot::Snapshots;
 use crate::store::{BlockState, Durability, Pruning, Store, StoreError};
 use crate::transaction::{self, Transaction, TxError};
 
-/// The block log's file in the data directory.
-pub const LOG_FILE: &str = "blocks.redb";
+/// The block log's directory in the data directory.
+pub const LOG_FILE: &str = "blocks";
 /// The state store's file in the data directory.
 pub const STATE_FILE: &str = "state.redb";
 /// The longest the state store goes without a durable commit (what a crash makes the next
@@ -50,7 +50,8 @@ pub const KEEP_HEIGHTS: u64 = 10_000;
 /// full blocks makes stale, so pruning keeps up and a backlog (after `KEEP_HEIGHTS` is
 /// lowered) drains in bounded steps.
 const PRUNE_LIMIT: usize = 100_000;
-/// Blocks the state stage may fall behind the log before the log stage waits for it.
+/// Blocks queued for the state stage; what a busy state stage has no room for waits in the
+/// log stage's backlog ([`STATE_BACKLOG`]).
 const STATE_QUEUE: usize = 64;
 /// Blocks the log may fall behind execution before `execute_then` waits for it.
 const LOG_QUEUE: usize = 64;
@@ -686,9 +687,11 @@ const LOG_BATCH: usize = 256;
 
 /// Appends the blocks the chain executed — those queued behind one another in one durable
 /// commit — then tells each one's [`Durable`] and hands its state to the state stage; the
-/// state stage's requests go on in order, behind the blocks sent before them. After a failed
-/// append every block is refused (the chain's ledger has moved past the log), and the chain
-/// takes no more.
+/// state stage's requests go on in order, behind the blocks sent before them. A state stage
+/// busy with a long commit (a checkpoint's fsync, tens of ms) does not hold appends up: what
+/// it has no room for waits here, in order, up to [`STATE_BACKLOG`]. After a failed append
+/// every block is refused (the chain's ledger has moved past the log), and the chain takes no
+/// more.
 fn log_stage(
     log: &BlockLog,
     queue: &Receiver<LogWork>,
@@ -697,7 +700,8 @@ fn log_stage(
 ) {
     let mut appends: Vec<Append> = Vec::with_capacity(LOG_BATCH);
     let mut broken: Option<String> = None;
-    while let Ok(work) = queue.recv() {
+    let mut backlog = StateBacklog::default();
+    while let Some(work) = backlog.next_work(queue, state) {
         let mut request = match work {
             LogWork::Append(append) => {
                 appends.push(append);
@@ -739,8 +743,7 @@ fn log_stage(
                 Ok(()) => {
                     for append in appends.drain(..) {
                         (append.durable)(Ok(()));
-                        // A failed state stage has said so in `failed`; the block is durable.
-                        let _ = state.send(StateWork::Block(append.state));
+                        backlog.push(StateWork::Block(append.state));
                     }
                 }
                 Err(reason) => {
@@ -758,7 +761,88 @@ fn log_stage(
             }
         }
         if let Some(work) = request {
-            let _ = state.send(work);
+            backlog.push(work);
+        }
+        backlog.hand_off(state);
+    }
+    // The chain has stopped sending: the state stage gets everything before it stops.
+    for work in backlog.waiting.drain(..) {
+        let _ = state.send(work);
+    }
+}
+
+/// The most transactions' state (a block counts at least one) the log stage holds for a
+/// state stage that is busy, before it takes no more appends: a second of the pipeline's top
+/// rate, tens of MB.
+const STATE_BACKLOG: usize = 1 << 18;
+
+/// What the log stage holds for the state stage, in order.
+#[derive(Default)]
+struct StateBacklog {
+    waiting: std::collections::VecDeque<StateWork>,
+    /// Their weight: transactions, at least one a block.
+    weight: usize,
+}
+
+impl StateBacklog {
+    fn weight(work: &StateWork) -> usize {
+        match work {
+            StateWork::Block(block) => block.receipts.len().max(1),
+            StateWork::Sync(_) | StateWork::Flush(_) => 0,
+        }
+    }
+
+    fn push(&mut self, work: StateWork) {
+        self.weight += Self::weight(&work);
+        self.waiting.push_back(work);
+    }
+
+    /// Hands the state stage what it has room for.
+    fn hand_off(&mut self, state: &Sender<StateWork>) {
+        while let Some(work) = self.waiting.pop_front() {
+            let weight = Self::weight(&work);
+            match state.try_send(work) {
+                Ok(()) => self.weight -= weight,
+                Err(crossbeam_channel::TrySendError::Full(work)) => {
+                    self.waiting.push_front(work);
+                    return;
+                }
+                // A failed state stage has said so in `failed`; the blocks are durable.
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.waiting.clear();
+                    self.weight = 0;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The log stage's next work, handing the state stage what it waits for meanwhile; over
+    /// [`STATE_BACKLOG`], only once the state stage has taken enough. `None` once the chain
+    /// has stopped sending.
+    fn next_work(
+        &mut self,
+        queue: &Receiver<LogWork>,
+        state: &Sender<StateWork>,
+    ) -> Option<LogWork> {
+        loop {
+            if self.waiting.is_empty() {
+                return queue.recv().ok();
+            }
+            let mut select = crossbeam_channel::Select::new();
+            let to_state = select.send(state);
+            let from_chain = (self.weight < STATE_BACKLOG).then(|| select.recv(queue));
+            let ready = select.select();
+            if ready.index() == to_state {
+                let work = self.waiting.pop_front()?;
+                self.weight -= Self::weight(&work);
+                if ready.send(state, work).is_err() {
+                    self.waiting.clear();
+                    self.weight = 0;
+                }
+            } else if Some(ready.index()) == from_chain {
+                return ready.recv(queue).ok();
+            }
         }
     }
 }
@@ -1087,6 +1171,67 @@ mod tests {
         assert_eq!(chain.height(), 5);
         assert_eq!(chain.log().head().expect("reads"), Some(5));
         assert_eq!(chain.ledger().nonce(&id(1)), 5);
+    }
+
+    /// A state block of `transactions` receipts at `height`.
+    fn state_block(height: u64, transactions: usize) -> StateWork {
+        StateWork::Block(BlockWork {
+            height,
+            receipts: vec![([0; 32], Vec::new()); transactions],
+            changes: Changes::new(),
+            readable: false,
+        })
+    }
+
+    #[test]
+    fn a_busy_state_stage_holds_appends_up_only_past_the_backlog_and_gets_its_work_in_order() {
+        let (state, state_queue) = bounded(1);
+        let (chain, queue) = bounded(4);
+        let mut backlog = StateBacklog::default();
+        for height in 1..=3 {
+            backlog.push(state_block(height, 10));
+        }
+        backlog.hand_off(&state);
+        assert_eq!((backlog.waiting.len(), backlog.weight), (2, 20));
+        // The state stage takes nothing; the log stage still takes the chain's next work.
+        let (flushed, _) = bounded(1);
+        chain
+            .send(LogWork::State(StateWork::Flush(flushed)))
+            .expect("sends");
+        assert!(matches!(
+            backlog.next_work(&queue, &state),
+            Some(LogWork::State(StateWork::Flush(_)))
+        ));
+        // Past the backlog, it takes nothing more from the chain until the state stage has
+        // taken enough, and what the state stage gets comes in order.
+        backlog.push(state_block(4, STATE_BACKLOG));
+        let (flushed, _) = bounded(1);
+        chain
+            .send(LogWork::State(StateWork::Flush(flushed)))
+            .expect("sends");
+        let heights = std::thread::scope(|scope| {
+            let taker = scope.spawn(|| {
+                let mut heights = Vec::new();
+                while let Ok(StateWork::Block(block)) = state_queue.recv() {
+                    heights.push(block.height);
+                    if block.height == 4 {
+                        break;
+                    }
+                }
+                heights
+            });
+            let next = backlog.next_work(&queue, &state);
+            assert!(matches!(next, Some(LogWork::State(StateWork::Flush(_)))));
+            assert!(backlog.weight < STATE_BACKLOG, "{}", backlog.weight);
+            taker.join().expect("takes")
+        });
+        assert_eq!(heights, [1, 2, 3, 4]);
+        assert_eq!(backlog.weight, 0);
+        drop(chain);
+        assert!(
+            backlog.next_work(&queue, &state).is_none(),
+            "the chain stopped"
+        );
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn fetch(
     if let Err(error) = result {
         // Nothing half-installed: the replica starts from genesis instead.
         let _ = std::fs::remove_file(data.join(STATE_FILE));
-        let _ = std::fs::remove_file(data.join(LOG_FILE));
+        let _ = std::fs::remove_dir_all(data.join(LOG_FILE));
         return Err(error);
     }
     let synced = Synced {

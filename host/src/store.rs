@@ -69,6 +69,14 @@ pub enum StoreError {
     /// A stored block is not whole transactions.
     #[error("store: block {0} is corrupt")]
     CorruptBlock(u64),
+    /// A block (with its certificate) longer than the block log's largest record.
+    #[error("block log: block {height} is {bytes} bytes, more than a record holds")]
+    BlockTooLarge {
+        /// Its height.
+        height: u64,
+        /// Its length, with its certificate's.
+        bytes: usize,
+    },
     /// Nothing is committed yet (a chain commits its genesis when it opens).
     #[error("store: no block committed yet")]
     Empty,
