@@ -53,7 +53,7 @@ pub struct PipelineConfig {
 }
 
 impl Default for PipelineConfig {
-    /// Batches of the verifier's own size or 300 µs; blocks of up to 4,096 or 1 ms; queues of
+    /// Batches of the verifier's own size or 200 µs; blocks of up to 4,096 or 1 ms; queues of
     /// 65,536. The CPU backend's batch keeps each worker on an equation of 1,024 signatures,
     /// its best cost a signature: under load, smaller batches split over the workers cost more
     /// CPU a transaction end to end (`make bench` with one core free: 11 µs at 1,024, 15 at
@@ -62,7 +62,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             verify_batch: 0,
-            verify_deadline: Duration::from_micros(300),
+            verify_deadline: Duration::from_micros(200),
             block_max: 4096,
             block_interval: Duration::from_millis(1),
             queue: 65_536,
