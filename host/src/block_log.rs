@@ -543,11 +543,29 @@ fn seal_on_open(dir: &Path, first: u64, count: u64) -> Result<(), StoreError> {
 
 /// Opens the segment being written, `first`: its whole records, and zeros over whatever
 /// follows them (a torn append, never acknowledged), so that a later append cannot be
-/// followed by a stale record. A segment with no whole record is removed.
+/// followed by a stale record. Those bytes are first copied aside, to `<first>-<offset>.torn`
+/// beside the segment: a scan cannot tell a torn append from a damaged record with whole
+/// ones after it, and the second must not be lost. A segment with no whole record is removed
+/// (after the same copy, if it holds anything).
 fn open_active(dir: &Path, first: u64) -> Result<Option<Active>, StoreError> {
     let bytes = read_segment(dir, first)?;
     let (offsets, end) = record::scan(&bytes, first);
     let path = segment::path(dir, first);
+    if let Some(last) = bytes[end..].iter().rposition(|&b| b != 0) {
+        let torn = &bytes[end..=end + last];
+        metrics::counter!("verity_log_torn_tails_total").increment(1);
+        tracing::warn!(
+            segment = first,
+            offset = end,
+            bytes = torn.len(),
+            "the block log's tail after its last whole record is set aside and dropped"
+        );
+        let aside = dir.join(format!("{first:020}-{end}.torn"));
+        let mut file = File::create(aside).map_err(io)?;
+        io::Write::write_all(&mut file, torn).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        segment::sync_dir(dir).map_err(io)?;
+    }
     if offsets.is_empty() {
         fs::remove_file(&path).map_err(io)?;
         let _ = fs::remove_file(segment::index_path(dir, first));
@@ -560,12 +578,6 @@ fn open_active(dir: &Path, first: u64) -> Result<Option<Active>, StoreError> {
         .open(&path)
         .map_err(io)?;
     if let Some(last) = bytes[end..].iter().rposition(|&b| b != 0) {
-        metrics::counter!("verity_log_torn_tails_total").increment(1);
-        tracing::warn!(
-            segment = first,
-            bytes = last + 1,
-            "the block log's torn tail is dropped"
-        );
         file.write_all_at(&vec![0; last + 1], end as u64)
             .map_err(io)?;
         file.sync_data().map_err(io)?;
@@ -746,6 +758,11 @@ mod tests {
             assert!(fs::read(&first).expect("reads")[end..]
                 .iter()
                 .all(|&b| b == 0));
+            // What was dropped is kept aside, up to its last byte that is not zero.
+            let aside = fs::read(path.join(format!("{:020}-{end}.torn", 0))).expect("set aside");
+            let half = &torn[..torn.len() / 2];
+            assert!(!aside.is_empty() && half.starts_with(&aside));
+            assert!(half[aside.len()..].iter().all(|&b| b == 0));
             log.append(2, b"short").expect("appends");
         }
         let log = BlockLog::open(&path).expect("reopens");
