@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::oneshot;
 use tracing::{debug_span, warn};
 
@@ -262,16 +262,30 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
             None if stopping => Duration::ZERO,
             None => Duration::from_secs(3600),
         };
-        match verified.recv_timeout(wait) {
-            Ok(Verified::Transaction { bytes, reply, at }) => {
-                if s.admit(bytes, reply, at) {
-                    first_waiting.get_or_insert_with(Instant::now);
+        // One message, then what else is queued, up to a block's worth: the clock is read
+        // once for them all, not once a transaction.
+        let mut next = verified.recv_timeout(wait);
+        loop {
+            match next {
+                Ok(Verified::Transaction { bytes, reply, at }) => {
+                    if s.admit(bytes, reply, at) {
+                        first_waiting.get_or_insert_with(Instant::now);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Ok(Verified::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    stopping = true;
+                    break;
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Ok(Verified::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                stopping = true;
+            if s.mempool.len() >= config.block_max {
+                break;
             }
+            next = match verified.try_recv() {
+                Ok(message) => Ok(message),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            };
         }
         let due = s.mempool.len() >= config.block_max
             || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
