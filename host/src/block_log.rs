@@ -146,7 +146,7 @@ enum Place {
 
 impl BlockLog {
     /// Opens (or creates) the log in the directory `path`. After a crash the segment being
-    /// written keeps its whole records; what follows them is zeroed.
+    /// written keeps its whole records; what follows them is set aside, then zeroed.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if path.with_extension("redb").is_file() {
             return Err(StoreError::Db(format!(
@@ -189,6 +189,13 @@ impl BlockLog {
         self.inner
             .index
             .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.inner
+            .index
+            .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -314,12 +321,7 @@ impl BlockLog {
         };
         file.write_all_at(records, end).map_err(io)?;
         file.sync_data().map_err(io)?;
-        let mut index = self
-            .inner
-            .index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(active) = index.active.as_mut() {
+        if let Some(active) = self.index_mut().active.as_mut() {
             // A segment is at most `segment::LARGEST` or one record long: offsets fit a u32.
             active
                 .offsets
@@ -340,27 +342,19 @@ impl BlockLog {
         match held {
             Some((sealing, offsets)) if !offsets.is_empty() => {
                 segment::write_index(dir, sealing, &offsets).map_err(io)?;
-                let mut index = self
-                    .inner
-                    .index
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut index = self.index_mut();
                 index.active = None;
                 index.sealed.insert(sealing, offsets.len() as u64);
             }
             Some((empty, _)) => {
                 // Started, then a write failed: nothing in it.
-                self.inner
-                    .index
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .active = None;
+                self.index_mut().active = None;
                 fs::remove_file(segment::path(dir, empty)).map_err(io)?;
             }
             None => {}
         }
         let size = segment::planned(self.index().segments()).max(need as u64);
-        let spare = match writer.spare.take() {
+        let (spare, size) = match writer.spare.take() {
             Some((filling, filled)) => {
                 if !filling.is_finished() {
                     metrics::counter!("verity_log_spare_waits_total").increment(1);
@@ -370,20 +364,15 @@ impl BlockLog {
                     .map_err(|_| io(io::Error::other("the spare's filler panicked")))?
                     .map_err(io)?;
                 if filled >= size {
-                    spare
+                    (spare, filled)
                 } else {
-                    segment::fill(dir, size).map_err(io)?
+                    (segment::fill(dir, size).map_err(io)?, size)
                 }
             }
-            None => segment::fill(dir, size).map_err(io)?,
+            None => (segment::fill(dir, size).map_err(io)?, size),
         };
-        let size = fs::metadata(&spare).map_err(io)?.len();
         let file = segment::install(dir, &spare, first).map_err(io)?;
-        self.inner
-            .index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .active = Some(Active {
+        self.index_mut().active = Some(Active {
             first,
             file: Arc::new(file),
             size,
@@ -551,8 +540,13 @@ fn open_active(dir: &Path, first: u64) -> Result<Option<Active>, StoreError> {
     let bytes = read_segment(dir, first)?;
     let (offsets, end) = record::scan(&bytes, first);
     let path = segment::path(dir, first);
-    if let Some(last) = bytes[end..].iter().rposition(|&b| b != 0) {
-        let torn = &bytes[end..=end + last];
+    // Up to the last byte that is not zero: the space after it is as it was filled.
+    let torn_len = bytes[end..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    if torn_len > 0 {
+        let torn = &bytes[end..end + torn_len];
         metrics::counter!("verity_log_torn_tails_total").increment(1);
         tracing::warn!(
             segment = first,
@@ -577,8 +571,8 @@ fn open_active(dir: &Path, first: u64) -> Result<Option<Active>, StoreError> {
         .write(true)
         .open(&path)
         .map_err(io)?;
-    if let Some(last) = bytes[end..].iter().rposition(|&b| b != 0) {
-        file.write_all_at(&vec![0; last + 1], end as u64)
+    if torn_len > 0 {
+        file.write_all_at(&vec![0; torn_len], end as u64)
             .map_err(io)?;
         file.sync_data().map_err(io)?;
     }

@@ -797,6 +797,13 @@ impl StateBacklog {
         self.waiting.push_back(work);
     }
 
+    /// Drops what waits: the state stage has gone. A failed one has said so in `failed`; the
+    /// blocks are durable.
+    fn forget(&mut self) {
+        self.waiting.clear();
+        self.weight = 0;
+    }
+
     /// Hands the state stage what it has room for.
     fn hand_off(&mut self, state: &Sender<StateWork>) {
         while let Some(work) = self.waiting.pop_front() {
@@ -807,10 +814,8 @@ impl StateBacklog {
                     self.waiting.push_front(work);
                     return;
                 }
-                // A failed state stage has said so in `failed`; the blocks are durable.
                 Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                    self.waiting.clear();
-                    self.weight = 0;
+                    self.forget();
                     return;
                 }
             }
@@ -837,8 +842,7 @@ impl StateBacklog {
                 let work = self.waiting.pop_front()?;
                 self.weight -= Self::weight(&work);
                 if ready.send(state, work).is_err() {
-                    self.waiting.clear();
-                    self.weight = 0;
+                    self.forget();
                 }
             } else if Some(ready.index()) == from_chain {
                 return ready.recv(queue).ok();

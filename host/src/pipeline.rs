@@ -491,6 +491,15 @@ fn answer(
     }
 }
 
+/// The next message already queued, as a receive that does not wait: nothing queued is a
+/// timeout.
+pub(crate) fn queued<T>(queue: &Receiver<T>) -> Result<T, RecvTimeoutError> {
+    queue.try_recv().map_err(|error| match error {
+        TryRecvError::Empty => RecvTimeoutError::Timeout,
+        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+    })
+}
+
 /// Parses, batches by size or deadline, verifies, and passes on the valid.
 fn verify_stage(
     mut verifier: Box<dyn Verifier>,
@@ -519,10 +528,7 @@ fn verify_stage(
             submissions.recv_timeout(wait)
         } else {
             in_flight.settle(verifier.as_mut(), wait.min(POLL), to_sequence);
-            submissions.try_recv().map_err(|error| match error {
-                TryRecvError::Empty => RecvTimeoutError::Timeout,
-                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            })
+            queued(submissions)
         };
         // Asked once a round, not once a submission: the answer can change only with the
         // verifier's state (a fail-over wrapper's cards), which this round does not touch.
@@ -580,11 +586,8 @@ fn verify_stage(
             if requests.len() >= full {
                 break false;
             }
-            next = match submissions.try_recv() {
-                Ok(message) => Ok(message),
-                Err(TryRecvError::Empty) => break false,
-                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            };
+            // Nothing more queued: a timeout, which ends the batch's filling.
+            next = queued(submissions);
         };
         let due = requests.len() >= full
             || (!batch.is_empty() && started.elapsed() >= config.verify_deadline)

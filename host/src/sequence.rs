@@ -17,14 +17,14 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 use tracing::{debug_span, warn};
 
 use crate::chain::{Chain, ChainError};
 use crate::ledger::Failure;
 use crate::mempool::Mempool;
-use crate::pipeline::{refuse, Outcome, PipelineConfig, Reply};
+use crate::pipeline::{queued, refuse, Outcome, PipelineConfig, Reply};
 use crate::transaction::{TxBytes, TxId};
 
 /// A verified transaction on its way to the sequence stage.
@@ -281,11 +281,8 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
             if s.mempool.len() >= config.block_max {
                 break;
             }
-            next = match verified.try_recv() {
-                Ok(message) => Ok(message),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            };
+            // Nothing more queued: a timeout, which ends the burst.
+            next = queued(verified);
         }
         let due = s.mempool.len() >= config.block_max
             || first_waiting.is_some_and(|since| since.elapsed() >= config.block_interval)
