@@ -178,9 +178,20 @@ fn push(pipeline: &Pipeline, batch: Vec<Vec<u8>>) -> (Duration, Duration) {
             .into_iter()
             .map(|half| {
                 scope.spawn(move || {
-                    let pending: Vec<_> = half.into_iter().map(|tx| pipeline.submit(tx)).collect();
-                    for outcome in pending {
-                        match outcome.recv().expect("an outcome") {
+                    // One queue for the thread's outcomes, as a connection has one writer.
+                    let (done, outcomes) = crossbeam_channel::unbounded();
+                    let count = half.len();
+                    for tx in half {
+                        let done = done.clone();
+                        pipeline.submit_with(
+                            tx,
+                            Box::new(move |outcome| {
+                                let _ = done.send(outcome);
+                            }),
+                        );
+                    }
+                    for outcome in outcomes.iter().take(count) {
+                        match outcome {
                             Outcome::Committed { failure: None, .. } => {}
                             other => panic!("{other:?}"),
                         }

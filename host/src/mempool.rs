@@ -16,12 +16,14 @@
 //!   — first come, first served, never a nonce gap — up to a count.
 //!
 //! Arrival order is a counter, not a clock; ties cannot happen. Ids and senders are looked up
-//! in hash maps (std's keyed hasher: both come from outside), and nothing the pool decides
-//! depends on a map's iteration order: blocks are ordered by the unique arrival numbers, and
+//! in hash maps keyed at random each process (aHash: both come from outside, and SipHash cost
+//! four times as much here), and nothing the pool decides depends on a map's iteration order: blocks are ordered by the unique arrival numbers, and
 //! the heaviest sender comes from a heap ordered by (count, key).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use ahash::HashMap;
 
 use thiserror::Error;
 
@@ -121,8 +123,8 @@ impl<T> Mempool<T> {
     pub fn new(config: MempoolConfig) -> Self {
         Self {
             config,
-            by_id: HashMap::new(),
-            by_sender: HashMap::new(),
+            by_id: HashMap::default(),
+            by_sender: HashMap::default(),
             load: BinaryHeap::new(),
             arrivals: 0,
         }

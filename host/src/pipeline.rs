@@ -31,7 +31,7 @@ use verity_drivers::{BackendState, Request, Tag, Verdict, Verifier};
 use crate::chain::{Chain, ChainError, StateFlush};
 use crate::ledger::Failure;
 use crate::mempool::MempoolConfig;
-use crate::sequence::{self, Ordering, Verified};
+use crate::sequence::{self, Ordering, Valid, Verified};
 use crate::transaction::{Transaction, TxBytes, TxId};
 
 /// How the stages batch.
@@ -46,7 +46,8 @@ pub struct PipelineConfig {
     pub block_max: usize,
     /// How long the first waiting transaction may wait for its block.
     pub block_interval: Duration,
-    /// Each queue's bound, in submissions.
+    /// Each queue's bound, in submissions (the verified queue holds whole verification
+    /// batches: as many as make this many submissions at the batch size `start` sees).
     pub queue: usize,
     /// The mempool's bounds.
     pub mempool: MempoolConfig,
@@ -67,6 +68,16 @@ impl Default for PipelineConfig {
             block_interval: Duration::from_millis(1),
             queue: 65_536,
             mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The signatures a verification batch holds when full, with `verifier`.
+    fn batch_for(&self, verifier: &dyn Verifier) -> usize {
+        match self.verify_batch {
+            0 => verifier.batch().max(1),
+            size => size,
         }
     }
 }
@@ -187,7 +198,8 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Self {
         let (submit, submissions) = bounded(config.queue);
-        let (to_sequence, verified) = bounded(config.queue);
+        let batch = config.batch_for(verifier.as_ref());
+        let (to_sequence, verified) = bounded(config.queue.div_ceil(batch));
         // Known before `start` returns: a status read at once is the verifier's, not a guess.
         let verifier_status = Arc::new(Mutex::new(VerifierStatus {
             backend: verifier.backend(),
@@ -436,12 +448,13 @@ fn submit(
 }
 
 /// Answers a batch's submissions from its verdicts, in request order: each takes as many as
-/// it asked for, and a valid transaction goes on to the sequence stage.
+/// it asked for, and the valid transactions go on to the sequence stage together.
 fn answer(
     batch: Vec<Pending>,
     mut verdicts: impl Iterator<Item = Verdict>,
     to_sequence: &Sender<Verified>,
 ) {
+    let mut valid = Vec::with_capacity(batch.len());
     for pending in batch {
         let (bytes, signatures, reply, at) = match pending {
             Pending::Transaction {
@@ -475,17 +488,20 @@ fn answer(
             continue;
         }
         match verdict {
-            Verdict::Valid => {
-                if let Err(returned) = to_sequence.send(Verified::Transaction { bytes, reply, at })
-                {
-                    if let Verified::Transaction { reply, .. } = returned.0 {
-                        refuse(reply, "shutting_down".to_owned());
-                    }
-                }
-            }
+            Verdict::Valid => valid.push(Valid { bytes, reply, at }),
             verdict => {
                 metrics::counter!("verity_bad_signature_total").increment(1);
                 refuse(reply, format!("signature: {}", verdict.reason()));
+            }
+        }
+    }
+    if valid.is_empty() {
+        return;
+    }
+    if let Err(returned) = to_sequence.send(Verified::Transactions(valid)) {
+        if let Verified::Transactions(valid) = returned.0 {
+            for Valid { reply, .. } in valid {
+                refuse(reply, "shutting_down".to_owned());
             }
         }
     }
@@ -532,10 +548,7 @@ fn verify_stage(
         };
         // Asked once a round, not once a submission: the answer can change only with the
         // verifier's state (a fail-over wrapper's cards), which this round does not touch.
-        let full = match config.verify_batch {
-            0 => verifier.batch().max(1),
-            size => size,
-        };
+        let full = config.batch_for(verifier.as_ref());
         let stop = loop {
             match next {
                 Ok(Message::Submission { bytes, reply, at }) => {

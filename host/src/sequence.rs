@@ -27,13 +27,18 @@ use crate::mempool::Mempool;
 use crate::pipeline::{queued, refuse, Outcome, PipelineConfig, Reply};
 use crate::transaction::{TxBytes, TxId};
 
-/// A verified transaction on its way to the sequence stage.
+/// A transaction whose signatures are valid.
+pub(crate) struct Valid {
+    pub(crate) bytes: TxBytes,
+    pub(crate) reply: Reply,
+    /// When it was submitted.
+    pub(crate) at: Instant,
+}
+
+/// What the verify stage sends on: the valid transactions of a verification batch, in order,
+/// as one message — one queue operation a batch, not one a transaction.
 pub(crate) enum Verified {
-    Transaction {
-        bytes: TxBytes,
-        reply: Reply,
-        at: Instant,
-    },
+    Transactions(Vec<Valid>),
     Stop,
 }
 
@@ -136,25 +141,27 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    /// Puts a verified transaction in the mempool; whether it went in.
-    fn admit(&mut self, bytes: TxBytes, reply: Reply, at: Instant) -> bool {
-        let admitted = match self
-            .mempool
-            .insert(bytes, self.chain.ledger(), Waiting { reply, at })
-        {
-            Ok(evicted) => {
-                if let Some((_, evicted)) = evicted {
-                    refuse(evicted.reply, "mempool_full: evicted".to_owned());
+    /// Puts verified transactions in the mempool, in order; whether any went in.
+    fn admit(&mut self, valid: Vec<Valid>) -> bool {
+        let mut admitted = false;
+        for Valid { bytes, reply, at } in valid {
+            match self
+                .mempool
+                .insert(bytes, self.chain.ledger(), Waiting { reply, at })
+            {
+                Ok(evicted) => {
+                    if let Some((_, evicted)) = evicted {
+                        refuse(evicted.reply, "mempool_full: evicted".to_owned());
+                    }
+                    admitted = true;
                 }
-                true
+                Err((refusal, refused)) => {
+                    metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
+                        .increment(1);
+                    refuse(refused.reply, format!("{}: {refusal}", refusal.reason()));
+                }
             }
-            Err((refusal, refused)) => {
-                metrics::counter!("verity_mempool_refused_total", "reason" => refusal.reason())
-                    .increment(1);
-                refuse(refused.reply, format!("{}: {refusal}", refusal.reason()));
-                false
-            }
-        };
+        }
         metrics::gauge!("verity_mempool_transactions").set(self.mempool.len() as f64);
         admitted
     }
@@ -262,13 +269,13 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
             None if stopping => Duration::ZERO,
             None => Duration::from_secs(3600),
         };
-        // One message, then what else is queued, up to a block's worth: the clock is read
-        // once for them all, not once a transaction.
+        // One batch, then what else is queued, up to a block's worth: the clock is read once
+        // for them all, not once a transaction.
         let mut next = verified.recv_timeout(wait);
         loop {
             match next {
-                Ok(Verified::Transaction { bytes, reply, at }) => {
-                    if s.admit(bytes, reply, at) {
+                Ok(Verified::Transactions(valid)) => {
+                    if s.admit(valid) {
                         first_waiting.get_or_insert_with(Instant::now);
                     }
                 }
@@ -341,8 +348,8 @@ fn run_ordered(mut s: Sequencer, verified: &Receiver<Verified>, orders: &Receive
         };
         let stopping = select! {
             recv(verified) -> message => match message {
-                Ok(Verified::Transaction { bytes, reply, at }) => {
-                    s.admit(bytes, reply, at);
+                Ok(Verified::Transactions(valid)) => {
+                    s.admit(valid);
                     false
                 }
                 Ok(Verified::Stop) | Err(_) => true,

@@ -34,21 +34,18 @@ use crate::ledger::{Account, AccountId, Ledger};
 
 mod memory_index;
 mod receipt_row;
+mod receipt_runs;
 
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// (key hash, version) → tag byte (0 deleted, 1 present) then the value.
 const VALUES: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new("jmt_values");
 /// Height → the block's receipts ([`receipt_row`]); absent for a block of no transactions.
 const BLOCK_RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_receipts");
-/// (a transaction id's first eight bytes, the height of the block that holds it) → (): where
-/// to look for a receipt, sixteen bytes a transaction. Ids that share a prefix each keep
-/// their height, and a lookup checks the whole id in the rows it names.
-const RECEIPT_HEIGHTS: TableDefinition<(IdPrefix, u64), ()> =
-    TableDefinition::new("receipt_heights");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The layout this build reads and writes, under `layout` in [`META`]: 2 since receipts are
-/// stored a row per block (a store of layout 1, from before, has no `layout` key).
-const LAYOUT: u8 = 2;
+/// stored a row per block (a store of layout 1, from before, has no `layout` key), 3 since
+/// their index is in sorted runs ([`receipt_runs`]).
+const LAYOUT: u8 = 3;
 /// Height → the state root after it (kept when the tree's old nodes are pruned).
 const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
 /// (version since which a node is stale, its key) → (): what pruning may delete
@@ -106,6 +103,9 @@ pub enum StoreError {
     /// A stored receipt row is not whole receipts.
     #[error("store: the receipts of block {0} are corrupt")]
     CorruptReceipts(u64),
+    /// A chunk of the receipt index is not whole entries.
+    #[error("store: run {0} of the receipt index is corrupt")]
+    CorruptIndex(u64),
     /// A snapshot's chunk or the state it builds does not match the root it was checked
     /// against.
     #[error("snapshot: {0}")]
@@ -288,14 +288,12 @@ fn id_prefix(id: &[u8; 32]) -> IdPrefix {
     prefix
 }
 
-/// Receipt index entries not yet in [`RECEIPT_HEIGHTS`].
+/// Receipt index entries not yet in a run ([`receipt_runs`]).
 type Unsynced = memory_index::MemoryIndex;
 
-/// Index entries held in memory before a durable commit writes them to their table. A flush
-/// rewrites about every page of the table it touches (the keys are random), so its cost per
-/// entry falls with the entries it carries: measured with 2,000,000 receipts in the store
-/// (`benches/store.rs`), a flush every second of 64,000 cost 6 µs a receipt, and one every
-/// 2^20 entries 2 µs. About 30 MB of memory (16-byte entries in a hash map).
+/// Index entries held in memory before a durable commit writes them as a run
+/// ([`receipt_runs`]). Fewer, larger runs mean fewer merges and fewer runs for a lookup to
+/// read; about 30 MB of memory (16-byte entries in a hash map).
 const INDEX_FLUSH: usize = 1 << 20;
 
 /// Under this key in [`META`]: the first height whose index entries are not in their table
@@ -356,7 +354,7 @@ impl Store {
         txn.open_table(NODES).map_err(db)?;
         txn.open_table(VALUES).map_err(db)?;
         txn.open_table(BLOCK_RECEIPTS).map_err(db)?;
-        txn.open_table(RECEIPT_HEIGHTS).map_err(db)?;
+        txn.open_table(receipt_runs::RUNS).map_err(db)?;
         txn.open_table(ROOTS).map_err(db)?;
         txn.open_table(STALE).map_err(db)?;
         {
@@ -449,10 +447,10 @@ impl Store {
     /// accounts alone, so the root is the same however the blocks were cut into commits.
     ///
     /// A block's receipts are one row under its height ([`receipt_row`]), appended. The index
-    /// that finds a transaction's row is keyed by id, so its inserts land on pages all over
-    /// its table; they are read from memory until a durable commit finds [`INDEX_FLUSH`] of
-    /// them there and writes them all, with the watermark that says which rows they cover
-    /// (opening the store reads the rows above it back). A crash loses nothing: the blocks
+    /// that finds a transaction's row is keyed by id; its entries are read from memory until
+    /// a durable commit finds [`INDEX_FLUSH`] of them there and writes them as one sorted run
+    /// ([`receipt_runs`]), with the watermark that says which rows they cover (opening the
+    /// store reads the rows above it back). A crash loses nothing: the blocks
     /// are in the log and replayed, and the rows in the store are read back.
     pub fn commit(
         &self,
@@ -740,20 +738,16 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the index's entries from memory, and `extra`, to their table with the
-    /// watermark after `last` — within a durable commit, after which memory is cleared.
+    /// Writes the index's entries from memory, and `extra`, as a run with the watermark after
+    /// `last` — within a durable commit, after which memory is cleared.
     fn write_index(
         &self,
         write: &redb::WriteTransaction,
         extra: &[(IdPrefix, u64)],
         last: u64,
     ) -> Result<(), StoreError> {
-        let mut table = write.open_table(RECEIPT_HEIGHTS).map_err(db)?;
-        // In key order: the B-tree's pages are then written one after another.
         let entries = self.lock_unsynced().sorted_with(extra);
-        for entry in &entries {
-            table.insert(entry, ()).map_err(db)?;
-        }
+        receipt_runs::add(write, &entries)?;
         write
             .open_table(META)
             .map_err(db)?
@@ -770,15 +764,11 @@ impl Store {
     /// (the latest block's, should one id be in two).
     pub fn receipt(&self, id: &[u8; 32]) -> Result<Option<(u64, u32, Vec<u8>)>, StoreError> {
         let prefix = id_prefix(id);
-        let span = (prefix, 0)..=(prefix, u64::MAX);
         // Memory first, then a snapshot: a durable commit between the two has written to
         // its table what it took from memory, so no height falls between them.
         let mut heights: BTreeSet<u64> = self.lock_unsynced().heights(&prefix).collect();
         let txn = self.db.begin_read().map_err(db)?;
-        let index = txn.open_table(RECEIPT_HEIGHTS).map_err(db)?;
-        for entry in index.range(span).map_err(db)? {
-            heights.insert(entry.map_err(db)?.0.value().1);
-        }
+        receipt_runs::heights(&txn, &prefix, &mut heights)?;
         let rows = txn.open_table(BLOCK_RECEIPTS).map_err(db)?;
         for height in heights.into_iter().rev() {
             let Some(row) = rows.get(height).map_err(db)? else {

@@ -7,7 +7,9 @@
 //! which [`MemoryIndex::sorted_with`] gives once per flush. Ids are SHA-256 digests, so two
 //! transactions share a prefix rarely; the second one's entry goes to a short list.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use ahash::HashMap;
 
 use super::IdPrefix;
 
@@ -23,12 +25,12 @@ pub(super) struct MemoryIndex {
 impl MemoryIndex {
     /// Adds `(prefix, height)`; an entry already held is not added twice.
     pub(super) fn insert(&mut self, prefix: IdPrefix, height: u64) {
-        match self.first.get(&prefix) {
-            None => {
-                self.first.insert(prefix, height);
+        match self.first.entry(prefix) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(height);
             }
-            Some(&held) if held == height => {}
-            Some(_) => {
+            Entry::Occupied(held) if *held.get() == height => {}
+            Entry::Occupied(_) => {
                 if !self.more.contains(&(prefix, height)) {
                     self.more.push((prefix, height));
                 }
