@@ -1168,27 +1168,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
-    /// A store from before layouts were recorded (a height, no `layout`) is refused with the
-    /// layout it has, not read as if it had this one.
+    /// A store from before layouts were recorded (a height, no `layout`), and one of layout 2
+    /// (its receipt index in one B-tree), are refused with the layout they have, not read as
+    /// if they had this one.
     #[test]
-    fn a_store_of_the_old_layout_is_refused() {
-        let (_dir, path) = scratch("layout");
-        {
-            let database = Database::create(&path).expect("creates");
-            let txn = database.begin_write().expect("writes");
-            txn.open_table(META)
-                .expect("table")
-                .insert("height", 4u64.to_le_bytes().as_slice())
-                .expect("inserts");
-            txn.commit().expect("commits");
+    fn a_store_of_an_older_layout_is_refused() {
+        for (name, layout) in [("layout-1", None), ("layout-2", Some(2u8))] {
+            let (_dir, path) = scratch(name);
+            {
+                let database = Database::create(&path).expect("creates");
+                let txn = database.begin_write().expect("writes");
+                {
+                    let mut meta = txn.open_table(META).expect("table");
+                    meta.insert("height", 4u64.to_le_bytes().as_slice())
+                        .expect("inserts");
+                    if let Some(layout) = layout {
+                        meta.insert("layout", [layout].as_slice()).expect("inserts");
+                    }
+                }
+                txn.commit().expect("commits");
+            }
+            let refused = Store::open(&path).err().expect("refused");
+            let found = layout.unwrap_or(1);
+            assert!(
+                matches!(refused, StoreError::Layout { found: f } if f == found),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains("empty data directory"));
         }
-        let refused = Store::open(&path).err().expect("refused");
-        assert!(
-            matches!(refused, StoreError::Layout { found: 1 }),
-            "{refused}"
-        );
-        assert!(refused.to_string().contains("empty data directory"));
-        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]

@@ -60,8 +60,8 @@ impl MemoryIndex {
             .chain(more.map(|(_, height)| *height))
     }
 
-    /// Every entry, with `extra` (a commit's own, not held), in key order: what the table
-    /// write wants, and what makes it the same whatever order the entries came in. One sort.
+    /// Every entry, with `extra` (a commit's own, not held), in key order and each once: what
+    /// a run is written from, the same whatever order the entries came in. One sort.
     pub(super) fn sorted_with(&self, extra: &[(IdPrefix, u64)]) -> Vec<(IdPrefix, u64)> {
         let mut entries: Vec<(IdPrefix, u64)> = self
             .first
@@ -71,6 +71,8 @@ impl MemoryIndex {
             .chain(extra.iter().copied())
             .collect();
         entries.sort_unstable();
+        // A block may hold two transactions whose ids share a prefix (or one twice).
+        entries.dedup();
         entries
     }
 }
@@ -94,8 +96,9 @@ mod tests {
         assert_eq!(index.heights(&[9u8; 8]).count(), 0);
         assert_eq!(index.sorted_with(&[]), [(b, 3), (a, 2), (a, 7), (a, 9)]);
         assert_eq!(
-            index.sorted_with(&[(a, 1), (b, 8)]),
-            [(b, 3), (b, 8), (a, 1), (a, 2), (a, 7), (a, 9)]
+            index.sorted_with(&[(a, 1), (b, 8), (a, 1), (a, 7)]),
+            [(b, 3), (b, 8), (a, 1), (a, 2), (a, 7), (a, 9)],
+            "each once, a commit's own repeats and those held already included"
         );
         index.clear();
         assert_eq!(index.len(), 0);
