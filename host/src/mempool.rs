@@ -17,14 +17,14 @@
 //!
 //! Arrival order is a counter, not a clock; ties cannot happen. Ids and senders are looked up
 //! in hash maps keyed at random each process (aHash: both come from outside; std's SipHash was
-//! 8 % of the sequence thread in perf), and nothing the pool decides depends on a map's iteration order: blocks are ordered by the unique arrival numbers, and
-//! the heaviest sender comes from a heap ordered by (count, key).
+//! 8 % of the sequence thread in perf), and nothing the pool decides depends on a map's
+//! iteration order: blocks are ordered by the unique arrival numbers, and the heaviest sender
+//! comes from a heap ordered by (count, key).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use ahash::HashMap;
-
 use thiserror::Error;
 
 use crate::ledger::{AccountId, Ledger};
