@@ -355,6 +355,7 @@ impl Store {
         txn.open_table(VALUES).map_err(db)?;
         txn.open_table(BLOCK_RECEIPTS).map_err(db)?;
         txn.open_table(receipt_runs::RUNS).map_err(db)?;
+        txn.open_table(receipt_runs::MERGING).map_err(db)?;
         txn.open_table(ROOTS).map_err(db)?;
         txn.open_table(STALE).map_err(db)?;
         {
@@ -450,7 +451,7 @@ impl Store {
     /// that finds a transaction's row is keyed by id; its entries are read from memory until
     /// a durable commit finds [`INDEX_FLUSH`] of them there and writes them as one sorted run
     /// ([`receipt_runs`]), with the watermark that says which rows they cover (opening the
-    /// store reads the rows above it back). A crash loses nothing: the blocks
+    /// store reads the rows above it back). Every commit takes a step of a merge of runs. A crash loses nothing: the blocks
     /// are in the log and replayed, and the rows in the store are read back.
     pub fn commit(
         &self,
@@ -522,6 +523,8 @@ impl Store {
         if flush {
             self.write_index(&write, &index, last)?;
         }
+        // A merge of the index's runs goes a step a commit, so none holds this one for long.
+        receipt_runs::step(&write)?;
         let pruned = match self.pruning {
             Some(Pruning { keep, limit }) => match last.checked_sub(keep) {
                 Some(cutoff) => Self::prune_in(&write, cutoff, limit)?,
