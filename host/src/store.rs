@@ -451,8 +451,9 @@ impl Store {
     /// that finds a transaction's row is keyed by id; its entries are read from memory until
     /// a durable commit finds [`INDEX_FLUSH`] of them there and writes them as one sorted run
     /// ([`receipt_runs`]), with the watermark that says which rows they cover (opening the
-    /// store reads the rows above it back). Every commit takes a step of a merge of runs. A crash loses nothing: the blocks
-    /// are in the log and replayed, and the rows in the store are read back.
+    /// store reads the rows above it back). Every commit takes a step of a merge of runs. A
+    /// crash loses nothing: the blocks are in the log and replayed, and the rows in the store
+    /// are read back.
     pub fn commit(
         &self,
         first: u64,

@@ -2,9 +2,10 @@
 //!
 //! The index is keyed by transaction id, which is random, so inserting a flush's entries into
 //! one B-tree rewrote about every page of it, and ever more pages as the store grew (1.42 µs a
-//! receipt at 2,000,000 receipts in the store bench, against 0.42 for runs). Here a flush writes its entries,
-//! already sorted, as a new run: a table of its own whose values are chunks of up to
-//! [`CHUNK`] entries, keyed by each chunk's first prefix, so a run costs a few large appends.
+//! receipt at 2,000,000 receipts in the store bench, against 0.42 for runs). Here a flush
+//! writes its entries, already sorted, as a new run: a table of its own whose values are
+//! chunks of up to [`CHUNK`] entries, keyed by each chunk's first prefix, so a run costs a few
+//! large appends.
 //! When [`FAN_IN`] runs share a level they are merged into one run of the next: each entry is
 //! rewritten once a level, and a lookup reads one chunk in each run, at most `FAN_IN - 1` runs
 //! a level (a few more while a merge is under way).
@@ -110,11 +111,12 @@ pub(super) fn heights(
             continue;
         };
         let chunk = chunk.map_err(db)?.1;
-        let entries = Entries::of(chunk.value()).ok_or(StoreError::CorruptIndex(id))?;
-        let first = entries.partition_point(|p| p < prefix);
+        let entries = entries(chunk.value()).ok_or(StoreError::CorruptIndex(id))?;
+        let first = entries.partition_point(|entry| entry[..8] < prefix[..]);
         heights.extend(
-            (first..entries.len())
-                .map(|i| entries.get(i))
+            entries[first..]
+                .iter()
+                .map(decode)
                 .take_while(|(p, _)| p == prefix)
                 .map(|(_, height)| height),
         );
@@ -399,8 +401,8 @@ impl<'t> Reader<'t> {
                 return Ok(None);
             };
             let chunk = chunk.map_err(db)?.1;
-            let entries = Entries::of(chunk.value()).ok_or(StoreError::CorruptIndex(self.run))?;
-            self.chunk = (0..entries.len()).map(|i| entries.get(i)).collect();
+            let entries = entries(chunk.value()).ok_or(StoreError::CorruptIndex(self.run))?;
+            self.chunk = entries.iter().map(decode).collect();
             self.at = 0;
             if self.chunk.is_empty() {
                 return Err(StoreError::CorruptIndex(self.run));
@@ -448,41 +450,20 @@ impl Iterator for Merged<'_> {
     }
 }
 
-/// A chunk's entries, read in place.
-struct Entries<'a>(&'a [u8]);
-
-impl<'a> Entries<'a> {
-    /// `None` unless `bytes` are whole entries.
-    fn of(bytes: &'a [u8]) -> Option<Self> {
-        bytes.len().is_multiple_of(ENTRY).then_some(Self(bytes))
+/// A chunk's entries, in place; `None` unless `bytes` are whole entries.
+fn entries(bytes: &[u8]) -> Option<&[[u8; ENTRY]]> {
+    match bytes.as_chunks::<ENTRY>() {
+        (entries, []) => Some(entries),
+        _ => None,
     }
+}
 
-    fn len(&self) -> usize {
-        self.0.len() / ENTRY
-    }
-
-    fn get(&self, i: usize) -> (IdPrefix, u64) {
-        let entry = &self.0[i * ENTRY..(i + 1) * ENTRY];
-        let mut prefix = [0; 8];
-        prefix.copy_from_slice(&entry[..8]);
-        let mut height = [0; 8];
-        height.copy_from_slice(&entry[8..]);
-        (prefix, u64::from_le_bytes(height))
-    }
-
-    /// How many entries have a prefix for which `before` holds (they come first).
-    fn partition_point(&self, before: impl Fn(&IdPrefix) -> bool) -> usize {
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if before(&self.get(mid).0) {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
-    }
+/// An entry's prefix and height.
+fn decode(entry: &[u8; ENTRY]) -> (IdPrefix, u64) {
+    let (prefix, height) = entry.split_at(8);
+    let prefix = prefix.try_into().expect("8 bytes");
+    let height = u64::from_le_bytes(height.try_into().expect("8 bytes"));
+    (prefix, height)
 }
 
 #[cfg(test)]
