@@ -6,7 +6,8 @@
 //!   (no pipeline, no ledger, no store) in the same run — the ratio is the pipeline's tax;
 //! * latency from submission to commit, paced at half of the CPU backend's end-to-end rate
 //!   measured just before; and the same at half of the instant verifier's rate, which is the
-//!   host's own latency with verification off its cores (a card that keeps up).
+//!   host's own latency with verification off its cores (a card that keeps up). Each is the
+//!   median of [`PACED_RUNS`] runs, with the range of their p99s.
 //!
 //! With the end-to-end rate it prints where the CPU went: each thread's time on CPU over the
 //! whole end-to-end benchmark (Linux's per-thread `schedstat`), summed by stage, per
@@ -19,6 +20,12 @@
 //!
 //! Transfers go round-robin from 1,000 funded accounts to the next one, as `verity load` sends
 //! them. `make bench` runs it and prints the table with the issue's targets.
+//!
+//! To compare two builds' latency, run paced runs alone, several of them (see [`paced_only`]):
+//!
+//! ```text
+//! VERITY_PACED_RATE=120000 VERITY_PACED_RUNS=5 cargo bench -p verity-host --bench pipeline
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,8 +51,12 @@ use verity_sim::LoopbackCard;
 const ACCOUNTS: usize = 1000;
 /// Transactions per measured iteration.
 const PER_ITERATION: usize = 16_384;
-/// Seconds of the paced latency run.
+/// Seconds of a paced latency run.
 const PACED_SECONDS: u64 = 3;
+/// Paced runs behind each latency figure: one run's p99 varies two- to threefold from run to
+/// run on the 2-vCPU development machine, so the table gives the median of several and their
+/// range.
+const PACED_RUNS: usize = 3;
 
 /// Funded accounts and the next nonce of each.
 struct Senders {
@@ -89,7 +100,15 @@ impl Senders {
 
     /// The next `n` transfers; signed only if `sign` (an instant verifier does not look).
     fn transfers(&mut self, n: usize, sign: bool) -> Vec<Vec<u8>> {
-        (0..n)
+        self.transfers_on(n, sign, 1)
+    }
+
+    /// [`Senders::transfers`] signed on `threads` threads: a paced run's hundreds of thousands
+    /// are signed on every core before it starts. The end-to-end benchmark signs between its
+    /// pushes on one, as it always has, so that the state stage's work in those pauses, and so
+    /// the rate, stay comparable from run to run.
+    fn transfers_on(&mut self, n: usize, sign: bool, threads: usize) -> Vec<Vec<u8>> {
+        let unsigned: Vec<(usize, Unsigned)> = (0..n)
             .map(|_| {
                 let from = self.next;
                 self.next = (self.next + 1) % ACCOUNTS;
@@ -105,15 +124,31 @@ impl Senders {
                     }),
                 };
                 self.nonces[from] += 1;
-                if sign {
-                    unsigned.sign(&self.keys[from]).to_vec()
-                } else {
-                    let mut bytes = [0u8; TX_LEN];
-                    bytes[..96].copy_from_slice(&unsigned.signed_bytes());
-                    bytes.to_vec()
-                }
+                (from, unsigned)
             })
-            .collect()
+            .collect();
+        let encode = |(from, unsigned): &(usize, Unsigned)| {
+            if sign {
+                unsigned.sign(&self.keys[*from]).to_vec()
+            } else {
+                let mut bytes = [0u8; TX_LEN];
+                bytes[..96].copy_from_slice(&unsigned.signed_bytes());
+                bytes.to_vec()
+            }
+        };
+        if threads <= 1 {
+            return unsigned.iter().map(encode).collect();
+        }
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = unsigned
+                .chunks(n.div_ceil(threads).max(1))
+                .map(|part| scope.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| part.join().expect("a signing thread finishes"))
+                .collect()
+        })
     }
 }
 
@@ -299,7 +334,8 @@ impl StageCpu {
 /// sorted; `sign`: whether the verifier behind `pipeline` checks signatures.
 fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool) -> Vec<Duration> {
     let total = (rate * PACED_SECONDS as f64) as usize;
-    let transactions = senders.transfers(total, sign);
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let transactions = senders.transfers_on(total, sign, cores);
     let (done, latencies) = crossbeam_channel::unbounded();
     let start = Instant::now();
     for (i, tx) in transactions.into_iter().enumerate() {
@@ -329,6 +365,10 @@ fn quantile(sorted: &[Duration], per_mille: usize) -> Duration {
 }
 
 fn main() {
+    if let Ok(rate) = std::env::var("VERITY_PACED_RATE") {
+        paced_only(&rate);
+        return;
+    }
     let mut criterion = Criterion::default()
         .output_directory(&out_dir())
         .configure_from_args()
@@ -350,10 +390,17 @@ fn main() {
                 .sum()
         })
     });
-    // Unsigned, as in its benchmark: the loop-back card checks nothing.
-    let instant_paced = rate("instant").filter(|_| ran_instant).map(|rate| Paced {
-        rate: rate / 2.0,
-        latencies: paced(&instant, &mut instant_senders, rate / 2.0, false),
+    // From a state stage that holds nothing, as the CPU pipeline's paced run below; unsigned,
+    // as in its benchmark: the loop-back card checks nothing.
+    instant.flush_state().expect("the state stage commits");
+    let instant_paced = rate("instant").filter(|_| ran_instant).map(|rate| {
+        Paced::run(
+            &instant,
+            &mut instant_senders,
+            rate / 2.0,
+            false,
+            PACED_RUNS,
+        )
     });
     instant.stop();
 
@@ -412,16 +459,8 @@ fn main() {
         }
     };
     let half = e2e_rate / 2.0;
-    let before_paced = threads();
-    let cpu_paced = Paced {
-        rate: half,
-        latencies: paced(&pipeline, &mut cpu_senders, half, true),
-    };
-    let mut paced_stages = StageCpu {
-        transactions: cpu_paced.latencies.len() as u64,
-        ..StageCpu::default()
-    };
-    paced_stages.add(&before_paced, &threads());
+    let (cpu_paced, paced_stages) =
+        Paced::run_counted(&pipeline, &mut cpu_senders, half, true, PACED_RUNS);
     pipeline.stop();
     let cores_busy = busy.as_secs_f64() / wall.as_secs_f64().max(f64::MIN_POSITIVE);
     let table = instant_paced
@@ -440,27 +479,128 @@ fn main() {
     }
 }
 
-/// A paced run: its rate and its latencies, sorted.
+/// Paced runs alone, for comparing two builds' latency: `VERITY_PACED_RATE` tx/s, on the CPU
+/// backend or, with `VERITY_PACED_VERIFIER=loopback`, the loop-back card; one run to warm up,
+/// then `VERITY_PACED_RUNS` (5 by default), each one's percentiles, their median and the CPU a
+/// transaction by stage over them.
+fn paced_only(rate: &str) {
+    let rate: f64 = match rate.parse() {
+        Ok(rate) if rate >= 1.0 => rate,
+        _ => panic!("VERITY_PACED_RATE={rate}: transactions a second, at least 1"),
+    };
+    let runs = std::env::var("VERITY_PACED_RUNS").map_or(5, |runs| match runs.parse() {
+        Ok(runs) if runs > 0 => runs,
+        _ => panic!("VERITY_PACED_RUNS={runs}: a number of runs, at least 1"),
+    });
+    let backend = std::env::var("VERITY_PACED_VERIFIER").unwrap_or_else(|_| "cpu".into());
+    let (verifier, sign): (Box<dyn Verifier>, bool) = match backend.as_str() {
+        "cpu" => (Box::new(cpu()), true),
+        "loopback" => (Box::new(loopback()), false),
+        other => panic!("VERITY_PACED_VERIFIER={other}: cpu or loopback"),
+    };
+    let mut senders = Senders::new();
+    let pipeline = start("paced", verifier, &senders);
+    paced(&pipeline, &mut senders, rate, sign);
+    let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
+    pipeline.stop();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (i, run) in measured.runs.iter().enumerate() {
+        println!(
+            "run {}: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
+            i + 1,
+            ms(quantile(run, 500)),
+            ms(quantile(run, 990)),
+            ms(quantile(run, 999))
+        );
+    }
+    println!(
+        "{}",
+        measured.line(if sign {
+            "CPU backend"
+        } else {
+            "loop-back card"
+        })
+    );
+    if let Some(line) = stages.line() {
+        println!("CPU a transaction, by stage (µs): {line}");
+    }
+}
+
+/// Paced runs at one rate, each one's latencies sorted.
 struct Paced {
     rate: f64,
-    latencies: Vec<Duration>,
+    runs: Vec<Vec<Duration>>,
 }
 
 impl Paced {
-    /// `paced at R tx/s (why): p50 …, p99 …, p999 …`.
-    fn line(&self, why: &str) -> String {
-        let ms = |per_mille| quantile(&self.latencies, per_mille).as_secs_f64() * 1e3;
-        format!(
-            "paced at {:.0} tx/s ({why}): p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
-            self.rate,
-            ms(500),
-            ms(990),
-            ms(999)
-        )
+    /// `runs` runs at `rate` on `pipeline`, one after the other.
+    fn run(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool, runs: usize) -> Self {
+        Self {
+            rate,
+            runs: (0..runs)
+                .map(|_| paced(pipeline, senders, rate, sign))
+                .collect(),
+        }
+    }
+
+    /// [`Paced::run`], and the CPU a transaction by stage over the runs.
+    fn run_counted(
+        pipeline: &Pipeline,
+        senders: &mut Senders,
+        rate: f64,
+        sign: bool,
+        runs: usize,
+    ) -> (Self, StageCpu) {
+        let before = threads();
+        let paced = Self::run(pipeline, senders, rate, sign, runs);
+        let mut stages = StageCpu {
+            transactions: paced.transactions(),
+            ..StageCpu::default()
+        };
+        stages.add(&before, &threads());
+        (paced, stages)
+    }
+
+    fn transactions(&self) -> u64 {
+        self.runs.iter().map(|run| run.len() as u64).sum()
+    }
+
+    /// Each run's quantile, sorted.
+    fn quantiles(&self, per_mille: usize) -> Vec<Duration> {
+        let mut each: Vec<Duration> = self
+            .runs
+            .iter()
+            .map(|run| quantile(run, per_mille))
+            .collect();
+        each.sort_unstable();
+        each
+    }
+
+    /// The median over the runs of each run's quantile.
+    fn median(&self, per_mille: usize) -> Duration {
+        let each = self.quantiles(per_mille);
+        each[each.len() / 2]
     }
 
     fn p99(&self) -> Duration {
-        quantile(&self.latencies, 990)
+        self.median(990)
+    }
+
+    /// `paced at R tx/s (why), median of N runs of S s: p50 …, p99 … (lowest–highest), p999 …`.
+    fn line(&self, why: &str) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let p99s = self.quantiles(990);
+        format!(
+            "paced at {:.0} tx/s ({why}), median of {} runs of {PACED_SECONDS} s: p50 {:.2} ms, \
+             p99 {:.2} ms ({:.2}–{:.2}), p999 {:.2} ms",
+            self.rate,
+            self.runs.len(),
+            ms(self.median(500)),
+            ms(self.p99()),
+            ms(p99s[0]),
+            ms(p99s[p99s.len() - 1]),
+            ms(self.median(999))
+        )
     }
 }
 
