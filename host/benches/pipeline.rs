@@ -360,6 +360,17 @@ fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool) -> V
     latencies
 }
 
+/// `p50 … ms, p99 … ms, p999 … ms` of one run's sorted latencies.
+fn percentiles(sorted: &[Duration]) -> String {
+    let ms = |per_mille| quantile(sorted, per_mille).as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
+        ms(500),
+        ms(990),
+        ms(999)
+    )
+}
+
 fn quantile(sorted: &[Duration], per_mille: usize) -> Duration {
     sorted[(sorted.len() * per_mille / 1000).min(sorted.len() - 1)]
 }
@@ -503,15 +514,8 @@ fn paced_only(rate: &str) {
     paced(&pipeline, &mut senders, rate, sign);
     let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
     pipeline.stop();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for (i, run) in measured.runs.iter().enumerate() {
-        println!(
-            "run {}: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
-            i + 1,
-            ms(quantile(run, 500)),
-            ms(quantile(run, 990)),
-            ms(quantile(run, 999))
-        );
+        println!("run {}: {}", i + 1, percentiles(run));
     }
     println!(
         "{}",
@@ -533,14 +537,20 @@ struct Paced {
 }
 
 impl Paced {
-    /// `runs` runs at `rate` on `pipeline`, one after the other.
+    /// `runs` runs at `rate` on `pipeline`, one after the other, each one's percentiles on
+    /// standard error as it ends.
     fn run(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool, runs: usize) -> Self {
-        Self {
-            rate,
-            runs: (0..runs)
-                .map(|_| paced(pipeline, senders, rate, sign))
-                .collect(),
-        }
+        let runs = (1..=runs)
+            .map(|i| {
+                let run = paced(pipeline, senders, rate, sign);
+                eprintln!(
+                    "paced run {i} of {runs} at {rate:.0} tx/s: {}",
+                    percentiles(&run)
+                );
+                run
+            })
+            .collect();
+        Self { rate, runs }
     }
 
     /// [`Paced::run`], and the CPU a transaction by stage over the runs.
