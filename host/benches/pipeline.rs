@@ -492,8 +492,8 @@ fn main() {
 
 /// Paced runs alone, for comparing two builds' latency: `VERITY_PACED_RATE` tx/s, on the CPU
 /// backend or, with `VERITY_PACED_VERIFIER=loopback`, the loop-back card; one run to warm up,
-/// then `VERITY_PACED_RUNS` (5 by default), each one's percentiles, their median and the CPU a
-/// transaction by stage over them.
+/// then `VERITY_PACED_RUNS` (5 by default): each one's percentiles as it ends, then their
+/// median and the CPU a transaction by stage over them.
 fn paced_only(rate: &str) {
     let rate: f64 = match rate.parse() {
         Ok(rate) if rate >= 1.0 => rate,
@@ -514,9 +514,6 @@ fn paced_only(rate: &str) {
     paced(&pipeline, &mut senders, rate, sign);
     let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
     pipeline.stop();
-    for (i, run) in measured.runs.iter().enumerate() {
-        println!("run {}: {}", i + 1, percentiles(run));
-    }
     println!(
         "{}",
         measured.line(if sign {
