@@ -329,8 +329,13 @@ fn publish(verifier: &mut dyn Verifier, status: &Mutex<VerifierStatus>) {
 /// Verification batches the verify stage keeps in flight: one verifying while the next
 /// gathers and goes out behind it.
 const BATCHES_IN_FLIGHT: usize = 2;
-/// How long the verify stage waits for verdicts before it looks for submissions again.
-const POLL: Duration = Duration::from_micros(100);
+/// How long the verify stage waits for verdicts, with batches in flight and none filling,
+/// before it looks for submissions again (a verdict ends the wait sooner; a filling batch
+/// still leaves at its deadline). Under load the next batch's first submission may wait this
+/// long, and the batch gathers meanwhile; with nothing in flight each submission is seen at
+/// once. At 100 µs the stage woke ten thousand times a second, each time taking a core from a
+/// worker or the sequence stage (host/README, "verify stage's poll", has the runs).
+const POLL: Duration = Duration::from_micros(500);
 /// How long one wait for a verdict may last when the stage has nothing else to do.
 const WAIT: Duration = Duration::from_millis(50);
 
