@@ -333,8 +333,8 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// before it looks for submissions again (a verdict ends the wait sooner; a filling batch
 /// still leaves at its deadline). Under load the next batch's first submission may wait this
 /// long, and the batch gathers meanwhile; with nothing in flight each submission is seen at
-/// once. At 100 µs the stage woke ten thousand times a second, each time taking a core from a
-/// worker or the sequence stage (host/README, "verify stage's poll", has the runs).
+/// once. At 100 µs the stage woke up to ten thousand times a second, and each wake-up can take a
+/// core from a worker or the sequence stage (host/README, "verify stage's poll", has the runs).
 const POLL: Duration = Duration::from_micros(500);
 /// How long one wait for a verdict may last when the stage has nothing else to do.
 const WAIT: Duration = Duration::from_millis(50);
