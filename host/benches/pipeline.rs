@@ -98,17 +98,11 @@ impl Senders {
         }
     }
 
-    /// The next `n` transfers; signed only if `sign` (an instant verifier does not look).
+    /// The next `n` transfers; signed only if `sign` (an instant verifier does not look). On
+    /// the calling thread only: signed on every core before a paced run, they starved the state
+    /// stage (`SCHED_IDLE`), and the run started with it behind (host/README has the runs).
     fn transfers(&mut self, n: usize, sign: bool) -> Vec<Vec<u8>> {
-        self.transfers_on(n, sign, 1)
-    }
-
-    /// [`Senders::transfers`] signed on `threads` threads: a paced run's hundreds of thousands
-    /// are signed on every core before it starts. The end-to-end benchmark signs between its
-    /// pushes on one, as it always has, so that the state stage's work in those pauses, and so
-    /// the rate, stay comparable from run to run.
-    fn transfers_on(&mut self, n: usize, sign: bool, threads: usize) -> Vec<Vec<u8>> {
-        let unsigned: Vec<(usize, Unsigned)> = (0..n)
+        (0..n)
             .map(|_| {
                 let from = self.next;
                 self.next = (self.next + 1) % ACCOUNTS;
@@ -124,31 +118,15 @@ impl Senders {
                     }),
                 };
                 self.nonces[from] += 1;
-                (from, unsigned)
+                if sign {
+                    unsigned.sign(&self.keys[from]).to_vec()
+                } else {
+                    let mut bytes = [0u8; TX_LEN];
+                    bytes[..96].copy_from_slice(&unsigned.signed_bytes());
+                    bytes.to_vec()
+                }
             })
-            .collect();
-        let encode = |(from, unsigned): &(usize, Unsigned)| {
-            if sign {
-                unsigned.sign(&self.keys[*from]).to_vec()
-            } else {
-                let mut bytes = [0u8; TX_LEN];
-                bytes[..96].copy_from_slice(&unsigned.signed_bytes());
-                bytes.to_vec()
-            }
-        };
-        if threads <= 1 {
-            return unsigned.iter().map(encode).collect();
-        }
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = unsigned
-                .chunks(n.div_ceil(threads).max(1))
-                .map(|part| scope.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|part| part.join().expect("a signing thread finishes"))
-                .collect()
-        })
+            .collect()
     }
 }
 
@@ -334,8 +312,7 @@ impl StageCpu {
 /// sorted; `sign`: whether the verifier behind `pipeline` checks signatures.
 fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool) -> Vec<Duration> {
     let total = (rate * PACED_SECONDS as f64) as usize;
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let transactions = senders.transfers_on(total, sign, cores);
+    let transactions = senders.transfers(total, sign);
     let (done, latencies) = crossbeam_channel::unbounded();
     let start = Instant::now();
     for (i, tx) in transactions.into_iter().enumerate() {
