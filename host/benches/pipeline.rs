@@ -470,7 +470,9 @@ fn main() {
 /// Paced runs alone, for comparing two builds' latency: `VERITY_PACED_RATE` tx/s, on the CPU
 /// backend or, with `VERITY_PACED_VERIFIER=loopback`, the loop-back card; one run to warm up,
 /// then `VERITY_PACED_RUNS` (5 by default): each one's percentiles as it ends, then their
-/// median and the CPU a transaction by stage over them.
+/// median and the CPU a transaction by stage over them. `VERITY_PACED_BURST=N` first pushes N
+/// iterations' transfers ([`PER_ITERATION`] each) as fast as the pipeline takes them, as the
+/// full bench's saturated runs do before its paced ones.
 fn paced_only(rate: &str) {
     let rate: f64 = match rate.parse() {
         Ok(rate) if rate >= 1.0 => rate,
@@ -486,8 +488,24 @@ fn paced_only(rate: &str) {
         "loopback" => (Box::new(loopback()), false),
         other => panic!("VERITY_PACED_VERIFIER={other}: cpu or loopback"),
     };
+    let burst = std::env::var("VERITY_PACED_BURST").map_or(0, |burst| match burst.parse() {
+        Ok(burst) => burst,
+        _ => panic!("VERITY_PACED_BURST={burst}: iterations of {PER_ITERATION} transfers"),
+    });
     let mut senders = Senders::new();
     let pipeline = start("paced", verifier, &senders);
+    if burst > 0 {
+        let started = Instant::now();
+        for _ in 0..burst {
+            push(&pipeline, senders.transfers(PER_ITERATION, sign));
+        }
+        pipeline.flush_state().expect("the state stage commits");
+        eprintln!(
+            "burst: {} transfers in {:.1} s, signing included",
+            burst * PER_ITERATION,
+            started.elapsed().as_secs_f64()
+        );
+    }
     paced(&pipeline, &mut senders, rate, sign);
     let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
     pipeline.stop();

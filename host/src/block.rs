@@ -21,11 +21,16 @@
 pub const HEADER_LEN: usize = 48;
 /// How many blocks back the state root in a header is, so that building a block does not
 /// wait for the state stage: it commits an epoch's version after the epoch's last block, and
-/// the first block to carry that root comes this many blocks later (128 ms or more at the
-/// pipeline's 1 ms block interval; a version costs about 30 ms). With 8 or 64 blocks of 2 ms,
-/// a checkpoint (durable commit and pruning, then about 250 ms) made the builder wait, and the
-/// p99 latency was that wait: 200–240 ms.
-pub const ROOT_LAG: u64 = 128;
+/// the first block to carry that root comes this many blocks later. This is how long the
+/// state stage may pause before the builder waits: 0.5 s at the pipeline's fastest, 1 ms
+/// blocks; about 1 s at half the CPU backend's rate, where a block takes about 2 ms. Each
+/// second it pauses for a checkpoint (an fsync, 60–120 ms here), and every 2^20 receipts
+/// that checkpoint also writes the receipt index's run (150–175 ms more), all under
+/// `SCHED_IDLE` beside busy verification workers. With 128 (about 270 ms of 2 ms blocks),
+/// that pause made the builder wait 100–140 ms about every 9 s at 120,000 tx/s, and catching
+/// up kept latency at 100–250 ms for a second or more. With 8 or 64, a checkpoint alone did
+/// (p99 200–240 ms).
+pub const ROOT_LAG: u64 = 512;
 /// Headers carry the roots of heights that are multiples of this only. The state of the
 /// blocks between is never needed as a root, so the state stage commits this many blocks as
 /// one version of the tree: each account and each tree node they changed is hashed once, not

@@ -27,7 +27,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The test clusters' snapshots: one every 16 blocks (the shortest interval: snapshots fall
+/// The test clusters' snapshots: one every 64 blocks (the shortest interval: snapshots fall
 /// where headers carry roots), so that a short test sees some.
 const SNAPSHOT_EVERY: u64 = ROOT_EPOCH;
 /// Snapshots the test clusters keep: enough that one is certified.
