@@ -136,7 +136,8 @@ pub struct SnapshotsSection {
     /// [`crate::block::ROOT_EPOCH`] (a snapshot is checked against a root some header carries);
     /// 0: none.
     pub every: u64,
-    /// How many are kept.
+    /// How many are kept: `(keep - 1) × every` at least [`crate::block::ROOT_LAG`], so that
+    /// one kept is always certified (by the block that many heights after it).
     pub keep: usize,
     /// Peers' HTTP APIs to fetch a snapshot from when this replica starts with no data, or
     /// far behind (it then joins from the newest certified snapshot).
@@ -146,17 +147,27 @@ pub struct SnapshotsSection {
     pub behind: u64,
 }
 
-// The messages below say 64.
-const _: () = assert!(crate::block::ROOT_EPOCH == 64);
+// The messages below say 64 and 512.
+const _: () = assert!(crate::block::ROOT_EPOCH == 64 && crate::block::ROOT_LAG == 512);
 
 impl SnapshotsSection {
-    /// Checks that snapshots fall where headers carry the state root.
+    /// Checks that snapshots fall where headers carry the state root, and that those kept
+    /// always include one a header has certified.
     pub fn check(&self) -> Result<(), ConfigError> {
         if !crate::block::root_carried(self.every) {
             return Err(ConfigError::Value {
                 key: "snapshots.every",
                 reason: "a multiple of 64: a snapshot is checked against the state root a \
                          block header carries, and headers carry every 64th height's",
+            });
+        }
+        // Just after a snapshot is taken, the newest certified one is the oldest kept.
+        let span = (self.keep.max(1) as u64 - 1).saturating_mul(self.every);
+        if self.every > 0 && span < crate::block::ROOT_LAG {
+            return Err(ConfigError::Value {
+                key: "snapshots.keep",
+                reason: "too few to always hold a certified snapshot: the block 512 heights \
+                         after a snapshot certifies it, so (keep - 1) × every is at least 512",
             });
         }
         Ok(())
@@ -745,7 +756,11 @@ impl Config {
             "# that fall far behind (a multiple of 64: the heights whose roots headers carry); how"
                 .into(),
         );
-        line("# many are kept.".into());
+        line(
+            "# many are kept: (keep - 1) × every at least 512, since the block 512 heights after a"
+                .into(),
+        );
+        line("# snapshot certifies it and one kept must be certified.".into());
         line(format!("every = {}", self.snapshots.every));
         line(format!("keep = {}", self.snapshots.keep));
         line(
@@ -960,6 +975,10 @@ mod tests {
             (
                 "[snapshots]\nevery = 1000",
                 "snapshots.every: a multiple of 64",
+            ),
+            (
+                "[snapshots]\nevery = 256\nkeep = 2",
+                "snapshots.keep: too few",
             ),
         ] {
             let error = Config::parse(text).expect_err(text).to_string();
