@@ -25,7 +25,7 @@ pub const HEADER_LEN: usize = 48;
 /// state stage may pause before the builder waits: 0.5 s at the pipeline's fastest, 1 ms
 /// blocks; about 1 s at half the CPU backend's rate, where a block takes about 2 ms. Each
 /// second it pauses for a checkpoint (an fsync, 60–120 ms here), and every 2^20 receipts
-/// that checkpoint also writes the receipt index's run (150–175 ms more), all under
+/// that checkpoint also writes the receipt index's run (150–300 ms more), all under
 /// `SCHED_IDLE` beside busy verification workers. With 128 (about 270 ms of 2 ms blocks),
 /// that pause made the builder wait 100–140 ms about every 9 s at 120,000 tx/s, and catching
 /// up kept latency at 100–250 ms for a second or more. With 8 or 64, a checkpoint alone did

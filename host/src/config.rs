@@ -161,7 +161,8 @@ impl SnapshotsSection {
                          block header carries, and headers carry every 64th height's",
             });
         }
-        // Just after a snapshot is taken, the newest certified one is the oldest kept.
+        // Just after one is taken at the head, the oldest kept is (keep - 1) × every blocks
+        // old, and at least that one must be certified.
         let span = (self.keep.max(1) as u64 - 1).saturating_mul(self.every);
         if self.every > 0 && span < crate::block::ROOT_LAG {
             return Err(ConfigError::Value {
