@@ -24,6 +24,7 @@ mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ahash::HashMap;
 pub use book::{BookRules, Event, Instrument, Liquidation, MarginState, Settlement};
 use key::Key;
 
@@ -459,7 +460,10 @@ impl Ledger {
 /// A ledger with a block's changes over it, copied on first write.
 struct Overlay<'a> {
     base: &'a Ledger,
-    changes: BTreeMap<Key, Account>,
+    /// Looked up several times a transaction, so hashed (keyed at random: ids come from
+    /// outside); whoever needs them in key order sorts them, so no outcome depends on the
+    /// map's order.
+    changes: HashMap<Key, Account>,
     /// The book's risk arrays at the block's height and the prices so far; `None` after a
     /// price changes them.
     table: Option<book::RiskTable>,
@@ -469,7 +473,7 @@ impl<'a> Overlay<'a> {
     fn new(base: &'a Ledger) -> Self {
         Self {
             base,
-            changes: BTreeMap::new(),
+            changes: HashMap::default(),
             table: None,
         }
     }
@@ -481,12 +485,19 @@ impl<'a> Overlay<'a> {
     /// The accounts whose value differs from the base's, by id.
     fn into_changes(self) -> Changes {
         let base = self.base;
-        // In key order, which is the ids' order: collecting them is a bulk build.
+        // Collecting sorts them, whatever order the map gave.
         self.changes
             .into_iter()
             .filter(|(key, after)| base.accounts.get(key) != Some(after))
             .map(|(key, after)| (key.0, after))
             .collect()
+    }
+
+    /// The ids of the accounts the block has changed so far, in key order.
+    fn touched(&self) -> Vec<AccountId> {
+        let mut touched: Vec<AccountId> = self.changes.keys().map(|key| key.0).collect();
+        touched.sort_unstable();
+        touched
     }
 
     /// [`Ledger::mark`], with the block's prices so far.

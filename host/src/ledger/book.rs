@@ -394,14 +394,16 @@ impl<'a> Overlay<'a> {
         self.liquidate(rules, height);
     }
 
-    /// The accounts holding positions only because of this block, in key order (`changes`
-    /// is ordered).
+    /// The accounts holding positions only because of this block, in key order.
     fn new_holders(&self) -> Vec<AccountId> {
-        self.changes
+        let mut new: Vec<AccountId> = self
+            .changes
             .iter()
             .filter(|(key, a)| !a.positions.is_empty() && !self.base.holders.contains(*key))
             .map(|(key, _)| key.0)
-            .collect()
+            .collect();
+        new.sort_unstable();
+        new
     }
 
     /// Every account holding positions now, in key order.
@@ -493,8 +495,7 @@ impl<'a> Overlay<'a> {
         // The accounts this block changed so far, walked beside the holders (both in key
         // order): a holder not among them is as it was, and needs no lookup. The pass itself
         // changes only holders it has visited, and the fund, which it skips.
-        let touched: Vec<AccountId> = self.changes.keys().map(|key| key.0).collect();
-        let mut touched = touched.into_iter().peekable();
+        let mut touched = self.touched().into_iter().peekable();
         for (id, account) in base_holders(base) {
             while let Some(id) = new.next_if(|n| n < id) {
                 self.margin_call(book, &table, height, id, None, &mut scratch);
@@ -744,6 +745,28 @@ mod tests {
         let (ledger, failures) = run(&rules, &genesis, 1, &[price(0, 50_000)]);
         assert_eq!(failures, [None]);
         (rules, ledger)
+    }
+
+    /// The block's changes sit in a hash map: the walks beside the ledger's holders take
+    /// them in key order all the same (many accounts, so that a map's order is almost surely
+    /// not sorted).
+    #[test]
+    fn the_blocks_new_holders_and_touched_accounts_come_in_key_order() {
+        let base = Ledger::default();
+        let mut overlay = Overlay::new(&base);
+        let mut ids: Vec<AccountId> = (0..=255u8).map(|n| [n; 32]).rev().collect();
+        for (i, id) in ids.iter().enumerate() {
+            let mut account = Account::default();
+            // Every other one holds a position: a new holder.
+            if i % 2 == 0 {
+                account.positions.insert(CALL, 1);
+            }
+            overlay.put(*id, account);
+        }
+        ids.sort_unstable();
+        assert_eq!(overlay.touched(), ids);
+        let holders: Vec<AccountId> = ids.iter().copied().filter(|id| id[0] % 2 == 1).collect();
+        assert_eq!(overlay.new_holders(), holders);
     }
 
     #[test]
