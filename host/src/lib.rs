@@ -6,7 +6,13 @@
 //! assembles them; the command-line tools beside them.
 
 /// The allocator every Verity binary installs, and every bench that measures the replica's
-/// code: `#[global_allocator] static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};`.
+/// code:
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
+/// # fn main() {}
+/// ```
 ///
 /// mimalloc, not the system's: glibc's malloc spent a tenth of the sequence stage's time
 /// coalescing and unlinking freed chunks (`perf`, the pipeline paced at half the host's rate),

@@ -573,11 +573,13 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let http: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.http).collect();
     let tcp: Vec<SocketAddr> = replicas.iter().map(|r| r.ready.tcp).collect();
     send(&dir, tcp.clone(), http[0], 150);
-    // A snapshot is certified by the block ROOT_LAG later.
+    // A snapshot is certified by the block ROOT_LAG later. The budget is for a slow,
+    // contended machine: a run beside a build on two slower cores reached 581 of 640 heights
+    // in 120 s.
     wait_for(
         http[0],
         2 * SNAPSHOT_EVERY + ROOT_LAG,
-        Duration::from_secs(120),
+        Duration::from_secs(300),
     );
 
     replicas.push(start(&dirs[3]));
