@@ -27,9 +27,6 @@ use verity_host::backend::BackendKind;
 use verity_host::cli::cluster::{self, ClusterArgs, Replica};
 use verity_host::cli::load::{load, LoadArgs, LoadReport, Mix};
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 const REPLICAS: u16 = 4;
 const RAW_BATCH: usize = 1024;
 /// Verifications the cluster makes per finalized transaction.

@@ -18,9 +18,6 @@ use criterion::{BatchSize, Criterion, Throughput};
 use verity_host::ledger::{AccountId, BookRules, Ledger, PriceRules, Rules};
 use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 const SENDERS: usize = 1000;
 const BLOCK: usize = 4096;
 const ASSET: u32 = 1;

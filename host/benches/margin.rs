@@ -22,9 +22,6 @@ use verity_host::derivatives::risk::{Margin, Position, RiskArray, RiskParams};
 use verity_host::ledger::{Account, BookRules, Instrument, Ledger, PriceRules, Rules};
 use verity_host::transaction::{Payload, Transaction, Unsigned};
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 const ACCOUNTS: usize = 100_000;
 const STRIKES: u64 = 20;
 /// One block a second.

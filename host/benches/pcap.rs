@@ -29,9 +29,6 @@ use verity_host::traffic::recorder::{RecordConfig, Recorder};
 use verity_host::traffic::send::Outbound;
 use verity_host::traffic::Transport;
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 /// Transactions in the full-speed capture.
 const COUNT: u64 = 1_000_000;
 /// The paced capture: transactions and their rate.

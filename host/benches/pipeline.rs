@@ -47,9 +47,6 @@ use verity_host::sequence::Ordering;
 use verity_host::transaction::{Body, Payload, Transaction, Unsigned, TX_LEN};
 use verity_sim::LoopbackCard;
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 /// Funded accounts.
 const ACCOUNTS: usize = 1000;
 /// Transactions per measured iteration.

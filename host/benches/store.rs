@@ -29,9 +29,6 @@ use rand_chacha::ChaCha8Rng;
 use verity_host::ledger::{Account, AccountId};
 use verity_host::store::{BlockState, Durability, Pruning, Store};
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 /// Receipts in a block.
 const BLOCK: usize = 1_000;
 /// Blocks between durable syncs.

@@ -9,9 +9,6 @@ use verity_host::cli::{
     throughput, verify, verify_block,
 };
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 /// Verity: one ordered transaction log and one ledger for colocated replicas, with Ed25519
 /// verification offloaded to an FPGA card (or done on the CPU with identical verdicts).
 ///

@@ -9,9 +9,6 @@ use clap::Parser;
 use verity_host::config::{Config, LogFormat};
 use verity_host::daemon::{Daemon, Ready, Stopped};
 
-#[global_allocator]
-static ALLOCATOR: verity_host::Allocator = verity_host::Allocator {};
-
 /// verityd: one Verity replica. It takes signed transactions over TCP, UDP and HTTP, verifies
 /// their signatures (on a card, a simulated card or the CPU — ZIP-215 on every path), orders
 /// them into blocks, executes them on the ledger and commits each block to its store before
