@@ -114,7 +114,13 @@ pub struct Mempool<T> {
     /// top ([`Mempool::heaviest`]), and a shrunk sender's re-pushed at its count. Every
     /// holding sender has an entry at or above its count, so the first entry found current is
     /// the heaviest.
-    load: BinaryHeap<(usize, AccountId)>,
+    ///
+    /// Kept only while the pool is at least half full, and dropped once it is below a quarter:
+    /// only a full pool evicts, and a pool that every block empties would otherwise push an
+    /// entry a transaction for nothing (a twentieth of the sequence thread in `perf`). Built
+    /// again from the counts when the pool fills past half: at most once a quarter of the
+    /// capacity inserted, so still amortized O(1).
+    load: Option<BinaryHeap<(usize, AccountId)>>,
     arrivals: u64,
 }
 
@@ -125,7 +131,7 @@ impl<T> Mempool<T> {
             config,
             by_id: HashMap::default(),
             by_sender: HashMap::default(),
-            load: BinaryHeap::new(),
+            load: None,
             arrivals: 0,
         }
     }
@@ -151,30 +157,36 @@ impl<T> Mempool<T> {
 
     /// The sender holding the most, with its count (the greatest key among equals).
     fn heaviest(&mut self) -> Option<(usize, AccountId)> {
-        while let Some(&(count, sender)) = self.load.peek() {
-            let now = self.count(&sender);
+        let by_sender = &self.by_sender;
+        let load = self.load.get_or_insert_with(|| loads(by_sender));
+        while let Some(&(count, sender)) = load.peek() {
+            let now = by_sender.get(&sender).map_or(0, BTreeMap::len);
             if now == count {
                 return Some((count, sender));
             }
-            self.load.pop();
+            load.pop();
             if now > 0 && now < count {
-                self.load.push((now, sender));
+                load.push((now, sender));
             }
         }
         None
     }
 
-    /// Records that `sender` now holds `count`, rebuilding the heap from the counts once stale
-    /// entries outnumber the senders: amortized O(1), and never more than twice the capacity
-    /// (and 17) entries.
+    /// Records that `sender` now holds `count`: in the heap if it is kept (rebuilt from the
+    /// counts once stale entries outnumber the senders: amortized O(1), and never more than
+    /// twice the capacity and 17 entries), or in a heap built now if the pool is half full.
     fn grew(&mut self, sender: AccountId, count: usize) {
-        self.load.push((count, sender));
-        if self.load.len() > 2 * self.by_sender.len() + 16 {
-            self.load = self
-                .by_sender
-                .iter()
-                .map(|(sender, nonces)| (nonces.len(), *sender))
-                .collect();
+        match &mut self.load {
+            Some(load) => {
+                load.push((count, sender));
+                if load.len() > 2 * self.by_sender.len() + 16 {
+                    *load = loads(&self.by_sender);
+                }
+            }
+            None if 2 * self.by_id.len() >= self.config.capacity => {
+                self.load = Some(loads(&self.by_sender));
+            }
+            None => {}
         }
     }
 
@@ -189,6 +201,9 @@ impl<T> Mempool<T> {
                 self.by_sender.remove(&held.sender);
             }
         }
+        if 4 * self.by_id.len() < self.config.capacity {
+            self.load = None;
+        }
         Some(held.value)
     }
 
@@ -201,9 +216,10 @@ impl<T> Mempool<T> {
         ledger: &Ledger,
         value: T,
     ) -> Result<Option<(TxId, T)>, (Refusal, T)> {
-        let (id, sender, nonce) = {
+        let id = bytes.id();
+        let (sender, nonce) = {
             let tx = bytes.transaction();
-            (tx.id(), *tx.sender(), tx.nonce())
+            (*tx.sender(), tx.nonce())
         };
         if let Err(refusal) = self.admissible(id, sender, nonce, ledger) {
             return Err((refusal, value));
@@ -336,9 +352,17 @@ impl<T> Mempool<T> {
     /// Empties the pool, returning every value held (in no particular order).
     pub fn drain(&mut self) -> Vec<T> {
         self.by_sender.clear();
-        self.load.clear();
+        self.load = None;
         self.by_id.drain().map(|(_, held)| held.value).collect()
     }
+}
+
+/// Each holding sender's (count, sender): a heap with no stale entry.
+fn loads(by_sender: &HashMap<AccountId, BTreeMap<u64, TxId>>) -> BinaryHeap<(usize, AccountId)> {
+    by_sender
+        .iter()
+        .map(|(sender, nonces)| (nonces.len(), *sender))
+        .collect()
 }
 
 #[cfg(test)]
@@ -510,7 +534,7 @@ mod tests {
                 }
                 proptest::prop_assert!(pool.len() <= 5);
                 // Bounded by the pool's capacity, however many senders have left since a rebuild.
-                proptest::prop_assert!(pool.load.len() <= 2 * 5 + 17);
+                proptest::prop_assert!(pool.load.as_ref().map_or(0, BinaryHeap::len) <= 2 * 5 + 17);
                 let heaviest = pool
                     .by_sender
                     .iter()
@@ -519,6 +543,39 @@ mod tests {
                 proptest::prop_assert_eq!(pool.heaviest(), heaviest);
             }
         }
+    }
+
+    #[test]
+    fn the_eviction_heap_is_kept_only_while_the_pool_is_half_full() {
+        let ledger = Ledger::default();
+        let mut pool = Mempool::new(MempoolConfig {
+            capacity: 8,
+            window: 10,
+        });
+        let ids: Vec<TxId> = (0..5)
+            .map(|nonce| {
+                let bytes = tx(1, nonce, 1);
+                insert(&mut pool, &bytes, &ledger).expect("room");
+                Transaction::decode(&bytes).expect("ok").id()
+            })
+            .collect();
+        // The fifth made it half full (the fourth's count was not yet in it).
+        assert_eq!(pool.load.as_ref().map(BinaryHeap::len), Some(1));
+        pool.remove(&ids[4]);
+        pool.remove(&ids[3]);
+        assert!(
+            pool.load.is_some(),
+            "three of eight: not yet below a quarter"
+        );
+        pool.remove(&ids[2]);
+        assert!(pool.load.is_some(), "two of eight: a quarter, not below");
+        pool.remove(&ids[1]);
+        assert!(pool.load.is_none(), "one of eight: dropped");
+        // Eviction builds it when needed, whatever the fill.
+        assert_eq!(
+            pool.heaviest(),
+            Some((1, key(1).verifying_key().to_bytes()))
+        );
     }
 
     #[test]

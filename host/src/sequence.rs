@@ -309,9 +309,14 @@ fn run_local(mut s: Sequencer, verified: &Receiver<Verified>) -> Chain {
                 let began = Instant::now();
                 match s.commit(block, None) {
                     // What arrived while this block executed has waited since it began at
-                    // most. The block's fsync runs on the log stage meanwhile, which appends
-                    // the blocks queued behind a slow one together (group commit).
-                    Ok(_) => first_waiting = (!s.mempool.is_empty()).then_some(began),
+                    // most, whether admitted already or still queued: the next block is due
+                    // an interval after this one began, not after it ended. The block's fsync
+                    // runs on the log stage meanwhile, which appends the blocks queued behind
+                    // a slow one together (group commit).
+                    Ok(_) => {
+                        let waiting = !s.mempool.is_empty() || !verified.is_empty();
+                        first_waiting = waiting.then_some(began);
+                    }
                     Err(error) => {
                         // Nothing was committed: the block's transactions stay and the next
                         // attempt may succeed; a store that keeps failing is an operator's

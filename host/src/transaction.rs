@@ -318,9 +318,12 @@ impl<'a> Transaction<'a> {
         self.bytes
     }
 
-    /// An owned copy, which decodes without a check.
+    /// An owned copy, which decodes without a check, with its id.
     pub fn to_owned(&self) -> TxBytes {
-        TxBytes(Arc::from(self.bytes))
+        TxBytes {
+            bytes: Arc::from(self.bytes),
+            id: self.id(),
+        }
     }
 
     /// The venue it was signed for.
@@ -400,20 +403,30 @@ impl<'a> Transaction<'a> {
     }
 }
 
-/// A well-formed transaction's bytes, owned and cheap to clone.
+/// A well-formed transaction's bytes, owned and cheap to clone, with its id: hashed once,
+/// where the transaction is admitted, for every later stage that keys by it (the mempool's
+/// dedup, which runs on the sequence thread, the pipeline's busiest).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxBytes(Arc<[u8]>);
+pub struct TxBytes {
+    bytes: Arc<[u8]>,
+    id: TxId,
+}
 
 impl TxBytes {
     /// The transaction they hold.
     pub fn transaction(&self) -> Transaction<'_> {
-        Transaction { bytes: &self.0 }
+        Transaction { bytes: &self.bytes }
+    }
+
+    /// Its id, [`Transaction::id`].
+    pub fn id(&self) -> TxId {
+        self.id
     }
 }
 
 impl AsRef<[u8]> for TxBytes {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
@@ -519,6 +532,8 @@ mod tests {
             );
             assert_eq!(tx.payload().kind(), kind);
             assert_eq!(tx.id().0, <[u8; 32]>::from(Sha256::digest(&bytes[..96])));
+            let owned = tx.to_owned();
+            assert_eq!((owned.id(), owned.as_ref()), (tx.id(), &bytes[..]));
             assert_eq!(verdicts(&tx), [Verdict::Valid]);
         }
     }
