@@ -559,7 +559,7 @@ mod tests {
                 Transaction::decode(&bytes).expect("ok").id()
             })
             .collect();
-        // The fifth made it half full (the fourth's count was not yet in it).
+        // The fifth insert found four held, half the capacity, and built the heap: one sender.
         assert_eq!(pool.load.as_ref().map(BinaryHeap::len), Some(1));
         pool.remove(&ids[4]);
         pool.remove(&ids[3]);
