@@ -1,8 +1,7 @@
 //! The ledger: accounts with per-asset balances and nonces, and the deterministic function
 //! that applies a block of transactions to them.
 //!
-//! [`Ledger::apply`] is a pure function of (state, block): every walk over accounts is in key
-//! order (the hash maps that hold them for lookups are sorted before they are walked), integer
+//! [`Ledger::apply`] is a pure function of (state, block): ordered maps only, integer
 //! arithmetic checked for overflow, no clock. Every transaction gets a [`Receipt`]: applied,
 //! or failed with the reason. The rules:
 //!
@@ -330,11 +329,8 @@ pub struct Receipt {
 /// The accounts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
-    /// Every account that ever held anything or sent a transaction, by key. Hashed (keyed at
-    /// random: ids come from outside), since a transaction looks accounts up several times
-    /// and a B-tree's comparisons were a tenth of the sequence thread in `perf`; walked only
-    /// sorted ([`Ledger::accounts`]), and the book walks its holders, a B-tree.
-    accounts: HashMap<Key, Account>,
+    /// Every account that ever held anything or sent a transaction, by key.
+    accounts: BTreeMap<Key, Account>,
     /// The accounts holding positions: the ones the book re-margins after every block.
     holders: BTreeSet<Key>,
     /// How many accounts hold each instrument: the expired ones left to settle.
@@ -365,15 +361,9 @@ impl Ledger {
         ledger
     }
 
-    /// Every account, in key order (sorted for the call: a snapshot's or a test's walk).
+    /// Every account, in key order.
     pub fn accounts(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
-        let mut accounts: Vec<(&AccountId, &Account)> = self
-            .accounts
-            .iter()
-            .map(|(key, account)| (&key.0, account))
-            .collect();
-        accounts.sort_unstable_by_key(|(id, _)| *id);
-        accounts.into_iter()
+        self.accounts.iter().map(|(key, account)| (&key.0, account))
     }
 
     /// One account.
