@@ -34,7 +34,7 @@ pub(super) struct PacedFile {
     /// The same open file, for `sync_file_range`.
     file: File,
     /// `(offset, end)` of every write since the last sync: in the order written, merged once
-    /// there are [`MERGE_AT`].
+    /// there are [`MERGE_AT`] (into one range if merging leaves half as many).
     written: Mutex<Vec<(u64, u64)>>,
 }
 
@@ -135,6 +135,13 @@ impl StorageBackend for PacedFile {
         written.push((offset, offset + data.len() as u64));
         if written.len() >= MERGE_AT {
             *written = merged(std::mem::take(&mut *written));
+            // Still that scattered: one range over them all. `sync_file_range` skips the clean
+            // pages in it, so this costs lookups, not writes, and the list stays small.
+            if written.len() >= MERGE_AT / 2 {
+                if let (Some(first), Some(last)) = (written.first(), written.last()) {
+                    *written = vec![(first.0, last.1)];
+                }
+            }
         }
         Ok(())
     }
@@ -199,6 +206,28 @@ mod tests {
         let mut back = [0; 4096];
         paced.read(4096, &mut back).expect("reads");
         assert_eq!(back, [1; 4096]);
+    }
+
+    #[test]
+    fn scattered_ranges_collapse_into_one_that_covers_them() {
+        let dir = crate::testing::scratch("paced-file-scattered");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.as_ref().join("paced"))
+            .expect("opens");
+        let paced = PacedFile::new(file).expect("wraps");
+        let gaps = MERGE_AT as u64;
+        paced.set_len(2 * gaps).expect("grows");
+        for i in 0..gaps {
+            // A byte, then a gap: no two ranges merge.
+            paced.write(2 * i, &[1]).expect("writes");
+        }
+        let kept = paced.written.lock().expect("lock").clone();
+        assert_eq!(kept, vec![(0, 2 * gaps - 1)]);
+        paced.sync_data().expect("syncs");
     }
 
     #[test]
