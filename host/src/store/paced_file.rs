@@ -182,10 +182,11 @@ impl StorageBackend for PacedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Scratch;
 
-    #[test]
-    fn the_kept_ranges_are_merged_once_they_reach_the_bound() {
-        let dir = crate::testing::scratch("paced-file");
+    /// A new file in a scratch directory for test `name`, wrapped.
+    fn opened(name: &str) -> (Scratch, PacedFile) {
+        let dir = crate::testing::scratch(name);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -193,7 +194,12 @@ mod tests {
             .truncate(false)
             .open(dir.as_ref().join("paced"))
             .expect("opens");
-        let paced = PacedFile::new(file).expect("wraps");
+        (dir, PacedFile::new(file).expect("wraps"))
+    }
+
+    #[test]
+    fn the_kept_ranges_are_merged_once_they_reach_the_bound() {
+        let (_dir, paced) = opened("paced-file");
         paced.set_len(8 << 10).expect("grows");
         for i in 0..MERGE_AT as u64 {
             // Every write lands on one of two neighbouring pages: merged, one range.
@@ -210,15 +216,7 @@ mod tests {
 
     #[test]
     fn scattered_ranges_collapse_into_one_that_covers_them() {
-        let dir = crate::testing::scratch("paced-file-scattered");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.as_ref().join("paced"))
-            .expect("opens");
-        let paced = PacedFile::new(file).expect("wraps");
+        let (_dir, paced) = opened("paced-file-scattered");
         let gaps = MERGE_AT as u64;
         paced.set_len(2 * gaps).expect("grows");
         for i in 0..gaps {
