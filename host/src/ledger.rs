@@ -1,7 +1,8 @@
 //! The ledger: accounts with per-asset balances and nonces, and the deterministic function
 //! that applies a block of transactions to them.
 //!
-//! [`Ledger::apply`] is a pure function of (state, block): ordered maps only, integer
+//! [`Ledger::apply`] is a pure function of (state, block): every walk over accounts is in key
+//! order (the block's changes, hashed for lookups, are sorted before they are walked), integer
 //! arithmetic checked for overflow, no clock. Every transaction gets a [`Receipt`]: applied,
 //! or failed with the reason. The rules:
 //!
