@@ -358,15 +358,8 @@ impl Store {
     /// never has to tell a missing table from an empty one. A store written in another
     /// layout is refused ([`StoreError::Layout`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(db)?;
         let database = Database::builder()
-            .create_with_backend(paced_file::PacedFile::new(file).map_err(db)?)
+            .create_with_backend(paced_file::PacedFile::create(path).map_err(db)?)
             .map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(NODES).map_err(db)?;

@@ -13,10 +13,11 @@
 //! wrapper in std or rustix; it reads nothing from memory.
 #![allow(unsafe_code)]
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Bound;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use redb::backends::FileBackend;
@@ -39,7 +40,18 @@ pub(super) struct PacedFile {
 }
 
 impl PacedFile {
-    pub(super) fn new(file: File) -> io::Result<Self> {
+    /// Opens the file at `path`, creating it if it is not there, as redb's `create` would.
+    pub(super) fn create(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Self::new(file)
+    }
+
+    fn new(file: File) -> io::Result<Self> {
         let own = file.try_clone()?;
         Ok(Self {
             inner: FileBackend::new(file).map_err(io::Error::other)?,
@@ -187,14 +199,8 @@ mod tests {
     /// A new file in a scratch directory for test `name`, wrapped.
     fn opened(name: &str) -> (Scratch, PacedFile) {
         let dir = crate::testing::scratch(name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.as_ref().join("paced"))
-            .expect("opens");
-        (dir, PacedFile::new(file).expect("wraps"))
+        let paced = PacedFile::create(&dir.as_ref().join("paced")).expect("opens");
+        (dir, paced)
     }
 
     #[test]
