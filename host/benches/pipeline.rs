@@ -18,6 +18,9 @@
 //! for the paced run (its submitter, the main thread, left out) says how busy "half the rate"
 //! keeps the cores: small batches and small blocks cost more a transaction.
 //!
+//! It runs on small pages, as `verityd` does (`memory::small_pages`), so that the kernel's
+//! zeroing of huge pages does not land in the figures the daemon would not show.
+//!
 //! Transfers go round-robin from 1,000 funded accounts to the next one, as `verity load` sends
 //! them. `make bench` runs it and prints the table with the targets.
 //!
@@ -353,6 +356,7 @@ fn quantile(sorted: &[Duration], per_mille: usize) -> Duration {
 }
 
 fn main() {
+    verity_host::memory::small_pages().expect("turning transparent huge pages off");
     if let Ok(rate) = std::env::var("VERITY_PACED_RATE") {
         paced_only(&rate);
         return;

@@ -5,16 +5,6 @@
 //! state store, the HTTP API, the configuration and genesis files, and the daemon that
 //! assembles them; the command-line tools beside them.
 
-/// The allocator of every program that links the replica's code — both binaries, the host's
-/// benches and tests — declared here once so that none runs on another than the one measured.
-///
-/// mimalloc, not the system's: glibc's malloc spent a tenth of the sequence stage's time
-/// coalescing and unlinking freed chunks (`perf`, the pipeline paced at half the host's rate),
-/// and with mimalloc that stage's CPU a transaction fell from 4.0–4.2 to 3.2–3.3 µs and the
-/// host's p99 at half its rate from 14.3–14.7 to 8.6–9.6 ms (host/README, "Figures").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod api;
 pub mod backend;
 pub mod block;
@@ -29,6 +19,7 @@ pub mod genesis;
 pub mod ingress;
 pub mod jsonl;
 pub mod ledger;
+pub mod memory;
 pub mod mempool;
 pub mod pipeline;
 pub mod priority;

@@ -583,6 +583,25 @@ fn logs_can_be_one_json_object_a_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The daemon runs with transparent huge pages off (`memory::small_pages`): the kernel says
+/// so in the process's status, where a stage's stall on a zeroed 2 MiB page would begin.
+#[test]
+fn verityd_runs_on_small_pages() {
+    let dir = scratch("small-pages");
+    init(&dir, 2);
+    let replica = Replica::start(&dir);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", replica.child.id()))
+        .expect("the daemon's status");
+    let thp = status.lines().find(|line| line.starts_with("THP_enabled:"));
+    assert_eq!(
+        thp.map(str::split_whitespace).and_then(|mut f| f.nth(1)),
+        Some("0"),
+        "{status}"
+    );
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `verity submit --trade` signs with both keys; the trade opens a long and a short that
 /// `verity account` shows with their margin, under a proof that covers the positions.
 #[test]

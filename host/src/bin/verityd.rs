@@ -45,6 +45,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         print!("{}", Config::default().template());
         return Ok(());
     }
+    // Before the daemon touches its memory; the warning waits for the logger.
+    let pages = verity_host::memory::small_pages();
     let config = Config::read(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -56,6 +58,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match config.log.format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    if let Err(error) = pages {
+        tracing::warn!(%error, "transparent huge pages stay on: a stage may stall while the kernel zeroes one");
     }
     let base = args.config.parent().map(PathBuf::from).unwrap_or_default();
     let daemon = Daemon::start(&config, &base)?;
