@@ -162,14 +162,18 @@ fn loopback() -> CardVerifier<LoopbackCard> {
 }
 
 fn start(name: &str, verifier: Box<dyn Verifier>, senders: &Senders) -> Arc<Pipeline> {
+    start_with(name, verifier, senders, PipelineConfig::default())
+}
+
+fn start_with(
+    name: &str,
+    verifier: Box<dyn Verifier>,
+    senders: &Senders,
+    config: PipelineConfig,
+) -> Arc<Pipeline> {
     let dir = scratch(name);
     let chain = Chain::open(&dir, &senders.genesis()).expect("opens");
-    Arc::new(Pipeline::start(
-        verifier,
-        chain,
-        Ordering::Local,
-        PipelineConfig::default(),
-    ))
+    Arc::new(Pipeline::start(verifier, chain, Ordering::Local, config))
 }
 
 /// Submits `batch` from two threads (as two connections would) and waits for every
@@ -476,7 +480,11 @@ fn main() {
 /// then `VERITY_PACED_RUNS` (5 by default): each one's percentiles as it ends, then their
 /// median and the CPU a transaction by stage over them. `VERITY_PACED_BURST=N` first pushes N
 /// iterations' transfers ([`PER_ITERATION`] each) as fast as the pipeline takes them, as the
-/// full bench's saturated runs do before its paced ones.
+/// full bench's saturated runs do before its paced ones. `VERITY_VERIFY_DEADLINE_US` sets the
+/// verify stage's deadline; `VERITY_PACED_STAGES` (any value) prints, after the runs, the
+/// percentiles of every latency histogram the pipeline records over the measured runs:
+/// submission to verdict, to block and to commit, a block's commit, the log's appends, the
+/// state's commits.
 fn paced_only(rate: &str) {
     let rate: f64 = match rate.parse() {
         Ok(rate) if rate >= 1.0 => rate,
@@ -496,8 +504,21 @@ fn paced_only(rate: &str) {
         Ok(burst) => burst,
         _ => panic!("VERITY_PACED_BURST={burst}: iterations of {PER_ITERATION} transfers"),
     });
+    let mut config = PipelineConfig::default();
+    if let Ok(us) = std::env::var("VERITY_VERIFY_DEADLINE_US") {
+        match us.parse() {
+            Ok(us) => config.verify_deadline = Duration::from_micros(us),
+            _ => panic!("VERITY_VERIFY_DEADLINE_US={us}: microseconds"),
+        }
+    }
+    // Before the pipeline starts: a histogram handle binds to the recorder of its first use.
+    let recorded: Option<&'static Recorded> = std::env::var_os("VERITY_PACED_STAGES").map(|_| {
+        let recorded: &'static Recorded = Box::leak(Box::default());
+        metrics::set_global_recorder(recorded).expect("the first recorder");
+        recorded
+    });
     let mut senders = Senders::new();
-    let pipeline = start("paced", verifier, &senders);
+    let pipeline = start_with("paced", verifier, &senders, config);
     if burst > 0 {
         let started = Instant::now();
         for _ in 0..burst {
@@ -511,6 +532,9 @@ fn paced_only(rate: &str) {
         );
     }
     paced(&pipeline, &mut senders, rate, sign);
+    if let Some(recorded) = recorded {
+        recorded.clear();
+    }
     let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
     pipeline.stop();
     println!(
@@ -523,6 +547,113 @@ fn paced_only(rate: &str) {
     );
     if let Some(line) = stages.line() {
         println!("CPU a transaction, by stage (µs): {line}");
+    }
+    if let Some(recorded) = recorded {
+        println!(
+            "the pipeline's histograms over the measured runs:\n{}",
+            recorded.table()
+        );
+    }
+}
+
+/// Every value the pipeline's histograms record, by name, for `VERITY_PACED_STAGES`: where a
+/// transaction's latency went, from the same histograms `/metrics` serves. Counters and gauges
+/// are not kept.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<BTreeMap<String, Arc<Samples>>>);
+
+#[derive(Default)]
+struct Samples(std::sync::Mutex<Vec<f64>>);
+
+impl Samples {
+    fn values(&self) -> std::sync::MutexGuard<'_, Vec<f64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl metrics::HistogramFn for Samples {
+    fn record(&self, value: f64) {
+        self.values().push(value);
+    }
+}
+
+impl Recorded {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Samples>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what was recorded so far (the warm-up run's).
+    fn clear(&self) {
+        for samples in self.lock().values() {
+            samples.values().clear();
+        }
+    }
+
+    /// A line per histogram of seconds: count, p50, p99, p999 and the largest, in ms.
+    fn table(&self) -> String {
+        let mut out = String::new();
+        for (name, samples) in self.lock().iter().filter(|(n, _)| n.ends_with("_seconds")) {
+            let mut values = samples.values().clone();
+            if values.is_empty() {
+                continue;
+            }
+            values.sort_unstable_by(f64::total_cmp);
+            let at = |per_mille: usize| {
+                values[(values.len() * per_mille / 1000).min(values.len() - 1)] * 1e3
+            };
+            let _ = writeln!(
+                out,
+                "  {name:<36} {:>9}  p50 {:>7.2}  p99 {:>7.2}  p999 {:>7.2}  max {:>7.2} ms",
+                values.len(),
+                at(500),
+                at(990),
+                at(999),
+                values[values.len() - 1] * 1e3
+            );
+        }
+        out
+    }
+}
+
+impl metrics::Recorder for &'static Recorded {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        let samples = Arc::clone(self.lock().entry(key.name().to_owned()).or_default());
+        metrics::Histogram::from_arc(samples)
     }
 }
 

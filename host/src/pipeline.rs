@@ -461,6 +461,9 @@ fn answer(
     to_sequence: &Sender<Verified>,
 ) {
     let mut valid = Vec::with_capacity(batch.len());
+    // Submission to verdict, each transaction's: one clock read and registry lookup a batch.
+    let now = Instant::now();
+    let waited = metrics::histogram!("verity_verify_wait_seconds");
     for pending in batch {
         let (bytes, signatures, reply, at) = match pending {
             Pending::Transaction {
@@ -494,7 +497,10 @@ fn answer(
             continue;
         }
         match verdict {
-            Verdict::Valid => valid.push(Valid { bytes, reply, at }),
+            Verdict::Valid => {
+                waited.record(now.duration_since(at));
+                valid.push(Valid { bytes, reply, at });
+            }
             verdict => {
                 metrics::counter!("verity_bad_signature_total").increment(1);
                 refuse(reply, format!("signature: {}", verdict.reason()));

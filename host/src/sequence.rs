@@ -109,8 +109,10 @@ impl BlockDone {
             Ok(()) => {
                 // One registry lookup a block, not one a transaction.
                 let latency = metrics::histogram!("verity_submit_to_commit_seconds");
+                let to_block = metrics::histogram!("verity_submit_to_block_seconds");
                 for (waiting, id, failure) in answers {
                     latency.record(now.duration_since(waiting.at));
+                    to_block.record(self.began.saturating_duration_since(waiting.at));
                     (waiting.reply)(Outcome::Committed {
                         id,
                         height: self.height,

@@ -415,6 +415,19 @@ fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
     );
     let (ok, _, error) = verity(&["account", "--http", &http, "xyz"]);
     assert!(!ok && error.contains("64 hex digits"), "{error}");
+
+    // Both transactions' latency, stage by stage: to their verdicts, to their block, to its
+    // commit.
+    let metrics = ureq::get(format!("http://{http}/metrics"))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    for stage in ["verify_wait", "submit_to_block", "submit_to_commit"] {
+        let line = format!("verity_{stage}_seconds_count 2");
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
