@@ -480,8 +480,9 @@ fn main() {
 /// then `VERITY_PACED_RUNS` (5 by default): each one's percentiles as it ends, then their
 /// median and the CPU a transaction by stage over them. `VERITY_PACED_BURST=N` first pushes N
 /// iterations' transfers ([`PER_ITERATION`] each) as fast as the pipeline takes them, as the
-/// full bench's saturated runs do before its paced ones. `VERITY_VERIFY_DEADLINE_US` sets the
-/// verify stage's deadline; `VERITY_PACED_STAGES` (any value) prints, after the runs, the
+/// full bench's saturated runs do before its paced ones. `VERITY_VERIFY_DEADLINE_US` and
+/// `VERITY_BLOCK_INTERVAL_US` set the verify stage's deadline and the block interval;
+/// `VERITY_PACED_STAGES` (any value) prints, after the runs, the
 /// percentiles of every latency histogram the pipeline records over the measured runs:
 /// submission to verdict, to block and to commit, a block's commit, the log's appends, the
 /// state's commits.
@@ -504,13 +505,15 @@ fn paced_only(rate: &str) {
         Ok(burst) => burst,
         _ => panic!("VERITY_PACED_BURST={burst}: iterations of {PER_ITERATION} transfers"),
     });
+    let micros = |name: &str, default: Duration| {
+        std::env::var(name).map_or(default, |us| match us.parse() {
+            Ok(us) => Duration::from_micros(us),
+            _ => panic!("{name}={us}: microseconds"),
+        })
+    };
     let mut config = PipelineConfig::default();
-    if let Ok(us) = std::env::var("VERITY_VERIFY_DEADLINE_US") {
-        match us.parse() {
-            Ok(us) => config.verify_deadline = Duration::from_micros(us),
-            _ => panic!("VERITY_VERIFY_DEADLINE_US={us}: microseconds"),
-        }
-    }
+    config.verify_deadline = micros("VERITY_VERIFY_DEADLINE_US", config.verify_deadline);
+    config.block_interval = micros("VERITY_BLOCK_INTERVAL_US", config.block_interval);
     // Before the pipeline starts: a histogram handle binds to the recorder of its first use.
     let recorded: Option<&'static Recorded> = std::env::var_os("VERITY_PACED_STAGES").map(|_| {
         let recorded: &'static Recorded = Box::leak(Box::default());
