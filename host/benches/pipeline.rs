@@ -355,7 +355,7 @@ fn percentiles(sorted: &[Duration]) -> String {
     )
 }
 
-fn quantile(sorted: &[Duration], per_mille: usize) -> Duration {
+fn quantile<T: Copy>(sorted: &[T], per_mille: usize) -> T {
     sorted[(sorted.len() * per_mille / 1000).min(sorted.len() - 1)]
 }
 
@@ -605,9 +605,7 @@ impl Recorded {
                 continue;
             }
             values.sort_unstable_by(f64::total_cmp);
-            let at = |per_mille: usize| {
-                values[(values.len() * per_mille / 1000).min(values.len() - 1)] * 1e3
-            };
+            let at = |per_mille| quantile(&values, per_mille) * 1e3;
             let _ = writeln!(
                 out,
                 "  {name:<36} {:>9}  p50 {:>7.2}  p99 {:>7.2}  p999 {:>7.2}  max {:>7.2} ms",

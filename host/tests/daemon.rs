@@ -84,6 +84,16 @@ impl Replica {
         (status, serde_json::from_str(&body).ok())
     }
 
+    /// The Prometheus text of `/metrics`.
+    fn metrics(&self) -> String {
+        ureq::get(format!("http://{}/metrics", self.http))
+            .call()
+            .expect("metrics")
+            .body_mut()
+            .read_to_string()
+            .expect("text")
+    }
+
     fn status(&self) -> Status {
         self.get("/status").1.expect("a status")
     }
@@ -310,12 +320,7 @@ fn the_http_api_refuses_bad_requests_with_reasons_and_counts_them() {
             .0,
         404
     );
-    let metrics = ureq::get(url("/metrics"))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
+    let metrics = replica.metrics();
     for line in [
         "verity_http_rejected_total{reason=\"body\"} 3",
         "verity_http_rejected_total{reason=\"hex\"} 1",
@@ -418,12 +423,7 @@ fn one_off_commands_submit_read_accounts_with_proofs_and_show_blocks() {
 
     // Both transactions' latency, stage by stage: to their verdicts, to their block, to its
     // commit.
-    let metrics = ureq::get(format!("http://{http}/metrics"))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
+    let metrics = replica.metrics();
     for stage in ["verify_wait", "submit_to_block", "submit_to_commit"] {
         let line = format!("verity_{stage}_seconds_count 2");
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
@@ -546,12 +546,7 @@ fn status_reports_the_verifier_a_missing_card_left_degraded() {
         "--mint",
     ]);
     assert!(ok, "{error}");
-    let metrics = ureq::get(format!("http://{}/metrics", replica.http))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
+    let metrics = replica.metrics();
     assert!(metrics.contains("verity_verifier_ready 0"), "{metrics}");
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
