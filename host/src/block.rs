@@ -22,23 +22,24 @@ pub const HEADER_LEN: usize = 48;
 /// How many blocks back the state root in a header is, so that building a block does not
 /// wait for the state stage: it commits an epoch's version after the epoch's last block, and
 /// the first block to carry that root comes this many blocks later. This is how long the
-/// state stage may pause before the builder waits: 0.5 s at the pipeline's fastest, 1 ms
-/// blocks; about 1 s at half the CPU backend's rate, where a block takes about 2 ms. Each
+/// state stage may trail before the builder waits: 0.65 s of the 1,500–1,600 blocks a second
+/// the pipeline cuts at 120,000 tx/s with 250 µs blocks, about 2 s of 1 ms blocks. Each
 /// second it pauses for a checkpoint (an fsync, 60–120 ms here), and every 2^20 receipts
 /// that checkpoint also writes the receipt index's run (150–300 ms more), all under
 /// `SCHED_IDLE` beside busy verification workers. With 128 (about 270 ms of 2 ms blocks),
-/// that pause made the builder wait 100–140 ms about every 9 s at 120,000 tx/s, and catching
-/// up kept latency at 100–250 ms for a second or more. With 8 or 64, a checkpoint alone did
-/// (p99 200–240 ms).
-pub const ROOT_LAG: u64 = 512;
+/// that pause made the builder wait 100–140 ms about every 9 s at 120,000 tx/s; with 512 and
+/// 64-block epochs, 250 µs blocks made it wait 200–700 ms in every 3 s run, and even 2,048
+/// did not help: the state stage could not keep up (see [`ROOT_EPOCH`]).
+pub const ROOT_LAG: u64 = 1024;
 /// Headers carry the roots of heights that are multiples of this only. The state of the
 /// blocks between is never needed as a root, so the state stage commits this many blocks as
-/// one version of the tree: each account and each tree node they changed is hashed once, not
-/// once a block. A version costs about the same whatever the number of blocks in it when the
-/// same accounts trade (25–30 ms for 1,000 accounts here), so this sets how often the state
-/// stage pays it: with 16, the 1 ms block interval that keeps latency low made it a version
-/// every 16–30 ms, and the state stage took most of a core from the verifier.
-pub const ROOT_EPOCH: u64 = 64;
+/// one version of the tree: each account and each tree node they changed is hashed and
+/// written once, not once a block. A version costs about the same whatever the number of
+/// blocks in it when the same accounts trade (25–30 ms for 1,000 accounts here), so this sets
+/// how often the state stage pays it. With 64, the 1,000–1,100 blocks a second of 250 µs
+/// blocks at 120,000 tx/s made it 4.6–4.8 µs a transaction, more than the sequence stage,
+/// and it fell behind; with 256, 2.3 (host/README.md, Figures).
+pub const ROOT_EPOCH: u64 = 256;
 
 /// The height whose state root block `height` carries.
 pub fn root_height(height: u64) -> u64 {

@@ -147,8 +147,8 @@ pub struct SnapshotsSection {
     pub behind: u64,
 }
 
-// The messages below say 64 and 512.
-const _: () = assert!(crate::block::ROOT_EPOCH == 64 && crate::block::ROOT_LAG == 512);
+// The messages below say 256 and 1024.
+const _: () = assert!(crate::block::ROOT_EPOCH == 256 && crate::block::ROOT_LAG == 1024);
 
 impl SnapshotsSection {
     /// Checks that snapshots fall where headers carry the state root, and that those kept
@@ -157,8 +157,8 @@ impl SnapshotsSection {
         if !crate::block::root_carried(self.every) {
             return Err(ConfigError::Value {
                 key: "snapshots.every",
-                reason: "a multiple of 64: a snapshot is checked against the state root a \
-                         block header carries, and headers carry every 64th height's",
+                reason: "a multiple of 256: a snapshot is checked against the state root a \
+                         block header carries, and headers carry every 256th height's",
             });
         }
         // Just after one is taken at the head, the oldest kept is (keep - 1) × every blocks
@@ -167,8 +167,8 @@ impl SnapshotsSection {
         if self.every > 0 && span < crate::block::ROOT_LAG {
             return Err(ConfigError::Value {
                 key: "snapshots.keep",
-                reason: "too few to always hold a certified snapshot: the block 512 heights \
-                         after a snapshot certifies it, so (keep - 1) × every is at least 512",
+                reason: "too few to always hold a certified snapshot: the block 1024 heights \
+                         after a snapshot certifies it, so (keep - 1) × every is at least 1024",
             });
         }
         Ok(())
@@ -754,11 +754,11 @@ impl Config {
                 .into(),
         );
         line(
-            "# that fall far behind (a multiple of 64: the heights whose roots headers carry); how"
+            "# that fall far behind (a multiple of 256: the heights whose roots headers carry); how"
                 .into(),
         );
         line(
-            "# many are kept: (keep - 1) × every at least 512, since the block 512 heights after a"
+            "# many are kept: (keep - 1) × every at least 1024, since the block 1024 heights after a"
                 .into(),
         );
         line("# snapshot certifies it and one kept must be certified.".into());
@@ -975,7 +975,7 @@ mod tests {
             ("[pcap]\nrotate_mib = 0", "pcap: rotate_mib and queue"),
             (
                 "[snapshots]\nevery = 1000",
-                "snapshots.every: a multiple of 64",
+                "snapshots.every: a multiple of 256",
             ),
             (
                 "[snapshots]\nevery = 256\nkeep = 2",

@@ -45,8 +45,9 @@ const BLOCK_RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The layout this build reads and writes, under `layout` in [`META`]: 2 since receipts are
 /// stored a row per block (a store of layout 1, from before, has no `layout` key), 3 since
-/// their index is in sorted runs ([`receipt_runs`]).
-const LAYOUT: u8 = 3;
+/// their index is in sorted runs ([`receipt_runs`]), 4 since the roots kept are every 256th
+/// height's (`crate::block::ROOT_EPOCH`; a chain of layout 3 carried every 64th).
+const LAYOUT: u8 = 4;
 /// Height → the state root after it (kept when the tree's old nodes are pruned).
 const ROOTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("roots");
 /// (version since which a node is stale, its key) → (): what pruning may delete

@@ -27,7 +27,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The test clusters' snapshots: one every 64 blocks (the shortest interval: snapshots fall
+/// The test clusters' snapshots: one every ROOT_EPOCH blocks (the shortest interval: snapshots fall
 /// where headers carry roots), so that a short test sees some.
 const SNAPSHOT_EVERY: u64 = ROOT_EPOCH;
 /// Snapshots the test clusters keep: enough that one is certified.
@@ -561,12 +561,17 @@ fn a_late_replica_joins_from_a_certified_snapshot_and_converges() {
     let dir = scratch("cluster-late");
     write_cluster(&dir, 4);
     let dirs = cluster::replicas(&dir).expect("four replicas");
-    // Idle blocks every 5 ms rather than 50: the waits below are for heights, not for load.
+    // Idle blocks every 5 ms rather than 50, and 100 ms rather than 500 for a proposal before
+    // a round moves on: the waits below are for heights, not for load, and once one replica
+    // is killed every fourth height waits for its proposal (at 500 ms, the cluster made about
+    // 5.5 heights a second then).
     for replica in &dirs {
         let config = replica.join("verity.toml");
         let text = std::fs::read_to_string(&config).expect("a configuration");
-        assert!(text.contains("idle_block_ms = 50\n"));
-        let text = text.replace("idle_block_ms = 50\n", "idle_block_ms = 5\n");
+        assert!(text.contains("idle_block_ms = 50\n") && text.contains("propose_ms = 500\n"));
+        let text = text
+            .replace("idle_block_ms = 50\n", "idle_block_ms = 5\n")
+            .replace("propose_ms = 500\n", "propose_ms = 100\n");
         std::fs::write(&config, text).expect("written");
     }
     let mut replicas: Vec<Replica> = dirs[..3].iter().map(|d| start(d)).collect();
