@@ -23,12 +23,12 @@ pub const HEADER_LEN: usize = 48;
 /// wait for the state stage: it commits an epoch's version after the epoch's last block, and
 /// the first block to carry that root comes this many blocks later. This is how long the
 /// state stage may trail before the builder waits: 0.65 s of the 1,500–1,600 blocks a second
-/// the pipeline cuts at 120,000 tx/s with 250 µs blocks, about 2 s of 1 ms blocks. Each
+/// the pipeline cuts at 120,000 tx/s with 250 µs blocks, about 1.7 s of 1 ms blocks. Each
 /// second it pauses for a checkpoint (an fsync, 60–120 ms here), and every 2^20 receipts
 /// that checkpoint also writes the receipt index's run (150–300 ms more), all under
 /// `SCHED_IDLE` beside busy verification workers. With 128 (about 270 ms of 2 ms blocks),
 /// that pause made the builder wait 100–140 ms about every 9 s at 120,000 tx/s; with 512 and
-/// 64-block epochs, 250 µs blocks made it wait 200–700 ms in every 3 s run, and even 2,048
+/// 64-block epochs, 250 µs blocks made it wait 200–700 ms in most 3 s runs, and even 2,048
 /// did not help: the state stage could not keep up (see [`ROOT_EPOCH`]).
 pub const ROOT_LAG: u64 = 1024;
 /// Headers carry the roots of heights that are multiples of this only. The state of the

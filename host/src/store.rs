@@ -1202,12 +1202,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
-    /// A store from before layouts were recorded (a height, no `layout`), and one of layout 2
-    /// (its receipt index in one B-tree), are refused with the layout they have, not read as
-    /// if they had this one.
+    /// A store from before layouts were recorded (a height, no `layout`), one of layout 2 (its
+    /// receipt index in one B-tree) and one of layout 3 (roots of every 64th height) are
+    /// refused with the layout they have, not read as if they had this one.
     #[test]
     fn a_store_of_an_older_layout_is_refused() {
-        for (name, layout) in [("layout-1", None), ("layout-2", Some(2u8))] {
+        for (name, layout) in [
+            ("layout-1", None),
+            ("layout-2", Some(2u8)),
+            ("layout-3", Some(3u8)),
+        ] {
             let (_dir, path) = scratch(name);
             {
                 let database = Database::create(&path).expect("creates");
