@@ -27,8 +27,8 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The test clusters' snapshots: one every ROOT_EPOCH blocks (the shortest interval: snapshots fall
-/// where headers carry roots), so that a short test sees some.
+/// The test clusters' snapshots: one every ROOT_EPOCH blocks (the shortest interval:
+/// snapshots fall where headers carry roots), so that a short test sees some.
 const SNAPSHOT_EVERY: u64 = ROOT_EPOCH;
 /// Snapshots the test clusters keep: enough that one is certified.
 const SNAPSHOTS_KEPT: u64 = ROOT_LAG / SNAPSHOT_EVERY + 3;
