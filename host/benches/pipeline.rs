@@ -15,8 +15,9 @@
 //! counts the work the stages do between pushes too (the state stage commits what it held
 //! while the next batch is signed), which the rate does not: when the total a transaction
 //! times the rate passes the cores, the rate owes that to the pauses between pushes. The same
-//! for the paced run (its submitter, the main thread, left out) says how busy "half the rate"
-//! keeps the cores: small batches and small blocks cost more a transaction.
+//! for each paced run (its pacing thread counted as the clients) says how many cores "half the
+//! rate" keeps busy: small batches and small blocks cost more a transaction, so half the rate
+//! is more than half the work, and the latency at that rate follows how busy the cores are.
 //!
 //! It runs on small pages, as `verityd` does (`memory::small_pages`), so that the kernel's
 //! zeroing of huge pages does not land in the figures the daemon would not show.
@@ -258,7 +259,7 @@ fn threads() -> BTreeMap<u32, (String, Duration)> {
 struct StageCpu {
     /// Threads' time by stage, between the snapshots taken before and after.
     stages: BTreeMap<&'static str, Duration>,
-    /// The submitting threads' time (they end with their push); none counted for the paced run.
+    /// The submitting threads' time (they end with their push), or the pacing thread's.
     clients: Duration,
     transactions: u64,
 }
@@ -289,6 +290,12 @@ impl StageCpu {
         }
     }
 
+    /// Microseconds of CPU a transaction, all stages and the clients.
+    fn total(&self) -> Option<f64> {
+        let total = self.stages.values().sum::<Duration>() + self.clients;
+        (self.transactions > 0).then(|| total.as_secs_f64() * 1e6 / self.transactions as f64)
+    }
+
     /// Microseconds a transaction, by stage in pipeline order, then the total.
     fn line(&self) -> Option<String> {
         let per_tx = |d: Duration| d.as_secs_f64() * 1e6 / self.transactions as f64;
@@ -310,17 +317,28 @@ impl StageCpu {
         if self.clients > Duration::ZERO {
             parts.push(format!("clients {:.2}", per_tx(self.clients)));
         }
-        let total = self.stages.values().sum::<Duration>() + self.clients;
-        Some(format!("{}; total {:.2}", parts.join(", "), per_tx(total)))
+        Some(format!("{}; total {:.2}", parts.join(", "), self.total()?))
+    }
+
+    /// How many cores `rate` transactions a second keep busy at this CPU a transaction.
+    fn cores_at(&self, rate: f64) -> Option<f64> {
+        Some(self.total()? * rate / 1e6)
     }
 }
 
 /// Submits `rate` transactions a second for [`PACED_SECONDS`] and returns each one's latency,
-/// sorted; `sign`: whether the verifier behind `pipeline` checks signatures.
-fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool) -> Vec<Duration> {
+/// sorted, and the submitting (calling) thread's CPU time while it paced them; `sign`: whether
+/// the verifier behind `pipeline` checks signatures.
+fn paced(
+    pipeline: &Pipeline,
+    senders: &mut Senders,
+    rate: f64,
+    sign: bool,
+) -> (Vec<Duration>, Duration) {
     let total = (rate * PACED_SECONDS as f64) as usize;
     let transactions = senders.transfers(total, sign);
     let (done, latencies) = crossbeam_channel::unbounded();
+    let pacing_from = clock(rustix::time::ClockId::ThreadCPUTime);
     let start = Instant::now();
     for (i, tx) in transactions.into_iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
@@ -337,11 +355,12 @@ fn paced(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool) -> V
             }),
         );
     }
+    let pacing = clock(rustix::time::ClockId::ThreadCPUTime).saturating_sub(pacing_from);
     drop(done);
     let mut latencies: Vec<Duration> = latencies.iter().collect();
     assert_eq!(latencies.len(), total);
     latencies.sort_unstable();
-    latencies
+    (latencies, pacing)
 }
 
 /// `p50 … ms, p99 … ms, p999 … ms` of one run's sorted latencies.
@@ -390,7 +409,7 @@ fn main() {
     // as in its benchmark: the loop-back card checks nothing.
     instant.flush_state().expect("the state stage commits");
     let instant_paced = rate("instant").filter(|_| ran_instant).map(|rate| {
-        Paced::run(
+        Paced::run_counted(
             &instant,
             &mut instant_senders,
             rate / 2.0,
@@ -459,16 +478,34 @@ fn main() {
         Paced::run_counted(&pipeline, &mut cpu_senders, half, true, PACED_RUNS);
     pipeline.stop();
     let cores_busy = busy.as_secs_f64() / wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    let instant_paced = instant_paced.filter(|_| ran_raw);
     let table = instant_paced
-        .filter(|_| ran_raw)
-        .and_then(|instant_paced| table(&instant_paced, &cpu_paced, cores_busy));
-    if let Some(table) = table {
+        .as_ref()
+        .and_then(|(instant_paced, _)| table(instant_paced, &cpu_paced, cores_busy));
+    if let (Some(table), Some((instant_paced, instant_stages))) = (table, instant_paced) {
         println!("{table}");
         if let Some(line) = stages.line() {
             println!("CPU a transaction end to end, by stage (µs): {line}");
         }
         if let Some(line) = paced_stages.line() {
-            println!("CPU a transaction paced at half the rate, by stage (µs): {line}\n");
+            println!("CPU a transaction paced at half the rate, by stage (µs): {line}");
+        }
+        if let (Some(full), Some(paced), Some(cores)) = (
+            stages.total(),
+            paced_stages.total(),
+            paced_stages.cores_at(half),
+        ) {
+            println!(
+                "  half the rate keeps {cores:.2} cores busy: {:.2}x the CPU a transaction of \
+                 the end-to-end run",
+                paced / full
+            );
+        }
+        if let Some(line) = instant_stages.line() {
+            println!("CPU a transaction paced at half the instant rate, by stage (µs): {line}");
+        }
+        if let Some(cores) = instant_stages.cores_at(instant_paced.rate) {
+            println!("  that keeps {cores:.2} cores busy\n");
         }
     } else {
         println!("(no table: run all of the group's benchmarks, without a filter)");
@@ -550,6 +587,9 @@ fn paced_only(rate: &str) {
     );
     if let Some(line) = stages.line() {
         println!("CPU a transaction, by stage (µs): {line}");
+    }
+    if let Some(cores) = stages.cores_at(rate) {
+        println!("  that keeps {cores:.2} cores busy");
     }
     if let Some(recorded) = recorded {
         println!(
@@ -662,15 +702,19 @@ impl metrics::Recorder for &'static Recorded {
 struct Paced {
     rate: f64,
     runs: Vec<Vec<Duration>>,
+    /// The pacing thread's CPU time over the runs.
+    pacing: Duration,
 }
 
 impl Paced {
     /// `runs` runs at `rate` on `pipeline`, one after the other, each one's percentiles on
     /// standard error as it ends.
     fn run(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool, runs: usize) -> Self {
+        let mut pacing = Duration::ZERO;
         let runs = (1..=runs)
             .map(|i| {
-                let run = paced(pipeline, senders, rate, sign);
+                let (run, paced_by) = paced(pipeline, senders, rate, sign);
+                pacing += paced_by;
                 eprintln!(
                     "paced run {i} of {runs} at {rate:.0} tx/s: {}",
                     percentiles(&run)
@@ -678,7 +722,7 @@ impl Paced {
                 run
             })
             .collect();
-        Self { rate, runs }
+        Self { rate, runs, pacing }
     }
 
     /// [`Paced::run`], and the CPU a transaction by stage over the runs.
@@ -693,6 +737,7 @@ impl Paced {
         let paced = Self::run(pipeline, senders, rate, sign, runs);
         let mut stages = StageCpu {
             transactions: paced.transactions(),
+            clients: paced.pacing,
             ..StageCpu::default()
         };
         stages.add(&before, &threads());
