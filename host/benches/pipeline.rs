@@ -290,18 +290,18 @@ impl StageCpu {
         }
     }
 
+    /// `spent` in microseconds a transaction; `None` before any transaction.
+    fn per_tx(&self, spent: Duration) -> Option<f64> {
+        (self.transactions > 0).then(|| spent.as_secs_f64() * 1e6 / self.transactions as f64)
+    }
+
     /// Microseconds of CPU a transaction, all stages and the clients.
     fn total(&self) -> Option<f64> {
-        let total = self.stages.values().sum::<Duration>() + self.clients;
-        (self.transactions > 0).then(|| total.as_secs_f64() * 1e6 / self.transactions as f64)
+        self.per_tx(self.stages.values().sum::<Duration>() + self.clients)
     }
 
     /// Microseconds a transaction, by stage in pipeline order, then the total.
     fn line(&self) -> Option<String> {
-        let per_tx = |d: Duration| d.as_secs_f64() * 1e6 / self.transactions as f64;
-        if self.transactions == 0 {
-            return None;
-        }
         let order = [
             "verification",
             "verify stage",
@@ -312,10 +312,15 @@ impl StageCpu {
         ];
         let mut parts: Vec<String> = order
             .iter()
-            .filter_map(|stage| Some(format!("{stage} {:.2}", per_tx(*self.stages.get(stage)?))))
+            .filter_map(|stage| {
+                Some(format!(
+                    "{stage} {:.2}",
+                    self.per_tx(*self.stages.get(stage)?)?
+                ))
+            })
             .collect();
         if self.clients > Duration::ZERO {
-            parts.push(format!("clients {:.2}", per_tx(self.clients)));
+            parts.push(format!("clients {:.2}", self.per_tx(self.clients)?));
         }
         Some(format!("{}; total {:.2}", parts.join(", "), self.total()?))
     }
@@ -409,7 +414,7 @@ fn main() {
     // as in its benchmark: the loop-back card checks nothing.
     instant.flush_state().expect("the state stage commits");
     let instant_paced = rate("instant").filter(|_| ran_instant).map(|rate| {
-        Paced::run_counted(
+        Paced::run(
             &instant,
             &mut instant_senders,
             rate / 2.0,
@@ -474,8 +479,7 @@ fn main() {
         }
     };
     let half = e2e_rate / 2.0;
-    let (cpu_paced, paced_stages) =
-        Paced::run_counted(&pipeline, &mut cpu_senders, half, true, PACED_RUNS);
+    let (cpu_paced, paced_stages) = Paced::run(&pipeline, &mut cpu_senders, half, true, PACED_RUNS);
     pipeline.stop();
     let cores_busy = busy.as_secs_f64() / wall.as_secs_f64().max(f64::MIN_POSITIVE);
     let instant_paced = instant_paced.filter(|_| ran_raw);
@@ -575,7 +579,7 @@ fn paced_only(rate: &str) {
     if let Some(recorded) = recorded {
         recorded.clear();
     }
-    let (measured, stages) = Paced::run_counted(&pipeline, &mut senders, rate, sign, runs);
+    let (measured, stages) = Paced::run(&pipeline, &mut senders, rate, sign, runs);
     pipeline.stop();
     println!(
         "{}",
@@ -702,31 +706,13 @@ impl metrics::Recorder for &'static Recorded {
 struct Paced {
     rate: f64,
     runs: Vec<Vec<Duration>>,
-    /// The pacing thread's CPU time over the runs.
-    pacing: Duration,
 }
 
 impl Paced {
     /// `runs` runs at `rate` on `pipeline`, one after the other, each one's percentiles on
-    /// standard error as it ends.
-    fn run(pipeline: &Pipeline, senders: &mut Senders, rate: f64, sign: bool, runs: usize) -> Self {
-        let mut pacing = Duration::ZERO;
-        let runs = (1..=runs)
-            .map(|i| {
-                let (run, paced_by) = paced(pipeline, senders, rate, sign);
-                pacing += paced_by;
-                eprintln!(
-                    "paced run {i} of {runs} at {rate:.0} tx/s: {}",
-                    percentiles(&run)
-                );
-                run
-            })
-            .collect();
-        Self { rate, runs, pacing }
-    }
-
-    /// [`Paced::run`], and the CPU a transaction by stage over the runs.
-    fn run_counted(
+    /// standard error as it ends; and the CPU a transaction by stage over them, the pacing
+    /// thread's as the clients'.
+    fn run(
         pipeline: &Pipeline,
         senders: &mut Senders,
         rate: f64,
@@ -734,12 +720,20 @@ impl Paced {
         runs: usize,
     ) -> (Self, StageCpu) {
         let before = threads();
-        let paced = Self::run(pipeline, senders, rate, sign, runs);
-        let mut stages = StageCpu {
-            transactions: paced.transactions(),
-            clients: paced.pacing,
-            ..StageCpu::default()
-        };
+        let mut stages = StageCpu::default();
+        let runs = (1..=runs)
+            .map(|i| {
+                let (run, pacing) = paced(pipeline, senders, rate, sign);
+                stages.clients += pacing;
+                eprintln!(
+                    "paced run {i} of {runs} at {rate:.0} tx/s: {}",
+                    percentiles(&run)
+                );
+                run
+            })
+            .collect();
+        let paced = Self { rate, runs };
+        stages.transactions = paced.transactions();
         stages.add(&before, &threads());
         (paced, stages)
     }
