@@ -331,9 +331,10 @@ fn publish(verifier: &mut dyn Verifier, status: &Mutex<VerifierStatus>) {
 const BATCHES_IN_FLIGHT: usize = 2;
 /// How long the verify stage waits for verdicts, with batches in flight and none filling,
 /// before it looks for submissions again (a verdict ends the wait sooner; a filling batch
-/// still leaves at its deadline). Under load the next batch's first submission may wait this
-/// long, and the batch gathers meanwhile; with nothing in flight each submission is seen at
-/// once. At 100 µs the stage woke up to ten thousand times a second, and each wake-up can take a
+/// still leaves at its deadline), and the longest a filling batch with none in flight sleeps
+/// before it looks again (so a batch that fills meanwhile leaves at most this late). Under
+/// load the next batch's first submission may wait this long, and the batch gathers
+/// meanwhile; with nothing in flight or filling, a submission is seen at once. At 100 µs the stage woke up to ten thousand times a second, and each wake-up can take a
 /// core from a worker or the sequence stage. Measured no worse, and better in runs that began
 /// with the state stage behind (host/README, "verify stage's poll", has the runs).
 const POLL: Duration = Duration::from_micros(500);
@@ -551,12 +552,21 @@ fn verify_stage(
         };
         // With batches in flight, wait for their verdicts rather than for submissions, but no
         // longer than `POLL`: one message, then what else is queued (up to a batch) — what
-        // queued meanwhile goes out together, at once if it is already due.
-        let mut next = if in_flight.is_empty() {
-            submissions.recv_timeout(wait)
-        } else {
-            in_flight.settle(verifier.as_mut(), wait.min(POLL), to_sequence);
-            queued(submissions)
+        // queued meanwhile goes out together, at once if it is already due. With a batch
+        // filling and none in flight, sleep towards its deadline (at most `POLL`) instead of
+        // waking for each submission: below saturation submissions come microseconds apart,
+        // and a wake-up each (the submitter's wake call, this thread's switch) cost more than
+        // the submission itself (host/README, "sleeping towards a deadline").
+        let mut next = match (in_flight.is_empty(), batch.is_empty()) {
+            (true, true) => submissions.recv_timeout(wait),
+            (true, false) => {
+                std::thread::sleep(wait.min(POLL));
+                queued(submissions)
+            }
+            (false, _) => {
+                in_flight.settle(verifier.as_mut(), wait.min(POLL), to_sequence);
+                queued(submissions)
+            }
         };
         // Asked once a round, not once a submission: the answer can change only with the
         // verifier's state (a fail-over wrapper's cards), which this round does not touch.
