@@ -1,14 +1,16 @@
 //! CPU priority of the replica's background threads.
 //!
-//! The state stage (tree and receipt commits, checkpoints, pruning) and the snapshot writer
-//! are throughput work that may trail the log; the verify and sequence stages are what a
-//! client waits on. On a machine with few cores they share the cores, so a background thread
-//! runs under Linux's `SCHED_IDLE` policy (kept per thread): it takes whatever CPU the other
-//! threads leave, and a waking client-facing thread preempts it at once. A higher nice value
-//! was not enough: measured with `perf sched`, a nice-10 state commit kept a core for 3 ms
-//! while a verification worker waited for it (the scheduler lets a running thread finish its
-//! slice). A background thread cannot starve for long: the sequence stage waits on the state
-//! queue once it is [`crate::chain`]'s bound behind, and a waiting stage leaves the cores free.
+//! The state stage (tree and receipt commits, checkpoints, pruning), the snapshot writer and
+//! the block log's filler (zeroing the next segment ahead of need) are throughput work that
+//! may trail the log; the verify and sequence stages are what a client waits on. On a machine
+//! with few cores they share the cores, so a background thread runs under Linux's
+//! `SCHED_IDLE` policy (kept per thread): it takes whatever CPU the other threads leave, and
+//! a waking client-facing thread preempts it at once. A higher nice value was not enough:
+//! measured with `perf sched`, a nice-10 state commit kept a core for 3 ms while a
+//! verification worker waited for it (the scheduler lets a running thread finish its slice).
+//! A background thread cannot starve for long: the sequence stage waits on the state queue
+//! once it is [`crate::chain`]'s bound behind, the log stage waits for the filler when the
+//! next segment is due before it is filled, and a waiting stage leaves the cores free.
 //!
 //! `unsafe` is allowed in this module for the one `sched_setscheduler` call, which neither
 //! `rustix` nor `nix` wraps.
