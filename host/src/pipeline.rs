@@ -334,9 +334,10 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// still leaves at its deadline), and the longest a filling batch with none in flight sleeps
 /// before it looks again (so a batch that fills meanwhile leaves at most this late). Under
 /// load the next batch's first submission may wait this long, and the batch gathers
-/// meanwhile; with nothing in flight or filling, a submission is seen at once. At 100 µs the stage woke up to ten thousand times a second, and each wake-up can take a
-/// core from a worker or the sequence stage. Measured no worse, and better in runs that began
-/// with the state stage behind (host/README, "verify stage's poll", has the runs).
+/// meanwhile; with nothing in flight or filling, a submission is seen at once. At 100 µs the
+/// stage woke up to ten thousand times a second, and each wake-up can take a core from a
+/// worker or the sequence stage. Measured no worse, and better in runs that began with the
+/// state stage behind (host/README, "verify stage's poll", has the runs).
 const POLL: Duration = Duration::from_micros(500);
 /// How long one wait for a verdict may last when the stage has nothing else to do.
 const WAIT: Duration = Duration::from_millis(50);
