@@ -202,19 +202,6 @@ impl Daemon {
         &self.pipeline
     }
 
-    /// Waits for SIGINT or SIGTERM.
-    pub fn wait_for_signal(&self) -> anyhow::Result<()> {
-        self.runtime.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                result = tokio::signal::ctrl_c() => result,
-                _ = term.recv() => Ok(()),
-            }
-        })?;
-        Ok(())
-    }
-
     /// Stops the HTTP API, lets the pipeline commit what it holds, and returns the head.
     pub fn stop(mut self) -> anyhow::Result<(u64, [u8; 32])> {
         if let Some(stop) = self.stop_http.take() {

@@ -24,6 +24,7 @@ pub mod mempool;
 pub mod pipeline;
 pub mod priority;
 pub mod sequence;
+pub mod signals;
 pub mod snapshot;
 pub mod state_sync;
 pub mod store;

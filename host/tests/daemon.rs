@@ -591,6 +591,26 @@ fn logs_can_be_one_json_object_a_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A SIGTERM sent the moment the ready line is read stops the daemon cleanly, with its
+/// `stopped` line: the signals are caught before the line is printed (they were caught after
+/// it, and a supervisor quick enough killed the daemon by the signal's default action).
+#[test]
+fn a_sigterm_sent_as_soon_as_the_ready_line_is_read_stops_it_cleanly() {
+    let dir = scratch("prompt-stop");
+    init(&dir, 2);
+    for _ in 0..5 {
+        let mut replica = Replica::start(&dir);
+        let pid = rustix::process::Pid::from_raw(replica.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let mut rest = String::new();
+        replica.stdout.read_to_string(&mut rest).expect("stdout");
+        let status = replica.child.wait().expect("exits");
+        assert!(status.success(), "{status}: {rest:?}");
+        assert!(Stopped::parse(rest.trim_end()).is_ok(), "{rest:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The daemon runs with transparent huge pages off (`memory::small_pages`): the kernel says
 /// so in the process's status, where a stage's stall on a zeroed 2 MiB page would begin.
 #[test]

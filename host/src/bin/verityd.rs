@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use verity_host::config::{Config, LogFormat};
 use verity_host::daemon::{Daemon, Ready, Stopped};
+use verity_host::signals::Signals;
 
 /// verityd: one Verity replica. It takes signed transactions over TCP, UDP and HTTP, verifies
 /// their signatures (on a card, a simulated card or the CPU — ZIP-215 on every path), orders
@@ -16,8 +17,9 @@ use verity_host::daemon::{Daemon, Ready, Stopped};
 /// to start from.
 ///
 /// On start it prints one line to standard output — `ready http=ADDR tcp=ADDR udp=ADDR` —
-/// and logs to standard error. SIGINT or SIGTERM stops it cleanly: the HTTP API closes, the
-/// blocks being built are committed, and the final height and state root are printed.
+/// and logs to standard error. SIGINT or SIGTERM, from the moment that line is printed,
+/// stops it cleanly: the HTTP API closes, the blocks being built are committed, and the final
+/// height and state root are printed.
 #[derive(Debug, Parser)]
 #[command(name = "verityd", version)]
 struct Args {
@@ -75,10 +77,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             verifier.state.reason().unwrap_or(verifier.state.name())
         ),
     };
+    // Caught before the ready line: a SIGTERM sent as soon as it is read stops cleanly.
+    let signals = Signals::catch().context("catching SIGINT and SIGTERM")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{ready}")?;
     out.flush()?;
-    daemon.wait_for_signal()?;
+    signals.wait();
     let (height, state_root) = daemon.stop()?;
     writeln!(out, "{}", Stopped { height, state_root })?;
     Ok(())

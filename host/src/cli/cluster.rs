@@ -14,6 +14,7 @@ use crate::cli::create_new;
 use crate::cli::init::{key_line, write_chain, VALIDATOR_FILE};
 use crate::config::{Config, ConsensusSection, Listen, SnapshotsSection, VerifierConfig};
 use crate::daemon::{Ready, Stopped};
+use crate::signals::Signals;
 
 pub use crate::cli::init::GENESIS_FILE;
 
@@ -266,6 +267,8 @@ pub fn run(args: &ClusterArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.no_start {
         return Ok(());
     }
+    // Caught before the first replica starts: a signal during start-up stops those started.
+    let signals = Signals::catch().context("catching SIGINT and SIGTERM")?;
     let verityd = verityd()?;
     let mut running = Vec::new();
     for dir in replicas(&args.dir)? {
@@ -287,7 +290,7 @@ pub fn run(args: &ClusterArgs, out: &mut impl Write) -> anyhow::Result<()> {
         args.dir.display()
     )?;
     out.flush()?;
-    wait_for_signal()?;
+    signals.wait();
     for replica in running {
         let dir = replica.dir.clone();
         let stopped = replica.stop()?;
@@ -299,19 +302,5 @@ pub fn run(args: &ClusterArgs, out: &mut impl Write) -> anyhow::Result<()> {
             hex::encode(stopped.state_root)
         )?;
     }
-    Ok(())
-}
-
-fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
     Ok(())
 }
