@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::replay::{ForwardReport, Forwarder};
+use crate::signals::Signals;
 use crate::traffic::extract::Extractor;
 use crate::traffic::live;
 use crate::traffic::pacing::Speed;
@@ -102,26 +103,14 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
     forwarder.finish(extractor.stats().clone(), Duration::from_secs(args.drain))
 }
 
-/// Sets `stop` on Ctrl-C (or SIGTERM), so the end table is still printed.
+/// Sets `stop` on Ctrl-C (or SIGTERM), so the end table is still printed; caught from the
+/// call on, before capture begins.
 fn interrupt_on_ctrl_c(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal handler")?;
+    let signals = Signals::catch().context("catching SIGINT and SIGTERM")?;
     std::thread::Builder::new()
         .name("capture-signal".into())
         .spawn(move || {
-            runtime.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            });
+            signals.wait();
             stop.store(true, Ordering::Release);
         })?;
     Ok(())
