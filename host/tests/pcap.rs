@@ -533,3 +533,55 @@ fn live_capture_on_loopback_forwards_to_a_replica() {
     replica.stop().expect("stops");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_stops_a_live_capture_with_its_table() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("pcap-live-sigterm");
+    init(&dir, 20);
+    let replica = start(&dir);
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("binds");
+    let port = sink.local_addr().expect("an address").port();
+    // No --count and no --duration: only a signal ends it.
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_verity"))
+        .args(["capture", "--iface", "lo", "--filter"])
+        .arg(format!("udp dst port {port}"))
+        .args(["--target", &replica.ready.udp.to_string(), "--drain", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verity capture starts");
+    let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("a line");
+    assert!(line.starts_with("capturing on lo"), "{line}");
+    let keys = read_accounts(&dir).expect("keys");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
+    for tx in transfers(&keys, 4, 5) {
+        client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let api = Client::new(replica.ready.http);
+    assert_eq!(nonce_reaches(&api, &keys[4], 5), 5);
+    let pid = rustix::process::Pid::from_raw(capture.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    // A capture that ignored the signal would run for ever: give it a minute, then fail.
+    let mut waited = 0;
+    while capture.try_wait().expect("waits").is_none() {
+        if waited == 600 {
+            let _ = capture.kill();
+            panic!("verity capture still ran a minute after SIGTERM");
+        }
+        waited += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = capture.wait_with_output().expect("verity capture ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{:?}: {stdout}", output.status);
+    assert_eq!(field(&stdout, "sent"), 5, "{stdout}");
+    assert!(stdout.contains("committed 5 (applied 5)"), "{stdout}");
+    replica.stop().expect("stops");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -77,7 +77,7 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
             break;
         }
         match capture.next_packet() {
-            Ok(packet) => {
+            Ok(Some(packet)) => {
                 extractor.captured(&packet, &mut batch);
                 if let Some(limit) = args.count {
                     let left = limit.saturating_sub(forwarder.attempted());
@@ -86,7 +86,7 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ForwardReport> {
                 forwarder.send(&mut batch)?;
                 forwarder.flush()?;
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Ok(None) => {}
             Err(error) => {
                 return Err(error).with_context(|| format!("capturing on {}", args.iface));
             }

@@ -35,8 +35,8 @@ pub fn serve(
             let mut batch = Vec::new();
             loop {
                 match capture.next_packet() {
-                    Ok(packet) => extractor.captured(&packet, &mut batch),
-                    Err(pcap::Error::TimeoutExpired) => continue,
+                    Ok(Some(packet)) => extractor.captured(&packet, &mut batch),
+                    Ok(None) => continue,
                     Err(error) => {
                         metrics::counter!("verity_capture_failures_total").increment(1);
                         warn!(iface = name, %error, "capture ingress stopped");
