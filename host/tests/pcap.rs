@@ -2,9 +2,10 @@
 //! recording switched on and replayed into another replica, `verity capture` on loopback,
 //! and tshark reading every file Verity writes.
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::Duration;
 
 use verity_host::api::Status;
@@ -471,11 +472,7 @@ fn a_replica_takes_transactions_off_an_interface_with_capture_in_its_configurati
     std::fs::write(dir.join("verity.toml"), config).expect("written");
     let replica = start(&dir);
     let keys = read_accounts(&dir).expect("keys");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
-    for tx in transfers(&keys, 5, 8) {
-        client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    send_paced(&transfers(&keys, 5, 8), port);
     let api = Client::new(replica.ready.http);
     assert_eq!(nonce_reaches(&api, &keys[5], 8), 8);
     let metrics =
@@ -486,6 +483,40 @@ fn a_replica_takes_transactions_off_an_interface_with_capture_in_its_configurati
     );
     replica.stop().expect("stops");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `verity capture` on lo for UDP to `port`, forwarding to `target` and stopping as `stop`
+/// says, once it has begun to capture (its first line on stderr). Keep the stderr returned
+/// until it has ended: with the pipe closed, its next line on stderr would fail.
+fn capture_on_loopback(
+    port: u16,
+    target: SocketAddr,
+    stop: &[&str],
+) -> (Child, BufReader<ChildStderr>) {
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_verity"))
+        .args(["capture", "--iface", "lo", "--filter"])
+        .arg(format!("udp dst port {port}"))
+        .args(["--target", &target.to_string(), "--drain", "20"])
+        .args(stop)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verity capture starts");
+    let mut stderr = BufReader::new(capture.stderr.take().expect("piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a line");
+    assert!(line.starts_with("capturing on lo"), "{line}");
+    (capture, stderr)
+}
+
+/// Sends `transactions` as datagrams to `port` on loopback, 20 ms apart, so that each is
+/// forwarded before the next nonce arrives.
+fn send_paced(transactions: &[Vec<u8>], port: u16) {
+    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
+    for tx in transactions {
+        client.send_to(tx, ("127.0.0.1", port)).expect("sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -499,27 +530,13 @@ fn live_capture_on_loopback_forwards_to_a_replica() {
     // Clients send to a port nobody serves but a sink; capture forwards to the replica.
     let sink = UdpSocket::bind("127.0.0.1:0").expect("binds");
     let port = sink.local_addr().expect("an address").port();
-    let mut capture = Command::new(env!("CARGO_BIN_EXE_verity"))
-        .args(["capture", "--iface", "lo", "--filter"])
-        .arg(format!("udp dst port {port}"))
-        .args(["--target", &replica.ready.udp.to_string(), "--count", "10"])
-        .args(["--duration", "60", "--drain", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("verity capture starts");
-    // Wait until it captures: its first line on stderr.
-    let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).expect("a line");
-    assert!(line.starts_with("capturing on lo"), "{line}");
+    let (capture, _stderr) = capture_on_loopback(
+        port,
+        replica.ready.udp,
+        &["--count", "10", "--duration", "60"],
+    );
     let keys = read_accounts(&dir).expect("keys");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
-    for tx in transfers(&keys, 3, 10) {
-        client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
-        // Paced, so each is forwarded before the next nonce arrives.
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    send_paced(&transfers(&keys, 3, 10), port);
     let output = capture.wait_with_output().expect("verity capture ends");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
@@ -544,25 +561,12 @@ fn sigterm_stops_a_live_capture_with_its_table() {
     let replica = start(&dir);
     let sink = UdpSocket::bind("127.0.0.1:0").expect("binds");
     let port = sink.local_addr().expect("an address").port();
-    // No --count and no --duration: only a signal ends it.
-    let mut capture = Command::new(env!("CARGO_BIN_EXE_verity"))
-        .args(["capture", "--iface", "lo", "--filter"])
-        .arg(format!("udp dst port {port}"))
-        .args(["--target", &replica.ready.udp.to_string(), "--drain", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("verity capture starts");
-    let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).expect("a line");
-    assert!(line.starts_with("capturing on lo"), "{line}");
+    // Only a signal ends it within the minute the wait below allows; the duration is a cap
+    // so that a test failing before the signal leaves no capture running.
+    let (mut capture, _stderr) =
+        capture_on_loopback(port, replica.ready.udp, &["--duration", "300"]);
     let keys = read_accounts(&dir).expect("keys");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("binds");
-    for tx in transfers(&keys, 4, 5) {
-        client.send_to(&tx, ("127.0.0.1", port)).expect("sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    send_paced(&transfers(&keys, 4, 5), port);
     let api = Client::new(replica.ready.http);
     assert_eq!(nonce_reaches(&api, &keys[4], 5), 5);
     let pid = rustix::process::Pid::from_raw(capture.id() as i32).expect("a pid");
